@@ -1,0 +1,267 @@
+"""The domain model: policies, requests and responses as frozen dataclasses.
+
+Nothing here knows about JSON, databases or HTTP. `pbgm.syntax` turns documents
+into these objects; `pbgm.conditions` compiles the expressions; the PDP evaluates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+CATEGORIES = ("subject", "resource", "action", "environment")
+
+POLICY_TYPES = (
+    "flexoffer",
+    "operational_limits",
+    "data_access",
+    "service_trigger",
+    "service_config",
+    "device_qos",
+)
+
+COMBINING_ALGORITHMS = (
+    "deny-overrides",
+    "permit-overrides",
+    "first-applicable",
+    "only-one-applicable",
+    "deny-unless-permit",
+    "permit-unless-deny",
+)
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Effect(StrEnum):
+    PERMIT = "Permit"
+    DENY = "Deny"
+
+
+class Decision(StrEnum):
+    PERMIT = "Permit"
+    DENY = "Deny"
+    NOT_APPLICABLE = "NotApplicable"
+    INDETERMINATE = "Indeterminate"
+
+
+class PolicyStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    RETIRED = "retired"
+
+
+class Permission(StrEnum):
+    """What a grant allows; each level includes the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    def includes(self, other: Permission) -> bool:
+        order = (Permission.READ, Permission.WRITE, Permission.ADMIN)
+        return order.index(self) >= order.index(other)
+
+
+# --- expressions -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeRef:
+    """A reference to an attribute of the request, e.g. `subject.groups`.
+
+    A missing attribute makes the enclosing rule Indeterminate unless
+    `may_be_absent` is set, in which case it evaluates to an empty bag.
+    """
+
+    category: str
+    name: str
+    may_be_absent: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"{self.category}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A constant. `type` is `None` for plain JSON values, or a datatype name
+    (`datetime`, `time`, `duration`) for values parsed from strings."""
+
+    value: Any
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """Application of a named function to argument expressions."""
+
+    function: str
+    args: tuple[Expr, ...]
+
+
+Expr = AttributeRef | Literal | Apply
+
+
+# --- targets ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """`category.name` has at least one value in `values` (an indexable equality)."""
+
+    category: str
+    name: str
+    values: frozenset[Any]
+
+    @property
+    def path(self) -> str:
+        return f"{self.category}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A conjunction of matches. The empty target matches every request.
+
+    A request that lacks a matched attribute does not match (NotApplicable),
+    as a XACML Match with MustBePresent=false.
+    """
+
+    matches: tuple[Match, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.matches
+
+
+# --- obligations and advice --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ObligationExpression:
+    """An obligation (or advice) as written in a policy: its attribute values
+    are expressions evaluated when the decision is made."""
+
+    id: str
+    fulfill_on: Effect
+    attributes: Mapping[str, Expr] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Obligation:
+    """An obligation in a response, with its attribute values resolved.
+    The PEP must discharge every one of them or deny."""
+
+    id: str
+    attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """Like an obligation, but the PEP may ignore it."""
+
+    id: str
+    attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+# --- rules, policies, policy sets -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    effect: Effect
+    target: Target = Target()
+    condition: Expr | None = None
+    obligations: tuple[ObligationExpression, ...] = ()
+    advice: tuple[ObligationExpression, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    id: str
+    type: str
+    policy_group: str
+    rules: tuple[Rule, ...] = ()
+    rule_combining: str = "deny-overrides"
+    target: Target = Target()
+    asset_id: str | None = None
+    description: str = ""
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    obligations: tuple[ObligationExpression, ...] = ()
+    advice: tuple[ObligationExpression, ...] = ()
+    content: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """Policies combined by one algorithm. `revision` identifies the store
+    state it was built from, so a PDP can tell when to recompile."""
+
+    id: str
+    policies: tuple[Policy, ...] = ()
+    policy_combining: str = "deny-overrides"
+    target: Target = Target()
+    obligations: tuple[ObligationExpression, ...] = ()
+    advice: tuple[ObligationExpression, ...] = ()
+    revision: int = 0
+    description: str = ""
+
+
+# --- requests and responses -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Four attribute bags. A value may be a scalar or a list/tuple/set (a bag)."""
+
+    subject: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    resource: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    action: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    environment: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def bag(self, category: str) -> Mapping[str, Any]:
+        return getattr(self, category)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """XACML-style status: `ok`, `missing-attribute`, `processing-error`, `syntax-error`."""
+
+    code: str = "ok"
+    message: str = ""
+
+
+STATUS_OK = Status()
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationError:
+    """An error met while evaluating; recorded in the response, never raised."""
+
+    code: str
+    message: str
+    policy_id: str | None = None
+    rule_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The decision and everything that explains it."""
+
+    decision: Decision
+    status: Status = STATUS_OK
+    obligations: tuple[Obligation, ...] = ()
+    advice: tuple[Advice, ...] = ()
+    policy_ids: tuple[str, ...] = ()
+    errors: tuple[EvaluationError, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision is Decision.PERMIT

@@ -1,0 +1,239 @@
+"""The Policy Repository behind a Protocol.
+
+Two implementations: `pbgm.store.memory.MemoryStore` (the reference, also used in
+tests and embedded use) and `pbgm.store.sql.SqlStore` (SQLite or PostgreSQL via
+SQLAlchemy). One contract suite (`tests/store/test_contract.py`) runs against both.
+
+Conventions every implementation follows:
+- Policy documents are stored as validated `pbgm/v1` JSON (dicts); validation is the
+  caller's job (`pbgm.pap`), the store only persists.
+- Every mutating call takes `actor` (who) and optionally `reason` (why) and writes
+  an `AuditEntry` in the same transaction.
+- Every change to policies, policy groups, principals, memberships or grants bumps
+  the repository `revision()` by one (a PDP recompiles when it moves).
+- `expected_version` on policy updates gives optimistic concurrency: a stale value
+  raises `ConflictError` and changes nothing.
+- Missing objects raise `NotFoundError`, duplicates `AlreadyExistsError`.
+- `atomic()` returns a context manager yielding a store view whose calls form one
+  transaction: on an exception nothing of it is kept.
+- Timestamps are timezone-aware UTC `datetime`s from the store's injected clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from pbgm.model import Permission, PolicyStatus
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    """A policy as the repository holds it: its latest document and lifecycle state.
+
+    `version` is the latest version number (1, 2, ...). `published_version` is the
+    version services receive and the PDP evaluates (None until published; kept when
+    retired so history stays readable, but a retired policy is not evaluated).
+    """
+
+    id: str
+    type: str
+    policy_group: str
+    asset_id: str | None
+    version: int
+    status: PolicyStatus
+    document: Mapping[str, Any]
+    published_version: int | None
+    published_document: Mapping[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    """One entry of a policy's history."""
+
+    policy_id: str
+    version: int
+    document: Mapping[str, Any]
+    author: str
+    created_at: datetime
+    reason: str
+    action: str  # create | update | rollback
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyGroup:
+    """A policy set: the `policy_group` of the REST query."""
+
+    id: str
+    policy_combining: str = "deny-overrides"
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    display_name: str = ""
+    enabled: bool = True
+    password_hash: str | None = None  # for the admin GUI; never the password itself
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A machine principal: OAuth2 client id and the hash of its secret."""
+
+    client_id: str
+    secret_hash: str
+    scopes: tuple[str, ...] = ()
+    enabled: bool = True
+    description: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """`principal` (a user, group or service account) may `permission` on `target`
+    (a policy id or a policy group id). `id` is assigned by the store."""
+
+    principal_kind: str  # user | group | service
+    principal: str
+    target_kind: str  # policy | policy_group
+    target: str
+    permission: Permission
+    id: int | None = None
+    enabled: bool = True
+    created_by: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str  # e.g. policy.create, policy.update, grant.add, user.disable
+    object_type: str
+    object_id: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the PAP, the Access Point, the CLI and the API need from a repository."""
+
+    # -- revision and transactions
+    def revision(self) -> int: ...
+    def atomic(self) -> AbstractContextManager[Store]: ...
+
+    # -- policies
+    def get_policy(self, policy_id: str) -> PolicyRecord: ...
+    def list_policies(
+        self,
+        *,
+        policy_group: str | None = None,
+        policy_type: str | None = None,
+        asset_id: str | None = None,
+        status: PolicyStatus | None = None,
+    ) -> list[PolicyRecord]: ...
+    def create_policy(
+        self, document: Mapping[str, Any], *, actor: str, reason: str = ""
+    ) -> PolicyRecord: ...
+    def update_policy(
+        self,
+        policy_id: str,
+        document: Mapping[str, Any],
+        *,
+        expected_version: int,
+        actor: str,
+        reason: str = "",
+        action: str = "update",
+    ) -> PolicyRecord: ...
+    def set_policy_status(
+        self,
+        policy_id: str,
+        status: PolicyStatus,
+        *,
+        actor: str,
+        reason: str = "",
+        version: int | None = None,
+        expected_version: int | None = None,
+    ) -> PolicyRecord:
+        """Publish (the given `version`, default the latest) or retire a policy."""
+        ...
+
+    def policy_versions(self, policy_id: str) -> list[PolicyVersion]: ...
+    def get_policy_version(self, policy_id: str, version: int) -> PolicyVersion: ...
+    def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None: ...
+
+    # -- policy groups
+    def put_policy_group(self, group: PolicyGroup, *, actor: str) -> PolicyGroup: ...
+    def get_policy_group(self, group_id: str) -> PolicyGroup: ...
+    def list_policy_groups(self) -> list[PolicyGroup]: ...
+
+    # -- users, groups, memberships
+    def add_user(self, user: User, *, actor: str) -> User: ...
+    def get_user(self, name: str) -> User: ...
+    def list_users(self) -> list[User]: ...
+    def set_user_enabled(self, name: str, enabled: bool, *, actor: str) -> User: ...
+    def set_user_password_hash(self, name: str, password_hash: str, *, actor: str) -> User: ...
+    def add_group(self, group: Group, *, actor: str) -> Group: ...
+    def get_group(self, name: str) -> Group: ...
+    def list_groups(self) -> list[Group]: ...
+    def add_member(self, group: str, user: str, *, actor: str) -> None: ...
+    def remove_member(self, group: str, user: str, *, actor: str) -> None: ...
+    def groups_of(self, principal: str) -> list[str]: ...
+    def members_of(self, group: str) -> list[str]: ...
+
+    # -- service accounts
+    def add_service_account(self, account: ServiceAccount, *, actor: str) -> ServiceAccount: ...
+    def get_service_account(self, client_id: str) -> ServiceAccount: ...
+    def list_service_accounts(self) -> list[ServiceAccount]: ...
+    def set_service_account_enabled(
+        self, client_id: str, enabled: bool, *, actor: str
+    ) -> ServiceAccount: ...
+    def delete_service_account(self, client_id: str, *, actor: str) -> None: ...
+
+    # -- grants
+    def add_grant(self, grant: Grant, *, actor: str) -> Grant: ...
+    def list_grants(
+        self, *, principal: str | None = None, target: str | None = None
+    ) -> list[Grant]: ...
+    def set_grant_enabled(self, grant_id: int, enabled: bool, *, actor: str) -> Grant: ...
+    def delete_grant(self, grant_id: int, *, actor: str) -> None: ...
+
+    # -- audit
+    def record_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry: ...
+    def list_audit(
+        self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
+    ) -> list[AuditEntry]: ...
+
+
+def iter_published(store: Store, *, policy_group: str | None = None) -> Iterator[PolicyRecord]:
+    """The published policies, in id order: what a PDP evaluates."""
+    yield from store.list_policies(policy_group=policy_group, status=PolicyStatus.PUBLISHED)
