@@ -1,0 +1,209 @@
+"""C37.118.2 configuration (CFG-2): what a data stream carries and how it is encoded.
+
+A CFG-2 frame describes one data stream (the header IDCODE) made of one or more PMU
+blocks, each with its own station name, IDCODE, FORMAT word and channel lists. Data
+frames cannot be read without it, so a `Config` also compiles, once, the decoder of its
+data frames (`Config.decode_data`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from adapters.pmu._data import compile_decoder
+from adapters.pmu._frames import CRC_SIZE, HEADER_SIZE, FrameError, FrameType, check_frame
+
+if TYPE_CHECKING:
+    from adapters.pmu._data import Measurement
+
+PHUNIT_VOLT_PER_BIT = 1e-5
+"""PHUNIT bits 23-0 give the integer phasor scale in 10^-5 V (or A) per bit."""
+
+NAME_SIZE = 16
+MAX_FRAME_SIZE = 0xFFFF
+
+
+class PhasorUnit(NamedTuple):
+    """PHUNIT: voltage or current, and the 24-bit scale in 10^-5 V or A per bit."""
+
+    current: bool
+    scale: int
+
+    @property
+    def factor(self) -> float:
+        """Engineering units per bit of an integer phasor."""
+        return self.scale * PHUNIT_VOLT_PER_BIT
+
+
+class AnalogUnit(NamedTuple):
+    """ANUNIT: kind (0 point-on-wave, 1 rms, 2 peak, >64 user) and the signed 24-bit scale."""
+
+    kind: int
+    scale: int
+
+
+class DigitalUnit(NamedTuple):
+    """DIGUNIT: the normal-state mask and the valid-inputs mask of one digital word."""
+
+    normal: int
+    valid: int
+
+
+@dataclass(frozen=True, slots=True)
+class PmuConfig:
+    """One PMU block of a CFG-2 frame (names stripped of their space/NUL padding)."""
+
+    station: str
+    id_code: int
+    format: int
+    phasor_names: tuple[str, ...]
+    phasor_units: tuple[PhasorUnit, ...]
+    analog_names: tuple[str, ...] = ()
+    analog_units: tuple[AnalogUnit, ...] = ()
+    digital_names: tuple[str, ...] = ()
+    digital_units: tuple[DigitalUnit, ...] = ()
+    nominal_frequency: int = 50
+    cfg_count: int = 0
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.format <= 0xFFFF, f"format word `{self.format}` out of range")
+        _require(self.nominal_frequency in (50, 60), "nominal frequency must be 50 or 60 Hz")
+        _require(len(self.phasor_names) == len(self.phasor_units), "phasor names and units differ")
+        _require(len(self.analog_names) == len(self.analog_units), "analog names and units differ")
+        _require(
+            len(self.digital_names) == 16 * len(self.digital_units),
+            "a digital word needs 16 channel names",
+        )
+
+    @property
+    def phasor_polar(self) -> bool:
+        return bool(self.format & 0x1)
+
+    @property
+    def phasor_float(self) -> bool:
+        return bool(self.format & 0x2)
+
+    @property
+    def analog_float(self) -> bool:
+        return bool(self.format & 0x4)
+
+    @property
+    def freq_float(self) -> bool:
+        return bool(self.format & 0x8)
+
+    @property
+    def block_format(self) -> str:
+        """The `struct` layout of this PMU's block in a data frame (no byte-order prefix)."""
+        phasor = ("ff" if self.phasor_float else "Hh" if self.phasor_polar else "hh") * len(
+            self.phasor_units
+        )
+        freq = "ff" if self.freq_float else "hh"
+        analog = ("f" if self.analog_float else "h") * len(self.analog_units)
+        return "H" + phasor + freq + analog + "H" * len(self.digital_units)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A stream's configuration: the header IDCODE, TIME_BASE, the PMU blocks, DATA_RATE.
+
+    `data_size` is the exact size of the stream's data frames; `decode_data` reads one.
+    """
+
+    id_code: int
+    time_base: int
+    pmus: tuple[PmuConfig, ...]
+    data_rate: int = 0
+    version: int = 1
+    data_size: int = field(init=False, compare=False)
+    _decode: Callable[[Any], tuple[Measurement, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _require(0 < self.time_base <= 0xFFFFFF, f"time base `{self.time_base}` out of range")
+        _require(len(self.pmus) > 0, "a configuration needs at least one pmu")
+        layout = struct.Struct(">" + "".join(p.block_format for p in self.pmus))
+        size = HEADER_SIZE + layout.size + CRC_SIZE
+        _require(size <= MAX_FRAME_SIZE, f"data frames of {size} bytes do not fit a frame")
+        object.__setattr__(self, "data_size", size)
+        object.__setattr__(self, "_decode", compile_decoder(self, layout))
+
+    def decode_data(self, frame: bytes) -> tuple[Measurement, ...]:
+        """One `Measurement` per PMU block of a data frame of this stream.
+
+        Checks SYNC, type, size and CRC; raises `FrameError` on a frame that does not fit.
+        """
+        return self._decode(frame)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise FrameError("bad_config", message)
+
+
+def parse_config(frame: bytes) -> Config:
+    """Read a CFG-2 frame (CFG-1 has the same layout and is read the same way).
+
+    Raises `FrameError`: framing reasons from `check_frame`, `bad_config` for a frame of
+    another type or a payload that does not add up.
+    """
+    header = check_frame(frame)
+    if header.frame_type not in (FrameType.CFG1, FrameType.CFG2):
+        raise FrameError("bad_config", f"frame type `{header.frame_type}` is not a configuration")
+    reader = _Reader(frame, HEADER_SIZE, header.size - CRC_SIZE)
+    time_base = reader.unpack(">I")[0] & 0xFFFFFF
+    (num_pmu,) = reader.unpack(">H")
+    pmus = tuple(_read_pmu(reader) for _ in range(num_pmu))
+    (data_rate,) = reader.unpack(">h")
+    if reader.pos != reader.end:
+        raise FrameError(
+            "bad_config", f"{reader.end - reader.pos} unexpected bytes in configuration"
+        )
+    return Config(header.id_code, time_base, pmus, data_rate, header.version)
+
+
+def _read_pmu(reader: _Reader) -> PmuConfig:
+    station = reader.name()
+    id_code, fmt, phnmr, annmr, dgnmr = reader.unpack(">5H")
+    names = [reader.name() for _ in range(phnmr + annmr + 16 * dgnmr)]
+    phunits = [reader.unpack(">I")[0] for _ in range(phnmr)]
+    anunits = [reader.unpack(">I")[0] for _ in range(annmr)]
+    digunits = [reader.unpack(">HH") for _ in range(dgnmr)]
+    fnom, cfg_count = reader.unpack(">HH")
+    return PmuConfig(
+        station=station,
+        id_code=id_code,
+        format=fmt & 0x000F,
+        phasor_names=tuple(names[:phnmr]),
+        phasor_units=tuple(PhasorUnit(bool(u >> 24), u & 0xFFFFFF) for u in phunits),
+        analog_names=tuple(names[phnmr : phnmr + annmr]),
+        analog_units=tuple(AnalogUnit(u >> 24, _signed24(u & 0xFFFFFF)) for u in anunits),
+        digital_names=tuple(names[phnmr + annmr :]),
+        digital_units=tuple(DigitalUnit(n, v) for n, v in digunits),
+        nominal_frequency=50 if fnom & 0x1 else 60,
+        cfg_count=cfg_count,
+    )
+
+
+def _signed24(value: int) -> int:
+    return value - 0x1000000 if value & 0x800000 else value
+
+
+class _Reader:
+    """A bounds-checked cursor over the configuration payload."""
+
+    def __init__(self, frame: bytes, pos: int, end: int) -> None:
+        self.frame, self.pos, self.end = frame, pos, end
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > self.end:
+            raise FrameError("bad_config", "configuration ends in the middle of a field")
+        start, self.pos = self.pos, self.pos + n
+        return self.frame[start : self.pos]
+
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+    def name(self) -> str:
+        return self.take(NAME_SIZE).decode("ascii", errors="replace").strip(" \x00")
