@@ -1,0 +1,435 @@
+"""C37.118.2 parsing, checked against frames built by pypmu (`synchrophasor`)."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+
+from adapters.pmu import (
+    AnalogUnit,
+    Config,
+    DigitalUnit,
+    FrameError,
+    PhasorUnit,
+    PmuConfig,
+    StreamDecoder,
+    check_frame,
+    crc_ccitt,
+    parse_config,
+    parse_data,
+    parse_frame,
+    to_edgeflex,
+)
+from tests.adapters.pmu_peer import (
+    OK_STAT,
+    SOC,
+    CommandFrame,
+    ConfigFrame2,
+    DataFrame,
+    HeaderFrame,
+    channel_names,
+    crc16xmodem,
+    fix_crc,
+    make_config,
+)
+
+approx = pytest.approx
+
+
+@pytest.mark.parametrize(
+    ("what", "data"),
+    [
+        ("the standard check value", b"123456789"),
+        ("an empty input", b""),
+        ("a header-sized input", bytes(range(14))),
+        ("all ones", b"\xff" * 100),
+    ],
+)
+def test_crc_is_crc_ccitt_false_as_pypmu_computes_it(what, data):
+    assert crc_ccitt(data) == crc16xmodem(data, 0xFFFF)
+
+
+def test_crc_check_value():
+    assert crc_ccitt(b"123456789") == 0x29B1
+
+
+def test_cfg2_fields_are_read_as_pypmu_wrote_them():
+    cfg = make_config(
+        fmt=(False, False, True, False),
+        ph_units=[(915527, "v"), (45776, "i")],
+        phasors=2,
+        analogs=2,
+        an_units=[(1, "pow"), (-20, "rms")],
+        digitals=2,
+        fnom=60,
+        time_base=100_000,
+        data_rate=-5,
+        cfg_count=7,
+    )
+    config = parse_config(cfg.convert2bytes())
+    (pmu,) = config.pmus
+    assert (config.id_code, config.time_base, config.data_rate, config.version) == (
+        7734,
+        100_000,
+        -5,
+        1,
+    )
+    assert (pmu.station, pmu.id_code, pmu.nominal_frequency, pmu.cfg_count) == (
+        "Station A",
+        7734,
+        60,
+        7,
+    )
+    assert (pmu.phasor_polar, pmu.phasor_float, pmu.analog_float, pmu.freq_float) == (
+        False,
+        False,
+        True,
+        False,
+    )
+    names = channel_names(2, 2, 2)
+    assert pmu.phasor_names == tuple(names[:2])
+    assert pmu.analog_names == tuple(names[2:4])
+    assert pmu.digital_names == tuple(names[4:])
+    assert pmu.phasor_units == (PhasorUnit(False, 915527), PhasorUnit(True, 45776))
+    assert pmu.analog_units == (AnalogUnit(0, 1), AnalogUnit(1, -20))
+    assert pmu.digital_units == (DigitalUnit(0, 0xFFFF),) * 2
+    assert config.data_size == len(
+        DataFrame(
+            7734, OK_STAT, [(1, 1)] * 2, 0, 0, [1.0, 2.0], [0, 0], cfg, soc=SOC
+        ).convert2bytes()
+    )
+
+
+# what | (polar, float phasors, float analogs, float FREQ) | phasors sent | expected (V, rad)
+PHASOR_CASES = [
+    (
+        "polar float phasors are taken as sent",
+        (True, True, True, False),
+        [(230.0, 0.0), (230.0, -2.0944), (10.5, 2.0944)],
+        [(230.0, 0.0), (230.0, -2.0944), (10.5, 2.0944)],
+    ),
+    (
+        "rectangular float phasors become magnitude and angle",
+        (False, True, False, False),
+        [(162.5, 162.5), (0.0, -230.0), (-1.0, 0.0)],
+        [(math.hypot(162.5, 162.5), math.pi / 4), (230.0, -math.pi / 2), (1.0, math.pi)],
+    ),
+    (
+        "polar integer phasors scale by PHUNIT (1e-5 V/bit) and angles by 1e-4 rad",
+        (True, False, False, False),
+        [(23000, 0), (23000, -20944), (65535, 31416)],
+        [(230.0, 0.0), (230.0, -2.0944), (655.35, 3.1416)],
+    ),
+    (
+        "rectangular integer phasors scale both parts by PHUNIT",
+        (False, False, True, True),
+        [(16263, 16263), (0, -23000), (-32767, 0)],
+        [(math.hypot(162.63, 162.63), math.pi / 4), (230.0, -math.pi / 2), (327.67, math.pi)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "fmt", "sent", "expected"), PHASOR_CASES)
+def test_data_frame_phasors(what, fmt, sent, expected):
+    cfg = make_config(fmt=fmt, phasors=3, ph_units=[(1000, "v")] * 3)
+    config = parse_config(cfg.convert2bytes())
+    analog = [1.5] if fmt[2] else [-1234]
+    frame = DataFrame(7734, OK_STAT, sent, 0, 0, analog, [0x3C12], cfg, soc=SOC)
+    (m,) = parse_data(frame.convert2bytes(), config)
+    assert [tuple(p) for p in m.phasors] == [approx(e, rel=1e-6, abs=1e-9) for e in expected]
+    assert m.analogs == approx(tuple(analog))
+    assert m.digitals == (0x3C12,)
+    peer = frame.get_phasors()  # pypmu's own conversion to polar engineering units
+    assert [p.magnitude for p in m.phasors] == approx([p[0] for p in peer], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("what", "fmt", "fnom", "freq", "dfreq", "frequency", "rocof"),
+    [
+        (
+            "integer FREQ is mHz off nominal, DFREQ is ROCOF x 100",
+            False,
+            50,
+            -25,
+            -50,
+            49.975,
+            -0.5,
+        ),
+        ("integer FREQ on a 60 Hz system", False, 60, 1234, 321, 61.234, 3.21),
+        (
+            "float FREQ below half nominal is the deviation in Hz",
+            True,
+            50,
+            0.125,
+            -0.42,
+            50.125,
+            -0.42,
+        ),
+        ("float FREQ on a 60 Hz system", True, 60, -1.5, 0.25, 58.5, 0.25),
+    ],
+)
+def test_data_frame_frequency_and_rocof(what, fmt, fnom, freq, dfreq, frequency, rocof):
+    cfg = make_config(fmt=(True, True, True, fmt), fnom=fnom)
+    config = parse_config(cfg.convert2bytes())
+    frame = DataFrame(7734, OK_STAT, [(1.0, 0.0)] * 3, freq, dfreq, [0.0], [0], cfg, soc=SOC)
+    (m,) = parse_data(frame.convert2bytes(), config)
+    assert m.frequency == approx(frequency, abs=1e-6)
+    assert m.rocof == approx(rocof, abs=1e-6)
+    assert m.frequency_deviation == approx(frequency - fnom, abs=1e-6)
+
+
+def test_float_freq_above_half_nominal_is_the_absolute_frequency():
+    """C37.118.2-2011 sends the actual frequency; pypmu cannot, so the bytes are patched."""
+    cfg = make_config(fmt=(True, True, True, True), phasors=1, analogs=0, digitals=0)
+    config = parse_config(cfg.convert2bytes())
+    raw = bytearray(DataFrame(7734, OK_STAT, [(1.0, 0.0)], 0.0, 0.0, [], [], cfg).convert2bytes())
+    raw[24:28] = struct.pack(">f", 49.95)
+    (m,) = parse_data(fix_crc(raw), config)
+    assert m.frequency == approx(49.95, abs=1e-5)
+
+
+def test_stat_time_and_time_quality():
+    cfg = make_config(time_base=1000)
+    config = parse_config(cfg.convert2bytes())
+    # test mode, unsynchronised, triggered, config change, time quality 3, unlocked 1, reason 2
+    # (an int: pypmu's tuple form shifts the 2-bit data error field one bit too far)
+    stat = 0x8000 | 0x2000 | 0x0800 | 0x0400 | 3 << 6 | 1 << 4 | 2
+    frame = DataFrame(
+        7734,
+        stat,
+        [(1.0, 0.0)] * 3,
+        0,
+        0,
+        [0.0],
+        [0],
+        cfg,
+        soc=SOC,
+        frasec=(250, "+", True, False, 7),
+    )
+    (m,) = parse_data(frame.convert2bytes(), config)
+    assert (m.data_error, m.synchronised, m.triggered, m.config_changed) == (2, False, True, True)
+    assert m.stat == stat
+    assert m.time == approx(SOC + 0.25)
+    assert (m.soc, m.fraction) == (SOC, 250)
+    assert m.time_quality & 0x0F == 7
+    assert m.time_quality & 0x20  # leap second occurred
+
+
+def _two_pmu_config() -> ConfigFrame2:
+    return ConfigFrame2(
+        100,
+        1_000_000,
+        2,
+        ["North", "South"],
+        [1001, 1002],
+        [(True, True, True, False), (False, False, False, False)],
+        [2, 1],
+        [1, 0],
+        [0, 1],
+        [channel_names(2, 1, 0, "N"), channel_names(1, 0, 1, "S")],
+        [[(1000, "v")] * 2, [(2000, "i")]],
+        [[(1, "pow")], []],
+        [[], [(0, 0xFFFF)]],
+        [50, 60],
+        [3, 4],
+        25,
+        soc=SOC,
+        frasec=(0,),
+    )
+
+
+def test_several_pmus_in_one_stream():
+    cfg = _two_pmu_config()
+    config = parse_config(cfg.convert2bytes())
+    assert [p.station for p in config.pmus] == ["North", "South"]
+    assert [p.id_code for p in config.pmus] == [1001, 1002]
+    frame = DataFrame(
+        100,
+        [OK_STAT, OK_STAT],
+        [[(230.0, 0.5), (231.0, -0.5)], [(1000, 0)]],
+        [12, -30],
+        [5, -7],
+        [[42.0], []],
+        [[], [0x8001]],
+        cfg,
+        soc=SOC,
+        frasec=(500_000,),
+    )
+    north, south = parse_data(frame.convert2bytes(), config)
+    assert (north.stream_id, north.pmu.id_code, south.pmu.id_code) == (100, 1001, 1002)
+    assert [tuple(p) for p in north.phasors] == [approx((230.0, 0.5)), approx((231.0, -0.5))]
+    assert (north.frequency, north.rocof, north.analogs) == (approx(50.012), 0.05, (42.0,))
+    assert [tuple(p) for p in south.phasors] == [approx((20.0, 0.0))]
+    assert (south.frequency, south.rocof, south.digitals) == (approx(59.97), -0.07, (0x8001,))
+    assert north.time == south.time == approx(SOC + 0.5)
+
+
+def test_edgeflex_payload_names_and_values():
+    cfg = make_config(station="edgePMU3", phasors=1, analogs=1, digitals=1)
+    config = parse_config(cfg.convert2bytes())
+    frame = DataFrame(
+        7734,
+        OK_STAT,
+        [(234.47, 0.25)],
+        -25,
+        -50,
+        [float("nan")],
+        [7],
+        cfg,
+        soc=SOC,
+        frasec=(123_456,),
+    )
+    (m,) = parse_data(frame.convert2bytes(), config)
+    payload = to_edgeflex(m)
+    assert payload == {
+        "edgePMU3 PH1 amplitude": approx(234.47),
+        "edgePMU3 PH1 angle": approx(0.25),
+        "edgePMU3 digital 1": 7,
+        "edgePMU3 frequency": approx(49.975),
+        "edgePMU3 rocof": -0.5,
+        "created": SOC * 1000 + 123,
+    }
+    assert set(to_edgeflex(m, prefix="ch1")) == {k.replace("edgePMU3", "ch1") for k in payload}
+    assert "frequency" in to_edgeflex(m, prefix="")
+
+
+def test_header_and_command_frames_are_ignored():
+    decoder = StreamDecoder()
+    assert decoder.feed(CommandFrame(7734, "start", soc=SOC).convert2bytes()) == ()
+    assert decoder.feed(HeaderFrame(7734, "hello", soc=SOC).convert2bytes()) == ()
+    assert (decoder.counters.ignored, decoder.counters.dropped) == (2, 0)
+
+
+def test_cfg2_on_the_wire_is_learned_and_replaced():
+    decoder = StreamDecoder()
+    first, second = make_config(phasors=3), make_config(phasors=1, cfg_count=2)
+    decoder.feed(first.convert2bytes())
+    decoder.feed(second.convert2bytes())
+    assert decoder.configs[7734].pmus[0].cfg_count == 2
+    data = DataFrame(7734, OK_STAT, [(5.0, 0.0)], 0, 0, [0.0], [0], second, soc=SOC)
+    (m,) = decoder.feed(data.convert2bytes())
+    assert m.phasors == ((5.0, 0.0),)
+    assert decoder.counters.configs == 2
+
+
+def _good_data(cfg: ConfigFrame2) -> bytes:
+    return DataFrame(
+        7734, OK_STAT, [(1.0, 0.0)] * 3, 0, 0, [0.0], [0], cfg, soc=SOC
+    ).convert2bytes()
+
+
+def _flip_crc(frame: bytes) -> bytes:
+    return frame[:-1] + bytes([frame[-1] ^ 0x01])
+
+
+def _with_type(frame: bytes, frame_type: int) -> bytes:
+    return fix_crc(frame[:1] + bytes([frame_type << 4 | 1]) + frame[2:])
+
+
+def _other_stream(frame: bytes) -> bytes:
+    return fix_crc(frame[:4] + (4242).to_bytes(2, "big") + frame[6:])
+
+
+def _short_cfg(cfg: ConfigFrame2) -> bytes:
+    raw = bytearray(cfg.convert2bytes())
+    raw[18:20] = (2).to_bytes(2, "big")  # NUM_PMU says two, only one follows
+    return fix_crc(raw)
+
+
+def _wrong_layout(_cfg: ConfigFrame2) -> bytes:
+    other = make_config(phasors=2)
+    return DataFrame(
+        7734, OK_STAT, [(1.0, 0.0)] * 2, 0, 0, [0.0], [0], other, soc=SOC
+    ).convert2bytes()
+
+
+BAD_FRAMES = [
+    ("a flipped CRC byte", lambda c: _flip_crc(_good_data(c)), "bad_crc"),
+    ("a frame cut short by one byte", lambda c: _good_data(c)[:-1], "truncated"),
+    ("a datagram shorter than a header", lambda c: _good_data(c)[:9], "truncated"),
+    ("an empty datagram", lambda c: b"", "truncated"),
+    ("a wrong SYNC byte", lambda c: b"\xab" + _good_data(c)[1:], "bad_sync"),
+    ("trailing bytes after the frame", lambda c: _good_data(c) + b"\0", "size_mismatch"),
+    ("an undefined frame type", lambda c: _with_type(_good_data(c), 7), "unknown_type"),
+    ("data of a stream without configuration", lambda c: _other_stream(_good_data(c)), "no_config"),
+    ("data not matching the configured layout", _wrong_layout, "size_mismatch"),
+    ("a configuration shorter than it claims", _short_cfg, "bad_config"),
+]
+
+
+@pytest.mark.parametrize(("what", "make_bad", "reason"), BAD_FRAMES)
+def test_bad_frames_are_dropped_counted_and_do_not_stop_the_stream(what, make_bad, reason):
+    cfg = make_config()
+    decoder = StreamDecoder([parse_config(cfg.convert2bytes())])
+    assert decoder.feed(make_bad(cfg)) == ()
+    assert len(decoder.feed(_good_data(cfg))) == 1
+    counts = decoder.counters.as_dict()
+    assert counts[reason] == 1
+    assert (decoder.counters.dropped, counts["measurements"], counts["frames"]) == (1, 1, 2)
+
+
+def test_data_before_any_configuration_then_after_it():
+    cfg = make_config()
+    decoder = StreamDecoder()
+    assert decoder.feed(_good_data(cfg)) == ()
+    decoder.feed(cfg.convert2bytes())
+    assert len(decoder.feed(_good_data(cfg))) == 1
+    assert (decoder.counters.no_config, decoder.counters.measurements) == (1, 1)
+
+
+def test_streams_outside_the_allowlist_are_unknown_even_with_a_cfg2():
+    cfg = make_config(id_code=4242)
+    decoder = StreamDecoder(id_codes=[7734])
+    decoder.feed(cfg.convert2bytes())
+    data = DataFrame(4242, OK_STAT, [(1.0, 0.0)] * 3, 0, 0, [0.0], [0], cfg, soc=SOC)
+    decoder.feed(data.convert2bytes())
+    assert decoder.counters.unknown_id == 2
+    assert 4242 not in decoder.configs
+
+
+@pytest.mark.parametrize(
+    ("what", "call"),
+    [
+        ("a data frame read as a configuration", lambda d, c: parse_config(d)),
+        ("a configuration read as data", lambda d, c: parse_data(c, parse_config(c))),
+        ("data checked for another stream", lambda d, c: parse_frame(d, {}, id_codes=[1])),
+    ],
+)
+def test_misuse_raises_the_typed_error(what, call):
+    cfg = make_config()
+    with pytest.raises(FrameError) as info:
+        call(_good_data(cfg), cfg.convert2bytes())
+    assert info.value.code == "invalid_pmu_frame"
+    assert info.value.message == info.value.message.lower().rstrip(".")
+
+
+@pytest.mark.parametrize(
+    ("what", "kwargs"),
+    [
+        ("a zero time base", {"time_base": 0}),
+        ("no pmu at all", {"pmus": ()}),
+    ],
+)
+def test_a_hand_built_config_is_checked(what, kwargs):
+    pmu = PmuConfig("A", 1, 0, ("V",), (PhasorUnit(False, 1000),))
+    args = {"id_code": 1, "time_base": 1000, "pmus": (pmu,)} | kwargs
+    with pytest.raises(FrameError) as info:
+        Config(**args)
+    assert info.value.reason == "bad_config"
+
+
+def test_check_frame_reads_the_common_header():
+    header = check_frame(make_config().convert2bytes())
+    assert (header.frame_type, header.version, header.id_code, header.soc) == (3, 1, 7734, SOC)
+
+
+def test_new_streams_beyond_the_limit_are_refused_known_ones_still_update():
+    decoder = StreamDecoder(max_streams=1)
+    decoder.feed(make_config(id_code=1).convert2bytes())
+    decoder.feed(make_config(id_code=2).convert2bytes())
+    decoder.feed(make_config(id_code=1, cfg_count=9).convert2bytes())
+    assert list(decoder.configs) == [1]
+    assert decoder.configs[1].pmus[0].cfg_count == 9
+    assert (decoder.counters.configs, decoder.counters.unknown_id) == (2, 1)
