@@ -28,6 +28,7 @@ test: lint
 bench: venv
 	$(BIN)/python -m benchmarks.pdp
 	$(BIN)/python -m benchmarks.controls
+	$(BIN)/python -m benchmarks.pmu
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo.db*
