@@ -1,0 +1,296 @@
+"""Reading untrusted input documents (JSON or YAML) and writing canonical JSON.
+
+Everything a user, a REST client or a bundle file hands to pbgm goes through
+`load_document` first. It refuses, each with an `InvalidInputError` and a stable
+`code`, what should never reach validation:
+
+| code                 | when                                                              |
+|----------------------|-------------------------------------------------------------------|
+| `document_too_large` | more than `max_bytes` bytes, or a YAML alias tree that expands    |
+|                      | to more than `MAX_VALUES` values (a "billion laughs" document)    |
+| `invalid_encoding`   | bytes that are not UTF-8                                          |
+| `malformed_document` | JSON/YAML syntax errors (with line and column), `NaN`/`Infinity`, |
+|                      | non-string keys, YAML values with no JSON equivalent              |
+| `duplicate_key`      | the same key twice in one object (JSON and YAML alike)            |
+| `document_too_deep`  | containers nested deeper than `MAX_DEPTH` levels                  |
+| `unknown_format`     | `fmt` other than `json` or `yaml`                                 |
+| `unreadable_file`    | `load_file` cannot open or read the path                          |
+
+YAML is read with a safe loader that additionally keeps date-times as strings
+(JSON has no date type; `valid_from` must read the same in both formats).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pbgm.errors import InvalidInputError
+from pbgm.syntax import format_datetime, thaw
+
+MAX_BYTES = 1_048_576
+MAX_DEPTH = 64
+MAX_VALUES = 1_000_000
+FORMATS = ("json", "yaml")
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def load_document(
+    data: bytes | str,
+    *,
+    source: str = "<input>",
+    fmt: str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Any:
+    """Parse one JSON (default) or YAML document from untrusted input.
+
+    `fmt` is `json` or `yaml`; when omitted, a `source` ending in `.yaml`/`.yml`
+    means YAML. Returns plain dicts, lists and scalars.
+    """
+    kind = _format_of(source, fmt)
+    text = _decode(data, source, max_bytes)
+    value = _parse_yaml(text, source) if kind == "yaml" else _parse_json(text, source)
+    _check_tree(value, source)
+    return value
+
+
+def load_file(
+    path: str | PathLike[str], *, fmt: str | None = None, max_bytes: int = MAX_BYTES
+) -> Any:
+    """`load_document` on the contents of a file; the file name picks the format."""
+    source = str(path)
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        reason = exc.strerror or "cannot be read"
+        raise InvalidInputError(
+            f"cannot read `{source}`: {reason.lower()}", code="unreadable_file"
+        ) from None
+    return load_document(data, source=source, fmt=fmt, max_bytes=max_bytes)
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, 2-space indent, UTF-8 text, trailing newline: two exports of
+    the same data are byte-identical and diff line by line."""
+    return (
+        json.dumps(
+            thaw(obj),
+            sort_keys=True,
+            indent=2,
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_json_default,
+        )
+        + "\n"
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    raise TypeError(f"cannot write a {type(value).__name__} value as JSON")
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def _format_of(source: str, fmt: str | None) -> str:
+    if fmt is None:
+        return "yaml" if source.lower().endswith(_YAML_SUFFIXES) else "json"
+    kind = fmt.lower()
+    if kind == "yml":
+        kind = "yaml"
+    if kind not in FORMATS:
+        raise InvalidInputError(
+            f"unknown document format `{fmt}`; use one of {', '.join(FORMATS)}",
+            code="unknown_format",
+        )
+    return kind
+
+
+def _too_large(source: str, max_bytes: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"`{source}` is larger than the limit of {max_bytes} bytes",
+        code="document_too_large",
+        limit=max_bytes,
+    )
+
+
+def _decode(data: bytes | str, source: str, max_bytes: int) -> str:
+    if isinstance(data, str):
+        if len(data) > max_bytes or len(data.encode("utf-8", "surrogatepass")) > max_bytes:
+            raise _too_large(source, max_bytes)
+        return data
+    if len(data) > max_bytes:
+        raise _too_large(source, max_bytes)
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"`{source}` is not valid UTF-8 (byte {exc.start})", code="invalid_encoding"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _malformed(source: str, kind: str, line: int, column: int, reason: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"malformed {kind} in `{source}` at line {line}, column {column}: {reason}",
+        code="malformed_document",
+        line=line,
+        column=column,
+    )
+
+
+def _duplicate(source: str, key: str, where: str = "") -> InvalidInputError:
+    return InvalidInputError(
+        f"duplicate key `{key}` in `{source}`{where}", code="duplicate_key", key=key
+    )
+
+
+def _parse_json(text: str, source: str) -> Any:
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise _duplicate(source, key)
+            out[key] = value
+        return out
+
+    def refuse_constant(name: str) -> Any:
+        raise InvalidInputError(
+            f"`{name}` in `{source}` is not a JSON number", code="malformed_document"
+        )
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs_hook, parse_constant=refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise _malformed(source, "JSON", exc.lineno, exc.colno, exc.msg.lower()) from None
+    except RecursionError:
+        raise _too_deep(source) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InvalidInputError(
+            f"malformed JSON in `{source}`: {str(exc).lower()}", code="malformed_document"
+        ) from None
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` without implicit timestamps, duplicate keys or non-string keys."""
+
+
+_StrictSafeLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    loader.flatten_mapping(node)
+    out: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        mark = key_node.start_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        if not isinstance(key, str):
+            raise InvalidInputError(
+                f"key `{key}` in `{mark.name}`{where} is not a string; quote it",
+                code="malformed_document",
+            )
+        if key in out:
+            raise _duplicate(mark.name, key, where)
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_StrictSafeLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        loader = _StrictSafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # control characters are refused up front
+        raise InvalidInputError(
+            f"malformed YAML in `{source}`: character #x{exc.character:04x} at position "
+            f"{exc.position} is not allowed",
+            code="malformed_document",
+        ) from None
+    loader.name = source
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise _malformed(source, "YAML", line, column, reason) from None
+    except yaml.YAMLError:
+        raise InvalidInputError(
+            f"malformed YAML in `{source}`", code="malformed_document"
+        ) from None
+    except RecursionError:
+        raise _too_deep(source) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InvalidInputError(
+            f"malformed YAML in `{source}`: {str(exc).lower()}", code="malformed_document"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+# --- the shape of what was read ------------------------------------------------
+
+
+def _too_deep(source: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"`{source}` is nested deeper than {MAX_DEPTH} levels",
+        code="document_too_deep",
+        limit=MAX_DEPTH,
+    )
+
+
+def _check_tree(root: Any, source: str) -> None:
+    """Depth, size and JSON-compatibility of a parsed document, without recursion.
+
+    Counting every visited value also bounds YAML alias trees, which share nodes
+    and so can expand exponentially although the text is small.
+    """
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise InvalidInputError(
+                f"`{source}` expands to more than {MAX_VALUES} values",
+                code="document_too_large",
+                limit=MAX_VALUES,
+            )
+        if isinstance(value, Mapping | list):
+            if depth >= MAX_DEPTH:
+                raise _too_deep(source)
+            children = value.values() if isinstance(value, Mapping) else value
+            stack.extend((child, depth + 1) for child in children)
+        elif not _is_json_scalar(value):
+            raise InvalidInputError(
+                f"`{source}` holds a value of a kind JSON does not have ({_kind(value)})",
+                code="malformed_document",
+            )
+
+
+def _is_json_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, float):
+        return "a non-finite number"
+    names = {bytes: "binary data", set: "a set", tuple: "ordered pairs"}
+    return names.get(type(value), "an unsupported value")
