@@ -1,4 +1,10 @@
-"""The Policy Repository (PRP): a `Store` protocol and its implementations."""
+"""The Policy Repository (PRP): a `Store` protocol and its implementations.
+
+`MemoryStore` and `open_store` are imported here; `SqlStore` is loaded on first
+use (`from pbgm.store import SqlStore`), so the core never pulls in SQLAlchemy.
+"""
+
+from typing import Any
 
 from pbgm.store.base import (
     AuditEntry,
@@ -14,12 +20,15 @@ from pbgm.store.base import (
     iter_published,
     utc_now,
 )
+from pbgm.store.factory import open_store
+from pbgm.store.memory import MemoryStore
 
 __all__ = [
     "AuditEntry",
     "Clock",
     "Grant",
     "Group",
+    "MemoryStore",
     "PolicyGroup",
     "PolicyRecord",
     "PolicyVersion",
@@ -27,5 +36,14 @@ __all__ = [
     "Store",
     "User",
     "iter_published",
+    "open_store",
     "utc_now",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SqlStore":
+        from pbgm.store.sql import SqlStore
+
+        return SqlStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,359 @@
+"""The memory store's state, and its principals, grants and audit log.
+
+A mixin of `pbgm.store.memory.MemoryStore`, kept apart so that each module holds
+one concept: here who may do what, there the policies and the transactions.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pbgm.errors import UnsupportedOperationError
+from pbgm.store import _common as rules
+from pbgm.store.base import (
+    AuditEntry,
+    Clock,
+    Grant,
+    Group,
+    PolicyGroup,
+    PolicyRecord,
+    PolicyVersion,
+    ServiceAccount,
+    User,
+)
+
+
+@dataclass
+class State:
+    """Everything the memory store holds. Records are immutable, so copying the
+    containers is enough to get an independent draft for `atomic()`."""
+
+    revision: int = 0
+    policies: dict[str, PolicyRecord] = field(default_factory=dict)
+    versions: dict[str, list[PolicyVersion]] = field(default_factory=dict)
+    policy_groups: dict[str, PolicyGroup] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    members: set[tuple[str, str]] = field(default_factory=set)  # (group, user)
+    services: dict[str, ServiceAccount] = field(default_factory=dict)
+    grants: dict[int, Grant] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)
+    next_grant_id: int = 1
+
+    def copy(self) -> State:
+        return replace(
+            self,
+            policies=dict(self.policies),
+            versions={key: list(items) for key, items in self.versions.items()},
+            policy_groups=dict(self.policy_groups),
+            users=dict(self.users),
+            groups=dict(self.groups),
+            members=set(self.members),
+            services=dict(self.services),
+            grants=dict(self.grants),
+            audit=list(self.audit),
+        )
+
+
+class MemoryPrincipals:
+    """Users, groups, memberships, service accounts, grants and audit entries."""
+
+    _clock: Clock
+    _lock: threading.RLock
+    _state: State
+    _active: bool
+
+    def _live(self) -> State:
+        if not self._active:
+            raise UnsupportedOperationError("the atomic block has ended; use the store itself")
+        return self._state
+
+    def _changed(
+        self, at: datetime, actor: str, action: str, kind: str, object_id: str, details: Any
+    ) -> None:
+        """Bump the revision and audit the change (callers hold the lock)."""
+        state = self._live()
+        state.revision += 1
+        _append_audit(state, AuditEntry(0, at, actor, action, kind, object_id, details))
+
+    def _now(self) -> datetime:
+        return rules.now(self._clock)
+
+    # -- users
+
+    def _user(self, name: str) -> User:
+        user = self._live().users.get(name)
+        if user is None:
+            raise rules.not_found("user", name)
+        return user
+
+    def add_user(self, user: User, *, actor: str) -> User:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            user = rules.check_user(user, at)
+            state = self._live()
+            if user.name in state.users:
+                raise rules.already_exists("user", user.name)
+            state.users[user.name] = user
+            self._changed(at, actor, "user.add", "user", user.name, {})
+            return user
+
+    def get_user(self, name: str) -> User:
+        with self._lock:
+            return self._user(name)
+
+    def list_users(self) -> list[User]:
+        with self._lock:
+            return sorted(self._live().users.values(), key=lambda u: u.name)
+
+    def set_user_enabled(self, name: str, enabled: bool, *, actor: str) -> User:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            user = replace(self._user(name), enabled=bool(enabled))
+            self._live().users[name] = user
+            action = rules.enabled_action("user", enabled)
+            self._changed(at, actor, action, "user", name, {})
+            return user
+
+    def set_user_password_hash(self, name: str, password_hash: str, *, actor: str) -> User:
+        rules.check_id(actor, "actor")
+        rules.check_password_hash(password_hash)
+        with self._lock:
+            at = rules.now(self._clock)
+            user = replace(self._user(name), password_hash=password_hash)
+            self._live().users[name] = user
+            self._changed(at, actor, "user.password", "user", name, {})
+            return user
+
+    # -- groups and memberships
+
+    def add_group(self, group: Group, *, actor: str) -> Group:
+        rules.check_group(group)
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            state = self._live()
+            if group.name in state.groups:
+                raise rules.already_exists("group", group.name)
+            state.groups[group.name] = group
+            self._changed(at, actor, "group.add", "group", group.name, {})
+            return group
+
+    def get_group(self, name: str) -> Group:
+        with self._lock:
+            group = self._live().groups.get(name)
+        if group is None:
+            raise rules.not_found("group", name)
+        return group
+
+    def list_groups(self) -> list[Group]:
+        with self._lock:
+            return sorted(self._live().groups.values(), key=lambda g: g.name)
+
+    def add_member(self, group: str, user: str, *, actor: str) -> None:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            self.get_group(group)
+            self._user(user)
+            state = self._live()
+            if (group, user) in state.members:
+                raise rules.already_exists(f"member of group `{group}`", user)
+            state.members.add((group, user))
+            details = {"user": user}
+            self._changed(at, actor, "group.add_member", "group", group, details)
+
+    def remove_member(self, group: str, user: str, *, actor: str) -> None:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            state = self._live()
+            if (group, user) not in state.members:
+                raise rules.not_found(f"member of group `{group}`", user)
+            state.members.discard((group, user))
+            details = {"user": user}
+            self._changed(at, actor, "group.remove_member", "group", group, details)
+
+    def groups_of(self, principal: str) -> list[str]:
+        """The groups `principal` belongs to; none for an unknown principal."""
+        with self._lock:
+            return sorted(g for g, u in self._live().members if u == principal)
+
+    def members_of(self, group: str) -> list[str]:
+        with self._lock:
+            self.get_group(group)
+            return sorted(u for g, u in self._live().members if g == group)
+
+    # -- service accounts
+
+    def _service(self, client_id: str) -> ServiceAccount:
+        account = self._live().services.get(client_id)
+        if account is None:
+            raise rules.not_found("service account", client_id)
+        return account
+
+    def add_service_account(self, account: ServiceAccount, *, actor: str) -> ServiceAccount:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            account = rules.check_service_account(account, at)
+            state = self._live()
+            if account.client_id in state.services:
+                raise rules.already_exists("service account", account.client_id)
+            state.services[account.client_id] = account
+            details = {"scopes": list(account.scopes)}
+            kind, client_id = "service_account", account.client_id
+            self._changed(at, actor, "service_account.add", kind, client_id, details)
+            return account
+
+    def get_service_account(self, client_id: str) -> ServiceAccount:
+        with self._lock:
+            return self._service(client_id)
+
+    def list_service_accounts(self) -> list[ServiceAccount]:
+        with self._lock:
+            return sorted(self._live().services.values(), key=lambda a: a.client_id)
+
+    def set_service_account_enabled(
+        self, client_id: str, enabled: bool, *, actor: str
+    ) -> ServiceAccount:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            account = replace(self._service(client_id), enabled=bool(enabled))
+            self._live().services[client_id] = account
+            action = rules.enabled_action("service_account", enabled)
+            self._changed(at, actor, action, "service_account", client_id, {})
+            return account
+
+    def delete_service_account(self, client_id: str, *, actor: str) -> None:
+        """Delete the account and the grants made to it."""
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            self._service(client_id)
+            state = self._live()
+            own = [g.id for g in state.grants.values() if _is_service_grant(g, client_id)]
+            for grant_id in own:
+                del state.grants[grant_id]
+            del state.services[client_id]
+            details = {"grants_removed": len(own)}
+            action = "service_account.delete"
+            self._changed(at, actor, action, "service_account", client_id, details)
+
+    # -- grants
+
+    def _grant(self, grant_id: int) -> Grant:
+        key = rules.positive_int(grant_id)
+        grant = None if key is None else self._live().grants.get(key)
+        if grant is None:
+            raise rules.not_found("grant", grant_id)
+        return grant
+
+    def _check_grant_refs(self, grant: Grant) -> None:
+        """Principals and policy groups must exist; a policy need not exist yet."""
+        state = self._live()
+        known = {"user": state.users, "group": state.groups, "service": state.services}
+        if grant.principal not in known[grant.principal_kind]:
+            raise rules.not_found(grant.principal_kind, grant.principal)
+        if grant.target_kind == "policy_group" and grant.target not in state.policy_groups:
+            raise rules.not_found("policy group", grant.target)
+        key = rules.grant_details(grant)
+        if any(rules.grant_details(g) == key for g in state.grants.values()):
+            raise rules.already_exists("grant", f"{grant.permission} on {grant.target}")
+
+    def add_grant(self, grant: Grant, *, actor: str) -> Grant:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            grant = rules.check_grant(grant, actor, at)
+            self._check_grant_refs(grant)
+            state = self._live()
+            grant = replace(grant, id=state.next_grant_id)
+            state.next_grant_id += 1
+            state.grants[grant.id] = grant
+            details = rules.grant_details(grant)
+            self._changed(at, actor, "grant.add", "grant", str(grant.id), details)
+            return grant
+
+    def list_grants(
+        self, *, principal: str | None = None, target: str | None = None
+    ) -> list[Grant]:
+        with self._lock:
+            grants = sorted(self._live().grants.values(), key=lambda g: g.id or 0)
+        return [
+            g
+            for g in grants
+            if (principal is None or g.principal == principal)
+            and (target is None or g.target == target)
+        ]
+
+    def set_grant_enabled(self, grant_id: int, enabled: bool, *, actor: str) -> Grant:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            grant = replace(self._grant(grant_id), enabled=bool(enabled))
+            self._live().grants[grant_id] = grant
+            action = rules.enabled_action("grant", enabled)
+            self._changed(at, actor, action, "grant", str(grant_id), {})
+            return grant
+
+    def delete_grant(self, grant_id: int, *, actor: str) -> None:
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            grant = self._grant(grant_id)
+            del self._live().grants[grant_id]
+            details = rules.grant_details(grant)
+            self._changed(at, actor, "grant.delete", "grant", str(grant_id), details)
+
+    # -- audit
+
+    def record_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append an entry without a change to the repository (the revision stays)."""
+        details = rules.check_audit(actor, action, object_type, object_id, details)
+        with self._lock:
+            entry = AuditEntry(0, self._now(), actor, action, object_type, object_id, details)
+            return _append_audit(self._live(), entry)
+
+    def list_audit(
+        self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        """The newest entries first; `before_id` pages back through older ones."""
+        rules.check_limit(limit)
+        with self._lock:
+            entries = list(self._live().audit)
+        wanted = [
+            e
+            for e in reversed(entries)
+            if (object_id is None or e.object_id == object_id)
+            and (before_id is None or e.id < before_id)
+        ]
+        return [replace(e, details=copy.deepcopy(e.details)) for e in wanted[:limit]]
+
+
+def _is_service_grant(grant: Grant, client_id: str) -> bool:
+    return grant.principal_kind == "service" and grant.principal == client_id
+
+
+def _append_audit(state: State, entry: AuditEntry) -> AuditEntry:
+    """Number the entry and add it; details become a private JSON copy."""
+    entry_id = state.audit[-1].id + 1 if state.audit else 1
+    entry = replace(entry, id=entry_id, details=rules.to_json(entry.details))
+    state.audit.append(entry)
+    return replace(entry, details=copy.deepcopy(entry.details))

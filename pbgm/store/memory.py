@@ -1,0 +1,245 @@
+"""The in-memory reference store.
+
+It defines what the contract means in the plainest code: the SQL store must behave
+the same (`tests/store/test_contract.py` runs one suite against both). Every call
+holds one re-entrant lock; each mutation checks everything before it changes
+anything, so a call that raises leaves the store as it was. `atomic()` works on a
+copy of the state and swaps it in only when the block ends without an exception.
+
+Documents are private JSON copies: callers get fresh dicts and cannot change
+what the store holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from pbgm.model import PolicyStatus
+from pbgm.store import _common as rules
+from pbgm.store._memory_principals import MemoryPrincipals, State
+from pbgm.store.base import (
+    Clock,
+    PolicyGroup,
+    PolicyRecord,
+    PolicyVersion,
+    utc_now,
+)
+
+
+def _out(record: PolicyRecord) -> PolicyRecord:
+    return replace(
+        record,
+        document=copy.deepcopy(record.document),
+        published_document=copy.deepcopy(record.published_document),
+    )
+
+
+def _out_version(version: PolicyVersion) -> PolicyVersion:
+    return replace(version, document=copy.deepcopy(version.document))
+
+
+class MemoryStore(MemoryPrincipals):
+    """A `Store` held in process memory: the reference implementation.
+
+    Users, groups, service accounts, grants and the audit log are in
+    `MemoryPrincipals`; policies, policy groups and transactions here.
+    """
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._state = State()
+        self._active = True
+
+    def _draft(self) -> MemoryStore:
+        draft = MemoryStore(self._clock)
+        draft._lock = self._lock
+        draft._state = self._state.copy()
+        return draft
+
+    # -- revision and transactions
+
+    def revision(self) -> int:
+        with self._lock:
+            return self._live().revision
+
+    @contextmanager
+    def atomic(self) -> Iterator[MemoryStore]:
+        """A view on a draft copy; the draft replaces the state only on success."""
+        with self._lock:
+            self._live()
+            draft = self._draft()
+            try:
+                yield draft
+                self._state = draft._state
+            finally:
+                draft._active = False
+
+    def close(self) -> None:
+        """Nothing to release; present so callers can close any store."""
+
+    # -- policies
+
+    def _policy(self, policy_id: str) -> PolicyRecord:
+        record = self._live().policies.get(policy_id)
+        if record is None:
+            raise rules.not_found("policy", policy_id)
+        return record
+
+    def _version(self, policy_id: str, version: int) -> PolicyVersion:
+        versions = self._live().versions[policy_id]
+        number = rules.positive_int(version)
+        if number is None or number > len(versions):
+            raise rules.no_version(policy_id, version)
+        return versions[number - 1]
+
+    def get_policy(self, policy_id: str) -> PolicyRecord:
+        with self._lock:
+            return _out(self._policy(policy_id))
+
+    def list_policies(
+        self,
+        *,
+        policy_group: str | None = None,
+        policy_type: str | None = None,
+        asset_id: str | None = None,
+        status: PolicyStatus | None = None,
+    ) -> list[PolicyRecord]:
+        with self._lock:
+            records = sorted(self._live().policies.values(), key=lambda r: r.id)
+        wanted = {"policy_group": policy_group, "type": policy_type, "asset_id": asset_id}
+        wanted["status"] = status
+        return [
+            _out(r)
+            for r in records
+            if all(value is None or getattr(r, key) == value for key, value in wanted.items())
+        ]
+
+    def create_policy(
+        self, document: Mapping[str, Any], *, actor: str, reason: str = ""
+    ) -> PolicyRecord:
+        doc = rules.to_json(document)
+        keys = rules.policy_keys(doc)
+        rules.check_change(actor, reason)
+        with self._lock:
+            at = rules.now(self._clock)
+            state = self._live()
+            if keys.id in state.policies:
+                raise rules.already_exists("policy", keys.id)
+            record = rules.new_record(keys, doc, at, actor)
+            state.policies[keys.id] = record
+            state.versions[keys.id] = [PolicyVersion(keys.id, 1, doc, actor, at, reason, "create")]
+            details = rules.with_reason({"version": 1}, reason)
+            self._changed(at, actor, "policy.create", "policy", keys.id, details)
+            return _out(record)
+
+    def update_policy(
+        self,
+        policy_id: str,
+        document: Mapping[str, Any],
+        *,
+        expected_version: int,
+        actor: str,
+        reason: str = "",
+        action: str = "update",
+    ) -> PolicyRecord:
+        doc = rules.to_json(document)
+        keys = rules.policy_keys(doc)
+        rules.check_document_id(policy_id, keys)
+        rules.check_version_action(action)
+        rules.check_change(actor, reason)
+        with self._lock:
+            at = rules.now(self._clock)
+            current = self._policy(policy_id)
+            rules.check_expected(policy_id, current.version, expected_version)
+            version = current.version + 1
+            record = rules.next_record(current, keys, doc, at, actor)
+            state = self._live()
+            state.policies[policy_id] = record
+            entry = PolicyVersion(policy_id, version, doc, actor, at, reason, action)
+            state.versions[policy_id].append(entry)
+            details = rules.with_reason({"version": version}, reason)
+            self._changed(at, actor, f"policy.{action}", "policy", policy_id, details)
+            return _out(record)
+
+    def set_policy_status(
+        self,
+        policy_id: str,
+        status: PolicyStatus,
+        *,
+        actor: str,
+        reason: str = "",
+        version: int | None = None,
+        expected_version: int | None = None,
+    ) -> PolicyRecord:
+        """Publish `version` (default: the latest) or move the policy to another status."""
+        status = rules.check_status(status)
+        rules.check_status_version(status, version)
+        rules.check_change(actor, reason)
+        with self._lock:
+            at = rules.now(self._clock)
+            current = self._policy(policy_id)
+            if expected_version is not None:
+                rules.check_expected(policy_id, current.version, expected_version)
+            record = replace(current, status=status, updated_by=actor)
+            if status is PolicyStatus.PUBLISHED:
+                chosen = self._version(policy_id, current.version if version is None else version)
+                record = replace(
+                    record, published_version=chosen.version, published_document=chosen.document
+                )
+            record = replace(record, updated_at=at)
+            self._live().policies[policy_id] = record
+            details = rules.with_reason({"version": record.published_version}, reason)
+            self._changed(at, actor, rules.STATUS_ACTIONS[status], "policy", policy_id, details)
+            return _out(record)
+
+    def policy_versions(self, policy_id: str) -> list[PolicyVersion]:
+        with self._lock:
+            self._policy(policy_id)
+            return [_out_version(v) for v in self._live().versions[policy_id]]
+
+    def get_policy_version(self, policy_id: str, version: int) -> PolicyVersion:
+        with self._lock:
+            self._policy(policy_id)
+            return _out_version(self._version(policy_id, version))
+
+    def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None:
+        rules.check_change(actor, reason)
+        with self._lock:
+            at = rules.now(self._clock)
+            record = self._policy(policy_id)
+            state = self._live()
+            del state.policies[policy_id]
+            del state.versions[policy_id]
+            details = rules.with_reason({"version": record.version}, reason)
+            self._changed(at, actor, "policy.delete", "policy", policy_id, details)
+
+    # -- policy groups
+
+    def put_policy_group(self, group: PolicyGroup, *, actor: str) -> PolicyGroup:
+        rules.check_policy_group(group)
+        rules.check_id(actor, "actor")
+        with self._lock:
+            at = rules.now(self._clock)
+            state = self._live()
+            action = "update" if group.id in state.policy_groups else "create"
+            state.policy_groups[group.id] = group
+            details = {"policy_combining": group.policy_combining}
+            self._changed(at, actor, f"policy_group.{action}", "policy_group", group.id, details)
+            return group
+
+    def get_policy_group(self, group_id: str) -> PolicyGroup:
+        with self._lock:
+            group = self._live().policy_groups.get(group_id)
+        if group is None:
+            raise rules.not_found("policy group", group_id)
+        return group
+
+    def list_policy_groups(self) -> list[PolicyGroup]:
+        with self._lock:
+            return sorted(self._live().policy_groups.values(), key=lambda g: g.id)
