@@ -1,0 +1,1 @@
+"""pbgm's Alembic environment (run through `pbgm.store.sql.migrate` or `pbgm db upgrade`)."""

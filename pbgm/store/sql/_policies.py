@@ -1,0 +1,219 @@
+"""Policies, their versions and policy groups in the SQL store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, select
+from sqlalchemy.orm import Session, aliased
+
+from pbgm.model import PolicyStatus
+from pbgm.store import _common as rules
+from pbgm.store.base import PolicyGroup, PolicyRecord, PolicyVersion
+from pbgm.store.sql._base import SqlBase
+from pbgm.store.sql.mapping import (
+    policy_row,
+    set_policy_keys,
+    to_policy_group,
+    to_record,
+    to_version,
+    version_row,
+)
+from pbgm.store.sql.tables import PolicyGroupRow, PolicyRow, PolicyVersionRow
+
+_Published = aliased(PolicyVersionRow, name="published")
+
+
+def _with_published() -> Select[tuple[PolicyRow, Any]]:
+    """Policies with the document of their published version (None if unpublished)."""
+    on = and_(
+        _Published.policy_id == PolicyRow.id, _Published.version == PolicyRow.published_version
+    )
+    return select(PolicyRow, _Published.document).outerjoin(_Published, on)
+
+
+class SqlPolicies(SqlBase):
+    """Policy operations of `SqlStore`."""
+
+    def _load(self, session: Session, policy_id: str, *, lock: bool = False) -> PolicyRecord:
+        query = _with_published().where(PolicyRow.id == policy_id)
+        if lock:
+            query = query.with_for_update(of=PolicyRow)
+        found = session.execute(query).first()
+        if found is None:
+            raise rules.not_found("policy", policy_id)
+        return to_record(found[0], found[1])
+
+    def _row(self, session: Session, policy_id: str) -> PolicyRow:
+        row = session.get(PolicyRow, policy_id)
+        if row is None:
+            raise rules.not_found("policy", policy_id)
+        return row
+
+    def get_policy(self, policy_id: str) -> PolicyRecord:
+        with self._tx(write=False) as session:
+            return self._load(session, policy_id)
+
+    def list_policies(
+        self,
+        *,
+        policy_group: str | None = None,
+        policy_type: str | None = None,
+        asset_id: str | None = None,
+        status: PolicyStatus | None = None,
+    ) -> list[PolicyRecord]:
+        """Matching policies in id order (sorted here, whatever the database collation)."""
+        query = _with_published()
+        for column, value in (
+            (PolicyRow.policy_group, policy_group),
+            (PolicyRow.type, policy_type),
+            (PolicyRow.asset_id, asset_id),
+            (PolicyRow.status, None if status is None else str(status)),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        with self._tx(write=False) as session:
+            records = [to_record(row, published) for row, published in session.execute(query)]
+        return sorted(records, key=lambda r: r.id)
+
+    def create_policy(
+        self, document: Mapping[str, Any], *, actor: str, reason: str = ""
+    ) -> PolicyRecord:
+        doc = rules.to_json(document)
+        keys = rules.policy_keys(doc)
+        rules.check_change(actor, reason)
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            if session.get(PolicyRow, keys.id) is not None:
+                raise rules.already_exists("policy", keys.id)
+            record = rules.new_record(keys, doc, at, actor)
+            session.add(policy_row(record, keys.format))
+            session.flush()  # the policy first: the version row refers to it
+            version = PolicyVersion(keys.id, 1, doc, actor, at, reason, "create")
+            session.add(version_row(version))
+            details = rules.with_reason({"version": 1}, reason)
+            self._audit(session, at, actor, "policy.create", "policy", keys.id, details)
+            return record
+
+    def update_policy(
+        self,
+        policy_id: str,
+        document: Mapping[str, Any],
+        *,
+        expected_version: int,
+        actor: str,
+        reason: str = "",
+        action: str = "update",
+    ) -> PolicyRecord:
+        doc = rules.to_json(document)
+        keys = rules.policy_keys(doc)
+        rules.check_document_id(policy_id, keys)
+        rules.check_version_action(action)
+        rules.check_change(actor, reason)
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            current = self._load(session, policy_id, lock=True)
+            rules.check_expected(policy_id, current.version, expected_version)
+            record = rules.next_record(current, keys, doc, at, actor)
+            row = self._row(session, policy_id)
+            set_policy_keys(row, keys, doc)
+            row.version, row.updated_at, row.updated_by = record.version, at, actor
+            entry = PolicyVersion(policy_id, record.version, doc, actor, at, reason, action)
+            session.add(version_row(entry))
+            details = rules.with_reason({"version": record.version}, reason)
+            self._audit(session, at, actor, f"policy.{action}", "policy", policy_id, details)
+            return record
+
+    def set_policy_status(
+        self,
+        policy_id: str,
+        status: PolicyStatus,
+        *,
+        actor: str,
+        reason: str = "",
+        version: int | None = None,
+        expected_version: int | None = None,
+    ) -> PolicyRecord:
+        """Publish `version` (default: the latest) or move the policy to another status."""
+        status = rules.check_status(status)
+        rules.check_status_version(status, version)
+        rules.check_change(actor, reason)
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            current = self._load(session, policy_id, lock=True)
+            if expected_version is not None:
+                rules.check_expected(policy_id, current.version, expected_version)
+            row = self._row(session, policy_id)
+            if status is PolicyStatus.PUBLISHED:
+                number = current.version if version is None else version
+                row.published_version = self._version(session, policy_id, number).version
+            row.status, row.updated_at, row.updated_by = str(status), at, actor
+            details = rules.with_reason({"version": row.published_version}, reason)
+            action = rules.STATUS_ACTIONS[status]
+            self._audit(session, at, actor, action, "policy", policy_id, details)
+            session.flush()
+            return self._load(session, policy_id)
+
+    def _version(self, session: Session, policy_id: str, version: int) -> PolicyVersion:
+        number = rules.positive_int(version)
+        row = None if number is None else session.get(PolicyVersionRow, (policy_id, number))
+        if row is None:
+            raise rules.no_version(policy_id, version)
+        return to_version(row)
+
+    def policy_versions(self, policy_id: str) -> list[PolicyVersion]:
+        query = (
+            select(PolicyVersionRow)
+            .where(PolicyVersionRow.policy_id == policy_id)
+            .order_by(PolicyVersionRow.version)
+        )
+        with self._tx(write=False) as session:
+            self._row(session, policy_id)
+            return [to_version(row) for row in session.scalars(query)]
+
+    def get_policy_version(self, policy_id: str, version: int) -> PolicyVersion:
+        with self._tx(write=False) as session:
+            self._row(session, policy_id)
+            return self._version(session, policy_id, version)
+
+    def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None:
+        """Delete the policy and its history; the audit log keeps the deletion."""
+        rules.check_change(actor, reason)
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            current = self._load(session, policy_id, lock=True)
+            session.execute(delete(PolicyVersionRow).where(PolicyVersionRow.policy_id == policy_id))
+            session.execute(delete(PolicyRow).where(PolicyRow.id == policy_id))
+            details = rules.with_reason({"version": current.version}, reason)
+            self._audit(session, at, actor, "policy.delete", "policy", policy_id, details)
+
+    # -- policy groups
+
+    def put_policy_group(self, group: PolicyGroup, *, actor: str) -> PolicyGroup:
+        rules.check_policy_group(group)
+        rules.check_id(actor, "actor")
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            row = session.get(PolicyGroupRow, group.id)
+            action = "update" if row is not None else "create"
+            if row is None:
+                row = PolicyGroupRow(id=group.id)
+                session.add(row)
+            row.policy_combining, row.description = group.policy_combining, group.description
+            details = {"policy_combining": group.policy_combining}
+            action, kind = f"policy_group.{action}", "policy_group"
+            self._audit(session, at, actor, action, kind, group.id, details)
+            return group
+
+    def get_policy_group(self, group_id: str) -> PolicyGroup:
+        with self._tx(write=False) as session:
+            row = session.get(PolicyGroupRow, group_id)
+            if row is None:
+                raise rules.not_found("policy group", group_id)
+            return to_policy_group(row)
+
+    def list_policy_groups(self) -> list[PolicyGroup]:
+        with self._tx(write=False) as session:
+            groups = [to_policy_group(row) for row in session.scalars(select(PolicyGroupRow))]
+        return sorted(groups, key=lambda g: g.id)

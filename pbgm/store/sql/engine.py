@@ -1,0 +1,142 @@
+"""Engines for the SQL store, and database errors turned into pbgm errors.
+
+SQLite: WAL journal, foreign keys on, a busy timeout, and transactions begun by
+SQLAlchemy rather than the `sqlite3` module (whose legacy mode skips `BEGIN` for
+reads and savepoints). A write transaction begins with `BEGIN IMMEDIATE`, so two
+writers queue on the busy timeout instead of failing on a lock upgrade.
+
+PostgreSQL: through psycopg 3; `postgresql://` and `postgres://` are rewritten to
+`postgresql+psycopg://`.
+
+URLs only ever appear with the password hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
+
+from pbgm.errors import (
+    AlreadyExistsError,
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    PbgmError,
+    StoreUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+WRITE_OPTION = "pbgm_write"
+"""Connection execution option: begin the transaction as a writer."""
+
+BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
+_SCHEMA_HINT = "run `pbgm db upgrade`"
+
+
+def database_url(url: str | URL) -> URL:
+    """Parse `url`, pointing PostgreSQL URLs at the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError("the database url cannot be read") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as it may appear in logs and messages: password hidden."""
+    return database_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str | URL, **options: Any) -> Engine:
+    """An engine for SQLite or PostgreSQL, set up as this module describes."""
+    parsed = database_url(url)
+    log.debug("opening policy repository at %s", parsed.render_as_string(hide_password=True))
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, **options)
+    if backend == "postgresql":
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
+    raise ConfigurationError(f"unsupported database `{backend}`; use sqlite or postgresql")
+
+
+def _sqlite_engine(url: URL, **options: Any) -> Engine:
+    engine = create_engine(url, **options)
+    in_memory = url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        writing = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def translate_errors(where: str) -> Iterator[None]:
+    """Turn database errors into pbgm errors; messages carry no credentials.
+
+    `where` is the URL with its password hidden (see `safe_url`).
+    """
+    try:
+        yield
+    except PbgmError:
+        raise
+    except IntegrityError as exc:
+        raise _integrity_error(exc) from exc
+    except (OperationalError, InterfaceError, ProgrammingError) as exc:
+        if _missing_schema(exc):
+            raise ConfigurationError(
+                f"the policy repository at `{where}` has no or an old schema; {_SCHEMA_HINT}"
+            ) from exc
+        raise StoreUnavailableError(f"cannot use the policy repository at `{where}`") from exc
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", "") or "")
+
+
+def _integrity_error(exc: IntegrityError) -> PbgmError:
+    text = str(exc.orig).lower()
+    state = _sqlstate(exc)
+    if state == "23505" or "unique constraint" in text:
+        return AlreadyExistsError("the object already exists")
+    if state == "23503" or "foreign key constraint" in text:
+        return NotFoundError("an object the change refers to does not exist")
+    return InvalidInputError("the change breaks a rule of the policy repository")
+
+
+def _missing_schema(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return (
+        _sqlstate(exc) in ("42P01", "42703") or "no such table" in text or "no such column" in text
+    )

@@ -1,0 +1,106 @@
+"""`SqlStore`: the Policy Repository on SQLite or PostgreSQL.
+
+One session per operation; `atomic()` yields a view whose calls share one session
+and transaction, each call in its own savepoint so that a call that raises (and is
+caught inside the block) leaves no trace of itself. The schema is made by the
+migrations (`pbgm.store.sql.migrate`), never here.
+
+A view is for the thread that opened it; the store itself may be shared by threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from pbgm.errors import UnsupportedOperationError
+from pbgm.store.base import Clock, utc_now
+from pbgm.store.sql._policies import SqlPolicies
+from pbgm.store.sql._principals import SqlPrincipals
+from pbgm.store.sql.engine import WRITE_OPTION, make_engine, translate_errors
+
+
+class _SqlOperations(SqlPolicies, SqlPrincipals):
+    """Every `Store` operation, over whatever `_tx` provides."""
+
+
+class SqlStore(_SqlOperations):
+    """A `Store` over SQLAlchemy. Pass an engine (kept open on `close()`) or a URL
+    (the store makes the engine with `make_engine` and disposes it on `close()`)."""
+
+    def __init__(self, engine_or_url: Engine | str, clock: Clock = utc_now) -> None:
+        self._owns_engine = not isinstance(engine_or_url, Engine)
+        self._engine = make_engine(engine_or_url) if self._owns_engine else engine_or_url
+        self._where = self._engine.url.render_as_string(hide_password=True)
+        self._clock = clock
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self._where!r})"
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Session]:
+        with translate_errors(self._where), Session(self._engine, expire_on_commit=False) as s:
+            s.connection(execution_options={WRITE_OPTION: write})  # BEGIN (IMMEDIATE on SQLite)
+            yield s
+            s.commit()
+
+    @contextmanager
+    def atomic(self) -> Iterator[_SqlOperations]:
+        """One transaction for every call made through the yielded view."""
+        with self._tx(write=True) as session:
+            view = _AtomicView(session, self._clock, self._where)
+            try:
+                yield view
+            finally:
+                view._active = False
+
+    def close(self) -> None:
+        """Release the connections, if this store made the engine."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+
+class _AtomicView(_SqlOperations):
+    """The store as seen inside `atomic()`: one shared session, a savepoint per call."""
+
+    def __init__(self, session: Session, clock: Clock, where: str) -> None:
+        self._session = session
+        self._clock = clock
+        self._where = where
+        self._active = True
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Session]:
+        if not self._active:
+            raise UnsupportedOperationError("the atomic block has ended; use the store itself")
+        try:
+            with translate_errors(self._where):
+                if write:
+                    with self._session.begin_nested():
+                        yield self._session
+                else:
+                    yield self._session
+        finally:
+            # Rows never outlive a call: a later call in the same view must not
+            # meet stale objects (deleted by a bulk statement, or rolled back).
+            self._session.expunge_all()
+
+    @contextmanager
+    def atomic(self) -> Iterator[_SqlOperations]:
+        """A nested block: a savepoint inside the enclosing transaction."""
+        with self._tx(write=True) as session:
+            view = _AtomicView(session, self._clock, self._where)
+            try:
+                yield view
+            finally:
+                view._active = False
+
+    def close(self) -> None:
+        raise UnsupportedOperationError("close the store, not the view of an atomic block")

@@ -1,0 +1,257 @@
+"""The tables of the SQL store: SQLAlchemy classes, separate from the domain records.
+
+`metadata` is what Alembic compares against (`migrations/env.py` imports it and
+nothing else); the schema itself is only ever created by the migrations. Every
+constraint is named through `NAMING_CONVENTION`, so that autogenerate sees no drift
+and later migrations can drop constraints by name on SQLite and PostgreSQL alike.
+
+Foreign keys and a decision on grants: grants name their principal through one of
+`user_name`, `group_name` or `client_id` (each a foreign key, cascading on delete)
+and repeat it in `principal`; a grant on a policy group references
+`policy_groups`, but a grant on a policy does not reference `policies`, because
+grants are often imported before the policies they cover and survive a policy
+being deleted and re-created under the same id. Check constraints keep the
+columns consistent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LENGTH = 255
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = Base.metadata
+
+
+def _name(*args: Any, **kwargs: Any) -> Mapped[Any]:
+    return mapped_column(String(NAME_LENGTH), *args, **kwargs)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({listed})"
+
+
+class PolicyRow(Base):
+    """A policy: its latest document plus the indexed fields queries filter on."""
+
+    __tablename__ = "policies"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("draft", "published", "retired")), name="status"),
+        Index("ix_policies_asset_id_type", "asset_id", "type"),
+    )
+
+    id: Mapped[str] = _name(primary_key=True)
+    type: Mapped[str] = _name(index=True)
+    policy_group: Mapped[str] = _name(index=True)
+    asset_id: Mapped[str | None] = _name(nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    document_format: Mapped[str] = mapped_column(String(32))
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    published_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = _name()
+
+
+class PolicyVersionRow(Base):
+    """One version of a policy: the full history, kept until the policy is deleted."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (
+        CheckConstraint(_in("action", ("create", "update", "rollback")), name="action"),
+    )
+
+    policy_id: Mapped[str] = _name(ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    author: Mapped[str] = _name()
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))
+
+
+class PolicyGroupRow(Base):
+    __tablename__ = "policy_groups"
+
+    id: Mapped[str] = _name(primary_key=True)
+    policy_combining: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    name: Mapped[str] = _name(primary_key=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool]
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class GroupRow(Base):
+    __tablename__ = "groups"
+
+    name: Mapped[str] = _name(primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+
+
+class MembershipRow(Base):
+    __tablename__ = "memberships"
+
+    group_name: Mapped[str] = _name(ForeignKey("groups.name", ondelete="CASCADE"), primary_key=True)
+    user_name: Mapped[str] = _name(
+        ForeignKey("users.name", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ServiceAccountRow(Base):
+    """A machine principal; only the hash of its secret is stored."""
+
+    __tablename__ = "service_accounts"
+
+    client_id: Mapped[str] = _name(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(Json)
+    enabled: Mapped[bool]
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def _principal_check() -> str:
+    """Exactly the column of `principal_kind` is set, and it equals `principal`."""
+    columns = {"user": "user_name", "group": "group_name", "service": "client_id"}
+    cases = []
+    for kind, own in columns.items():
+        others = " AND ".join(f"{c} IS NULL" for c in columns.values() if c != own)
+        cases.append(
+            f"(principal_kind = '{kind}' AND {own} IS NOT NULL AND {own} = principal AND {others})"
+        )
+    return " OR ".join(cases)
+
+
+_TARGET_CHECK = (
+    "(target_kind = 'policy' AND policy_group_id IS NULL) OR "
+    "(target_kind = 'policy_group' AND policy_group_id IS NOT NULL AND policy_group_id = target)"
+)
+
+
+_GRANT_KEY = ("principal_kind", "principal", "target_kind", "target", "permission")
+
+
+class GrantRow(Base):
+    """`principal` may `permission` on `target`; see the module docstring on keys."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        UniqueConstraint(*_GRANT_KEY, name="uq_grants_key"),
+        CheckConstraint(_principal_check(), name="principal"),
+        CheckConstraint(_TARGET_CHECK, name="target"),
+        CheckConstraint(_in("permission", ("read", "write", "admin")), name="permission"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    principal_kind: Mapped[str] = mapped_column(String(16))
+    principal: Mapped[str] = _name(index=True)
+    user_name: Mapped[str | None] = _name(
+        ForeignKey("users.name", ondelete="CASCADE"), nullable=True
+    )
+    group_name: Mapped[str | None] = _name(
+        ForeignKey("groups.name", ondelete="CASCADE"), nullable=True
+    )
+    client_id: Mapped[str | None] = _name(
+        ForeignKey("service_accounts.client_id", ondelete="CASCADE"), nullable=True
+    )
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = _name(index=True)
+    policy_group_id: Mapped[str | None] = _name(
+        ForeignKey("policy_groups.id", ondelete="CASCADE"), nullable=True
+    )
+    permission: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool]
+    created_by: Mapped[str] = _name()
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditRow(Base):
+    """An audit entry, written in the same transaction as the change it records."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = _name()
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = _name(index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class RevisionRow(Base):
+    """The single row holding the repository revision (id 1, made by the migration).
+
+    Writers bump it first (`UPDATE ... RETURNING`), which on PostgreSQL also
+    serialises concurrent writers on its row lock.
+    """
+
+    __tablename__ = "repository_revision"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger)
