@@ -1,0 +1,152 @@
+"""The optimisation shared by the voltage and MPC controllers.
+
+Problem, on a linear voltage model v(x) = v_offset + A·x:
+
+    minimise   Σ_j cost_j · |x_j - reference_j|  +  big · Σ_i (s_lo_i + s_hi_i)
+    subject to v_min_i - s_lo_i ≤ v_i(x) ≤ v_max_i + s_hi_i,   s ≥ 0
+               lower_j ≤ x_j ≤ upper_j                        (asset limits: hard)
+               E·x ≤ e                                        (e.g. storage energy: hard)
+
+The slacks keep it feasible when local means cannot restore the band; a positive
+slack is reported as the remaining violation. It is a linear programme (HiGHS via
+`scipy.optimize.linprog`): the absolute values are split into up/down parts.
+
+Two devices keep it small and ordered:
+
+* priority tiers: variables of tier 0 are tried alone (the others held at their
+  reference); the next tier is released only if the band is still violated. This
+  is how reactive power is preferred to storage and to curtailment;
+* lazy voltage rows: only rows that are violated enter the LP; after each solve,
+  rows the solution violates are added and the LP is solved again. The result is
+  the same as with all rows, at a fraction of the size on large feeders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from controls.errors import SolverError
+
+_SCALE = 1e3  # voltage rows in milli-pu: keeps coefficients near 1
+_TOL = 1e-6  # pu: a violation below this counts as none
+
+
+@dataclass(frozen=True)
+class BandProblem:
+    v_offset: np.ndarray
+    a: sp.csr_matrix
+    v_min: np.ndarray
+    v_max: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    reference: np.ndarray
+    cost: np.ndarray
+    tier: np.ndarray
+    e: sp.csr_matrix | None = None
+    e_rhs: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class BandSolution:
+    x: np.ndarray
+    v: np.ndarray
+    max_violation_pu: float
+    tier: int
+
+    @property
+    def feasible(self) -> bool:
+        return self.max_violation_pu <= _TOL
+
+
+def solve(problem: BandProblem, first_tier: int = 0) -> BandSolution:
+    """Least-cost x within its bounds bringing v(x) into the band, tier by tier.
+
+    Tiers below `first_tier` are released together with it (for callers that
+    already know the lower tiers alone cannot restore the band).
+    """
+    reference = np.clip(problem.reference, problem.lower, problem.upper)
+    solution = evaluate(problem, reference, tier=-1)
+    if solution.feasible:
+        return solution
+    for tier in range(first_tier, int(problem.tier.max(initial=-1)) + 1):
+        free = np.flatnonzero(problem.tier <= tier)
+        x = _solve_lazy(problem, reference, free)
+        solution = evaluate(problem, x, tier)
+        if solution.feasible:
+            break
+    return solution
+
+
+def evaluate(problem: BandProblem, x: np.ndarray, tier: int) -> BandSolution:
+    v = problem.v_offset + problem.a @ x
+    violation = np.maximum(problem.v_min - v, v - problem.v_max)
+    worst = float(violation.max(initial=0.0))
+    return BandSolution(x, v, max(worst, 0.0), tier)
+
+
+def _solve_lazy(problem: BandProblem, reference: np.ndarray, free: np.ndarray) -> np.ndarray:
+    v_ref = problem.v_offset + problem.a @ reference
+    rows = _violated(problem, v_ref, np.zeros(v_ref.size, dtype=bool))
+    x = reference
+    for _ in range(50):
+        x = _solve_rows(problem, reference, free, np.flatnonzero(rows))
+        v = problem.v_offset + problem.a @ x
+        added = _violated(problem, v, rows)
+        if not added.any():
+            return x
+        rows |= added
+    return _solve_rows(problem, reference, free, np.arange(v_ref.size))
+
+
+def _violated(problem: BandProblem, v: np.ndarray, already: np.ndarray) -> np.ndarray:
+    out = (v < problem.v_min - _TOL / 10) | (v > problem.v_max + _TOL / 10)
+    return out & ~already
+
+
+def _solve_rows(
+    problem: BandProblem, reference: np.ndarray, free: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """One LP over the given voltage rows; frozen variables stay at their reference."""
+    nf, nr = free.size, rows.size
+    a = problem.a[rows][:, free] * _SCALE
+    v_ref = (problem.v_offset[rows] + problem.a[rows] @ reference) * _SCALE
+    eye = sp.identity(nr, format="csr")
+    zero = sp.csr_matrix((nr, nr))
+    a_ub = sp.vstack([sp.hstack([a, -a, zero, -eye]), sp.hstack([-a, a, -eye, zero])])
+    b_ub = np.concatenate(
+        [problem.v_max[rows] * _SCALE - v_ref, v_ref - problem.v_min[rows] * _SCALE]
+    )
+    if problem.e is not None:
+        e = problem.e[:, free]
+        rhs = problem.e_rhs - problem.e @ reference
+        a_ub = sp.vstack([a_ub, sp.hstack([e, -e, sp.csr_matrix((e.shape[0], 2 * nr))])])
+        b_ub = np.concatenate([b_ub, rhs])
+    cost = problem.cost[free]
+    big = _penalty(a, cost)
+    c = np.concatenate([cost, cost, np.full(2 * nr, big)])
+    up = problem.upper[free] - reference[free]
+    down = reference[free] - problem.lower[free]
+    bounds = np.column_stack(
+        [np.zeros(2 * nf + 2 * nr), np.concatenate([up, down, np.full(2 * nr, np.inf)])]
+    )
+    result = linprog(c, A_ub=a_ub.tocsr(), b_ub=b_ub, bounds=bounds, method="highs")
+    if result.status != 0:
+        raise SolverError(f"voltage optimisation failed: {result.message.lower()}")
+    x = reference.copy()
+    x[free] += result.x[:nf] - result.x[nf : 2 * nf]
+    return np.clip(x, problem.lower, problem.upper)
+
+
+def _penalty(a: sp.csr_matrix, cost: np.ndarray) -> float:
+    """A violation price high enough that any useful variable is always worth using."""
+    if a.shape[0] == 0 or cost.size == 0:
+        return 1.0
+    strength = np.abs(a).max(axis=0).toarray().ravel()
+    useful = strength > 0
+    if not useful.any():
+        return 1.0
+    return 1e3 * float((cost[useful] / strength[useful]).max()) + 1.0

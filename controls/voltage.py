@@ -1,0 +1,305 @@
+"""Coordinated voltage control of an LV feeder (after the edgeFLEX/SOGNO CoVee service).
+
+Each step takes the node voltages and PV availability published on
+`/voltage_control/measuremnts/voltage` and `/voltage_control/measuremnts/pv` and
+computes set-points for the controllable assets: DG reactive power, PV active
+power (curtailment) and storage (ESS) active power, published on
+`/voltage_control/control/{reactive_power,active_power,active_power_ESS}`.
+
+The controller is incremental: the measured voltages already contain the effect of
+the set-points it issued last time, so it predicts v = v_measured + A·(x - x_last)
+on the linear sensitivity model (`controls.feeder`; each row divided by the measured
+voltage, since ΔV ≈ (R·P + X·Q)/V) and solves the least-cost
+problem of `controls._bandlp`: reactive power first, then storage, then
+curtailment, each within its asset limits. If even all means cannot restore the
+band, the set-points minimise the remaining violation and `feasible` is False.
+
+Conventions: powers in kW / kvar, positive = injected into the grid (ESS positive
+= discharging); voltages in pu of `v_nominal_v` (line-to-line). Nodes without a
+voltage measurement are not constrained in that step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from controls import _bandlp
+from controls._common import (
+    LimitsSlot,
+    check_range,
+    finite,
+    frozen_mapping,
+    load_message,
+    node_key,
+    node_values,
+)
+from controls.errors import InvalidLimitsError, InvalidMeasurementError, InvalidMessageError
+from controls.feeder import Sensitivities
+
+VOLTAGE_KEY = "voltage_measurements"
+PV_KEY = "pv_input_measurements"
+PV_KEY_ALIASES = (PV_KEY, "pv_measurements")
+REACTIVE_POWER, ACTIVE_POWER, ACTIVE_POWER_ESS = (
+    "reactive_power",
+    "active_power",
+    "active_power_ESS",
+)
+
+DEFAULT_TOPICS: Mapping[str, str] = frozen_mapping(
+    {
+        VOLTAGE_KEY: "/voltage_control/measuremnts/voltage",
+        PV_KEY: "/voltage_control/measuremnts/pv",
+        REACTIVE_POWER: "/voltage_control/control/reactive_power",
+        ACTIVE_POWER: "/voltage_control/control/active_power",
+        ACTIVE_POWER_ESS: "/voltage_control/control/active_power_ESS",
+    }
+)
+"""The edgeFLEX topic names (with the published misspelling `measuremnts`)."""
+
+
+@dataclass(frozen=True)
+class DgLimits:
+    """A distributed generator (typically PV): reactive range and curtailment."""
+
+    q_min_kvar: float = 0.0
+    q_max_kvar: float = 0.0
+    p_max_kw: float = math.inf
+    curtailable: bool = False
+
+    def __post_init__(self) -> None:
+        check_range(self.q_min_kvar, self.q_max_kvar, "dg reactive power")
+        if not self.p_max_kw >= 0:
+            raise InvalidLimitsError(f"dg active power limit must be >= 0, got `{self.p_max_kw}`")
+
+
+@dataclass(frozen=True)
+class EssLimits:
+    """A storage unit: active power range (positive = discharge) and energy window."""
+
+    p_min_kw: float
+    p_max_kw: float
+    energy_kwh: float | None = None
+    soc_min: float = 0.0
+    soc_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_range(self.p_min_kw, self.p_max_kw, "ess active power")
+        check_range(self.soc_min, self.soc_max, "ess state of charge")
+        if self.energy_kwh is not None and not self.energy_kwh > 0:
+            raise InvalidLimitsError(f"ess energy must be positive, got `{self.energy_kwh}`")
+
+
+@dataclass(frozen=True)
+class VoltageLimits:
+    """The operational band and the assets the controller may use, by node."""
+
+    v_min: float = 0.95
+    v_max: float = 1.05
+    v_nominal_v: float = 400.0
+    dg: Mapping[int, DgLimits] = field(default_factory=dict)
+    ess: Mapping[int, EssLimits] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_range(self.v_min, self.v_max, "voltage band")
+        if not (self.v_min > 0 and self.v_nominal_v > 0):
+            raise InvalidLimitsError("voltage band and nominal voltage must be positive")
+        object.__setattr__(self, "dg", frozen_mapping(self.dg))
+        object.__setattr__(self, "ess", frozen_mapping(self.ess))
+
+
+@dataclass(frozen=True)
+class ControlCosts:
+    """Relative prices of the means (per kvar or kW of deviation from the reference)."""
+
+    q_per_kvar: float = 1.0
+    ess_per_kw: float = 10.0
+    curtail_per_kw: float = 100.0
+    flex_per_kw: float = 1000.0
+
+
+@dataclass(frozen=True)
+class VoltageMeasurements:
+    """Node voltages (pu) and available PV power (kW) by node."""
+
+    voltages: Mapping[int, float]
+    pv_kw: Mapping[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v = {n: finite(x, f"voltage of node `{n}`") for n, x in self.voltages.items()}
+        if any(x <= 0 for x in v.values()):
+            raise InvalidMeasurementError("voltages must be positive")
+        pv = {n: finite(x, f"pv power of node `{n}`") for n, x in self.pv_kw.items()}
+        object.__setattr__(self, "voltages", frozen_mapping(v))
+        object.__setattr__(self, "pv_kw", frozen_mapping({n: max(x, 0.0) for n, x in pv.items()}))
+
+
+@dataclass(frozen=True)
+class VoltageSetpoints:
+    """One step's set-points, with the voltages the linear model predicts for them."""
+
+    reactive_power: Mapping[int, float]
+    active_power: Mapping[int, float]
+    active_power_ess: Mapping[int, float]
+    predicted_voltages: Mapping[int, float]
+    feasible: bool
+    max_violation_pu: float
+    tier: int
+
+
+def from_message(
+    voltage_message: Mapping[str, Any] | str | bytes,
+    pv_message: Mapping[str, Any] | str | bytes | None = None,
+) -> VoltageMeasurements:
+    """Read `{"voltage_measurements": {...}}` and, optionally, `{"pv_input_measurements": {...}}`.
+
+    The PV key is the one the CoVee power flow publishes; `pv_measurements` is
+    accepted as an alias.
+    """
+    voltages = node_values(load_message(voltage_message), VOLTAGE_KEY)
+    pv: dict[int, float] = {}
+    if pv_message is not None:
+        message = load_message(pv_message)
+        key = next((k for k in PV_KEY_ALIASES if k in message), None)
+        if key is None:
+            raise InvalidMessageError(f"message has no `{PV_KEY}` object")
+        pv = node_values(message, key)
+    return VoltageMeasurements(voltages, pv)
+
+
+def to_messages(setpoints: VoltageSetpoints) -> dict[str, dict[str, dict[str, float]]]:
+    """Payloads by variable name, e.g. `{"reactive_power": {"reactive_power": {"node_3": q}}}`.
+
+    Variables without any controllable asset are left out. Publish each payload on
+    `DEFAULT_TOPICS[variable]` (or the configured topic).
+    """
+    out = {}
+    for name, values in (
+        (REACTIVE_POWER, setpoints.reactive_power),
+        (ACTIVE_POWER, setpoints.active_power),
+        (ACTIVE_POWER_ESS, setpoints.active_power_ess),
+    ):
+        if values:
+            out[name] = {name: {node_key(n): float(v) for n, v in sorted(values.items())}}
+    return out
+
+
+class _Assets:
+    """Variable layout x = [q of DGs, p of ESSs, p of curtailable PVs] for one limits object."""
+
+    def __init__(self, model: Sensitivities, limits: VoltageLimits) -> None:
+        self.dg = tuple(sorted(limits.dg))
+        self.ess = tuple(sorted(limits.ess))
+        self.pv = tuple(n for n in self.dg if limits.dg[n].curtailable)
+        self.cols = model.positions(self.dg + self.ess + self.pv)
+        self.is_p = np.arange(self.cols.size) >= len(self.dg)
+
+    def matrix(self, model: Sensitivities, rows: np.ndarray) -> np.ndarray:
+        """Sensitivity of the given voltage rows to each variable."""
+        a = model.dv_dq[np.ix_(rows, self.cols)]
+        a[:, self.is_p] = model.dv_dp[np.ix_(rows, self.cols[self.is_p])]
+        return a
+
+    def split(self, x: np.ndarray) -> tuple[dict[int, float], ...]:
+        i, j = len(self.dg), len(self.dg) + len(self.ess)
+        parts = ((self.dg, x[:i]), (self.ess, x[i:j]), (self.pv, x[j:]))
+        return tuple(dict(zip(nodes, v.tolist(), strict=True)) for nodes, v in parts)
+
+
+class VoltageController(LimitsSlot[VoltageLimits]):
+    """Closed-loop voltage controller on a linear sensitivity model.
+
+    `step` is called from one thread; `set_limits` may be called from any thread
+    and takes effect at the next step. The controller remembers the set-points it
+    issued (it assumes they were applied); `reset` forgets them. It aims at the band
+    narrowed by `margin_pu` on each side, which absorbs the linearisation error so
+    that the real voltages land inside the band itself.
+    """
+
+    def __init__(
+        self,
+        model: Sensitivities,
+        limits: VoltageLimits,
+        costs: ControlCosts = ControlCosts(),
+        *,
+        margin_pu: float = 0.002,
+    ) -> None:
+        self.model = model
+        self.costs = costs
+        self.margin_pu = margin_pu
+        super().__init__(limits)
+        self.reset()
+
+    def reset(self) -> None:
+        self._last: dict[str, dict[int, float]] = {"q": {}, "ess": {}, "pv": {}}
+
+    def _check(self, limits: VoltageLimits) -> None:
+        if limits.v_nominal_v != self.model.v_nominal_v:
+            raise InvalidLimitsError(
+                f"limits are in pu of `{limits.v_nominal_v}` V but the feeder model of "
+                f"`{self.model.v_nominal_v}` V"
+            )
+        for node in (*limits.dg, *limits.ess):
+            if node not in self.model.index:
+                raise InvalidLimitsError(f"asset node `{node}` is not in the feeder model")
+
+    def step(
+        self, measurements: VoltageMeasurements, *, limits: VoltageLimits | None = None
+    ) -> VoltageSetpoints:
+        """Set-points for this step; `limits` overrides the held limits for this step only."""
+        limits = self._current(limits)
+        assets = _Assets(self.model, limits)
+        margin = min(self.margin_pu, (limits.v_max - limits.v_min) / 4)
+        rows = self.model.positions(measurements.voltages.keys())
+        lower, upper, reference, cost, tier = self._bounds(assets, limits, measurements)
+        last = self._last_vector(assets, measurements)
+        v_meas = np.array(list(measurements.voltages.values()))
+        a = assets.matrix(self.model, rows) / v_meas[:, None]
+        problem = _bandlp.BandProblem(
+            v_offset=v_meas - a @ last,
+            a=sp.csr_matrix(a),
+            v_min=np.full(rows.size, limits.v_min + margin),
+            v_max=np.full(rows.size, limits.v_max - margin),
+            lower=lower,
+            upper=upper,
+            reference=reference,
+            cost=cost,
+            tier=tier,
+        )
+        solution = _bandlp.solve(problem)
+        q, ess, pv = assets.split(solution.x)
+        self._last = {"q": q, "ess": ess, "pv": pv}
+        predicted = dict(zip(measurements.voltages, solution.v.tolist(), strict=True))
+        return VoltageSetpoints(
+            q, pv, ess, predicted, solution.feasible, solution.max_violation_pu, solution.tier
+        )
+
+    def _bounds(
+        self, assets: _Assets, limits: VoltageLimits, m: VoltageMeasurements
+    ) -> tuple[np.ndarray, ...]:
+        """Bounds, cost-free references, prices and priority tiers of every variable."""
+        dg = [limits.dg[n] for n in assets.dg]
+        ess = [limits.ess[n] for n in assets.ess]
+        pv_top = [min(m.pv_kw.get(n, 0.0), limits.dg[n].p_max_kw) for n in assets.pv]
+        lower = np.array(
+            [d.q_min_kvar for d in dg] + [e.p_min_kw for e in ess] + [0.0] * len(pv_top)
+        )
+        upper = np.array([d.q_max_kvar for d in dg] + [e.p_max_kw for e in ess] + pv_top)
+        reference = np.concatenate([np.zeros(len(dg) + len(ess)), pv_top])
+        c = self.costs
+        sizes = (len(dg), len(ess), len(pv_top))
+        cost = np.repeat([c.q_per_kvar, c.ess_per_kw, c.curtail_per_kw], sizes)
+        tier = np.repeat([0, 1, 2], sizes)
+        return lower, upper, reference, cost, tier
+
+    def _last_vector(self, assets: _Assets, m: VoltageMeasurements) -> np.ndarray:
+        """The injections in force when the voltages were measured (reference if unknown)."""
+        q = [self._last["q"].get(n, 0.0) for n in assets.dg]
+        ess = [self._last["ess"].get(n, 0.0) for n in assets.ess]
+        pv = [min(m.pv_kw.get(n, 0.0), self._last["pv"].get(n, math.inf)) for n in assets.pv]
+        return np.array(q + ess + pv, dtype=float)
