@@ -1,0 +1,335 @@
+"""Validation of `pbgm/v1` policy documents and policy groups, listing every problem.
+
+`problems_of(doc)` never raises and returns every `Problem(path, code, message)`
+found, located by a JSON path such as `$.rules[2].condition.args[0]` (keys that
+are not plain identifiers are written `$.content.nodes["node 4"]`), sorted by
+path. `validate_policy_document(doc)` returns the parsed `Policy` or raises
+`ValidationError` carrying all of them. Checks run independently, so one
+mistake does not hide another.
+
+Ids (policy, policy group, asset, rule and obligation ids) are 1-200 characters
+matching `ID_PATTERN`: a letter or digit, then letters, digits and `._:@/-`. No
+spaces, no control characters, nothing that needs escaping in a URL path
+segment other than `/` and `:`.
+
+Codes (stable; the REST API and the CLI show them):
+
+| code                            | meaning                                                  |
+|---------------------------------|----------------------------------------------------------|
+| `required`                      | a required member is missing (the path names it)         |
+| `type`                          | wrong JSON type                                          |
+| `enum`                          | a value outside a fixed list (e.g. an effect)            |
+| `pattern`, `invalid_format`     | a string of the wrong shape                              |
+| `invalid_length`, `invalid_size`| a string, list or object too short or too long           |
+| `out_of_range`, `not_multiple`  | a number outside its bounds                              |
+| `duplicate_item`                | a list whose items must be unique repeats one            |
+| `additional_property`           | a member the schema does not know (typo?)                |
+| `schema_violation`              | any other JSON Schema rule                               |
+| `invalid_id`                    | an id breaking the id syntax above                       |
+| `unknown_category`              | a target category other than subject/resource/action/env |
+| `invalid_attribute`             | a bad attribute name or `attr` reference                 |
+| `unsupported_format`            | `format` present and not `pbgm/v1`                       |
+| `unknown_policy_type`           | `type` not in `pbgm.model.POLICY_TYPES`                  |
+| `content_schema_missing`        | no `pbgm/schemas/<type>.json` installed (fails closed)   |
+| `unknown_combining_algorithm`   | not in `pbgm.model.COMBINING_ALGORITHMS`                 |
+| `duplicate_rule_id`             | two rules of one policy share an id                      |
+| `obligation_effect_mismatch`    | a rule obligation for the other effect (never returned)  |
+| `invalid_datetime`, `naive_datetime` | `valid_from`/`valid_until` unreadable or without zone |
+| `invalid_validity_window`       | `valid_until` not after `valid_from`                     |
+| `invalid_expression`, `invalid_literal`, `expression_too_deep` | malformed conditions |
+| codes of `pbgm.conditions.check_expression` | unknown function, arity, bad literals        |
+| `asset_id_mismatch`             | `content.asset_id` differs from the policy's `asset_id`  |
+| `min_greater_than_max`, `inconsistent_limits`, `unknown_reference` | content cross-checks |
+| `check_failed`                  | a checker failed; the policy is refused (fail closed)    |
+
+Content cross-checks that JSON Schema cannot express (min <= max, references
+between parts of the content) are registered per policy type with
+`register_content_check`; they run on content that already passed its schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from pbgm._schemas import (
+    TABLE_CHECKED_TYPES,
+    choices,
+    content_validator,
+    envelope_validator,
+    group_validator,
+    member,
+    ordered,
+    schema_problems,
+    show,
+    table_check,
+)
+from pbgm.conditions import check_expression
+from pbgm.errors import Problem, ValidationError
+from pbgm.model import CATEGORIES, COMBINING_ALGORITHMS, POLICY_TYPES, Policy
+from pbgm.store.base import PolicyGroup
+from pbgm.syntax import FORMAT, parse_datetime, parse_expression, parse_policy
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
+MAX_ID_LENGTH = 200
+MAX_EXPRESSION_DEPTH = 32
+
+ContentCheck = Callable[[Mapping[str, Any], str], list[Problem]]
+_CONTENT_CHECKS: dict[str, list[ContentCheck]] = {}
+
+
+def validate_policy_document(doc: Any) -> Policy:
+    """The `Policy` of a valid document; otherwise `ValidationError` with every problem."""
+    problems = problems_of(doc)
+    if problems:
+        raise ValidationError(problems)
+    return parse_policy(doc)
+
+
+def problems_of(doc: Any) -> list[Problem]:
+    """Every problem of a policy document (empty when valid). Never raises."""
+    problems = schema_problems(envelope_validator(), doc, "$")
+    if isinstance(doc, Mapping):
+        if "format" in doc and doc["format"] != FORMAT:
+            message = f"format `{show(doc['format'])}` is not supported; use `{FORMAT}`"
+            problems.append(Problem("$.format", "unsupported_format", message))
+        problems += _content_problems(doc)
+        problems += _combining_problems(doc, "rule_combining")
+        problems += _validity_problems(doc)
+        problems += _rules_problems(doc.get("rules"))
+        problems += _obligations_problems(doc.get("obligations"), "$.obligations", None)
+        problems += _obligations_problems(doc.get("advice"), "$.advice", None)
+    return ordered(problems)
+
+
+def validate_policy_set_document(doc: Any) -> PolicyGroup:
+    """A policy group `{id, policy_combining, description}`, or `ValidationError`."""
+    problems = policy_set_problems(doc)
+    if problems:
+        raise ValidationError(problems)
+    return PolicyGroup(
+        id=doc["id"],
+        policy_combining=doc.get("policy_combining", "deny-overrides"),
+        description=doc.get("description", ""),
+    )
+
+
+def policy_set_problems(doc: Any) -> list[Problem]:
+    """Every problem of a policy group document. Never raises."""
+    problems = schema_problems(group_validator(), doc, "$")
+    if isinstance(doc, Mapping):
+        problems += _combining_problems(doc, "policy_combining")
+    return ordered(problems)
+
+
+def register_content_check(policy_type: str, check: ContentCheck) -> ContentCheck:
+    """Add a cross-field check `check(content, "$.content") -> [Problem]` for a type.
+
+    It runs only on content that passed the type's JSON Schema, after the
+    checks registered before it.
+    """
+    _CONTENT_CHECKS.setdefault(policy_type, []).append(check)
+    return check
+
+
+# --- checks beyond the envelope schema ----------------------------------------
+
+
+def _combining_problems(doc: Mapping[str, Any], key: str) -> list[Problem]:
+    value = doc.get(key)
+    if not isinstance(value, str) or value in COMBINING_ALGORITHMS:
+        return []
+    message = (
+        f"unknown combining algorithm `{show(value)}`; use one of {choices(COMBINING_ALGORITHMS)}"
+    )
+    return [Problem(f"$.{key}", "unknown_combining_algorithm", message)]
+
+
+def _content_problems(doc: Mapping[str, Any]) -> list[Problem]:
+    policy_type, content = doc.get("type"), doc.get("content")
+    if not isinstance(policy_type, str):
+        return []
+    if policy_type not in POLICY_TYPES:
+        message = f"unknown policy type `{show(policy_type)}`; use one of {choices(POLICY_TYPES)}"
+        return [Problem("$.type", "unknown_policy_type", message)]
+    if not isinstance(content, dict):
+        return []
+    validator = content_validator(policy_type)
+    if validator is None:
+        message = f"no content schema is installed for policy type `{policy_type}`"
+        return [Problem("$.content", "content_schema_missing", message)]
+    problems = schema_problems(validator, content, "$.content")
+    problems += _asset_problems(doc.get("asset_id"), content.get("asset_id"))
+    if not problems:
+        for check in _CONTENT_CHECKS.get(policy_type, ()):
+            problems += _guarded(lambda check=check: check(content, "$.content"), "$.content")
+    return problems
+
+
+def _asset_problems(envelope: Any, inner: Any) -> list[Problem]:
+    if not (isinstance(envelope, str) and isinstance(inner, str)) or envelope == inner:
+        return []
+    message = f"`{show(inner)}` differs from the policy's asset id `{show(envelope)}`"
+    return [Problem("$.content.asset_id", "asset_id_mismatch", message)]
+
+
+def _guarded(run: Callable[[], Iterable[Problem]], path: str) -> list[Problem]:
+    """Run a checker written elsewhere; if it fails, refuse the policy rather than crash."""
+    try:
+        return list(run())
+    except Exception:  # fail closed: a broken checker must not let a policy through
+        return [Problem(path, "check_failed", "this part could not be checked")]
+
+
+def _validity_problems(doc: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    moments = {}
+    for key in ("valid_from", "valid_until"):
+        if isinstance(doc.get(key), str):
+            try:
+                moments[key] = parse_datetime(doc[key], f"$.{key}")
+            except ValidationError as exc:
+                problems += exc.problems
+    if len(moments) == 2 and moments["valid_from"] >= moments["valid_until"]:
+        message = "`valid_until` must be later than `valid_from`"
+        problems.append(Problem("$.valid_until", "invalid_validity_window", message))
+    return problems
+
+
+def _rules_problems(rules: Any) -> list[Problem]:
+    if not isinstance(rules, list):
+        return []
+    problems: list[Problem] = []
+    first_use: dict[str, int] = {}
+    for i, rule in enumerate(rules):
+        path = f"$.rules[{i}]"
+        if not isinstance(rule, Mapping):
+            continue
+        rule_id = rule.get("id")
+        if isinstance(rule_id, str) and rule_id in first_use:
+            message = f"rule id `{rule_id}` is already used by `$.rules[{first_use[rule_id]}]`"
+            problems.append(Problem(f"{path}.id", "duplicate_rule_id", message))
+        elif isinstance(rule_id, str):
+            first_use[rule_id] = i
+        if "condition" in rule:
+            problems += _expression_problems(rule["condition"], f"{path}.condition")
+        effect = rule.get("effect") if rule.get("effect") in ("Permit", "Deny") else None
+        for kind in ("obligations", "advice"):
+            problems += _obligations_problems(rule.get(kind), f"{path}.{kind}", effect)
+    return problems
+
+
+def _obligations_problems(items: Any, path: str, rule_effect: str | None) -> list[Problem]:
+    if not isinstance(items, list):
+        return []
+    problems: list[Problem] = []
+    for i, item in enumerate(items):
+        here = f"{path}[{i}]"
+        if not isinstance(item, Mapping):
+            continue
+        fulfill_on = item.get("fulfill_on")
+        if rule_effect and fulfill_on is not None and fulfill_on != rule_effect:
+            message = f"a rule with effect `{rule_effect}` only returns `{rule_effect}` obligations"
+            problems.append(Problem(f"{here}.fulfill_on", "obligation_effect_mismatch", message))
+        attributes = item.get("attributes")
+        if isinstance(attributes, Mapping):
+            for name, value in attributes.items():
+                target = member(f"{here}.attributes", str(name))
+                problems += _expression_problems(value, target)
+    return problems
+
+
+# --- expressions --------------------------------------------------------------
+
+_EXPRESSION_KEYS = {
+    "attr": ("attr", "may_be_absent"),
+    "apply": ("apply", "args"),
+    "value": ("value", "type"),
+}
+
+
+def _expression_problems(data: Any, path: str) -> list[Problem]:
+    """Shape problems of the whole tree first; then the function checks of `pbgm.conditions`."""
+    problems = _expression_shape(data, path, 1)
+    if problems:
+        return problems
+    try:
+        expr = parse_expression(data, path)
+    except ValidationError as exc:
+        return list(exc.problems)
+    return _guarded(lambda: check_expression(expr, path), path)
+
+
+def _expression_shape(data: Any, path: str, depth: int) -> list[Problem]:
+    if depth > MAX_EXPRESSION_DEPTH:
+        message = f"expressions may nest at most {MAX_EXPRESSION_DEPTH} levels"
+        return [Problem(path, "expression_too_deep", message)]
+    if isinstance(data, Mapping):
+        return _object_expression(data, path, depth)
+    if isinstance(data, list):
+        return [
+            Problem(member(path, i), "invalid_literal", _LIST_LITERAL)
+            for i, item in enumerate(data)
+            if isinstance(item, Mapping | list)
+        ]
+    return []
+
+
+_LIST_LITERAL = "a list literal holds strings, numbers, booleans or null; build values with `apply`"
+
+
+def _object_expression(data: Mapping[str, Any], path: str, depth: int) -> list[Problem]:
+    kinds = [k for k in _EXPRESSION_KEYS if k in data]
+    if len(kinds) != 1:
+        message = "an expression object needs exactly one of `attr`, `apply` or `value`"
+        return [Problem(path, "invalid_expression", message)]
+    kind = kinds[0]
+    problems = [
+        Problem(member(path, str(k)), "additional_property", f"unknown property `{k}`")
+        for k in data
+        if k not in _EXPRESSION_KEYS[kind]
+    ]
+    if kind == "attr":
+        problems += _attr_problems(data, path)
+    elif kind == "apply":
+        problems += _apply_problems(data, path, depth)
+    elif "type" in data and not isinstance(data["type"], str):
+        problems.append(Problem(f"{path}.type", "type", "a literal type is a string"))
+    return problems
+
+
+def _attr_problems(data: Mapping[str, Any], path: str) -> list[Problem]:
+    problems = []
+    ref = data["attr"]
+    category, _, name = ref.partition(".") if isinstance(ref, str) else ("", "", "")
+    if category not in CATEGORIES or not name:
+        message = (
+            f"`{show(ref)}` must be `<category>.<name>`, category one of {choices(CATEGORIES)}"
+        )
+        problems.append(Problem(f"{path}.attr", "invalid_attribute", message))
+    if not isinstance(data.get("may_be_absent", False), bool):
+        problems.append(Problem(f"{path}.may_be_absent", "type", "expected boolean"))
+    return problems
+
+
+def _apply_problems(data: Mapping[str, Any], path: str, depth: int) -> list[Problem]:
+    problems = []
+    if not isinstance(data["apply"], str) or not data["apply"]:
+        message = "`apply` names a function"
+        problems.append(Problem(f"{path}.apply", "invalid_expression", message))
+    args = data.get("args", [])
+    if not isinstance(args, list):
+        return [*problems, Problem(f"{path}.args", "invalid_expression", "`args` must be a list")]
+    for i, arg in enumerate(args):
+        problems += _expression_shape(arg, f"{path}.args[{i}]", depth + 1)
+    return problems
+
+
+def content_schema(policy_type: str) -> dict[str, Any] | None:
+    """The JSON Schema of the `content` of a policy type (None if not installed)."""
+    validator = content_validator(policy_type)
+    return None if validator is None else dict(validator.schema)
+
+
+for _policy_type in TABLE_CHECKED_TYPES:
+    register_content_check(_policy_type, table_check(_policy_type))
