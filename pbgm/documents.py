@@ -6,8 +6,8 @@ Everything a user, a REST client or a bundle file hands to pbgm goes through
 
 | code                 | when                                                              |
 |----------------------|-------------------------------------------------------------------|
-| `document_too_large` | more than `max_bytes` bytes, or a YAML alias tree that expands    |
-|                      | to more than `MAX_VALUES` values (a "billion laughs" document)    |
+| `document_too_large` | more than `max_bytes` bytes, or more values than such a text can  |
+|                      | hold (`max_bytes // 2`): a YAML alias "billion laughs" document   |
 | `invalid_encoding`   | bytes that are not UTF-8                                          |
 | `malformed_document` | JSON/YAML syntax errors (with line and column), `NaN`/`Infinity`, |
 |                      | non-string keys, YAML values with no JSON equivalent              |
@@ -37,7 +37,6 @@ from pbgm.syntax import format_datetime, thaw
 
 MAX_BYTES = 1_048_576
 MAX_DEPTH = 64
-MAX_VALUES = 1_000_000
 FORMATS = ("json", "yaml")
 _YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -57,7 +56,7 @@ def load_document(
     kind = _format_of(source, fmt)
     text = _decode(data, source, max_bytes)
     value = _parse_yaml(text, source) if kind == "yaml" else _parse_json(text, source)
-    _check_tree(value, source)
+    _check_tree(value, source, max_values=max_bytes // 2 + 16)
     return value
 
 
@@ -254,22 +253,23 @@ def _too_deep(source: str) -> InvalidInputError:
     )
 
 
-def _check_tree(root: Any, source: str) -> None:
+def _check_tree(root: Any, source: str, *, max_values: int) -> None:
     """Depth, size and JSON-compatibility of a parsed document, without recursion.
 
-    Counting every visited value also bounds YAML alias trees, which share nodes
-    and so can expand exponentially although the text is small.
+    Every JSON or YAML value takes at least two bytes of text, so a document
+    within the byte limit holds at most about `max_bytes // 2` values; more can
+    only come from YAML aliases, which share nodes and expand exponentially.
     """
     stack: list[tuple[Any, int]] = [(root, 0)]
     seen = 0
     while stack:
         value, depth = stack.pop()
         seen += 1
-        if seen > MAX_VALUES:
+        if seen > max_values:
             raise InvalidInputError(
-                f"`{source}` expands to more than {MAX_VALUES} values",
+                f"`{source}` expands to more than {max_values} values",
                 code="document_too_large",
-                limit=MAX_VALUES,
+                limit=max_values,
             )
         if isinstance(value, Mapping | list):
             if depth >= MAX_DEPTH:

@@ -106,9 +106,29 @@ def test_refuses_bad_input(what_is_refused, data, kwargs, code, in_message):
 def test_a_yaml_alias_bomb_is_refused_without_expanding_it():
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    text = "\n".join(lines)
     with pytest.raises(InvalidInputError) as caught:
-        load_document("\n".join(lines), fmt="yaml")
+        load_document(text, fmt="yaml", max_bytes=10_000)
     assert caught.value.code == "document_too_large"
+    assert "values" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("what_is_accepted", "fmt", "item", "joiner", "prefix", "suffix"),
+    [
+        ("the densest JSON array within the byte limit", "json", "0", ",", "[", "]"),
+        ("the densest YAML flow list", "yaml", "0", ",", "[", "]"),
+        ("the densest YAML block list", "yaml", "- 0", "\n", "", ""),
+    ],
+)
+def test_dense_documents_within_the_byte_limit_are_not_mistaken_for_bombs(
+    what_is_accepted, fmt, item, joiner, prefix, suffix
+):
+    limit = 10_000
+    count = (limit - len(prefix) - len(suffix) + len(joiner)) // (len(item) + len(joiner))
+    text = prefix + joiner.join([item] * count) + suffix
+    assert len(text) <= limit
+    assert load_document(text, fmt=fmt, max_bytes=limit) == [0] * count
 
 
 def test_the_depth_limit_itself_is_accepted():
