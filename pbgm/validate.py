@@ -45,6 +45,11 @@ Codes (stable; the REST API and the CLI show them):
 Content cross-checks that JSON Schema cannot express (min <= max, references
 between parts of the content) are registered per policy type with
 `register_content_check`; they run on content that already passed its schema.
+Likewise the function checks of a condition (`pbgm.conditions.check_expression`)
+run once its shape is sound, so a malformed expression shows its shape problems
+first. Anything unexpected while checking (e.g. a document built in Python with
+a cycle) is reported as `check_failed`, never raised. Loading, caching and error
+conversion of the JSON Schemas live in `pbgm._schemas`.
 """
 
 from __future__ import annotations
@@ -88,6 +93,10 @@ def validate_policy_document(doc: Any) -> Policy:
 
 def problems_of(doc: Any) -> list[Problem]:
     """Every problem of a policy document (empty when valid). Never raises."""
+    return ordered(_guarded(lambda: _policy_problems(doc), "$"))
+
+
+def _policy_problems(doc: Any) -> list[Problem]:
     problems = schema_problems(envelope_validator(), doc, "$")
     if isinstance(doc, Mapping):
         if "format" in doc and doc["format"] != FORMAT:
@@ -99,7 +108,7 @@ def problems_of(doc: Any) -> list[Problem]:
         problems += _rules_problems(doc.get("rules"))
         problems += _obligations_problems(doc.get("obligations"), "$.obligations", None)
         problems += _obligations_problems(doc.get("advice"), "$.advice", None)
-    return ordered(problems)
+    return problems
 
 
 def validate_policy_set_document(doc: Any) -> PolicyGroup:
@@ -116,10 +125,14 @@ def validate_policy_set_document(doc: Any) -> PolicyGroup:
 
 def policy_set_problems(doc: Any) -> list[Problem]:
     """Every problem of a policy group document. Never raises."""
-    problems = schema_problems(group_validator(), doc, "$")
-    if isinstance(doc, Mapping):
-        problems += _combining_problems(doc, "policy_combining")
-    return ordered(problems)
+
+    def collect() -> list[Problem]:
+        problems = schema_problems(group_validator(), doc, "$")
+        if isinstance(doc, Mapping):
+            problems += _combining_problems(doc, "policy_combining")
+        return problems
+
+    return ordered(_guarded(collect, "$"))
 
 
 def register_content_check(policy_type: str, check: ContentCheck) -> ContentCheck:
@@ -130,6 +143,12 @@ def register_content_check(policy_type: str, check: ContentCheck) -> ContentChec
     """
     _CONTENT_CHECKS.setdefault(policy_type, []).append(check)
     return check
+
+
+def content_schema(policy_type: str) -> dict[str, Any] | None:
+    """The JSON Schema of the `content` of a policy type (None if not installed)."""
+    validator = content_validator(policy_type)
+    return None if validator is None else dict(validator.schema)
 
 
 # --- checks beyond the envelope schema ----------------------------------------
@@ -323,12 +342,6 @@ def _apply_problems(data: Mapping[str, Any], path: str, depth: int) -> list[Prob
     for i, arg in enumerate(args):
         problems += _expression_shape(arg, f"{path}.args[{i}]", depth + 1)
     return problems
-
-
-def content_schema(policy_type: str) -> dict[str, Any] | None:
-    """The JSON Schema of the `content` of a policy type (None if not installed)."""
-    validator = content_validator(policy_type)
-    return None if validator is None else dict(validator.schema)
 
 
 for _policy_type in TABLE_CHECKED_TYPES:

@@ -765,3 +765,13 @@ def test_content_schemas_reject_typical_mistakes(what_is_wrong, policy_id, edit,
 def test_every_policy_type_has_an_example_and_a_mistake():
     types = {example(pid)["type"] for _what, pid, _edit, _expected in CONTENT_MISTAKES}
     assert types == set(POLICY_TYPES)
+
+
+def test_a_cyclic_document_built_in_python_is_refused_not_raised():
+    doc = good_policy()
+    doc["content"]["power"] = doc["content"]
+    doc["rules"][0]["condition"] = {"apply": "not", "args": []}
+    doc["rules"][0]["condition"]["args"].append(doc["rules"][0]["condition"])
+    assert problems_of(doc)
+    with pytest.raises(ValidationError):
+        validate_policy_document(doc)
