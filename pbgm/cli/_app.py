@@ -1,0 +1,170 @@
+"""The `pbgm` group, its shared state and the one place errors become exit statuses."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import click
+
+from pbgm.errors import (
+    AlreadyExistsError,
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PbgmError,
+    PermissionDeniedError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from pbgm.model import Decision
+from pbgm.pap import PolicyAdministrationPoint
+from pbgm.store.base import Store, utc_now
+from pbgm.store.factory import open_store
+from pbgm.syntax import parse_datetime
+
+DEFAULT_DB = "sqlite:///pbgm.db"
+
+EXIT_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (ValidationError, 4),
+    (InvalidInputError, 3),
+    (NotFoundError, 5),
+    (ConflictError, 6),
+    (AlreadyExistsError, 6),
+    (StoreUnavailableError, 7),
+    (PermissionDeniedError, 8),
+    (ConfigurationError, 9),
+    (click.UsageError, 2),
+    (PbgmError, 1),
+)
+DECISION_STATUS = {
+    Decision.PERMIT: 0,
+    Decision.DENY: 10,
+    Decision.NOT_APPLICABLE: 11,
+    Decision.INDETERMINATE: 12,
+}
+
+
+def exit_status(error: BaseException) -> int:
+    """The one mapping from an error to the process exit status."""
+    for kind, status in EXIT_STATUS:
+        if isinstance(error, kind):
+            return status
+    return 1
+
+
+def report(error: BaseException, *, as_json: bool) -> None:
+    """Print an error for a person (stderr) or a program (`--json`, stdout)."""
+    data = error.as_dict() if isinstance(error, PbgmError) else {"code": "internal_error"}
+    if not isinstance(error, PbgmError):
+        data["message"] = f"unexpected failure: {error}"
+    if as_json:
+        click.echo(json.dumps({"error": data}, ensure_ascii=False, default=str))
+        return
+    click.echo(f"error: {data['code']}: {data['message']}", err=True)
+    for problem in getattr(error, "problems", ()):
+        click.echo(f"  {problem.path}: {problem.code}: {problem.message}", err=True)
+
+
+class _Cli(click.Group):
+    """Maps every error raised by a command to its exit status, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as error:
+            if os.environ.get("PBGM_DEBUG") and not isinstance(error, PbgmError):
+                raise
+            env = ctx.find_object(Env)
+            report(error, as_json=bool(env and env.as_json))
+            ctx.exit(exit_status(error))
+
+
+@dataclass
+class Env:
+    """What every command needs: the repository URL, who acts, the output form."""
+
+    db: str
+    actor: str
+    as_json: bool
+    _store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.db)
+        return self._store
+
+    @property
+    def pap(self) -> PolicyAdministrationPoint:
+        return PolicyAdministrationPoint(self.store)
+
+    def close(self) -> None:
+        close = getattr(self._store, "close", None)
+        if close is not None:
+            close()
+
+    def emit(self, data: Any, text: str | Iterable[str]) -> None:
+        """`data` as JSON with `--json`, else the human text."""
+        if self.as_json:
+            click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        elif isinstance(text, str):
+            click.echo(text)
+        else:
+            for line in text:
+                click.echo(line)
+
+
+def _default_actor() -> str:
+    try:
+        return os.environ.get("PBGM_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+pass_env = click.make_pass_decorator(Env)
+
+
+@click.group(cls=_Cli)
+@click.option(
+    "--db",
+    envvar="PBGM_DATABASE_URL",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Repository URL: sqlite:///file.db, postgresql://..., or memory://",
+)
+@click.option("--actor", default=_default_actor, help="Who acts (audit log). [$PBGM_ACTOR]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
+@click.version_option(package_name="pbgm")
+@click.pass_context
+def main(ctx: click.Context, db: str, actor: str, as_json: bool) -> None:
+    """pbgm: Policy-Based Grid Management."""
+    env = Env(db=db, actor=actor, as_json=as_json)
+    ctx.obj = env
+    ctx.call_on_close(env.close)
+
+
+def masked(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def parse_now(text: str | None) -> datetime:
+    return utc_now() if text is None else parse_datetime(text, "--now")
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    line = "  ".join(f"{{{c}:<{widths[c]}}}" for c in columns)
+    header = line.format(**{c: c.upper() for c in columns})
+    return [header, *(line.format(**{c: str(r[c]) for c in columns}) for r in rows)]
