@@ -1,0 +1,71 @@
+"""Alembic migrations from an empty database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from pbgm.store.sql import SqlStore, make_engine
+from pbgm.store.sql.migrate import check_drift, current, downgrade, head, upgrade
+from pbgm.store.sql.tables import metadata
+from tests.conftest import fresh_postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it: a new SQLite file or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_server_url")) as url:
+        yield url
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_empty_reaches_head_without_drift(empty_url: str) -> None:
+    assert current(empty_url) is None
+    upgrade(empty_url)
+    assert current(empty_url) == head() == "0001"
+    assert check_drift(empty_url) == []
+    assert _tables(empty_url) == set(metadata.tables) | {"alembic_version"}
+    store = SqlStore(empty_url)
+    assert store.revision() == 0
+    store.close()
+
+
+def test_downgrade_to_base_removes_everything_and_upgrade_works_again(empty_url: str) -> None:
+    upgrade(empty_url)
+    downgrade(empty_url, "base")
+    assert current(empty_url) is None
+    assert _tables(empty_url) <= {"alembic_version"}
+    upgrade(empty_url)
+    assert current(empty_url) == head() and check_drift(empty_url) == []
+
+
+def test_drift_is_detected(empty_url: str) -> None:
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP INDEX ix_policies_status")
+    engine.dispose()
+    drift = check_drift(empty_url)
+    assert [change[0] for change in drift] == ["add_index"]
+
+
+def test_migrations_run_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    upgrade(url)
+    assert current(url) == head()
