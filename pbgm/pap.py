@@ -52,7 +52,11 @@ def checked_document(doc: Document, *, source: str = "<input>") -> tuple[dict[st
 
 
 class PolicyAdministrationPoint:
-    """Authoring operations on a `Store`, each validated and audited (by the store)."""
+    """Authoring operations on a `Store`, each validated and audited (by the store).
+
+    Timestamps come from the store's own clock; `clock` is kept for callers that
+    need the PAP's notion of now (it is not used by the operations themselves).
+    """
 
     def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
         self.store = store

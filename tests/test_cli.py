@@ -96,6 +96,15 @@ def test_two_exports_are_identical(imported, tmp_path):
     assert Path("policies/limits-bess-01.json") in one
 
 
+def test_a_large_import_shows_progress_on_stderr(pbgm, tmp_path):
+    policies = [policy_document(f"p{i:03}", policy_group="grid") for i in range(60)]
+    bundle = write(tmp_path / "big.json", {"format": "pbgm/bundle/v1", "policies": policies})
+    result = pbgm("policy", "import", bundle)
+    assert result.exit_code == 0
+    assert "importing" in result.stderr
+    assert result.stdout.splitlines()[-1].strip() == "60 create"
+
+
 def _files(root: Path) -> dict[Path, bytes]:
     return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 

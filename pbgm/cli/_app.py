@@ -134,7 +134,7 @@ def _default_actor() -> str:
 pass_env = click.make_pass_decorator(Env)
 
 
-@click.group(cls=_Cli)
+@click.group(cls=_Cli, name="pbgm")
 @click.option(
     "--db",
     envvar="PBGM_DATABASE_URL",
@@ -144,7 +144,7 @@ pass_env = click.make_pass_decorator(Env)
 )
 @click.option("--actor", default=_default_actor, help="Who acts (audit log). [$PBGM_ACTOR]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
-@click.version_option(package_name="pbgm")
+@click.version_option(package_name="pbgm", prog_name="pbgm")
 @click.pass_context
 def main(ctx: click.Context, db: str, actor: str, as_json: bool) -> None:
     """pbgm: Policy-Based Grid Management."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,9 +68,7 @@ def _progress(env: Env, total: int) -> Iterator[Callable[[int, int], None] | Non
     if env.as_json or total < PROGRESS_THRESHOLD:
         yield None
         return
-    with click.progressbar(
-        length=total, label="importing", file=click.get_text_stream("stderr")
-    ) as bar:
+    with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
 
         def advance(done: int, of: int) -> None:
             bar.length = of
