@@ -2,7 +2,8 @@
 
 Pipeline (docs/domain.md §3): RoCoF by sliding linear regression, event detection
 on a |RoCoF| threshold with the onset located by a flat-then-ramp fit (the first
-window over the threshold usually starts before the event), then one of two
+window over the threshold usually starts before the event) and refined to the
+step in the power record, then one of two
 estimates of the inertia constant H on the system base `s_base_mw`:
 
 * `swing`: H = ΔP·f0 / (2·S_base·RoCoF0), with RoCoF0 the regression slope over
@@ -143,6 +144,25 @@ def _quiet_before(t: np.ndarray, f: np.ndarray, onset: int, span_s: float, limit
     return abs(float(slope.coef[1])) < limit
 
 
+def _power_onset(t: np.ndarray, p: np.ndarray, event: RocofEvent, n: int) -> RocofEvent:
+    """Move the onset to the power step near it (the RoCoF starts at the step).
+
+    The frequency onset can be a sample off; the imbalance step is sharp, and a
+    baseline window that leaks one post-step sample spoils ΔP. The step is the
+    split within ±n samples that maximises the difference of the means of the
+    m samples before and after it.
+    """
+    m = max(3, n // 2)
+    lo, hi = max(m, event.index - n), min(p.size - m, event.index + n)
+    if not lo <= event.index <= hi:
+        return event  # too close to the record's edge to compare both sides
+    c = np.concatenate([[0.0], np.cumsum(p)])
+    k = np.arange(lo, hi + 1)
+    jump = np.abs((c[k + m] - c[k]) - (c[k] - c[k - m])) / m
+    best = int(k[np.argmax(jump)])
+    return RocofEvent(float(t[best]), best, event.rocof_hz_s)
+
+
 @dataclass(frozen=True)
 class _Windows:
     """The samples around one event that both estimates use."""
@@ -211,6 +231,7 @@ class InertiaEstimator(LimitsSlot[InertiaLimits]):
         lim = self._current(limits)
         t, f = series(t, f, "frequency")
         _, p = series(t, p_mw, "active power")
+        event = _power_onset(t, p, event, window_samples(t, lim.fit_window_s))
         w = _windows(t, f, p, event, lim)
         if isinstance(w, str):
             return EventRejected(event.t0, method, w, "too few samples around the event")

@@ -60,6 +60,8 @@ class FlexLimits:
 
     def __post_init__(self) -> None:
         check_range(self.p_min_kw, self.p_max_kw, "flexibility")
+        if not self.p_min_kw <= 0.0 <= self.p_max_kw:
+            raise InvalidLimitsError("flexibility range must contain 0 (no flexibility used)")
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ class MpcVoltageController(LimitsSlot[MpcLimits]):
         request = None
         if not local.feasible and layout.flex:
             wider = _bandlp.solve(build.problem(traded, open_flex=True), first_tier=3)
-            request = build.request(wider.x)
+            request = build.request(wider.x, traded)
             self._pending = (self._cycle, request) if request else None
         status = "flex_requested" if request else "tracking" if self._traded else "ok"
         chosen = local
@@ -342,13 +344,17 @@ class _Builder:
         if problem.e is not None and np.any(problem.e @ x > problem.e_rhs + 1e-6):
             raise SolverError("planned storage leaves its state-of-charge window")
 
-    def request(self, x: np.ndarray) -> FlexSchedule | None:
-        """The flexibility the wider plan needs, at the nodes where it needs any."""
-        flex = self._trajectories(x)[3]
-        nodes = tuple(n for n, values in flex.items() if np.max(np.abs(values)) > 1e-6)
+    def request(self, x: np.ndarray, traded: dict) -> FlexSchedule | None:
+        """The flexibility the wider plan needs beyond what is traded, where it needs any."""
+        planned = self._trajectories(x)[3]
+        extra = {
+            n: [planned[n][k] - _clip(traded.get((k, n), 0.0), lim) for k in range(self.steps)]
+            for n, lim in self.limits.flex.items()
+        }
+        nodes = tuple(n for n, values in extra.items() if np.max(np.abs(values)) > 1e-6)
         if not nodes:
             return None
-        values = tuple(tuple(float(flex[n][k]) for n in nodes) for k in range(self.steps))
+        values = tuple(tuple(float(extra[n][k]) for n in nodes) for k in range(self.steps))
         return FlexSchedule("active_power", nodes, values)
 
     def _trajectories(self, x: np.ndarray) -> list[dict[int, tuple[float, ...]]]:

@@ -80,7 +80,11 @@ class DgLimits:
 
 @dataclass(frozen=True)
 class EssLimits:
-    """A storage unit: active power range (positive = discharge) and energy window."""
+    """A storage unit: active power range (positive = discharge) and energy window.
+
+    The range must contain 0: idling is the storage's safe state, and with it a
+    state-of-charge window can always be kept.
+    """
 
     p_min_kw: float
     p_max_kw: float
@@ -90,6 +94,8 @@ class EssLimits:
 
     def __post_init__(self) -> None:
         check_range(self.p_min_kw, self.p_max_kw, "ess active power")
+        if not self.p_min_kw <= 0.0 <= self.p_max_kw:
+            raise InvalidLimitsError("ess power range must allow idling (contain 0)")
         check_range(self.soc_min, self.soc_max, "ess state of charge")
         if self.energy_kwh is not None and not self.energy_kwh > 0:
             raise InvalidLimitsError(f"ess energy must be positive, got `{self.energy_kwh}`")

@@ -1,0 +1,164 @@
+"""Inertia estimation on synthetic swing-equation records (docs/domain.md §3.5, Model B).
+
+"1 % measurement noise": Gaussian noise of 1 % of |ΔP| on the power record and of
+1 % of the largest frequency excursion in the first second after the event on the
+frequency record (1.5-4.7 mHz here, above the ≈1 mHz of a PMU), fixed seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from controls import (
+    EventRejected,
+    InertiaEstimate,
+    InertiaEstimator,
+    InertiaLimits,
+    InvalidLimitsError,
+    InvalidMeasurementError,
+    RocofEvent,
+    detect_events,
+    rocof,
+)
+from controls.testing import simulate_swing
+
+SEEDS = range(5)
+
+
+def one_percent_noise(h_s: float, **kwargs) -> dict:
+    clean = simulate_swing(h_s, **kwargs)
+    after = (clean.t >= clean.t_event) & (clean.t <= clean.t_event + 1.0)
+    return {"f_noise_hz": 0.01 * np.abs(clean.f_hz[after] - 50.0).max(), "p_noise_rel": 0.01}
+
+
+def estimates(record, method="least_squares", limits=None):
+    estimator = InertiaEstimator(record.s_base_mw, record.f0_hz)
+    return estimator.run(record.t, record.f_hz, record.p_mw, method=method, limits=limits)
+
+
+@pytest.mark.parametrize("h_s", [2.0, 4.0, 8.0])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_least_squares_estimate_is_within_5_percent_of_the_true_h(h_s, seed):
+    record = simulate_swing(h_s, seed=seed, **one_percent_noise(h_s))
+    found = [r for r in estimates(record) if isinstance(r, InertiaEstimate)]
+    assert len(found) == 1
+    estimate = found[0]
+    assert estimate.t0 == pytest.approx(record.t_event)
+    assert estimate.h_s == pytest.approx(h_s, rel=0.05)
+    assert estimate.stderr_s > 0 and abs(estimate.h_s - h_s) < 4 * estimate.stderr_s
+
+
+@pytest.mark.parametrize("h_s", [2.0, 4.0, 8.0])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_swing_formula_estimate_is_covered_by_its_standard_error(h_s, seed):
+    record = simulate_swing(h_s, seed=seed, **one_percent_noise(h_s))
+    estimate = next(r for r in estimates(record, "swing") if isinstance(r, InertiaEstimate))
+    assert estimate.h_s == pytest.approx(h_s, rel=0.12)
+    assert abs(estimate.h_s - h_s) < 4 * estimate.stderr_s
+    assert estimate.rocof_hz_s * estimate.delta_p_mw > 0
+
+
+def test_noise_free_estimates_recover_h_closely():
+    record = simulate_swing(4.0)
+    ls = next(r for r in estimates(record) if isinstance(r, InertiaEstimate))
+    swing = next(r for r in estimates(record, "swing") if isinstance(r, InertiaEstimate))
+    assert ls.h_s == pytest.approx(4.0, rel=0.005)
+    assert swing.h_s == pytest.approx(4.0, rel=0.02)  # governor and damping act within 0.2 s
+
+
+@pytest.mark.parametrize("h_s", [2.0, 4.0, 8.0])
+def test_events_below_the_rocof_threshold_are_not_reported(h_s):
+    threshold = InertiaLimits().rocof_threshold_hz_s
+    delta_p = -0.8 * threshold * 2 * h_s / 50.0  # initial RoCoF = 80 % of the threshold
+    record = simulate_swing(h_s, delta_p_pu=delta_p, seed=1, f_noise_hz=0.001, p_noise_rel=0.01)
+    assert estimates(record) == []
+    assert detect_events(record.t, record.f_hz, threshold_hz_s=threshold, window_s=0.2,
+                         holdoff_s=2.0) == []  # fmt: skip
+
+
+def test_each_disturbance_gives_one_estimate_and_later_swings_no_false_estimate():
+    record = simulate_swing(4.0, duration_s=12.0, seed=2, **one_percent_noise(4.0))
+    results = estimates(record)
+    assert sum(isinstance(r, InertiaEstimate) for r in results) == 1
+    for later in results[1:]:  # the governor's recovery swing has no power step behind it
+        assert isinstance(later, EventRejected) and later.reason == "imbalance_too_small"
+
+
+def test_rocof_is_the_windowed_regression_slope():
+    t = np.arange(0.0, 2.0, 0.02)
+    f = 50.0 - 0.25 * np.clip(t - 1.0, 0.0, None)
+    t_end, slopes = rocof(t, f, window_s=0.2)
+    assert slopes[t_end <= 1.0] == pytest.approx(0.0, abs=1e-12)
+    assert slopes[t_end - 0.2 >= 1.0 - 1e-9] == pytest.approx(-0.25)
+
+
+def _without_power(r):
+    return dataclasses.replace(r, p_mw=np.random.default_rng(0).normal(0.0, 0.5, r.t.size))
+
+
+def _flipped_power(r):
+    return dataclasses.replace(r, p_mw=-r.p_mw)
+
+
+def _late_start(r):
+    keep = r.t >= r.t_event - 0.06
+    return dataclasses.replace(r, t=r.t[keep], f_hz=r.f_hz[keep], p_mw=r.p_mw[keep])
+
+
+@pytest.mark.parametrize(
+    ("why_the_event_is_rejected", "reason", "change", "limits"),
+    [
+        ("no power step behind the rocof", "imbalance_too_small", _without_power, None),
+        ("imbalance and rocof disagree in sign", "sign_mismatch", _flipped_power, None),
+        ("record starts just before the event", "too_few_samples", _late_start, None),
+        ("h outside the plausible range", "out_of_range", None, InertiaLimits(h_max_s=3.0)),
+        ("fit below the required r2", "poor_fit", None, InertiaLimits(min_r2=0.999999)),
+    ],
+)
+def test_events_that_cannot_give_an_estimate_are_rejected_with_a_reason(
+    why_the_event_is_rejected, reason, change, limits
+):
+    record = simulate_swing(4.0, seed=4, f_noise_hz=0.001, p_noise_rel=0.01)
+    if change is not None:
+        record = change(record)
+    first = estimates(record, limits=limits)[0]
+    assert isinstance(first, EventRejected)
+    assert first.reason == reason and first.message
+
+
+def test_an_event_whose_rocof_is_below_the_threshold_is_rejected():
+    record = simulate_swing(4.0, delta_p_pu=-0.01, seed=5, f_noise_hz=0.001)
+    estimator = InertiaEstimator(record.s_base_mw)
+    result = estimator.estimate(record.t, record.f_hz, record.p_mw, RocofEvent(2.0, 100, -0.06))
+    assert isinstance(result, EventRejected) and result.reason == "rocof_below_threshold"
+
+
+def test_replaced_limits_apply_to_the_next_run():
+    record = simulate_swing(4.0, seed=0, f_noise_hz=0.001, p_noise_rel=0.01)
+    estimator = InertiaEstimator(record.s_base_mw)
+    assert isinstance(estimator.run(record.t, record.f_hz, record.p_mw)[0], InertiaEstimate)
+    estimator.set_limits(InertiaLimits(rocof_threshold_hz_s=0.5))
+    assert estimator.run(record.t, record.f_hz, record.p_mw) == []
+
+
+@pytest.mark.parametrize(
+    ("what_is_wrong", "t", "f"),
+    [
+        ("time not increasing", [0.0, 0.02, 0.02], [50.0, 50.0, 50.0]),
+        ("lengths differ", [0.0, 0.02], [50.0]),
+        ("a missing sample", [0.0, 0.02, 0.04], [50.0, float("nan"), 50.0]),
+    ],
+)
+def test_malformed_records_are_rejected(what_is_wrong, t, f):
+    with pytest.raises(InvalidMeasurementError):
+        rocof(np.array(t), np.array(f), window_s=0.04)
+
+
+def test_inconsistent_inertia_limits_are_refused():
+    with pytest.raises(InvalidLimitsError):
+        InertiaLimits(h_min_s=5.0, h_max_s=1.0)
+    with pytest.raises(InvalidLimitsError):
+        InertiaEstimator(s_base_mw=0.0)
