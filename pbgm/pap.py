@@ -156,6 +156,8 @@ class PolicyAdministrationPoint:
         The revision is read *before* the policies, so a change made meanwhile
         shows up as a newer revision and the next `refresh()` picks it up.
         Without a group, every published policy is combined with deny-overrides.
+        Policies come in id order: a repository group has no other order, so under
+        first-applicable the policy ids decide which policy is first.
         """
         revision = self.store.revision()
         group = self._policy_group(policy_group)

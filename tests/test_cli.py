@@ -12,6 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from pbgm.bundle import Bundle, import_bundle
 from pbgm.cli import DECISION_STATUS, exit_status, main
 from pbgm.errors import (
     AlreadyExistsError,
@@ -24,7 +25,10 @@ from pbgm.errors import (
     ValidationError,
 )
 from pbgm.model import Decision
+from pbgm.store.base import PolicyGroup
 from pbgm.testing import permit, policy_document, sqlite_store
+from pbgm.validate import problems_of
+from tests.conformance import DEFAULT_NOW, load_cases, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -256,6 +260,48 @@ def test_flexoffer_validate(imported):
         "flexoffer", "validate", offers / "offer-bess-01-valid.json", "--policy", "limits-bess-01"
     )
     assert (wrong.exit_code, "id_type_mismatch" in wrong.stderr) == (3, True)
+
+
+def _through_the_repository(case) -> bool:
+    """Cases a repository can hold: valid policies, a set without its own target or
+    obligations, and policies in id order (a policy group is evaluated in id order)."""
+    document = case.policy_document
+    policies = document.get("policies", [])
+    ids = [p.get("id") for p in policies]
+    return (
+        set(document) <= {"id", "policy_combining", "policies", "description"}
+        and ids == sorted(ids)
+        and all(p.get("policy_group") == document["id"] and not problems_of(p) for p in policies)
+    )
+
+
+CORPUS = [case for case in load_cases() if _through_the_repository(case)]
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda case: case.name)
+def test_the_conformance_corpus_through_pbgm_decide(case, tmp_path):
+    store = sqlite_store(tmp_path / "corpus.db")
+    document = case.policy_document
+    group = PolicyGroup(document["id"], document.get("policy_combining", "deny-overrides"))
+    bundle = Bundle(policies=tuple(document["policies"]), policy_groups=(group,))
+    import_bundle(store, bundle, actor="corpus")
+    store.close()
+    request = write(tmp_path / "request.json", case.request_document)
+    now = case.request_document.get("now", DEFAULT_NOW)
+    args = ["--db", f"sqlite:///{tmp_path / 'corpus.db'}", "decide", str(request)]
+    result = CliRunner().invoke(main, [*args, "--group", group.id, "--now", now])
+    response = json.loads(result.stdout)
+    response["status"] = response["status"]["code"]
+    response["errors"] = [
+        {key: error[key] for key in ("code", "policy_id", "rule_id")}
+        for error in response["errors"]
+    ]
+    assert summarize(response, case.expected) == case.expected
+    assert result.exit_code == DECISION_STATUS[Decision(case.expected["decision"])]
+
+
+def test_most_of_the_corpus_goes_through_the_repository():
+    assert len(CORPUS) >= 0.9 * len(load_cases())
 
 
 # --- errors: one mapping to exit statuses, no tracebacks ---------------------------------------
