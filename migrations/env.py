@@ -8,6 +8,7 @@ database with `-x url=...` or `PBGM_DATABASE_URL`.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, create_engine
@@ -17,7 +18,7 @@ from pbgm.store.sql.tables import metadata
 config = context.config
 
 
-def _configure(**options: object) -> None:
+def _configure(**options: Any) -> None:
     context.configure(target_metadata=metadata, compare_type=True, **options)
 
 

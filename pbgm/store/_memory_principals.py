@@ -240,7 +240,7 @@ class MemoryPrincipals:
             at = rules.now(self._clock)
             self._service(client_id)
             state = self._live()
-            own = [g.id for g in state.grants.values() if _is_service_grant(g, client_id)]
+            own = [key for key, g in state.grants.items() if _is_service_grant(g, client_id)]
             for grant_id in own:
                 del state.grants[grant_id]
             del state.services[client_id]
@@ -260,7 +260,11 @@ class MemoryPrincipals:
     def _check_grant_refs(self, grant: Grant) -> None:
         """Principals and policy groups must exist; a policy need not exist yet."""
         state = self._live()
-        known = {"user": state.users, "group": state.groups, "service": state.services}
+        known: dict[str, Mapping[str, Any]] = {
+            "user": state.users,
+            "group": state.groups,
+            "service": state.services,
+        }
         if grant.principal not in known[grant.principal_kind]:
             raise rules.not_found(grant.principal_kind, grant.principal)
         if grant.target_kind == "policy_group" and grant.target not in state.policy_groups:
@@ -276,9 +280,10 @@ class MemoryPrincipals:
             grant = rules.check_grant(grant, actor, at)
             self._check_grant_refs(grant)
             state = self._live()
-            grant = replace(grant, id=state.next_grant_id)
+            grant_id = state.next_grant_id
+            grant = replace(grant, id=grant_id)
             state.next_grant_id += 1
-            state.grants[grant.id] = grant
+            state.grants[grant_id] = grant
             details = rules.grant_details(grant)
             self._changed(at, actor, "grant.add", "grant", str(grant.id), details)
             return grant

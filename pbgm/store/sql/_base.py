@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError
@@ -25,7 +25,7 @@ from pbgm.store.base import AuditEntry, Clock
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, RevisionRow
 
-_REVISION = RevisionRow.__table__
+_REVISION = cast(Table, RevisionRow.__table__)
 _NO_REVISION = "the policy repository has no revision row; run `pbgm db upgrade`"
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from pbgm.store import _common as rules
@@ -190,7 +190,8 @@ class SqlPrincipals(SqlBase):
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             _get(session, ServiceAccountRow, client_id, "service account")
-            removed = session.execute(delete(GrantRow).where(GrantRow.client_id == client_id))
+            statement = delete(GrantRow).where(GrantRow.client_id == client_id)
+            removed = cast(CursorResult[Any], session.execute(statement))
             session.execute(
                 delete(ServiceAccountRow).where(ServiceAccountRow.client_id == client_id)
             )

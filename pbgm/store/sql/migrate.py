@@ -56,7 +56,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def _connect(url_or_engine: str | Engine) -> Iterator[Connection]:
     """A connection in a writing transaction; the engine is disposed if made here."""
     owned = not isinstance(url_or_engine, Engine)
-    engine = make_engine(url_or_engine) if owned else url_or_engine
+    engine = url_or_engine if isinstance(url_or_engine, Engine) else make_engine(url_or_engine)
     where = engine.url.render_as_string(hide_password=True)
     try:
         with translate_errors(where), engine.connect() as connection:

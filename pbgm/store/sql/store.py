@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from pbgm.errors import UnsupportedOperationError
-from pbgm.store.base import Clock, utc_now
+from pbgm.store.base import Clock, Store, utc_now
 from pbgm.store.sql._policies import SqlPolicies
 from pbgm.store.sql._principals import SqlPrincipals
 from pbgm.store.sql.engine import WRITE_OPTION, make_engine, translate_errors
@@ -33,7 +33,9 @@ class SqlStore(_SqlOperations):
 
     def __init__(self, engine_or_url: Engine | str, clock: Clock = utc_now) -> None:
         self._owns_engine = not isinstance(engine_or_url, Engine)
-        self._engine = make_engine(engine_or_url) if self._owns_engine else engine_or_url
+        self._engine = (
+            engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
+        )
         self._where = self._engine.url.render_as_string(hide_password=True)
         self._clock = clock
 
@@ -52,7 +54,7 @@ class SqlStore(_SqlOperations):
             s.commit()
 
     @contextmanager
-    def atomic(self) -> Iterator[_SqlOperations]:
+    def atomic(self) -> Iterator[Store]:
         """One transaction for every call made through the yielded view."""
         with self._tx(write=True) as session:
             view = _AtomicView(session, self._clock, self._where)
@@ -93,7 +95,7 @@ class _AtomicView(_SqlOperations):
             self._session.expunge_all()
 
     @contextmanager
-    def atomic(self) -> Iterator[_SqlOperations]:
+    def atomic(self) -> Iterator[Store]:
         """A nested block: a savepoint inside the enclosing transaction."""
         with self._tx(write=True) as session:
             view = _AtomicView(session, self._clock, self._where)
