@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import re
+import threading
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -231,6 +232,7 @@ class AccessPoint:
         self.clock = clock
         self._pdp = pdp_factory() if pdp_factory else PolicyDecisionPoint(clock=clock)
         self._revision: int | None = None
+        self._lock = threading.Lock()
 
     def authorize(self, principal: Principal, action: str, resource: Mapping[str, Any]) -> Response:
         """The PDP's answer for `principal` doing `action` (read|write|admin) on `resource`."""
@@ -339,8 +341,10 @@ class AccessPoint:
         return False
 
     def _decision_point(self) -> PolicyDecisionPoint:
-        revision = self.store.revision()
-        if revision != self._revision:
-            self._pdp.load(compile_grants(self.store.list_grants(), revision=revision))
-            self._revision = revision
+        """The PDP over the current grants; recompiled (once) when the revision moved."""
+        with self._lock:
+            revision = self.store.revision()
+            if revision != self._revision:
+                self._pdp.load(compile_grants(self.store.list_grants(), revision=revision))
+                self._revision = revision
         return self._pdp

@@ -18,11 +18,19 @@ from pbgm.bundle import (
     write_bundle,
 )
 from pbgm.errors import InvalidInputError, PbgmError, ValidationError
-from pbgm.model import Permission, PolicyStatus
+from pbgm.model import Decision, Permission, PolicyStatus
 from pbgm.secrets import hash_secret
 from pbgm.store.base import Grant, PolicyGroup, ServiceAccount, User
 from pbgm.store.memory import MemoryStore
-from pbgm.testing import permit, policy_document, sqlite_store
+from pbgm.testing import (
+    FrozenClock,
+    decision_point,
+    make_request,
+    memory_store,
+    permit,
+    policy_document,
+    sqlite_store,
+)
 
 ACTOR = "importer"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "policies"
@@ -224,6 +232,19 @@ def test_the_example_bundle_imports_and_reimports_as_unchanged():
     plan = import_bundle(store, read_bundle(EXAMPLES), actor=ACTOR)
     assert plan.counts().get("create", 0) >= 6
     assert import_bundle(store, read_bundle(EXAMPLES), actor=ACTOR).is_noop
+
+
+def test_the_testing_helpers_give_a_ready_store_and_pdp():
+    store = memory_store(EXAMPLES)
+    pdp = decision_point(store, "data-sharing")
+    request = make_request(
+        subject={"id": "svc-kibernet"},
+        resource={"topic": "/location_10003/30025/edgePMU3 ch1 amplitude"},
+        action={"id": "subscribe"},
+    )
+    assert pdp.decide(request, now=FrozenClock()()).decision is Decision.PERMIT
+    drafts = memory_store(policies=[doc("p1")], publish=False)
+    assert drafts.get_policy("p1").status is PolicyStatus.DRAFT
 
 
 # --- reading: every problem, located ----------------------------------------------------------
