@@ -15,14 +15,17 @@ from typing import Any
 
 from pbgm.errors import UnsupportedOperationError
 from pbgm.store import _common as rules
+from pbgm.store._memory_flexoffers import MemoryFlexOffers
 from pbgm.store.base import (
     AuditEntry,
     Clock,
+    FlexOfferRecord,
     Grant,
     Group,
     PolicyGroup,
     PolicyRecord,
     PolicyVersion,
+    ScheduleRecord,
     ServiceAccount,
     User,
 )
@@ -44,6 +47,8 @@ class State:
     grants: dict[int, Grant] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
     next_grant_id: int = 1
+    flexoffers: dict[str, FlexOfferRecord] = field(default_factory=dict)
+    schedules: dict[str, list[ScheduleRecord]] = field(default_factory=dict)
 
     def copy(self) -> State:
         return replace(
@@ -57,11 +62,14 @@ class State:
             services=dict(self.services),
             grants=dict(self.grants),
             audit=list(self.audit),
+            flexoffers=dict(self.flexoffers),
+            schedules={key: list(items) for key, items in self.schedules.items()},
         )
 
 
-class MemoryPrincipals:
-    """Users, groups, memberships, service accounts, grants and audit entries."""
+class MemoryPrincipals(MemoryFlexOffers):
+    """Users, groups, memberships, service accounts, grants and audit entries
+    (FlexOffers come from `MemoryFlexOffers`)."""
 
     _clock: Clock
     _lock: threading.RLock
@@ -80,6 +88,12 @@ class MemoryPrincipals:
         state = self._live()
         state.revision += 1
         _append_audit(state, AuditEntry(0, at, actor, action, kind, object_id, details))
+
+    def _audit_only(
+        self, at: datetime, actor: str, action: str, kind: str, object_id: str, details: Any
+    ) -> AuditEntry:
+        """Audit without a change of the revision (callers hold the lock)."""
+        return _append_audit(self._live(), AuditEntry(0, at, actor, action, kind, object_id, details))
 
     def _now(self) -> datetime:
         return rules.now(self._clock)

@@ -21,7 +21,7 @@ Conventions every implementation follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,6 +135,38 @@ class AuditEntry:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class FlexOfferRecord:
+    """A FlexOffer as received over the API, with the state pbgm gave it.
+
+    `state` is `accepted` or `rejected` after validation against the template
+    policy `policy_id` (`reasons` then lists every violation as `{path, code,
+    message}`), and `assigned` once a schedule for it was accepted.
+    """
+
+    id: str
+    policy_id: str
+    state: str
+    document: Mapping[str, Any]
+    reasons: tuple[Mapping[str, str], ...] = ()
+    offered_by: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """One schedule (assignment) sent for a FlexOffer, numbered 1, 2, ... per offer."""
+
+    offer_id: str
+    number: int
+    state: str  # accepted | rejected
+    document: Mapping[str, Any]
+    reasons: tuple[Mapping[str, str], ...]
+    created_by: str
+    created_at: datetime
+
+
 @runtime_checkable
 class Store(Protocol):
     """What the PAP, the Access Point, the CLI and the API need from a repository."""
@@ -218,6 +250,24 @@ class Store(Protocol):
     ) -> list[Grant]: ...
     def set_grant_enabled(self, grant_id: int, enabled: bool, *, actor: str) -> Grant: ...
     def delete_grant(self, grant_id: int, *, actor: str) -> None: ...
+
+    # -- FlexOffers (recorded, audited, but no change of the revision: they are
+    #    not part of what a PDP evaluates)
+    def add_flexoffer(self, offer: FlexOfferRecord, *, actor: str) -> FlexOfferRecord: ...
+    def get_flexoffer(self, offer_id: str) -> FlexOfferRecord: ...
+    def add_flexoffer_schedule(
+        self,
+        offer_id: str,
+        document: Mapping[str, Any],
+        *,
+        state: str,
+        reasons: Sequence[Mapping[str, str]] = (),
+        actor: str,
+    ) -> ScheduleRecord:
+        """Record a schedule; an accepted one makes the offer `assigned`."""
+        ...
+
+    def list_flexoffer_schedules(self, offer_id: str) -> list[ScheduleRecord]: ...
 
     # -- audit
     def record_audit(

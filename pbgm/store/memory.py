@@ -112,8 +112,12 @@ class MemoryStore(MemoryPrincipals):
     ) -> list[PolicyRecord]:
         with self._lock:
             records = sorted(self._live().policies.values(), key=lambda r: r.id)
-        wanted = {"policy_group": policy_group, "type": policy_type, "asset_id": asset_id}
-        wanted["status"] = status
+        wanted = {
+            "policy_group": policy_group,
+            "type": policy_type,
+            "asset_id": asset_id,
+            "status": status,
+        }
         return [
             _out(r)
             for r in records

@@ -131,3 +131,25 @@ def policy_doc(policy_id: str = "p1", **fields: Any) -> dict[str, Any]:
     }
     doc.update(fields)
     return doc
+
+
+def table_ids(table: list[tuple[Any, ...]]) -> list[str]:
+    """Test ids from the first column of a parametrize table."""
+    return [row[0] for row in table]
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """Everything a store exposes, to compare before and after."""
+    policies = store.list_policies()
+    return {
+        "revision": store.revision(),
+        "policies": policies,
+        "versions": {p.id: store.policy_versions(p.id) for p in policies},
+        "policy_groups": store.list_policy_groups(),
+        "users": store.list_users(),
+        "groups": store.list_groups(),
+        "members": {g.name: store.members_of(g.name) for g in store.list_groups()},
+        "services": store.list_service_accounts(),
+        "grants": store.list_grants(),
+        "audit": store.list_audit(limit=1000),
+    }

@@ -13,13 +13,9 @@ from pbgm.model import Permission
 from pbgm.secrets import generate_secret, hash_secret, verify_secret
 from pbgm.store import Grant, Group, PolicyGroup, ServiceAccount, Store, User
 from pbgm.store.sql import SqlStore
-from tests.store.conftest import FakeClock
+from tests.store.conftest import FakeClock, table_ids
 
 HASH = hash_secret("correct horse")
-
-
-def _ids(table: list[tuple[Any, ...]]) -> list[str]:
-    return [row[0] for row in table]
 
 
 # -- policy groups
@@ -110,7 +106,9 @@ MEMBERSHIP_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("what", "call", "error"), MEMBERSHIP_ERRORS, ids=_ids(MEMBERSHIP_ERRORS))
+@pytest.mark.parametrize(
+    ("what", "call", "error"), MEMBERSHIP_ERRORS, ids=table_ids(MEMBERSHIP_ERRORS)
+)
 def test_membership_errors(store: Store, what: str, call: Any, error: type) -> None:
     store.add_user(User("alice"), actor="root")
     store.add_user(User("bob"), actor="root")
@@ -217,7 +215,7 @@ GRANT_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("what", "grant", "error"), GRANT_ERRORS, ids=_ids(GRANT_ERRORS))
+@pytest.mark.parametrize(("what", "grant", "error"), GRANT_ERRORS, ids=table_ids(GRANT_ERRORS))
 def test_grants_are_refused_for(store: Store, what: str, grant: Grant, error: type) -> None:
     _principals(store)
     existing = store.add_grant(Grant("user", "alice", "policy", "p1", "read"), actor="r")

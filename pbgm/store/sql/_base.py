@@ -11,7 +11,7 @@ operation raises, its transaction or savepoint rolls back, bump included.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
@@ -98,8 +98,3 @@ class SqlBase:
             query = query.where(AuditRow.id < before_id)
         with self._tx(write=False) as session:
             return [to_audit(row) for row in session.scalars(query)]
-
-
-def first(rows: Iterator[Any]) -> Any:
-    """The first row or None."""
-    return next(iter(rows), None)
