@@ -1,0 +1,358 @@
+"""Authentication for the REST API: the token endpoint, the JWKS, bearer checks.
+
+- `POST /api/v1/token`: OAuth2 client credentials (RFC 6749 §4.4). The client id
+  and secret come either in HTTP Basic auth (form-urlencoded, then base64, as
+  RFC 6749 §2.3.1 says) or in the form body, never both. `scope` is optional and
+  must be a subset of the account's scopes (default: all of them). Errors are
+  RFC 6749 §5.2 JSON; a bad client is `401 invalid_client` with
+  `WWW-Authenticate: Basic`, whether the account is missing, disabled or the
+  secret wrong (a missing account still costs one secret verification, so
+  timing does not tell which).
+- Failed logins are rate limited per client id and per remote address: after
+  `RateLimit.failures` failures within `RateLimit.per`, further attempts get
+  `429` with `Retry-After` until the oldest failure leaves the window. The
+  counter lives in memory and is PER PROCESS: with N workers an attacker gets up
+  to N times the budget; put a shared limiter in the proxy for more.
+- `GET /.well-known/jwks.json`: the public keys, cacheable for five minutes. A
+  remote verifier that meets an unknown `kid` should fetch it again.
+- `verify_bearer(request, verifier)`: the strict `Authorization: Bearer <jwt>`
+  check the API's enforcement hook calls; it also refuses a token whose service
+  account was disabled or deleted since it was issued.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+import secrets
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+
+from flask import Blueprint, Request, Response, jsonify, request
+
+from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError, NotFoundError
+from pbgm.keys import KeyRing
+from pbgm.secrets import hash_secret, verify_secret
+from pbgm.store.base import Clock, ServiceAccount, Store
+from pbgm.tokens import Claims, TokenIssuer, TokenVerifier, parse_scope
+
+BLUEPRINT_NAME = "auth"
+TOKEN_PATH = "/api/v1/token"  # noqa: S105  (a URL path, not a secret)
+JWKS_PATH = "/.well-known/jwks.json"
+PUBLIC_ENDPOINTS = frozenset({f"{BLUEPRINT_NAME}.token", f"{BLUEPRINT_NAME}.jwks"})
+JWKS_CACHE_CONTROL = "public, max-age=300"
+BASIC_CHALLENGE = 'Basic realm="pbgm"'
+MAX_CLIENT_ID = 200
+MAX_SECRET = 1024
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+_BASIC = re.compile(r"Basic ([A-Za-z0-9+/]+=*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `failures` failed logins per client id and per address within `per`."""
+
+    failures: int = 5
+    per: timedelta = timedelta(minutes=1)
+    max_tracked: int = 10_000  # keys remembered; the oldest are forgotten first
+
+
+class FailureCounter:
+    """A sliding-window count of failures per key, in memory (per process, thread-safe)."""
+
+    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+        if limit.failures < 1 or limit.per <= timedelta(0):
+            raise ConfigurationError("the login rate limit needs a positive count and period")
+        self.limit = limit
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, keys: Iterable[str]) -> int | None:
+        """Seconds to wait if any of `keys` used up its failures, else None."""
+        now = self._clock().timestamp()
+        window = self.limit.per.total_seconds()
+        waits = []
+        with self._lock:
+            for key in keys:
+                times = self._recent(key, now - window)
+                if len(times) >= self.limit.failures:
+                    waits.append(times[-self.limit.failures] + window - now)
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def record(self, keys: Iterable[str]) -> None:
+        now = self._clock().timestamp()
+        with self._lock:
+            for key in keys:
+                times = self._recent(key, now - self.limit.per.total_seconds())
+                times.append(now)
+                self._failures[key] = times
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.limit.max_tracked:
+                self._failures.popitem(last=False)
+
+    def _recent(self, key: str, since: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        while times and times[0] <= since:
+            times.popleft()
+        return times
+
+
+def account_check(store: Store) -> Callable[[str], bool]:
+    """True while the service account `subject` exists and is enabled."""
+
+    def check(subject: str) -> bool:
+        try:
+            return store.get_service_account(subject).enabled
+        except NotFoundError:
+            return False
+
+    return check
+
+
+def make_verifier(
+    keyring: KeyRing,
+    store: Store,
+    *,
+    issuer: str,
+    audience: str,
+    leeway: timedelta | None = None,
+    clock: Clock | None = None,
+) -> TokenVerifier:
+    """A verifier over the key ring that also refuses disabled or deleted accounts."""
+    options: dict[str, Any] = {"leeway": leeway, "clock": clock}
+    return TokenVerifier(
+        keyring.verification_keys,
+        issuer=issuer,
+        audience=audience,
+        account_check=account_check(store),
+        **{name: value for name, value in options.items() if value is not None},
+    )
+
+
+def verify_bearer(
+    flask_request: Request, verifier: TokenVerifier, store: Store | None = None
+) -> Claims:
+    """The claims of the request's bearer token; `AuthenticationError` if there is none
+    or it does not verify. The token's account must still exist and be enabled: checked
+    by the verifier's `account_check` or, when `store` is given, here."""
+    if verifier.account_check is None and store is None:
+        raise ConfigurationError("bearer checks need a store or a verifier with an account check")
+    values = flask_request.headers.getlist("Authorization")
+    if not values:
+        raise AuthenticationError("a bearer token is required", code="token_missing")
+    match = _BEARER.fullmatch(values[0]) if len(values) == 1 else None
+    if match is None:
+        raise AuthenticationError(
+            "the Authorization header must read `Bearer <token>`", code="token_invalid"
+        )
+    claims = verifier.verify(match.group(1))
+    if store is not None and not account_check(store)(claims.subject):
+        raise AuthenticationError(
+            "the token's account is disabled or deleted", code="token_revoked"
+        )
+    return claims
+
+
+def make_auth_blueprint(
+    *,
+    store: Store,
+    issuer: TokenIssuer,
+    keyring: KeyRing,
+    rate_limit: RateLimit | None = None,
+    clock: Clock | None = None,
+) -> Blueprint:
+    """The blueprint serving `POST /api/v1/token` and `GET /.well-known/jwks.json`.
+
+    Its endpoints (`PUBLIC_ENDPOINTS`) are the ones the enforcement hook lets
+    through without a token.
+    """
+    endpoint = _TokenEndpoint(
+        store, issuer, FailureCounter(rate_limit or RateLimit(), clock or issuer.clock)
+    )
+    blueprint = Blueprint(BLUEPRINT_NAME, __name__)
+
+    @blueprint.post(TOKEN_PATH, endpoint="token")
+    def token() -> Response:
+        return endpoint.handle(request)
+
+    @blueprint.get(JWKS_PATH, endpoint="jwks")
+    def jwks() -> Response:
+        response = jsonify(keyring.public_jwks())
+        response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
+        return response
+
+    return blueprint
+
+
+class _OAuthError(Exception):
+    """An RFC 6749 §5.2 error answer."""
+
+    def __init__(
+        self, status: int, error: str, description: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        response = jsonify({"error": self.error, "error_description": self.description})
+        response.status_code = self.status
+        response.headers.update(self.headers)
+        return _no_store(response)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _invalid_request(description: str) -> _OAuthError:
+    return _OAuthError(400, "invalid_request", description)
+
+
+def _invalid_client(description: str) -> _OAuthError:
+    return _OAuthError(401, "invalid_client", description, {"WWW-Authenticate": BASIC_CHALLENGE})
+
+
+class _TokenEndpoint:
+    """The client-credentials grant, step by step."""
+
+    def __init__(self, store: Store, issuer: TokenIssuer, failures: FailureCounter) -> None:
+        self.store = store
+        self.issuer = issuer
+        self.failures = failures
+        # Verified against when the client id is unknown, so that costs the same.
+        self.dummy_hash = hash_secret(secrets.token_urlsafe(32))
+
+    def handle(self, flask_request: Request) -> Response:
+        try:
+            return self._grant(flask_request)
+        except _OAuthError as error:
+            return error.response()
+
+    def _grant(self, flask_request: Request) -> Response:
+        form = _form(flask_request)
+        client_id, secret = _credentials(flask_request, form)
+        keys = (f"client:{client_id}", f"address:{flask_request.remote_addr or 'unknown'}")
+        wait = self.failures.retry_after(keys)
+        if wait is not None:
+            message = "too many failed logins: retry later"
+            raise _OAuthError(429, "rate_limited", message, {"Retry-After": str(wait)})
+        _check_grant_type(form.get("grant_type"))
+        account = self._authenticate(client_id, secret)
+        if account is None:
+            self.failures.record(keys)
+            self._audit_refusal(client_id, flask_request.remote_addr)
+            raise _invalid_client("client authentication failed")
+        return self._issue(account, form.get("scope"))
+
+    def _authenticate(self, client_id: str, secret: str) -> ServiceAccount | None:
+        try:
+            account: ServiceAccount | None = self.store.get_service_account(client_id)
+        except NotFoundError:
+            account = None
+        hashed = account.secret_hash if account is not None else self.dummy_hash
+        matches = verify_secret(secret, hashed)
+        return account if matches and account is not None and account.enabled else None
+
+    def _issue(self, account: ServiceAccount, requested: str | None) -> Response:
+        scopes = _granted_scopes(account, requested)
+        token = self.issuer.issue(account.client_id, scopes)
+        self.store.record_audit(
+            actor=account.client_id,
+            action="token.issue",
+            object_type="service_account",
+            object_id=account.client_id,
+            details={"scopes": list(scopes)},
+        )
+        body = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": int(self.issuer.lifetime.total_seconds()),
+            "scope": " ".join(scopes),
+        }
+        return _no_store(jsonify(body))
+
+    def _audit_refusal(self, client_id: str, address: str | None) -> None:
+        self.store.record_audit(
+            actor="anonymous",
+            action="token.refuse",
+            object_type="service_account",
+            object_id=client_id,
+            details={"remote_addr": address or "unknown"},
+        )
+
+
+def _form(flask_request: Request) -> dict[str, str]:
+    """The form parameters, each at most once (RFC 6749 §3.2)."""
+    if flask_request.mimetype != "application/x-www-form-urlencoded":
+        raise _invalid_request("the body must be `application/x-www-form-urlencoded`")
+    form = flask_request.form
+    repeated = sorted(name for name in form if len(form.getlist(name)) > 1)
+    if repeated:
+        raise _invalid_request(f"parameter `{repeated[0]}` given more than once")
+    return {name: form[name] for name in form}
+
+
+def _check_grant_type(grant_type: str | None) -> None:
+    if grant_type is None:
+        raise _invalid_request("parameter `grant_type` is required")
+    if grant_type != "client_credentials":
+        raise _OAuthError(400, "unsupported_grant_type", "only `client_credentials` is supported")
+
+
+def _credentials(flask_request: Request, form: dict[str, str]) -> tuple[str, str]:
+    """Client id and secret from Basic auth or the body (exactly one of them)."""
+    header = flask_request.headers.getlist("Authorization")
+    in_body = "client_id" in form or "client_secret" in form
+    if header and in_body:
+        raise _invalid_request("use one client authentication method, not two")
+    if header:
+        client_id, secret = _basic(header)
+    elif in_body:
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+    else:
+        raise _invalid_client("client authentication is required")
+    if not 0 < len(client_id) <= MAX_CLIENT_ID or not 0 < len(secret) <= MAX_SECRET:
+        raise _invalid_request("the client id or secret is empty or too long")
+    if not client_id.isprintable():
+        raise _invalid_request("the client id holds control characters")
+    return client_id, secret
+
+
+def _basic(values: list[str]) -> tuple[str, str]:
+    match = _BASIC.fullmatch(values[0]) if len(values) == 1 else None
+    try:
+        if match is None:
+            raise ValueError("not basic")
+        decoded = base64.b64decode(match.group(1), validate=True).decode("utf-8")
+        client_id, secret = decoded.split(":", 1)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _invalid_client("the Authorization header must be HTTP Basic") from None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _granted_scopes(account: ServiceAccount, requested: str | None) -> tuple[str, ...]:
+    """The requested scopes if the account holds them all; all of its scopes if none asked."""
+    if requested is None:
+        return tuple(account.scopes)
+    try:
+        asked = parse_scope(requested)
+    except InvalidInputError:
+        raise _OAuthError(400, "invalid_scope", "the scope is malformed") from None
+    if not asked or not set(asked) <= set(account.scopes):
+        raise _OAuthError(400, "invalid_scope", "the scope exceeds the account's scopes")
+    return asked
