@@ -93,7 +93,9 @@ class MemoryPrincipals(MemoryFlexOffers):
         self, at: datetime, actor: str, action: str, kind: str, object_id: str, details: Any
     ) -> AuditEntry:
         """Audit without a change of the revision (callers hold the lock)."""
-        return _append_audit(self._live(), AuditEntry(0, at, actor, action, kind, object_id, details))
+        return _append_audit(
+            self._live(), AuditEntry(0, at, actor, action, kind, object_id, details)
+        )
 
     def _now(self) -> datetime:
         return rules.now(self._clock)

@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 
 from pbgm.errors import UnsupportedOperationError
 from pbgm.store.base import Clock, Store, utc_now
+from pbgm.store.sql._flexoffers import SqlFlexOffers
 from pbgm.store.sql._policies import SqlPolicies
 from pbgm.store.sql._principals import SqlPrincipals
 from pbgm.store.sql.engine import WRITE_OPTION, make_engine, translate_errors
 
 
-class _SqlOperations(SqlPolicies, SqlPrincipals):
+class _SqlOperations(SqlPolicies, SqlPrincipals, SqlFlexOffers):
     """Every `Store` operation, over whatever `_tx` provides."""
 
 

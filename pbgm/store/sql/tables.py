@@ -255,3 +255,55 @@ class RevisionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     revision: Mapped[int] = mapped_column(BigInteger)
+
+
+class FlexOfferRow(Base):
+    """A FlexOffer received over the API and the state pbgm gave it.
+
+    `policy_id` names the template policy without a foreign key: the record of
+    what was decided outlives a policy being deleted.
+    """
+
+    __tablename__ = "flexoffers"
+    __table_args__ = (
+        CheckConstraint(
+            _in(
+                "state",
+                (
+                    "initial",
+                    "offered",
+                    "accepted",
+                    "rejected",
+                    "assigned",
+                    "executed",
+                    "invalid",
+                    "canceled",
+                ),
+            ),
+            name="state",
+        ),
+    )
+
+    id: Mapped[str] = _name(primary_key=True)
+    policy_id: Mapped[str] = _name(index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(Json)
+    offered_by: Mapped[str] = _name()
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class FlexOfferScheduleRow(Base):
+    """A schedule sent for a FlexOffer: numbered per offer, accepted or rejected."""
+
+    __tablename__ = "flexoffer_schedules"
+    __table_args__ = (CheckConstraint(_in("state", ("accepted", "rejected")), name="state"),)
+
+    offer_id: Mapped[str] = _name(ForeignKey("flexoffers.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(16))
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    reasons: Mapped[list[dict[str, str]]] = mapped_column(Json)
+    created_by: Mapped[str] = _name()
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
