@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.pdp_measure import engines, measure
+from benchmarks.pdp_pbgm import policy_document
 from benchmarks.pdp_report import markdown, ratios
 from benchmarks.pdp_workload import (
     ADMIN_GROUPS,
@@ -25,6 +26,7 @@ from benchmarks.pdp_workload import (
     make_workload,
     reference_decide,
 )
+from pbgm.validate import problems_of
 
 N = 50
 REQUESTS = 300
@@ -127,6 +129,12 @@ def _subject(workload: Workload, kind: str) -> tuple[str, str]:
 def test_reference_decisions(what, kind, action, expected, workload):
     subject, resource = _subject(workload, kind)
     assert reference_decide(workload, subject, action, resource) is expected, what
+
+
+def test_the_pbgm_documents_are_valid_apart_from_their_empty_content(workload):
+    # The content is left out: the decision does not read it and the peers load none.
+    problems = [q for p in workload.policies for q in problems_of(policy_document(p))]
+    assert [q for q in problems if not q.path.startswith("$.content")] == []
 
 
 def test_the_reference_denies_an_unknown_resource(workload):
