@@ -97,7 +97,6 @@ def _load(engine: Engine, limit: float) -> tuple[Callable[[Any], bool], float, i
     decide = engine.load()
     load_s = time.perf_counter() - start
     watchdog.cancel()
-    gc.collect()
     return decide, load_s, rss() - before
 
 

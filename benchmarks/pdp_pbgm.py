@@ -4,12 +4,12 @@ The decision point is given the policies the idiomatic pbgm way: one `pbgm/v1` d
 per resource, targeted on `resource.id`, with a `read` rule (the groups by
 `at-least-one-member-of(subject.groups, [...])`, the users by `is-in(subject.id, [...])`)
 and a `write` rule for the admin group, rules combined by `permit-overrides` and
-policies by `deny-unless-permit`. The documents carry no `content`: the decision does not
-read it and the peers load none (they are otherwise valid pbgm/v1). Loading parses the documents and compiles the set once
-(`PolicyDecisionPoint`). Group memberships reach it in one of two ways, measured apart:
-resolved before timing into `subject.groups` (as Casbin's role manager and Cedar's entity
-parents hold them ready), or fetched per request by the PIP (`GroupMembershipProvider`
-over a dict).
+policies by `deny-unless-permit`. The documents carry no `content`: the decision does
+not read it and the peers load none (they are otherwise valid pbgm/v1). Loading parses
+the documents and compiles the set once (`PolicyDecisionPoint`). Group memberships
+reach it in one of two ways, measured apart: resolved before timing into
+`subject.groups` (as Casbin's role manager and Cedar's entity parents hold them ready),
+or fetched per request by the PIP (`GroupMembershipProvider` over a dict).
 
 The Access Point reads users, groups, memberships and grants from a migrated SQLite file
 and answers `AccessPoint.authorize(principal, action, {"policy_id": ...})`: per request
