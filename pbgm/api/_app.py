@@ -1,0 +1,143 @@
+"""`create_app`: the REST API's app factory. It wires objects and nothing else.
+
+No module-level app, engine or session; no migration, no network call, no
+sleep: the store opens its connections on first use, the key ring reads its
+directory on first use. Several processes (gunicorn workers, servers on one
+PostgreSQL) stay consistent because every decision point compares the store
+revision on each request and recompiles when it moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, request
+
+from pbgm.access import AccessPoint
+from pbgm.api._admin_principals import admin_blueprint
+from pbgm.api._audit import DecisionLog
+from pbgm.api._decisions import DecisionService, decisions_blueprint
+from pbgm.api._enforce import Enforcer, RateLimiter
+from pbgm.api._flexoffers import flexoffers_blueprint
+from pbgm.api._metrics import Metrics
+from pbgm.api._ops import ops_blueprint
+from pbgm.api._policies import policies_blueprint
+from pbgm.api.access_policy import PUBLIC_ENDPOINTS
+from pbgm.api.auth import make_auth_blueprint, make_verifier
+from pbgm.api.errors import register_error_handlers
+from pbgm.api.settings import Settings, load_settings, settings_from
+from pbgm.keys import KeyRing
+from pbgm.pap import PolicyAdministrationPoint
+from pbgm.pdp import PolicyDecisionPoint
+from pbgm.store.base import Clock, Store, utc_now
+from pbgm.store.factory import open_store
+from pbgm.tokens import TokenIssuer
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app was wired with: `app.extensions["pbgm"]`, for tests and tools."""
+
+    settings: Settings
+    store: Store
+    access: AccessPoint
+    keyring: KeyRing
+    issuer: TokenIssuer
+    metrics: Metrics
+    enforcer: Enforcer
+    public: frozenset[str]
+
+
+def _settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
+    if settings is None:
+        return load_settings()
+    if isinstance(settings, Settings):
+        return settings.replace()
+    return settings_from(settings)
+
+
+def create_app(
+    settings: Settings | Mapping[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    pdp: PolicyDecisionPoint | None = None,
+    keyring: KeyRing | None = None,
+    clock: Clock | None = None,
+) -> Flask:
+    """The pbgm REST API as a Flask app.
+
+    `settings`: a `Settings`, a mapping of its field names, or None to read
+    `PBGM_*` variables (and `PBGM_CONFIG`). `store` defaults to
+    `open_store(settings.database_url)`, `keyring` to `KeyRing(settings.keys_dir)`;
+    `pdp` answers `POST /api/v1/decisions` without a `policy_group` (default: one
+    PDP per policy group over the store's published policies); `clock` is used by
+    tokens, decisions and FlexOffer checks.
+    """
+    settings = _settings(settings)
+    clock = clock or utc_now
+    store = store if store is not None else open_store(settings.database_url, clock=clock)
+    keyring = keyring if keyring is not None else KeyRing(settings.keys_dir, clock=clock)
+    app = Flask("pbgm.api", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    services = _wire(app, settings, store, keyring, pdp, clock)
+    app.extensions["pbgm"] = services
+    return app
+
+
+def _wire(
+    app: Flask,
+    settings: Settings,
+    store: Store,
+    keyring: KeyRing,
+    pdp: PolicyDecisionPoint | None,
+    clock: Clock,
+) -> Services:
+    access = AccessPoint(store, clock=clock)
+    audience, lifetime = settings.token_audience, timedelta(seconds=settings.token_lifetime)
+    issuer = TokenIssuer(
+        keyring, issuer=settings.token_issuer, audience=audience, lifetime=lifetime, clock=clock
+    )
+    verifier = make_verifier(
+        keyring, store, issuer=settings.token_issuer, audience=audience, clock=clock
+    )
+    metrics = Metrics()
+    public = PUBLIC_ENDPOINTS | ({"ops.metrics"} if settings.metrics_public else set())
+    enforcer = Enforcer(
+        store=store,
+        access=access,
+        verifier=verifier,
+        public=frozenset(public),
+        limiter=RateLimiter(settings.rate_limit),
+        clock=clock,
+        on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),
+    )
+    app.before_request(enforcer)
+    register_error_handlers(app)
+    app.after_request(_counting(metrics))
+    decisions = DecisionService(store, pdp=pdp, clock=clock)
+    log = DecisionLog(store, settings.audit_mask)
+    pap = PolicyAdministrationPoint(store, clock=clock)
+    for blueprint in (
+        make_auth_blueprint(store=store, issuer=issuer, keyring=keyring, clock=clock),
+        policies_blueprint(store, access, metrics),
+        decisions_blueprint(decisions, log, metrics, max_batch=settings.max_batch),
+        flexoffers_blueprint(store, access, clock),
+        admin_blueprint(pap),
+        ops_blueprint(store, metrics),
+    ):
+        app.register_blueprint(blueprint)
+    return Services(settings, store, access, keyring, issuer, metrics, enforcer, frozenset(public))
+
+
+def _counting(metrics: Metrics) -> Any:
+    def count(response: Response) -> Response:
+        endpoint = request.endpoint or "unknown"
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        if endpoint == "auth.token" and response.status_code == 401:
+            metrics.authentication_failures.labels("invalid_client").inc()
+        return response
+
+    return count

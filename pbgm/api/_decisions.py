@@ -1,0 +1,195 @@
+"""`POST /api/v1/decisions`: ask pbgm's PDP, one request or a batch, in two dialects.
+
+pbgm's own form: `{"subject": {...}, "resource": {...}, "action": {...},
+"environment": {...}}`, or `{"requests": [ ... ]}` for a batch; the answer is the
+`Response` as JSON (`decision`, `status`, `obligations`, `advice`, `policy_ids`,
+`errors`), or `{"responses": [...]}`. The XACML 3.0 JSON Profile (`{"Request":
+...}`) is answered in kind (`pbgm.api._xacml`). `?policy_group=` decides against
+one policy group; by default against every published policy (deny-overrides).
+
+The server's clock is the decision time; group memberships come from the
+repository (`subject.groups` when the request does not carry them). A batch is
+decided against one snapshot of the policies. Every call is written to the
+decision log (`pbgm.api._audit`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response
+
+from pbgm.api._audit import DecisionLog
+from pbgm.api._http import actor, json_body, json_response, query
+from pbgm.api._metrics import Metrics
+from pbgm.api._xacml import parse_xacml, xacml_response
+from pbgm.errors import InvalidInputError, Problem, ValidationError
+from pbgm.model import CATEGORIES, Request
+from pbgm.model import Response as Decided
+from pbgm.pap import PolicyAdministrationPoint, plain_json
+from pbgm.pdp import PolicyDecisionPoint
+from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
+from pbgm.store.base import Clock, Store
+from pbgm.syntax import freeze, thaw
+
+MAX_CACHED_GROUPS = 64
+
+
+class DecisionService:
+    """A PDP per policy group, each refreshed when the store revision moves.
+
+    An injected `pdp` answers calls without `policy_group` and is used as given
+    (its owner refreshes it).
+    """
+
+    def __init__(self, store: Store, *, pdp: PolicyDecisionPoint | None, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._injected = pdp
+        self._pap = PolicyAdministrationPoint(store)
+        self._pip = PolicyInformationPoint([GroupMembershipProvider(store.groups_of)])
+        self._lock = threading.Lock()
+        self._pdps: OrderedDict[str | None, PolicyDecisionPoint] = OrderedDict()
+
+    def decide(self, requests: list[Request], policy_group: str | None) -> list[Decided]:
+        if policy_group is None and self._injected is not None:
+            return self._injected.decide_batch(requests, now=self.clock())
+        pdp = self._pdp(policy_group)
+        pdp.refresh(self.store.revision())
+        return pdp.decide_batch(requests, now=self.clock())
+
+    def _pdp(self, policy_group: str | None) -> PolicyDecisionPoint:
+        with self._lock:
+            pdp = self._pdps.pop(policy_group, None)
+            if pdp is None:
+                source = self._pap.policy_source(policy_group)
+                pdp = PolicyDecisionPoint(source=source, pip=self._pip, clock=self.clock)
+            self._pdps[policy_group] = pdp
+            if len(self._pdps) > MAX_CACHED_GROUPS:
+                self._pdps.popitem(last=False)
+            return pdp
+
+
+# --- pbgm's request form ---------------------------------------------------------------
+
+
+def parse_requests(document: Any, *, max_batch: int) -> tuple[list[Request], bool]:
+    """The requests of a pbgm-form body, and whether it was a batch."""
+    if not isinstance(document, Mapping):
+        raise ValidationError([Problem("$", "invalid_type", "a request is a JSON object")])
+    if "requests" not in document:
+        return [_request(document, "$")], False
+    items = document["requests"]
+    problems = [Problem(f"$.{k}", "unknown_member", f"unknown member `{k}`") for k in document]
+    problems = [p for p in problems if p.path != "$.requests"]
+    if not isinstance(items, list) or not items:
+        problems.append(Problem("$.requests", "invalid_type", "a non-empty array of requests"))
+    elif len(items) > max_batch:
+        problems.append(
+            Problem("$.requests", "batch_too_large", f"{len(items)} requests, at most {max_batch}")
+        )
+    if problems:
+        raise ValidationError(problems)
+    requests, found = [], []
+    for index, item in enumerate(items):
+        try:
+            requests.append(_request(item, f"$.requests[{index}]"))
+        except ValidationError as error:
+            found.extend(error.problems)
+    if found:
+        raise ValidationError(found)
+    return requests, True
+
+
+def _request(item: Any, path: str) -> Request:
+    if not isinstance(item, Mapping):
+        raise ValidationError([Problem(path, "invalid_type", "a request is a JSON object")])
+    problems = []
+    for key, value in item.items():
+        if key not in CATEGORIES:
+            problems.append(Problem(f"{path}.{key}", "unknown_member", f"unknown member `{key}`"))
+        elif not isinstance(value, Mapping):
+            problems.append(Problem(f"{path}.{key}", "invalid_type", "attributes by name"))
+    if problems:
+        raise ValidationError(problems)
+    return Request(**{c: freeze(dict(item.get(c) or {})) for c in CATEGORIES})
+
+
+def _plain(value: Any) -> Any:
+    return plain_json(thaw(value))
+
+
+def response_data(response: Decided) -> dict[str, Any]:
+    """A `Response` as pbgm's JSON (the shape `pbgm decide` prints)."""
+    return {
+        "decision": str(response.decision),
+        "status": {"code": response.status.code, "message": response.status.message},
+        "obligations": [
+            {"id": o.id, "attributes": _plain(o.attributes)} for o in response.obligations
+        ],
+        "advice": [{"id": a.id, "attributes": _plain(a.attributes)} for a in response.advice],
+        "policy_ids": list(response.policy_ids),
+        "errors": [
+            {"code": e.code, "message": e.message, "policy_id": e.policy_id, "rule_id": e.rule_id}
+            for e in response.errors
+        ],
+    }
+
+
+def _reject_nul(value: Any) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInputError("the request contains a NUL character", code="invalid_request")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _reject_nul(key)
+            _reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_nul(item)
+
+
+# --- the endpoint --------------------------------------------------------------------------
+
+
+def decisions_blueprint(
+    service: DecisionService, log: DecisionLog, metrics: Metrics, *, max_batch: int
+) -> Blueprint:
+    blueprint = Blueprint("decisions", __name__, url_prefix="/api/v1")
+
+    @blueprint.post("/decisions", endpoint="decide")
+    def decide() -> Response:
+        group = query(["policy_group"]).get("policy_group")
+        document = json_body()
+        _reject_nul(document)
+        started = time.perf_counter()
+        if isinstance(document, Mapping) and "Request" in document:
+            call = parse_xacml(document, max_batch=max_batch)
+            decided = _decide(service, log, metrics, call.requests, group)
+            body: Any = xacml_response(call, decided)
+        else:
+            requests, batch = parse_requests(document, max_batch=max_batch)
+            decided = _decide(service, log, metrics, requests, group)
+            data = [response_data(r) for r in decided]
+            body = {"responses": data} if batch else data[0]
+        metrics.decision_latency.observe(time.perf_counter() - started)
+        return json_response(body, **{"Cache-Control": "no-store"})
+
+    return blueprint
+
+
+def _decide(
+    service: DecisionService,
+    log: DecisionLog,
+    metrics: Metrics,
+    requests: list[Request],
+    group: str | None,
+) -> list[Decided]:
+    decided = service.decide(requests, group)
+    log.record(actor(), requests, decided)
+    for response in decided:
+        metrics.decisions.labels(str(response.decision)).inc()
+    return decided

@@ -1,0 +1,134 @@
+"""The one enforcement point of the REST API: a `before_request` hook.
+
+For every endpoint but the public ones it authenticates the bearer token, applies
+the per-client rate limit, works out what the call addresses (`_resources`) and
+asks pbgm's own PDP (`access_policy`) whether the caller may make it. Handlers
+run only after a Permit and contain no access checks of their own; what they do
+with grants (serving only readable policies) goes through the Access Point.
+
+A refused administrative call is audited (`api.refuse`), so attempts show in the
+audit log beside the changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from flask import g, request
+
+from pbgm.access import AccessPoint, Principal
+from pbgm.api._resources import resource_of
+from pbgm.api.access_policy import (
+    ADMIN_ENDPOINTS,
+    INSUFFICIENT_SCOPE,
+    AdminGrants,
+    api_policy_set,
+)
+from pbgm.api.auth import verify_bearer
+from pbgm.api.errors import RateLimitedError
+from pbgm.errors import AuthenticationError, PermissionDeniedError
+from pbgm.model import Decision, Request, Response
+from pbgm.pdp import PolicyDecisionPoint
+from pbgm.pip import PolicyInformationPoint
+from pbgm.store.base import Clock, Store
+from pbgm.tokens import Claims, TokenVerifier
+
+
+class RateLimiter:
+    """At most `per_minute` requests per client in any minute, in this process."""
+
+    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._now = monotonic
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def check(self, client: str) -> None:
+        if self.per_minute <= 0:
+            return
+        now = self._now()
+        with self._lock:
+            times = self._seen.pop(client, deque())
+            while times and times[0] <= now - 60:
+                times.popleft()
+            self._seen[client] = times
+            if len(self._seen) > 10_000:
+                self._seen.popitem(last=False)
+            if len(times) >= self.per_minute:
+                wait = max(1, int(times[0] + 60 - now) + 1)
+                raise RateLimitedError("too many requests: retry later", retry_after=wait)
+            times.append(now)
+
+
+class Enforcer:
+    """The `before_request` hook (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        access: AccessPoint,
+        verifier: TokenVerifier,
+        public: frozenset[str],
+        limiter: RateLimiter,
+        clock: Clock,
+        on_auth_failure: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.public = public
+        self.limiter = limiter
+        self.clock = clock
+        self.on_auth_failure = on_auth_failure
+        pip = PolicyInformationPoint([AdminGrants(access)])
+        self.pdp = PolicyDecisionPoint(api_policy_set(), pip=pip, clock=clock)
+
+    def __call__(self) -> None:
+        endpoint = request.endpoint
+        if endpoint is None or endpoint in self.public:
+            return  # unknown routes answer 404; public ones need no token
+        claims = self._authenticate()
+        who = Principal(claims.subject, kind="service")
+        g.pbgm_claims, g.pbgm_principal = claims, who
+        self.limiter.check(claims.subject)
+        decision = self.decide(claims, endpoint)
+        if decision.decision is not Decision.PERMIT:
+            self._refuse(claims, endpoint, decision)
+
+    def decide(self, claims: Claims, endpoint: str) -> Response:
+        """The PDP's answer for this call (subject from the token)."""
+        subject = {"id": claims.subject, "kind": "service", "scopes": claims.scopes}
+        action = {"id": endpoint, "method": request.method}
+        resource = resource_of(endpoint, self.store)
+        return self.pdp.decide(Request(subject=subject, resource=resource, action=action))
+
+    def _authenticate(self) -> Claims:
+        try:
+            return verify_bearer(request, self.verifier)
+        except AuthenticationError as error:
+            self.on_auth_failure(error.code)
+            raise
+
+    def _refuse(self, claims: Claims, endpoint: str, response: Response) -> None:
+        reason = response.advice[0].id if response.advice else "permission_denied"
+        if endpoint in ADMIN_ENDPOINTS:
+            self.store.record_audit(
+                actor=claims.subject,
+                action="api.refuse",
+                object_type="endpoint",
+                object_id=endpoint,
+                details={"method": request.method, "reason": reason},
+            )
+        if reason == INSUFFICIENT_SCOPE:
+            scope = response.advice[0].attributes.get("required_scope", "")
+            raise PermissionDeniedError(
+                f"the token lacks the scope `{scope}`",
+                code=INSUFFICIENT_SCOPE,
+                required_scope=scope,
+            )
+        raise PermissionDeniedError(
+            "an admin grant on what this call addresses is required", code="permission_denied"
+        )

@@ -1,0 +1,117 @@
+"""Small HTTP helpers every blueprint shares: bodies, query parameters, ids, ETags.
+
+Bodies are read through `pbgm.documents.load_document`, the same gate as every
+other untrusted input (size, depth, duplicate keys, encoding, NaN); query
+parameters must be known and given once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Response, current_app, g, jsonify, request
+
+from pbgm.access import Principal, decode_id
+from pbgm.api.errors import UnsupportedMediaTypeError
+from pbgm.documents import canonical_json, load_document
+from pbgm.errors import InvalidInputError
+
+JSON_TYPES = ("application/json", "application/xacml+json")
+MAX_PARAMETER_CHARS = 2048
+
+
+def json_body() -> Any:
+    """The request body as JSON data, read once per request."""
+    if "pbgm_body" not in g:
+        if request.mimetype not in JSON_TYPES:
+            raise UnsupportedMediaTypeError(
+                "send the body as `application/json`", code="unsupported_media_type"
+            )
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        data = request.get_data(cache=True)
+        g.pbgm_body = load_document(data, source="request body", max_bytes=limit)
+    return g.pbgm_body
+
+
+def json_object() -> dict[str, Any]:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise InvalidInputError("the body must be a JSON object", code="invalid_body")
+    return body
+
+
+def query(allowed: Iterable[str]) -> dict[str, str]:
+    """The query parameters, each known and given at most once."""
+    names = set(allowed)
+    values: dict[str, str] = {}
+    for name in request.args:
+        if name not in names:
+            shown = name if len(name) <= 40 else name[:40] + "..."
+            raise InvalidInputError(f"unknown query parameter `{shown}`", code="unknown_parameter")
+        given = request.args.getlist(name)
+        if len(given) > 1:
+            raise InvalidInputError(f"`{name}` given more than once", code="duplicate_parameter")
+        if len(given[0]) > MAX_PARAMETER_CHARS:
+            raise InvalidInputError(f"`{name}` is too long", code="invalid_parameter")
+        values[name] = given[0]
+    return values
+
+
+def integer(values: Mapping[str, str], name: str, *, low: int = 0, high: int = 2**62) -> int | None:
+    """An optional whole-number parameter within [low, high]."""
+    text = values.get(name)
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise InvalidInputError(
+            f"`{name}` must be a whole number from {low} to {high}", code="invalid_parameter"
+        )
+    return int(text)
+
+
+def path_id(encoded: str, what: str) -> str:
+    """An id from the URL path, sent as URL-safe base64 like every id on the wire."""
+    return decode_id(encoded, what=what)
+
+
+def principal() -> Principal:
+    """Who is calling: set by the enforcement hook before any handler runs."""
+    return g.pbgm_principal
+
+
+def actor() -> str:
+    return principal().id
+
+
+def etag_of(data: Any) -> str:
+    return '"' + hashlib.sha256(canonical_json(data).encode()).hexdigest()[:32] + '"'
+
+
+def not_modified(etag: str) -> bool:
+    """True when `If-None-Match` names `etag` (weak comparison, RFC 9110 §13.1.2)."""
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def conditional_json(data: Any, etag: str, *, status: int = 200) -> Response:
+    """`data` with its ETag, or an empty `304` when the client already has it."""
+    if not_modified(etag):
+        response = Response(status=304)
+    else:
+        response = jsonify(data)
+        response.status_code = status
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def json_response(data: Any, status: int = 200, **headers: str) -> Response:
+    response = jsonify(data)
+    response.status_code = status
+    response.headers.update(headers)
+    return response

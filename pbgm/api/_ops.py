@@ -1,0 +1,51 @@
+"""Operations endpoints: liveness, readiness, metrics and the OpenAPI document.
+
+`/healthz` answers while the process serves; `/readyz` also reads the repository
+revision (`503 store_unavailable` when it cannot); `/metrics` is Prometheus text
+(public unless `PBGM_METRICS_PUBLIC=false`, then for global administrators);
+`/api/v1/openapi.json` describes every endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response
+
+from pbgm.api._http import json_response, query
+from pbgm.api._metrics import Metrics
+from pbgm.api.openapi import openapi_document
+from pbgm.errors import PbgmError, StoreUnavailableError
+from pbgm.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+def ops_blueprint(store: Store, metrics: Metrics) -> Blueprint:
+    blueprint = Blueprint("ops", __name__)
+    document = openapi_document()
+
+    @blueprint.get("/healthz", endpoint="healthz")
+    def healthz() -> Response:
+        return json_response({"status": "ok"}, **{"Cache-Control": "no-store"})
+
+    @blueprint.get("/readyz", endpoint="readyz")
+    def readyz() -> Response:
+        try:
+            revision = store.revision()
+        except PbgmError as error:
+            log.warning("not ready: %s", error.code)
+            raise StoreUnavailableError("the policy repository cannot be read") from None
+        body = {"status": "ready", "revision": revision}
+        return json_response(body, **{"Cache-Control": "no-store"})
+
+    @blueprint.get("/metrics", endpoint="metrics")
+    def metrics_text() -> Response:
+        query(())
+        return Response(metrics.render(), mimetype=None, content_type=metrics.content_type)
+
+    @blueprint.get("/api/v1/openapi.json", endpoint="openapi")
+    def openapi() -> Response:
+        return json_response(document)
+
+    return blueprint

@@ -1,0 +1,215 @@
+"""Settings of the REST API and its server, read once and validated once.
+
+From `PBGM_*` environment variables (`load_settings()`), from a JSON or YAML file
+(`PBGM_CONFIG=/etc/pbgm/api.yaml`, or `load_settings(file=...)`, keys named as the
+fields below, e.g. `database_url`; variables win over the file), or from a
+mapping given to `create_app` (field names, as a test would). Every bad setting is
+reported at once in one `ConfigurationError` whose `problems` name the variables.
+
+==========================  ==============================  ==========================
+variable                    meaning                         default
+==========================  ==============================  ==========================
+PBGM_DATABASE_URL           repository URL                  sqlite:///pbgm.db
+PBGM_KEYS_DIR               token signing keys (`pbgm keys`) keys
+PBGM_TOKEN_ISSUER           `iss` of issued tokens          pbgm
+PBGM_TOKEN_AUDIENCE         `aud` of issued tokens          pbgm-api
+PBGM_TOKEN_LIFETIME         token lifetime, seconds         900
+PBGM_MAX_CONTENT_LENGTH     largest request body, bytes     1048576
+PBGM_MAX_BATCH              most requests in one batch      100
+PBGM_RATE_LIMIT             requests per minute per         0 (no limit)
+                            client and process
+PBGM_AUDIT_MASK             request attributes masked in    (none)
+                            the decision log, e.g.
+                            `subject.*,resource.location`
+PBGM_METRICS_PUBLIC         `/metrics` without a token      true
+PBGM_BIND                   address:port of `pbgm serve`    127.0.0.1:8080
+PBGM_WORKERS                gunicorn worker processes       2
+PBGM_TLS_CERT, PBGM_TLS_KEY certificate and key (both or    (plain HTTP)
+                            neither)
+==========================  ==============================  ==========================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pbgm.documents import load_file
+from pbgm.errors import ConfigurationError, Problem
+
+ENV_PREFIX = "PBGM_"
+_MASK = re.compile(r"(subject|resource|action|environment)\.([A-Za-z0-9_:.\-]+|\*)")
+_BIND = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})|unix:/\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the API and `pbgm serve` read from the outside (see the module table)."""
+
+    database_url: str = "sqlite:///pbgm.db"
+    keys_dir: str = "keys"
+    token_issuer: str = "pbgm"  # noqa: S105  (a name, not a secret)
+    token_audience: str = "pbgm-api"  # noqa: S105
+    token_lifetime: int = 900
+    max_content_length: int = 1_048_576
+    max_batch: int = 100
+    rate_limit: int = 0
+    audit_mask: tuple[str, ...] = ()
+    metrics_public: bool = True
+    bind: str = "127.0.0.1:8080"
+    workers: int = 2
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated again."""
+        return validated(replace(self, **changes))
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, file: str | os.PathLike[str] | None = None
+) -> Settings:
+    """Settings from a file (`file` or `$PBGM_CONFIG`) overlaid by `PBGM_*` variables."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    problems: list[Problem] = []
+    path = file if file is not None else environ.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        raw.update(_file_values(Path(path), problems))
+    for field in fields(Settings):
+        name = f"{ENV_PREFIX}{field.name.upper()}"
+        if name in environ:
+            raw[field.name] = environ[name]
+    return settings_from(raw, problems)
+
+
+def settings_from(values: Mapping[str, Any], problems: list[Problem] | None = None) -> Settings:
+    """Settings from a mapping of field names (strings are parsed as variables are)."""
+    problems = list(problems or [])
+    known = {field.name for field in fields(Settings)}
+    parsed: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            problems.append(Problem(_var(str(key)), "unknown_setting", f"unknown setting `{key}`"))
+            continue
+        try:
+            parsed[key] = _PARSERS.get(key, _text)(value)
+        except ValueError as error:
+            problems.append(Problem(_var(key), "invalid_setting", str(error)))
+    settings = Settings(**parsed)
+    problems.extend(_problems(settings))
+    _raise_if(problems)
+    return settings
+
+
+def validated(settings: Settings) -> Settings:
+    _raise_if(_problems(settings))
+    return settings
+
+
+def _raise_if(problems: list[Problem]) -> None:
+    if problems:
+        names = ", ".join(f"`{p.path}`" for p in problems)
+        raise ConfigurationError(
+            f"{len(problems)} bad setting(s): {names}",
+            problems=[p.as_dict() for p in problems],
+        )
+
+
+def _var(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def _file_values(path: Path, problems: list[Problem]) -> dict[str, Any]:
+    try:
+        data = load_file(path)
+    except Exception as error:  # any unreadable file is one bad setting, not a crash
+        reason = getattr(error, "code", "unreadable")
+        problems.append(Problem(_var("config"), "invalid_setting", f"`{path}`: {reason}"))
+        return {}
+    if not isinstance(data, Mapping):
+        problems.append(Problem(_var("config"), "invalid_setting", f"`{path}` is not a mapping"))
+        return {}
+    return dict(data)
+
+
+# --- parsing and checking -----------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty text")
+    return value.strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value in (None, "") else _text(value)
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not low <= number <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}, not `{value}`")
+        return number
+
+    return parse
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, not `{value}`")
+
+
+def _mask(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a comma-separated list such as `subject.*,resource.location`")
+    patterns = tuple(str(item).strip() for item in items if str(item).strip())
+    bad = [p for p in patterns if not _MASK.fullmatch(p)]
+    if bad:
+        raise ValueError(f"`{bad[0]}` is not `<category>.<attribute>` or `<category>.*`")
+    return patterns
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "token_lifetime": _integer(10, 86_400),
+    "max_content_length": _integer(1024, 64 * 1_048_576),
+    "max_batch": _integer(1, 10_000),
+    "rate_limit": _integer(0, 10_000_000),
+    "audit_mask": _mask,
+    "metrics_public": _boolean,
+    "workers": _integer(1, 64),
+    "tls_cert": _optional_text,
+    "tls_key": _optional_text,
+}
+
+
+def _problems(settings: Settings) -> list[Problem]:
+    problems = []
+    if not _BIND.fullmatch(settings.bind):
+        problems.append(
+            Problem(_var("bind"), "invalid_setting", f"`{settings.bind}` is not `host:port`")
+        )
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        problems.append(
+            Problem(_var("tls_key"), "invalid_setting", "set both the TLS certificate and key")
+        )
+    for name in ("tls_cert", "tls_key"):
+        path = getattr(settings, name)
+        if path is not None and not Path(path).is_file():
+            problems.append(Problem(_var(name), "invalid_setting", f"`{path}` is not a file"))
+    return problems
