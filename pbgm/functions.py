@@ -30,9 +30,9 @@ Types
       string (by code point), boolean (equality only), date-time, time, duration. A
       string meeting a date-time, time or duration is parsed as one (ISO 8601). Any other
       pair of kinds fails with `type_error`; numbers are never parsed from strings.
-    - Set functions compare elements by equality, booleans apart from numbers; elements of
-      different kinds are simply unequal (bags come from JSON and may mix kinds). Objects
-      and nested lists inside bags fail with `type_error`.
+    - Set functions compare members by equality, booleans apart from numbers; members of
+      different kinds are simply unequal, never an error (bags come from JSON and may mix
+      kinds); objects and nested lists are unequal to everything.
     - Date-times are `datetime` objects or ISO 8601 strings, always with a timezone: a
       naive one fails with `type_error`. Times of day are `HH:MM` or `HH:MM:SS`; durations
       ISO 8601 (`PT15M`, `P1DT2H`, `P2W`).
@@ -447,30 +447,38 @@ def norm(value: Any) -> Any:
     return value
 
 
-def as_set(value: Any, fn: str) -> frozenset[Any]:
+def as_set(value: Any) -> frozenset[Any]:
+    """The members of a bag as set keys; an object or a list becomes a key equal to nothing."""
+    items = members(value)
     try:
-        return frozenset(map(norm, members(value)))
+        return frozenset(map(norm, items))
     except TypeError:
-        raise EvaluationFailure(
-            "type_error", f"`{fn}` compares strings, numbers and booleans, got an object"
-        ) from None
+        return frozenset(norm(v) if _hashable(v) else object() for v in items)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def is_in(value: Any, bag: Any) -> bool:
     value = one(value, "is-in")
-    return value is not NOTHING and not as_set(bag, "is-in").isdisjoint(as_set(value, "is-in"))
+    return value is not NOTHING and not as_set(bag).isdisjoint(as_set(value))
 
 
 def at_least_one_member_of(a: Any, b: Any) -> bool:
-    return not as_set(a, "at-least-one-member-of").isdisjoint(as_set(b, "at-least-one-member-of"))
+    return not as_set(a).isdisjoint(as_set(b))
 
 
 def subset(a: Any, b: Any) -> bool:
-    return as_set(a, "subset") <= as_set(b, "subset")
+    return as_set(a) <= as_set(b)
 
 
 def set_equals(a: Any, b: Any) -> bool:
-    return as_set(a, "set-equals") == as_set(b, "set-equals")
+    return as_set(a) == as_set(b)
 
 
 def bag_size(bag: Any) -> int:
