@@ -115,9 +115,9 @@ def _overrides(results: Sequence[Result], winner: int, loser: int) -> int:
     """Appendix C.2 (winner Deny) and C.3 (winner Permit), one body for both."""
     seen = [False] * 6
     for result in results:
+        if result.decision == winner:
+            return winner
         seen[result.decision] = True
-    if seen[winner]:
-        return winner
     winner_error = indeterminate_of(winner)
     loser_error = indeterminate_of(loser)
     if seen[INDETERMINATE_DP]:
@@ -190,7 +190,10 @@ def deny_unless_permit(
 ) -> Combined:
     """Appendix C.10: Permit if any child permits, otherwise Deny (never NA or Indeterminate)."""
     results = _evaluate_all(children, request, now)
-    return (PERMIT if any(r.decision == PERMIT for r in results) else DENY), results
+    for result in results:
+        if result.decision == PERMIT:
+            return PERMIT, results
+    return DENY, results
 
 
 def permit_unless_deny(
@@ -198,7 +201,10 @@ def permit_unless_deny(
 ) -> Combined:
     """Appendix C.11: Deny if any child denies, otherwise Permit."""
     results = _evaluate_all(children, request, now)
-    return (DENY if any(r.decision == DENY for r in results) else PERMIT), results
+    for result in results:
+        if result.decision == DENY:
+            return DENY, results
+    return PERMIT, results
 
 
 ALGORITHMS: dict[str, Combiner] = {

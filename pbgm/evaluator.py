@@ -90,6 +90,10 @@ def _holds_one(values: frozenset[Any], item: Any, strict: bool) -> bool:
     )
 
 
+def _any_holds(values: frozenset[Any], bag: Any, strict: bool) -> bool:
+    return any(_holds_one(values, item, strict) for item in bag)
+
+
 def compile_match(match: Match) -> Callable[[Request], bool]:
     get_bag, name, values = attrgetter(match.category), match.name, match.values
     strict = _needs_strict(values)
@@ -99,8 +103,13 @@ def compile_match(match: Match) -> Callable[[Request], bool]:
         if value is None:
             return False
         if isinstance(value, _BAGS):
-            return any(_holds_one(values, item, strict) for item in value)
-        return _holds_one(values, value, strict)
+            return _any_holds(values, value, strict)
+        if strict:
+            return _holds_one(values, value, strict)
+        try:
+            return value in values
+        except TypeError:  # unhashable: equals no literal
+            return False
 
     return holds
 
@@ -285,6 +294,22 @@ def compile_outputs(
 
 # --- rules -------------------------------------------------------------------------------
 
+_CACHE_SIZE = 4096
+_conditions: dict[str, Callable[[Request], bool]] = {}
+
+
+def _compile_condition(condition: Expr) -> Callable[[Request], bool]:
+    """`compile_condition`, shared between equal conditions (grant sets repeat a few
+    conditions many times). Keyed by `repr`, which tells `true` from `1`."""
+    key = repr(condition)
+    compiled = _conditions.get(key)
+    if compiled is None:
+        compiled = compile_condition(condition)
+        if len(_conditions) >= _CACHE_SIZE:
+            _conditions.clear()
+        _conditions[key] = compiled
+    return compiled
+
 
 class CompiledRule:
     """A rule ready to evaluate: NotApplicable, its effect, or Indeterminate{effect}."""
@@ -319,7 +344,7 @@ class CompiledRule:
         if condition is None:
             return None
         try:
-            return compile_condition(condition)
+            return _compile_condition(condition)
         except Exception as exc:
             self.failure = self.where(f"condition does not compile: {_reason(exc)}")
             return None
@@ -403,28 +428,30 @@ class Combining:
         return self._conclude(decision, results, request)
 
     def _conclude(self, decision: int, results: Sequence[Result], request: Request) -> Result:
+        """The node's result from its children's: obligations and advice of the
+        children that decided, then its own; errors of all (see `selected`)."""
+        errors: tuple[EvaluationError, ...] = ()
+        for result in results:
+            if result.errors:
+                errors += result.errors
         chosen = selected(decision, results)
-        errors = results[0].errors if len(results) == 1 else _errors(results)
         sources = tuple(r.id for r in chosen) if self.with_sources else ()
         if decision >= INDETERMINATE_D:
             return Result(decision, self.id, (), (), errors, chosen[0].cause, sources)
         outputs = self.on_permit if decision == PERMIT else self.on_deny
-        own = outputs.resolve(request, self.where)
+        own = outputs.fixed or outputs.resolve(request, self.where)
         if isinstance(own, EvaluationError):
             return Result(indeterminate_of(decision), self.id, (), (), (*errors, own), own, sources)
-        if own is outputs.fixed and not (errors or sources) and _bare(chosen):
+        obligations, advice = own
+        for result in reversed(chosen):
+            if result.obligations:
+                obligations = result.obligations + obligations
+            if result.advice:
+                advice = result.advice + advice
+        unchanged = own is outputs.fixed and obligations is own[0] and advice is own[1]
+        if unchanged and not (errors or sources):
             return self._plain[decision]
-        obligations = (*(o for r in chosen for o in r.obligations), *own[0])
-        advice = (*(a for r in chosen for a in r.advice), *own[1])
         return Result(decision, self.id, obligations, advice, errors, None, sources)
-
-
-def _bare(results: Sequence[Result]) -> bool:
-    return not any(r.obligations or r.advice for r in results)
-
-
-def _errors(results: Sequence[Result]) -> tuple[EvaluationError, ...]:
-    return tuple(e for r in results for e in r.errors)
 
 
 class CompiledPolicy(Combining):
@@ -439,19 +466,25 @@ class CompiledPolicy(Combining):
     def __init__(self, policy: Policy, index_threshold: int = INDEX_THRESHOLD) -> None:
         self.id = self.owner = policy.id
         self.valid_from, self.valid_until = policy.valid_from, policy.valid_until
+        self.windowed = self.valid_from is not None or self.valid_until is not None
         self.target_matches = policy.target.matches
         self.target = compile_target(policy.target)
         self.children = tuple(CompiledRule(rule, policy.id) for rule in policy.rules)
         self._setup(policy.rule_combining, policy.obligations, policy.advice, index_threshold)
 
-    def applies(self, request: Request, now: datetime) -> bool:
+    def in_window(self, now: datetime) -> bool:
         if self.valid_from is not None and now < self.valid_from:
             return False
-        if self.valid_until is not None and now >= self.valid_until:
+        return self.valid_until is None or now < self.valid_until
+
+    def applies(self, request: Request, now: datetime) -> bool:
+        if self.windowed and not self.in_window(now):
             return False
         return self.target is None or self.target(request)
 
     def evaluate(self, request: Request, now: datetime) -> Result:
-        if not self.applies(request, now):
+        if self.windowed and not self.in_window(now):
+            return NOT_APPLICABLE_RESULT
+        if self.target is not None and not self.target(request):
             return NOT_APPLICABLE_RESULT
         return self.combined(request, now)
