@@ -44,8 +44,10 @@ from pbgm.functions import (
     NOTHING,
     EvaluationFailure,
     FunctionSpec,
+    TopicFilter,
     as_set,
     kind_of,
+    match_levels,
     members,
     norm,
     one,
@@ -144,7 +146,8 @@ def _check(expr: Expr, path: str, *, condition: bool) -> tuple[_Operand | None, 
     if isinstance(expr, Apply) and expr.function in FUNCTIONS:
         kind = FUNCTIONS[expr.function].returns
     if condition and operand is not None and kind not in ("boolean", "dynamic"):
-        compiler.fail(path, "type_mismatch", f"a condition is a boolean, not a {kind}")
+        found = "a number, date-time or duration" if kind == "value" else f"a {kind}"
+        compiler.fail(path, "type_mismatch", f"a condition must be a boolean, not {found}")
     return operand, compiler.problems
 
 
@@ -640,6 +643,23 @@ _COMPARE = {
 }
 
 
+def _build_topic(spec: FunctionSpec, ops: list[_Operand]) -> Compiled:
+    """`topic-matches` with a literal filter: a plain topic string goes straight to the
+    level match; anything else takes the checks of the reference implementation."""
+    impl, (first, second) = spec.impl, ops
+    if not isinstance(second.const, TopicFilter) or impl is None:
+        return _build_strict(spec, ops)
+    fa, topic_filter, levels = first.fn, second.const, second.const.levels
+
+    def topic_matches(request: Request) -> bool:
+        topic = fa(request)
+        if topic.__class__ is str and topic and "+" not in topic and "#" not in topic:
+            return match_levels(topic.split("/"), levels)
+        return impl(topic, topic_filter)
+
+    return topic_matches
+
+
 def _build_junction(stop: bool) -> Callable[[FunctionSpec, list[_Operand]], Compiled]:
     """`and` (stop at False) and `or` (stop at True), XACML style: the stopping value wins
     over a failure of another argument; otherwise the first failure propagates."""
@@ -746,4 +766,5 @@ _BUILDERS: dict[str, Callable[[FunctionSpec, list[_Operand]], Compiled]] = {
     "is-present": _build_is_present,
     **dict.fromkeys(_SET_FAST, _build_set),
     **dict.fromkeys(_COMPARE, _build_compare),
+    "topic-matches": _build_topic,
 }

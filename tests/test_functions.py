@@ -198,6 +198,7 @@ T0 = "2026-03-01T12:00:00Z"
         ("add numbers", fn("add", X, 2, 3), x(1), 6),
         ("add an int and a float", fn("add", X, 1), x(1.5), 2.5),
         ("add a duration to a date-time string", fn("add", NOW, typed("PT15M", "duration")), now(T0), datetime(2026, 3, 1, 12, 15, tzinfo=UTC)),
+        ("add a duration and a number is a type error", fn("add", typed("PT15M", "duration"), 5), {}, Fails("type_error")),
         ("add durations", fn("add", typed("PT15M", "duration"), typed("PT45M", "duration")), {}, timedelta(hours=1)),
         ("add two date-times is a type error", fn("add", NOW, typed(T0, "datetime")), now(T0), Fails("type_error")),
         ("add a boolean is a type error", fn("add", X, 1), x(True), Fails("type_error")),
@@ -425,6 +426,23 @@ def test_topic_matches(what: str, topic: str, topic_filter: str, expected: bool)
 )
 def test_topic_matches_refuses(what: str, topic: Any, topic_filter: str, expected: Fails) -> None:
     check(fn("topic-matches", X, Y), x(topic, y=topic_filter), expected)
+
+
+@pytest.mark.parametrize(
+    ("what", "topic", "expected"),
+    [
+        ("a topic with + is refused", "a/+", Fails("function_error")),
+        ("an empty topic is refused", "", Fails("function_error")),
+        ("a number is not a topic", 7, Fails("type_error")),
+        ("a bag of one topic", ["a/b"], True),
+        ("a bag of two topics", ["a/b", "c"], Fails("not_single_value")),
+        ("no topic", [], False),
+    ],
+)
+def test_topic_matches_a_literal_filter_checks_the_topic(
+    what: str, topic: Any, expected: Any
+) -> None:
+    check(fn("topic-matches", X, "+/#"), x(topic), expected)
 
 
 def reference_topic_match(topic: str, topic_filter: str) -> bool:
