@@ -15,7 +15,9 @@ Two devices keep it small and ordered:
 
 * priority tiers: variables of tier 0 are tried alone (the others held at their
   reference); the next tier is released only if the band is still violated. This
-  is how reactive power is preferred to storage and to curtailment;
+  is how reactive power is preferred to storage and to curtailment. A tier that
+  cannot succeed even with every variable at its most helpful bound is skipped
+  without solving;
 * lazy voltage rows: only rows that are violated enter the LP; after each solve,
   rows the solution violates are added and the LP is solved again. The result is
   the same as with all rows, at a fraction of the size on large feeders.
@@ -72,8 +74,11 @@ def solve(problem: BandProblem, first_tier: int = 0) -> BandSolution:
     solution = evaluate(problem, reference, tier=-1)
     if solution.feasible:
         return solution
-    for tier in range(first_tier, int(problem.tier.max(initial=-1)) + 1):
+    last = int(problem.tier.max(initial=-1))
+    for tier in range(first_tier, last + 1):
         free = np.flatnonzero(problem.tier <= tier)
+        if tier < last and not _reachable(problem, reference, free):
+            continue
         x = _solve_lazy(problem, reference, free)
         solution = evaluate(problem, x, tier)
         if solution.feasible:
@@ -86,6 +91,24 @@ def evaluate(problem: BandProblem, x: np.ndarray, tier: int) -> BandSolution:
     violation = np.maximum(problem.v_min - v, v - problem.v_max)
     worst = float(violation.max(initial=0.0))
     return BandSolution(x, v, max(worst, 0.0), tier)
+
+
+def _reachable(problem: BandProblem, reference: np.ndarray, free: np.ndarray) -> bool:
+    """A necessary condition for restoring the band with the free variables.
+
+    Each row's voltage can move at most as far as every free variable pushing it
+    the right way at once allows; if even that leaves a row outside the band, the
+    tier cannot succeed and its LP need not be solved.
+    """
+    low = np.zeros_like(reference)
+    high = np.zeros_like(reference)
+    low[free] = problem.lower[free] - reference[free]
+    high[free] = problem.upper[free] - reference[free]
+    pos, neg = problem.a.maximum(0), problem.a.minimum(0)
+    v = problem.v_offset + problem.a @ reference
+    lowest = v + pos @ low + neg @ high
+    highest = v + pos @ high + neg @ low
+    return bool(np.all(lowest <= problem.v_max + _TOL) and np.all(highest >= problem.v_min - _TOL))
 
 
 def _solve_lazy(problem: BandProblem, reference: np.ndarray, free: np.ndarray) -> np.ndarray:

@@ -115,21 +115,25 @@ def detect_events(
     """Events where the windowed |RoCoF| reaches the threshold.
 
     An event starts from a quasi-steady state: the RoCoF fitted over the `quiet_s`
-    before the onset is below half the threshold. This keeps the later swings of an
-    event (governor recovery after the nadir) from counting as new events;
-    `holdoff_s` additionally spaces events.
+    before the onset is below a quarter of the threshold. This keeps most later
+    swings of an event (governor recovery after the nadir) from counting as new
+    events; `holdoff_s` additionally spaces events. A swing that starts from a
+    quiet turning point still passes; the estimator then rejects it for lack of a
+    power step (`imbalance_too_small`).
     """
     t, f = series(t, f, "frequency")
     n = window_samples(t, window_s)
     slopes = sliding_slopes(t, f, n)
     events: list[RocofEvent] = []
     blocked_until = -math.inf
-    for k in np.flatnonzero(np.abs(slopes.slope) >= threshold_hz_s):
+    above = np.abs(slopes.slope) >= threshold_hz_s
+    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
+    for k in starts:  # the first window of each excursion over the threshold
         if t[k] < blocked_until:
             continue
         lo, hi = max(0, k - n), min(t.size, k + 2 * n)
         onset = lo + hinge_onset(t[lo:hi], f[lo:hi], np.arange(k - lo, min(k + n, hi) - lo))
-        if not _quiet_before(t, f, onset, quiet_s, threshold_hz_s / 2):
+        if not _quiet_before(t, f, onset, quiet_s, threshold_hz_s / 4):
             continue
         events.append(RocofEvent(float(t[onset]), int(onset), float(slopes.slope[k])))
         blocked_until = t[onset] + holdoff_s

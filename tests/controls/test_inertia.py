@@ -79,12 +79,26 @@ def test_events_below_the_rocof_threshold_are_not_reported(h_s):
                          holdoff_s=2.0) == []  # fmt: skip
 
 
-def test_each_disturbance_gives_one_estimate_and_later_swings_no_false_estimate():
-    record = simulate_swing(4.0, duration_s=12.0, seed=2, **one_percent_noise(4.0))
-    results = estimates(record)
-    assert sum(isinstance(r, InertiaEstimate) for r in results) == 1
-    for later in results[1:]:  # the governor's recovery swing has no power step behind it
-        assert isinstance(later, EventRejected) and later.reason == "imbalance_too_small"
+@pytest.mark.parametrize("h_s", [2.0, 4.0, 8.0])
+def test_later_swings_of_an_event_give_no_second_estimate(h_s):
+    record = simulate_swing(h_s, duration_s=14.0, seed=2, **one_percent_noise(h_s))
+    first, *later = estimates(record)
+    assert isinstance(first, InertiaEstimate) and first.t0 == pytest.approx(record.t_event)
+    for swing in later:  # governor oscillations: RoCoF without a power step behind it
+        assert isinstance(swing, EventRejected) and swing.reason == "imbalance_too_small"
+
+
+def test_two_separate_disturbances_give_two_estimates():
+    first = simulate_swing(4.0, duration_s=30.0, seed=6, f_noise_hz=0.001, p_noise_rel=0.01)
+    second = simulate_swing(4.0, duration_s=15.0, t_event=2.0, seed=7, f_noise_hz=0.001,
+                            p_noise_rel=0.01)  # fmt: skip
+    settled_f = first.f_hz[-1] - 50.0
+    t = np.concatenate([first.t, first.t[-1] + 0.02 + second.t])
+    f = np.concatenate([first.f_hz, second.f_hz + settled_f])
+    p = np.concatenate([first.p_mw, second.p_mw + first.p_mw[-1]])
+    results = InertiaEstimator(first.s_base_mw).run(t, f, p)
+    assert [type(r) for r in results] == [InertiaEstimate, InertiaEstimate]
+    assert [r.h_s for r in results] == pytest.approx([4.0, 4.0], rel=0.05)
 
 
 def test_rocof_is_the_windowed_regression_slope():

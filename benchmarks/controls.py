@@ -1,0 +1,265 @@
+"""Benchmark: one step of each control module at 10, 100 and 1,000 nodes.
+
+Each controller is timed beside a plain numpy baseline of the same arithmetic
+without the controller's constraints, checks and bookkeeping, and reported as a
+ratio (docs/benchmarks.md: absolute times drift on shared machines):
+
+* voltage: `VoltageController.step` (LP with limits, tiers, lazy rows) vs the
+  sensitivity product and an unconstrained least-squares Q;
+* mpc: `MpcVoltageController.step` (horizon 4) vs open-loop products over the
+  horizon and a least-squares Q per step;
+* ffr, agc: one `step` vs a vector share-and-clip;
+* metering: `meter_regulation` over 10 s at 50 fps per device vs the correlation
+  of first differences;
+* inertia: `InertiaEstimator.run` per record (detection + least squares) vs a
+  `polyfit` slope at the known onset.
+
+"nodes" is feeder nodes (voltage, mpc), VPP units (ffr, agc), metered devices,
+or PMU records (inertia). Rows of `benchmarks.pmu.run()` are appended when that
+module exists. Run: `python -m benchmarks.controls`; writes
+`benchmarks/results/controls.json`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controls import (
+    AutomaticGenerationControl,
+    DgLimits,
+    EssLimits,
+    FastFrequencyResponse,
+    FrequencyLimits,
+    InertiaEstimator,
+    MpcForecast,
+    MpcLimits,
+    MpcState,
+    MpcVoltageController,
+    UnitLimits,
+    VoltageController,
+    VoltageLimits,
+    VoltageMeasurements,
+    VppMeasurement,
+    chain_feeder,
+    meter_regulation,
+)
+from controls.feeder import Sensitivities
+from controls.testing import simulate_swing
+
+SIZES = (10, 100, 1000)
+RESULTS = Path(__file__).parent / "results" / "controls.json"
+BUDGET_S = 0.4
+
+
+def timed(fn: Callable[[], Any], budget_s: float = BUDGET_S, most: int = 25) -> float:
+    """Median wall time of `fn` in ms: repeated within a time budget (3 runs at least),
+    or a single run when one run alone exceeds the budget."""
+    times: list[float] = []
+    start = time.perf_counter()
+    while (
+        not times
+        or (time.perf_counter() - start < budget_s and len(times) < most)
+        or (len(times) < 3 and times[0] < budget_s * 1e3)
+    ):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def feeder_case(n: int) -> tuple[Sensitivities, VoltageLimits, dict[int, float], np.ndarray]:
+    """A tree feeder of n nodes with PV on every 4th node sized to reach ~1.07 pu at noon."""
+    k = max(2, round(math.sqrt(n)))
+    r = 0.25 / (n / k + k)
+    model = chain_feeder(n, r_ohm=r, x_ohm=r / 4, branch_every=k).sensitivities()
+    pv_nodes = [node for node in model.nodes if node % 4 == 0] or [model.nodes[-1]]
+    pattern = model.vector(dict.fromkeys(pv_nodes, 1.0))
+    scale = 0.05 / float((model.dv_dp @ pattern).max())
+    pv = dict.fromkeys(pv_nodes, scale)
+    q_max = 0.4 * scale
+    dg = {node: DgLimits(-q_max, q_max, curtailable=True) for node in pv_nodes}
+    ess = {node: EssLimits(-scale, scale, energy_kwh=4 * scale) for node in pv_nodes[::5]}
+    voltages = model.voltages(model.vector(pv), np.zeros(n), 1.02)
+    return model, VoltageLimits(dg=dg, ess=ess), pv, voltages
+
+
+def bench_voltage(n: int) -> dict[str, Any]:
+    model, limits, pv, v = feeder_case(n)
+    measurements = VoltageMeasurements(dict(zip(model.nodes, v.tolist(), strict=True)), pv)
+    controller = VoltageController(model, limits)
+    cols = model.positions(sorted(limits.dg))
+    target = np.minimum(v, limits.v_max)
+
+    def step() -> None:
+        controller.reset()
+        controller.step(measurements)
+
+    def baseline() -> None:
+        a = model.dv_dq[:, cols]
+        dq = np.linalg.lstsq(a, target - v, rcond=None)[0]
+        _ = v + a @ dq
+
+    return _row("voltage", n, step, baseline, "sensitivity product + lstsq")
+
+
+def bench_mpc(n: int, horizon: int = 4) -> dict[str, Any]:
+    model, limits, pv, _ = feeder_case(n)
+    scales = [0.7, 1.0, 1.0, 0.8][:horizon]
+    forecast = MpcForecast(
+        [dict.fromkeys(model.nodes, 0.0)] * horizon,
+        [{node: p * s for node, p in pv.items()} for s in scales],
+    )
+    mpc_limits = MpcLimits(limits)
+    state = MpcState(1.02, dict.fromkeys(limits.ess, 0.5))
+    cols = model.positions(sorted(limits.dg))
+
+    def step() -> None:
+        MpcVoltageController(model, mpc_limits).step(forecast, state)
+
+    def baseline() -> None:
+        v = [
+            model.voltages(model.vector(forecast.pv_kw[k]), np.zeros(n), 1.02)
+            for k in range(horizon)
+        ]
+        a = model.dv_dq[:, cols]
+        for vk in v:
+            np.linalg.lstsq(a, np.minimum(vk, 1.05) - vk, rcond=None)
+
+    return _row("mpc", n, step, baseline, "open-loop products + lstsq per step")
+
+
+def frequency_case(n: int) -> tuple[FrequencyLimits, VppMeasurement]:
+    rng = np.random.default_rng(n)
+    units = {f"u{i}": UnitLimits(0.0, float(rng.uniform(50, 500)), droop=0.05) for i in range(n)}
+    p = {u: lim.p_max_kw / 2 for u, lim in units.items()}
+    return FrequencyLimits(units), VppMeasurement(49.85, p, time_s=1.0)
+
+
+def bench_ffr(n: int) -> dict[str, Any]:
+    limits, m = frequency_case(n)
+    ffr = FastFrequencyResponse(limits)
+    high = np.array([u.p_max_kw for u in limits.units.values()])
+    p = np.array(list(m.p_kw.values()))
+
+    def baseline() -> None:
+        room = high - p
+        delta = -0.4 * p.sum() * (m.frequency_hz - 50.0) * room / room.sum()
+        np.clip(p + delta, 0.0, high)
+
+    return _row("ffr", n, lambda: ffr.step(m), baseline, "vector share and clip")
+
+
+def bench_agc(n: int) -> dict[str, Any]:
+    limits, m = frequency_case(n)
+    agc = AutomaticGenerationControl(limits)
+    high = np.array([u.p_max_kw for u in limits.units.values()])
+    weight = np.array([u.rating_kw / u.droop for u in limits.units.values()])
+    p = np.array(list(m.p_kw.values()))
+
+    def baseline() -> None:
+        ace = limits.bias_kw_per_hz * (m.frequency_hz - 50.0)
+        np.clip(p - 0.1 * ace * weight / weight.sum(), 0.0, high)
+
+    return _row("agc", n, lambda: agc.step(m), baseline, "vector share and clip")
+
+
+def bench_metering(n: int) -> dict[str, Any]:
+    record = simulate_swing(4.0, duration_s=10.0, f_noise_hz=0.001, seed=1)
+    rng = np.random.default_rng(2)
+    gains = rng.uniform(-200, 400, n)
+    devices = {f"d{i}": 100.0 - g * (record.f_hz - 50.0) for i, g in enumerate(gains)}
+    df = np.diff(record.f_hz)
+
+    def baseline() -> None:
+        for p in devices.values():
+            np.corrcoef(np.diff(p), df)
+
+    def step() -> None:
+        meter_regulation(record.t, record.f_hz, devices)
+
+    return _row("metering", n, step, baseline, "corrcoef of first differences")
+
+
+def bench_inertia(n: int) -> dict[str, Any]:
+    records = [simulate_swing(4.0, f_noise_hz=0.001, p_noise_rel=0.01, seed=s) for s in range(3)]
+    estimator = InertiaEstimator(records[0].s_base_mw)
+    jobs = [records[i % 3] for i in range(n)]
+
+    def step() -> None:
+        for r in jobs:
+            estimator.run(r.t, r.f_hz, r.p_mw)
+
+    def baseline() -> None:
+        for r in jobs:
+            window = (r.t >= r.t_event) & (r.t <= r.t_event + 0.2)
+            slope = np.polyfit(r.t[window], r.f_hz[window], 1)[0]
+            _ = r.delta_p_mw * r.f0_hz / (2 * r.s_base_mw * slope)
+
+    return _row("inertia", n, step, baseline, "polyfit at the known onset")
+
+
+def _row(
+    module: str, n: int, step: Callable[[], Any], baseline: Callable[[], Any], what: str
+) -> dict[str, Any]:
+    controller_ms = timed(step)
+    baseline_ms = timed(baseline)
+    return {
+        "module": module,
+        "nodes": n,
+        "controller_ms": round(controller_ms, 3),
+        "baseline": what,
+        "baseline_ms": round(baseline_ms, 4),
+        "ratio": round(controller_ms / baseline_ms, 1) if baseline_ms > 0 else None,
+    }
+
+
+def pmu_rows() -> list[dict[str, Any]]:
+    """Rows of the PMU benchmark, if its module exists."""
+    try:
+        module = importlib.import_module("benchmarks.pmu")
+    except ModuleNotFoundError:
+        return []
+    run = getattr(module, "run", None)
+    return [{"module": "pmu", **row} for row in run()] if callable(run) else []
+
+
+def run() -> list[dict[str, Any]]:
+    benches = (bench_voltage, bench_mpc, bench_ffr, bench_agc, bench_metering, bench_inertia)
+    return [bench(n) for bench in benches for n in SIZES]
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    header = f"{'module':9} {'nodes':>6} {'step ms':>10} {'numpy ms':>10} {'ratio':>8}  baseline"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['module']:9} {r['nodes']:>6} {r['controller_ms']:>10.3f} {r['baseline_ms']:>10.4f}"
+            f" {r['ratio']:>8}  {r['baseline']}"
+        )
+
+
+def main() -> None:
+    started = time.perf_counter()
+    rows = run()
+    _print(rows)
+    extra = pmu_rows()
+    if extra:
+        print(f"\npmu rows appended from benchmarks.pmu: {len(extra)}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"controls": rows, "pmu": extra, "seconds": round(time.perf_counter() - started, 1)}
+    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nwrote {RESULTS} in {payload['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
