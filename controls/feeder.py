@@ -85,14 +85,14 @@ class RadialFeeder:
     @property
     def nodes(self) -> tuple[int, ...]:
         """Non-slack nodes in the order the lines list them (parents before children)."""
-        return tuple(line.child for line in _ordered(self.lines, self.slack))
+        return tuple(line.child for line in breadth_first(self.lines, self.slack))
 
     def parents(self) -> dict[int, Line]:
         return {line.child: line for line in self.lines}
 
     def sensitivities(self) -> Sensitivities:
         """dV/dP and dV/dQ of every non-slack node (see the module docstring)."""
-        ordered = _ordered(self.lines, self.slack)
+        ordered = breadth_first(self.lines, self.slack)
         path = _path_matrix(ordered)
         r = np.array([line.r_ohm for line in ordered])
         x = np.array([line.x_ohm for line in ordered])
@@ -129,11 +129,11 @@ def _check_radial(lines: Sequence[Line], slack: int) -> None:
     for line in lines:
         if not (line.r_ohm >= 0 and line.x_ohm >= 0) or line.r_ohm + line.x_ohm == 0:
             raise InvalidTopologyError(f"line to node `{line.child}` needs r, x >= 0, not both 0")
-    if len(_ordered(lines, slack)) != len(lines):
+    if len(breadth_first(lines, slack)) != len(lines):
         raise InvalidTopologyError(f"some nodes are not connected to the slack node `{slack}`")
 
 
-def _ordered(lines: Sequence[Line], slack: int) -> list[Line]:
+def breadth_first(lines: Sequence[Line], slack: int) -> list[Line]:
     """Lines in breadth-first order from the slack (only those connected to it)."""
     by_parent: dict[int, list[Line]] = {}
     for line in lines:

@@ -15,7 +15,8 @@ unit's power bounds. Deadband, droops, gains and bounds come from
   proportion to the units' droop participation, a_i = (P_n,i / R_i) / Σ_j P_n,j / R_j,
   and a unit at a bound hands its share to the others.
 
-Frequency regulation metering is in `controls.metering`. Powers in kW, positive =
+The third algorithm, frequency regulation metering, lives in `controls.metering`
+and is re-exported here (`meter_regulation`). Powers in kW, positive =
 injection; frequency in Hz. Formulas: docs/domain.md §4.
 """
 
@@ -29,6 +30,21 @@ import numpy as np
 
 from controls._common import LimitsSlot, check_range, finite, frozen_mapping
 from controls.errors import InvalidLimitsError, InvalidMeasurementError
+from controls.metering import MeteringResult, MeteringThresholds, meter_regulation
+
+__all__ = [
+    "AutomaticGenerationControl",
+    "FastFrequencyResponse",
+    "FrequencyLimits",
+    "FrequencySetpoints",
+    "MeteringResult",
+    "MeteringThresholds",
+    "UnitLimits",
+    "VppMeasurement",
+    "deadband",
+    "meter_regulation",
+    "share",
+]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controls.feeder import Line, RadialFeeder, _ordered
+from controls.feeder import Line, RadialFeeder, breadth_first
 
 
 def power_flow(
@@ -29,7 +29,7 @@ def power_flow(
 ) -> dict[int, float]:
     """Voltage magnitudes (pu) of a balanced radial feeder for three-phase injections."""
     q_kvar = q_kvar or {}
-    ordered = _ordered(feeder.lines, feeder.slack)
+    ordered = breadth_first(feeder.lines, feeder.slack)
     v_base = feeder.v_nominal_v / math.sqrt(3)
     v = {feeder.slack: complex(v_slack_pu * v_base)}
     v.update({line.child: v[feeder.slack] for line in ordered})

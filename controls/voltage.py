@@ -16,7 +16,9 @@ band, the set-points minimise the remaining violation and `feasible` is False.
 
 Conventions: powers in kW / kvar, positive = injected into the grid (ESS positive
 = discharging); voltages in pu of `v_nominal_v` (line-to-line). Nodes without a
-voltage measurement are not constrained in that step.
+voltage measurement are not constrained in that step; a curtailable PV without an
+availability measurement gets no active-power set-point in that step (it is not
+curtailed blindly).
 """
 
 from __future__ import annotations
@@ -198,10 +200,10 @@ def to_messages(setpoints: VoltageSetpoints) -> dict[str, dict[str, dict[str, fl
 class _Assets:
     """Variable layout x = [q of DGs, p of ESSs, p of curtailable PVs] for one limits object."""
 
-    def __init__(self, model: Sensitivities, limits: VoltageLimits) -> None:
+    def __init__(self, model: Sensitivities, limits: VoltageLimits, pv_kw: Mapping) -> None:
         self.dg = tuple(sorted(limits.dg))
         self.ess = tuple(sorted(limits.ess))
-        self.pv = tuple(n for n in self.dg if limits.dg[n].curtailable)
+        self.pv = tuple(n for n in self.dg if limits.dg[n].curtailable and n in pv_kw)
         self.cols = model.positions(self.dg + self.ess + self.pv)
         self.is_p = np.arange(self.cols.size) >= len(self.dg)
 
@@ -259,7 +261,7 @@ class VoltageController(LimitsSlot[VoltageLimits]):
     ) -> VoltageSetpoints:
         """Set-points for this step; `limits` overrides the held limits for this step only."""
         limits = self._current(limits)
-        assets = _Assets(self.model, limits)
+        assets = _Assets(self.model, limits, measurements.pv_kw)
         margin = min(self.margin_pu, (limits.v_max - limits.v_min) / 4)
         rows = self.model.positions(measurements.voltages.keys())
         lower, upper, reference, cost, tier = self._bounds(assets, limits, measurements)

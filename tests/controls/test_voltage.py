@@ -197,3 +197,10 @@ def test_variables_without_assets_are_not_published():
     lim = VoltageLimits(dg={4: DgLimits(-5.0, 5.0)})
     setpoints = VoltageController(MODEL, lim).step(VoltageMeasurements({4: 1.0}))
     assert set(to_messages(setpoints)) == {"reactive_power"}
+
+
+def test_a_pv_without_an_availability_measurement_gets_no_active_power_setpoint():
+    voltages = plant_voltages(None, PV_NODES, NOON["load"], NOON["v_slack"])
+    setpoints = VoltageController(MODEL, limits()).step(VoltageMeasurements(voltages, {4: 30.0}))
+    assert set(setpoints.active_power) == {4}
+    assert set(setpoints.reactive_power) == set(PV_NODES)
