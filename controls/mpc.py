@@ -100,7 +100,11 @@ class MpcForecast:
 
 @dataclass(frozen=True)
 class MpcState:
-    """Slack-node voltage (pu) and storage state of charge (0..1) at the start of the horizon."""
+    """Slack-node voltage (pu) and storage state of charge (0..1) at the start of the horizon.
+
+    Every storage with an energy capacity needs its state of charge: without it
+    the plan could not keep the energy window, so the step refuses to plan.
+    """
 
     v_slack_pu: float = 1.0
     soc: Mapping[int, float] = field(default_factory=dict)
@@ -318,7 +322,9 @@ class _Builder:
             lim = v.ess[node]
             if lim.energy_kwh is None:
                 continue
-            soc0 = finite(self.state.soc.get(node, (lim.soc_min + lim.soc_max) / 2), "soc")
+            if node not in self.state.soc:
+                raise InvalidMeasurementError(f"no state of charge for the storage at `{node}`")
+            soc0 = finite(self.state.soc[node], f"state of charge of `{node}`")
             low, high = min(lim.soc_min, soc0), max(lim.soc_max, soc0)
             per_kw = self.mpc.step_hours / lim.energy_kwh
             for k in range(self.steps):

@@ -11,6 +11,7 @@ import pytest
 from controls import (
     FlexLimits,
     FlexSchedule,
+    InvalidMeasurementError,
     InvalidMessageError,
     MpcForecast,
     MpcLimits,
@@ -179,3 +180,8 @@ def test_replaced_limits_bound_the_next_plan():
     plan = mpc.step(forecast, STATE)
     assert min(min(q) for q in plan.q_kvar.values()) >= -4.0 - 1e-9
     assert_plan_within_limits(plan, tighter, forecast)
+
+
+def test_a_storage_without_a_state_of_charge_is_not_planned_blindly():
+    with pytest.raises(InvalidMeasurementError, match=f"`{ESS_NODE}`"):
+        MpcVoltageController(MODEL, MpcLimits(limits())).step(day([1.0]), MpcState(1.02))
