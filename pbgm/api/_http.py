@@ -8,6 +8,7 @@ parameters must be known and given once.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from pbgm.documents import canonical_json, load_document
 from pbgm.errors import InvalidInputError
 
 JSON_TYPES = ("application/json", "application/xacml+json")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_PARAMETER_CHARS = 2048
 
 
@@ -31,8 +33,27 @@ def json_body() -> Any:
             )
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         data = request.get_data(cache=True)
-        g.pbgm_body = load_document(data, source="request body", max_bytes=limit)
+        body = load_document(data, source="request body", max_bytes=limit)
+        _refuse_lone_surrogates(body)
+        g.pbgm_body = body
     return g.pbgm_body
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """JSON may escape half a UTF-16 pair (`\\ud800`); no database can store it."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise InvalidInputError(
+                "the body holds a lone UTF-16 surrogate (`\\ud800`-`\\udfff`)",
+                code="invalid_encoding",
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key)
+            _refuse_lone_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_lone_surrogates(item)
 
 
 def json_object() -> dict[str, Any]:

@@ -148,9 +148,12 @@ def next_record(
     )
 
 
+MAX_ROW_NUMBER = 2**63 - 1  # the largest integer every database binds
+
+
 def positive_int(value: Any) -> int | None:
     """`value` as a version number or grant id, or None if it cannot be one."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ROW_NUMBER:
         return value
     return None
 

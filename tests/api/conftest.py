@@ -222,13 +222,14 @@ def make_world(
     *,
     store: Store | None = None,
     clock: FrozenClock | None = None,
+    pdp: Any = None,
     **settings: Any,
 ) -> World:
     clock = clock or FrozenClock(NOW)
     store = store if store is not None else example_store(clock)
     keyring = KeyRing(key_dir, clock=clock)
     app = create_app(
-        {"keys_dir": str(key_dir), **settings}, store=store, keyring=keyring, clock=clock
+        {"keys_dir": str(key_dir), **settings}, store=store, keyring=keyring, clock=clock, pdp=pdp
     )
     server.app = app
     return World(server, app, store, clock)
