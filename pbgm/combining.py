@@ -13,14 +13,16 @@ obligations, advice and ids are what the caller reports). Apart from the lazy
 `first-applicable` and `only-one-applicable`, every child is evaluated, so the
 obligations and errors reported never depend on where a short-circuit fell.
 
-Decisions are small ints, not `Decision` members, because this is the hot path.
+`Combining` is the step a policy (over its rules) and a policy set (over its
+policies) share: run the algorithm, then collect what the deciding children
+carry. Decisions are small ints, not `Decision` members: this is the hot path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pbgm.model import Advice, Decision, EvaluationError, Obligation, Request
 
@@ -58,10 +60,12 @@ class Result:
 
     `errors` holds every error met beneath (diagnostics); `cause` is the error
     that made an Indeterminate result. `sources` names the children whose result
-    equals this one (filled for policy sets: the deciding policy ids).
+    equals this one (filled for policy sets: the deciding policy ids). `memo`
+    caches what the level above derives from a shared result (its own result,
+    then the response), so a repeated decision allocates nothing.
     """
 
-    __slots__ = ("advice", "cause", "decision", "errors", "id", "obligations", "sources")
+    __slots__ = ("advice", "cause", "decision", "errors", "id", "memo", "obligations", "sources")
 
     def __init__(
         self,
@@ -80,6 +84,7 @@ class Result:
         self.errors = errors
         self.cause = cause
         self.sources = sources
+        self.memo: Any = None
 
     def __repr__(self) -> str:
         return f"Result({NAMES[self.decision]}, id={self.id!r})"
@@ -225,3 +230,110 @@ def selected(decision: int, results: Sequence[Result]) -> list[Result]:
     if decision == NOT_APPLICABLE:
         return []
     return [r for r in results if r.decision == decision]
+
+
+# --- the combining step of a policy or a policy set ----------------------------------------
+
+
+class Outputs(Protocol):
+    """A node's own obligations and advice for one decision (`pbgm.evaluator`):
+    `fixed` when they do not depend on the request, else `resolve`d per request."""
+
+    fixed: tuple[tuple[Obligation, ...], tuple[Advice, ...]] | None
+
+    def resolve(self, request: Request, where: Callable[..., EvaluationError]) -> Any: ...
+
+
+class Index(Protocol):
+    def candidates(self, request: Request) -> Sequence[Any]: ...
+
+
+class Combining:
+    """What a policy and a policy set share: children (found through an index)
+    combined by an algorithm, then the node's own obligations and advice added.
+
+    Obligations and advice come from the children whose result equals the final
+    decision, in order, then the node's own (XACML §7.18); an error resolving the
+    node's own makes it Indeterminate{its decision}. Errors of every child are kept.
+    """
+
+    id: str
+    owner: str | None
+    with_sources: bool
+    children: tuple[Any, ...]
+
+    def setup(self, algorithm: str, on_permit: Outputs, on_deny: Outputs, index: Index | None):
+        self.combine = ALGORITHMS.get(algorithm)
+        self.failure = None
+        if self.combine is None:
+            self.failure = self.where(f"unknown combining algorithm `{algorithm}`")
+        self.on_permit, self.on_deny, self.index = on_permit, on_deny, index
+        self._nobody = {PERMIT: Result(PERMIT), DENY: Result(DENY)}  # *-unless-* with no decider
+        self._plain: dict[int, Result] = {}
+        if not self.with_sources:  # a policy set names its deciding policies: never shared
+            for code, outputs in ((PERMIT, on_permit), (DENY, on_deny)):
+                if outputs.fixed is not None:
+                    self._plain[code] = Result(code, self.id, *outputs.fixed)
+
+    def where(self, message: str, code: str = "invalid_policy") -> EvaluationError:
+        return EvaluationError(code, message, self.owner)
+
+    def combined(self, request: Request, now: datetime) -> Result:
+        """Combine the children that may apply; the node itself already applies."""
+        if self.combine is None:
+            assert self.failure is not None
+            return failed(INDETERMINATE_DP, self.id, self.failure)
+        children = self.children if self.index is None else self.index.candidates(request)
+        decision, results = self.combine(children, request, now, self.owner)
+        if decision == NOT_APPLICABLE:
+            return NOT_APPLICABLE_RESULT
+        if decision < NOT_APPLICABLE and _bare(results):  # the common case: shared results
+            plain = self._plain.get(decision)
+            if plain is not None:
+                return plain
+            chosen = selected(decision, results)
+            if len(chosen) <= 1 and self.with_sources:
+                shared = self._decided_by(chosen[0] if chosen else self._nobody[decision])
+                if shared is not None:
+                    return shared
+        return self._conclude(decision, results, request)
+
+    def _decided_by(self, child: Result) -> Result | None:
+        """A policy set's result when one bare child (or none: `_nobody`) decided,
+        memoised on that child; None when the set's own obligations depend on the request."""
+        if child.memo is None:
+            outputs = self.on_permit if child.decision == PERMIT else self.on_deny
+            if outputs.fixed is None:
+                return None
+            sources = (child.id,) if child.id else ()
+            child.memo = Result(child.decision, self.id, *outputs.fixed, sources=sources)
+        return child.memo  # type: ignore[no-any-return]
+
+    def _conclude(self, decision: int, results: Sequence[Result], request: Request) -> Result:
+        errors: tuple[EvaluationError, ...] = ()
+        for result in results:
+            if result.errors:
+                errors += result.errors
+        chosen = selected(decision, results)
+        sources = tuple(r.id for r in chosen) if self.with_sources else ()
+        if decision >= INDETERMINATE_D:
+            return Result(decision, self.id, (), (), errors, chosen[0].cause, sources)
+        outputs = self.on_permit if decision == PERMIT else self.on_deny
+        own = outputs.fixed or outputs.resolve(request, self.where)
+        if isinstance(own, EvaluationError):
+            return Result(indeterminate_of(decision), self.id, (), (), (*errors, own), own, sources)
+        obligations, advice = own
+        for result in reversed(chosen):
+            if result.obligations:
+                obligations = result.obligations + obligations
+            if result.advice:
+                advice = result.advice + advice
+        return Result(decision, self.id, obligations, advice, errors, None, sources)
+
+
+def _bare(results: Sequence[Result]) -> bool:
+    """No child carries obligations, advice or errors."""
+    for result in results:  # noqa: SIM110 - a loop beats all() on the hot path
+        if result.errors or result.obligations or result.advice:
+            return False
+    return True

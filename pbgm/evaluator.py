@@ -28,18 +28,13 @@ from types import MappingProxyType
 from typing import Any
 
 from pbgm.combining import (
-    ALGORITHMS,
     DENY,
-    INDETERMINATE_D,
-    INDETERMINATE_DP,
-    NOT_APPLICABLE,
     NOT_APPLICABLE_RESULT,
     PERMIT,
-    Combiner,
+    Combining,
     Result,
     failed,
     indeterminate_of,
-    selected,
 )
 from pbgm.conditions import EvaluationFailure, compile_condition, compile_expression
 from pbgm.model import (
@@ -377,81 +372,24 @@ class CompiledRule:
         return failed(indeterminate_of(self.effect), self.id, error)
 
 
-# --- policies (and, in pbgm.pdp, policy sets): combining children ----------------------
+# --- policies (policy sets are in pbgm.pdp) -------------------------------------------
 
 
-class Combining:
-    """What a policy and a policy set share: children combined by an algorithm,
-    found through an index, then their own obligations and advice added."""
-
-    id: str
-    owner: str | None
-    with_sources: bool
-    combine: Combiner | None
-    failure: EvaluationError | None
-    children: tuple[Any, ...]
-    index: CandidateIndex | None
-
-    def _setup(
-        self,
-        algorithm: str,
-        obligations: Sequence[ObligationExpression],
-        advice: Sequence[ObligationExpression],
-        index_threshold: int,
-    ) -> None:
-        self.combine = ALGORITHMS.get(algorithm)
-        self.failure = None
-        if self.combine is None:
-            self.failure = self.where(f"unknown combining algorithm `{algorithm}`")
-        self.index = None
-        if len(self.children) > index_threshold:
-            self.index = CandidateIndex(self.children, [c.target_matches for c in self.children])
-        self.on_permit = compile_outputs(Effect.PERMIT, obligations, advice)
-        self.on_deny = compile_outputs(Effect.DENY, obligations, advice)
-        self._plain = {
-            PERMIT: Result(PERMIT, self.id, *(self.on_permit.fixed or _NO_OUTPUTS)),
-            DENY: Result(DENY, self.id, *(self.on_deny.fixed or _NO_OUTPUTS)),
-        }
-
-    def where(self, message: str, code: str = "invalid_policy") -> EvaluationError:
-        return EvaluationError(code, message, self.owner)
-
-    def combined(self, request: Request, now: datetime) -> Result:
-        """Combine the children that may apply; the node itself already applies."""
-        if self.combine is None:
-            assert self.failure is not None
-            return failed(INDETERMINATE_DP, self.id, self.failure)
-        children = self.children if self.index is None else self.index.candidates(request)
-        decision, results = self.combine(children, request, now, self.owner)
-        if decision == NOT_APPLICABLE:
-            return NOT_APPLICABLE_RESULT
-        return self._conclude(decision, results, request)
-
-    def _conclude(self, decision: int, results: Sequence[Result], request: Request) -> Result:
-        """The node's result from its children's: obligations and advice of the
-        children that decided, then its own; errors of all (see `selected`)."""
-        errors: tuple[EvaluationError, ...] = ()
-        for result in results:
-            if result.errors:
-                errors += result.errors
-        chosen = selected(decision, results)
-        sources = tuple(r.id for r in chosen) if self.with_sources else ()
-        if decision >= INDETERMINATE_D:
-            return Result(decision, self.id, (), (), errors, chosen[0].cause, sources)
-        outputs = self.on_permit if decision == PERMIT else self.on_deny
-        own = outputs.fixed or outputs.resolve(request, self.where)
-        if isinstance(own, EvaluationError):
-            return Result(indeterminate_of(decision), self.id, (), (), (*errors, own), own, sources)
-        obligations, advice = own
-        for result in reversed(chosen):
-            if result.obligations:
-                obligations = result.obligations + obligations
-            if result.advice:
-                advice = result.advice + advice
-        unchanged = own is outputs.fixed and obligations is own[0] and advice is own[1]
-        if unchanged and not (errors or sources):
-            return self._plain[decision]
-        return Result(decision, self.id, obligations, advice, errors, None, sources)
+def combining_parts(
+    children: Sequence[Any],
+    obligations: Sequence[ObligationExpression],
+    advice: Sequence[ObligationExpression],
+    index_threshold: int,
+) -> tuple[Outputs, Outputs, CandidateIndex | None]:
+    """Own outputs for Permit and for Deny, and an index when the children are many."""
+    index = None
+    if len(children) > index_threshold:
+        index = CandidateIndex(children, [child.target_matches for child in children])
+    return (
+        compile_outputs(Effect.PERMIT, obligations, advice),
+        compile_outputs(Effect.DENY, obligations, advice),
+        index,
+    )
 
 
 class CompiledPolicy(Combining):
@@ -470,7 +408,8 @@ class CompiledPolicy(Combining):
         self.target_matches = policy.target.matches
         self.target = compile_target(policy.target)
         self.children = tuple(CompiledRule(rule, policy.id) for rule in policy.rules)
-        self._setup(policy.rule_combining, policy.obligations, policy.advice, index_threshold)
+        parts = combining_parts(self.children, policy.obligations, policy.advice, index_threshold)
+        self.setup(policy.rule_combining, *parts)
 
     def in_window(self, now: datetime) -> bool:
         if self.valid_from is not None and now < self.valid_from:

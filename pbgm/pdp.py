@@ -28,11 +28,12 @@ from pbgm.combining import (
     INDETERMINATE_DP,
     NOT_APPLICABLE,
     NOT_APPLICABLE_RESULT,
+    Combining,
     Result,
     collapse,
 )
 from pbgm.errors import ConfigurationError, InvalidInputError
-from pbgm.evaluator import INDEX_THRESHOLD, Combining, CompiledPolicy, compile_target
+from pbgm.evaluator import INDEX_THRESHOLD, CompiledPolicy, combining_parts, compile_target
 from pbgm.model import (
     Apply,
     AttributeRef,
@@ -72,9 +73,10 @@ class CompiledPolicySet(Combining):
         self.revision = policy_set.revision
         self.target = compile_target(policy_set.target)
         self.children = tuple(CompiledPolicy(p, index_threshold) for p in policy_set.policies)
-        self._setup(
-            policy_set.policy_combining, policy_set.obligations, policy_set.advice, index_threshold
+        parts = combining_parts(
+            self.children, policy_set.obligations, policy_set.advice, index_threshold
         )
+        self.setup(policy_set.policy_combining, *parts)
         self.uses_current_time = _uses_current_time(policy_set)
         self.problems = tuple(self._problems())
 
@@ -150,10 +152,12 @@ def report(result: Result) -> Response:
     status from the error that caused an Indeterminate."""
     if result.decision == NOT_APPLICABLE and not result.errors:
         return NOT_APPLICABLE_RESPONSE
+    if result.memo is not None:
+        return result.memo  # type: ignore[no-any-return]
     status = Status()
     if result.decision >= INDETERMINATE_D:
         status = status_of(result.cause)
-    return Response(
+    response = Response(
         collapse(result.decision),
         status,
         result.obligations,
@@ -161,6 +165,8 @@ def report(result: Result) -> Response:
         result.sources,
         result.errors,
     )
+    result.memo = response
+    return response
 
 
 def status_of(error: EvaluationError | None) -> Status:
