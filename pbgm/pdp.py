@@ -131,7 +131,7 @@ def evaluate(compiled: CompiledPolicySet, request: Request, now: datetime) -> Re
     """Decide `request` against `compiled` at the moment `now` (timezone-aware)."""
     if now.tzinfo is None:
         raise InvalidInputError("`now` must be timezone-aware")
-    if compiled.uses_current_time and "current_time" not in request.environment:
+    if compiled.uses_current_time and request.environment.get("current_time") is None:
         request = with_current_time(request, now)
     try:
         result = compiled.evaluate(request, now)
