@@ -40,6 +40,7 @@ __all__ = [
     "BusClosedError",
     "BusConnectionError",
     "BusMessage",
+    "BusQueueFullError",
     "Handler",
     "MemoryBus",
     "Subscription",
@@ -113,6 +114,12 @@ class BusConnectionError(PbgmError):
     (for MQTT: `mqtt_auth_failed`, `mqtt_tls_failed`, `mqtt_unreachable`)."""
 
     code = "bus_unavailable"
+
+
+class BusQueueFullError(PbgmError):
+    """A publish found the bounded queue of a disconnected bus full (policy `raise`)."""
+
+    code = "bus_queue_full"
 
 
 # --- checks shared by the implementations --------------------------------------------
