@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbgm.conditions import EvaluationFailure, compile_expression
-from pbgm.functions import FUNCTIONS
+from pbgm.functions import FUNCTIONS, match_levels, parse_topic_filter
 from pbgm.model import Request
 from pbgm.syntax import parse_expression
 
@@ -410,6 +410,24 @@ def test_time(what: str, expression: Any, request_: dict, expected: Any) -> None
 def test_topic_matches(what: str, topic: str, topic_filter: str, expected: bool) -> None:
     check(fn("topic-matches", X, topic_filter), x(topic), expected)
     check(fn("topic-matches", X, Y), x(topic, y=topic_filter), expected)
+
+
+@pytest.mark.parametrize(
+    ("what", "topic", "topic_filter", "expected"),
+    [
+        ("+ matches one level", "site/pv", "site/+", True),
+        ("# matches the parent level", "site", "site/#", True),
+        ("$ topics are not matched by #", "$SYS/load", "#", False),
+        ("a longer filter does not match", "a/b", "a/b/c", False),
+    ],
+)
+def test_the_topic_helpers_the_bus_imports_match_like_topic_matches(
+    what: str, topic: str, topic_filter: str, expected: bool
+) -> None:
+    """The bus and the event service match topics with helpers of `pbgm.functions`."""
+    levels = parse_topic_filter(topic_filter).levels
+    assert match_levels(topic.split("/"), levels) is expected
+    check(fn("topic-matches", X, topic_filter), x(topic), expected)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,251 @@
+"""The tree walk of the condition compiler: checks every node and builds its closure.
+
+One pass over an `Apply` / `AttributeRef` / `Literal` tree records every static problem
+(unknown function, arity, a literal of the wrong kind, an unsafe regular expression...) as
+a `Problem` with its JSON path, and, where a node is sound, builds its `Operand` with the
+closures of `pbgm._builders`. Literal arguments are resolved here, once: date-times, times
+of day, timezones, weekday names, topic filters, regular expressions and function names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from pbgm._builders import BUILDERS, Operand, build_strict, constant, reference
+from pbgm._functions_text import parse_topic_filter
+from pbgm._functions_time import (
+    parse_datetime,
+    parse_duration,
+    parse_time,
+    parse_weekdays,
+    zone,
+)
+from pbgm._regex import safe_regex
+from pbgm._values import kind_of, members
+from pbgm.errors import Problem
+from pbgm.functions import FUNCTIONS, FunctionSpec
+from pbgm.model import CATEGORIES, Apply, AttributeRef, Expr, Literal
+
+MAX_DEPTH = 64
+
+_LITERAL_TYPES = {"datetime": parse_datetime, "time": parse_time, "duration": parse_duration}
+_TYPED_KINDS = {"datetime": "date-time", "time": "time", "duration": "duration"}
+_SCALARS = frozenset({"boolean", "number", "string", "date-time", "time", "duration"})
+_ACCEPTS = {
+    "boolean": {"boolean"},
+    "number": {"number"},
+    "string": {"string"},
+    "value": _SCALARS,
+    "orderable": _SCALARS - {"boolean"},
+    "arithmetic": {"number", "date-time", "duration", "string"},
+    "bag": _SCALARS | {"bag"},
+    "date-time": {"date-time", "string"},
+    "time": {"time", "string"},
+    "weekdays": {"string", "bag"},
+    "timezone": {"string"},
+    "topic-filter": {"string"},
+    "regex": {"string"},
+    "function": {"string"},
+}
+_ANY = frozenset({*_SCALARS, "bag", "dynamic"})
+_MUST_BE_LITERAL = frozenset({"regex", "function"})
+
+
+class Compiler:
+    """One walk over an expression: `problems` collects what is wrong, nodes build closures."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def fail(self, path: str, code: str, message: str) -> None:
+        self.problems.append(Problem(path, code, message))
+
+    def expression(self, expr: Any, path: str, depth: int) -> Operand | None:
+        if depth > MAX_DEPTH:
+            self.fail(path, "expression_too_deep", f"expressions nest at most {MAX_DEPTH} deep")
+            return None
+        if isinstance(expr, Apply):
+            return self.apply(expr, path, depth)
+        if isinstance(expr, AttributeRef):
+            return self.reference(expr, path)
+        if isinstance(expr, Literal):
+            return self.literal(expr, path)
+        self.fail(path, "invalid_expression", "expected an attribute, a function or a value")
+        return None
+
+    def reference(self, ref: AttributeRef, path: str) -> Operand | None:
+        if ref.category not in CATEGORIES or not ref.name:
+            self.fail(path, "invalid_attribute", f"`{ref.path}` is not `<category>.<name>`")
+            return None
+        return Operand(ref, reference(ref))
+
+    def literal(self, lit: Literal, path: str) -> Operand | None:
+        value = lit.value
+        if isinstance(value, list):
+            value = tuple(value)
+        if lit.type is not None:
+            parser = _LITERAL_TYPES.get(lit.type)
+            if parser is None:
+                names = ", ".join(f"`{t}`" for t in _LITERAL_TYPES)
+                self.fail(path, "unknown_literal_type", f"`{lit.type}` is not among {names}")
+                return None
+            try:
+                value = _typed(parser, value)
+            except (ValueError, TypeError) as exc:
+                self.fail(path, "invalid_literal", str(exc))
+                return None
+        return constant(lit, value)
+
+    def apply(self, expr: Apply, path: str, depth: int) -> Operand | None:
+        spec = FUNCTIONS.get(expr.function)
+        if spec is None:
+            self.fail(path, "unknown_function", _unknown(expr.function))
+            return None
+        if not spec.min_args <= len(expr.args) <= (spec.max_args or len(expr.args)):
+            self.fail(path, "bad_arity", _arity(spec, len(expr.args)))
+            return None
+        before = len(self.problems)
+        operands = [
+            self.argument(spec, i, arg, f"{path}.args[{i}]", depth)
+            for i, arg in enumerate(expr.args)
+        ]
+        if len(self.problems) > before or any(op is None for op in operands):
+            return None
+        return Operand(expr, BUILDERS.get(spec.name, build_strict)(spec, operands))
+
+    def argument(
+        self, spec: FunctionSpec, index: int, arg: Expr, path: str, depth: int
+    ) -> Operand | None:
+        kind = spec.param(index)
+        if kind == "attribute" and not isinstance(arg, AttributeRef):
+            self.fail(path, "expected_attribute", f"`{spec.name}` takes an attribute reference")
+            return None
+        if kind in _MUST_BE_LITERAL and not isinstance(arg, Literal):
+            self.fail(path, "expected_literal", f"`{spec.name}` takes a literal {kind} here")
+            return None
+        operand = self.expression(arg, path, depth + 1)
+        if operand is None or operand.is_const:
+            return operand and self.prepare(spec, kind, operand, path)
+        found = static_kind(arg)
+        if found != "dynamic" and found not in _ACCEPTS.get(kind, _ANY):
+            self.fail(path, "type_mismatch", _mismatch(spec, kind, found))
+        return operand
+
+    def prepare(self, spec: FunctionSpec, kind: str, operand: Operand, path: str) -> Operand | None:
+        """Check a literal argument and turn it into the form the function uses."""
+        value = operand.const
+        found = kind_of(value)
+        if found == "bag" and kind not in ("bag", "weekdays"):
+            if len(value) != 1:
+                self.fail(path, "not_single_value", f"`{spec.name}` expects one value here")
+                return None
+            value = next(iter(value))
+            found = kind_of(value)
+        if found in ("null", "object"):
+            self.fail(path, "invalid_literal", f"`{spec.name}` cannot take a {found} literal")
+            return None
+        if kind in _PREPARERS and (found == "string" or kind == "weekdays"):
+            parse, code = _PREPARERS[kind]
+            try:
+                value = parse(value)
+            except ValueError as exc:
+                self.fail(path, getattr(exc, "code", code), str(exc))
+                return None
+        elif found not in _ACCEPTS.get(kind, _ANY):
+            self.fail(path, "type_mismatch", _mismatch(spec, kind, found))
+            return None
+        if kind == "bag" and not _hashable(value):
+            self.fail(path, "invalid_literal", "a bag holds strings, numbers and booleans")
+            return None
+        return constant(operand.expr, value)
+
+
+def _typed(parser: Callable[[str], Any], value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_typed(parser, v) for v in value)
+    if not isinstance(value, str):
+        raise TypeError(f"a typed literal is a string, not a {kind_of(value)}")
+    return parser(value)
+
+
+def static_kind(expr: Expr) -> str:
+    """The kind an expression yields when it is known before evaluation, else `dynamic`."""
+    if isinstance(expr, Apply):
+        spec = FUNCTIONS.get(expr.function)
+        return spec.returns if spec and spec.returns != "value" else "dynamic"
+    if isinstance(expr, Literal):
+        value = expr.value
+        if isinstance(value, list | tuple) and len(value) == 1:
+            value = value[0]
+        if expr.type:
+            return _TYPED_KINDS.get(expr.type, "dynamic")
+        return kind_of(value)
+    return "dynamic"
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
+    hint = f"; did you mean `{close[0]}`" if close else ""
+    return f"`{name}` is not a function{hint}"
+
+
+def _arity(spec: FunctionSpec, count: int) -> str:
+    if spec.max_args is None:
+        wanted = f"at least {spec.min_args}"
+    elif spec.min_args == spec.max_args:
+        wanted = str(spec.min_args)
+    else:
+        wanted = f"{spec.min_args} to {spec.max_args}"
+    return f"`{spec.name}` takes {wanted} argument(s), got {count}"
+
+
+_WANTED = {
+    "value": "a string, number, boolean, date-time, time or duration",
+    "orderable": "a number, string, date-time, time or duration",
+    "arithmetic": "a number, date-time or duration",
+    "bag": "a bag or a single value",
+    "weekdays": "day names",
+}
+
+
+def _mismatch(spec: FunctionSpec, kind: str, found: str) -> str:
+    return f"`{spec.name}` expects {_WANTED.get(kind, f'a {kind}')} here, got a {found}"
+
+
+# --- literal preparation -----------------------------------------------------------------
+
+
+def _resolve_function(name: str) -> FunctionSpec:
+    """The target of `any-of` / `all-of`: a strict two-argument boolean function."""
+    spec = FUNCTIONS.get(name)
+    if spec is None:
+        raise ValueError(_unknown(name))
+    fits = spec.min_args <= 2 and (spec.max_args is None or spec.max_args >= 2)
+    literal_only = {spec.param(0), spec.param(1)} & (_MUST_BE_LITERAL | {"attribute"})
+    if spec.impl is None or spec.returns != "boolean" or not fits or literal_only:
+        raise ValueError(f"`{name}` cannot be applied to (value, member) pairs")
+    return spec
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(tuple(members(value)))
+    except TypeError:
+        return False
+    return True
+
+
+_PREPARERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "date-time": (parse_datetime, "invalid_datetime"),
+    "time": (parse_time, "invalid_time"),
+    "timezone": (zone, "invalid_timezone"),
+    "weekdays": (parse_weekdays, "invalid_weekday"),
+    "topic-filter": (parse_topic_filter, "invalid_topic_filter"),
+    "regex": (safe_regex, "unsafe_regex"),
+    "function": (_resolve_function, "invalid_function_argument"),
+}
