@@ -37,7 +37,7 @@ Codes (stable; the REST API and the CLI show them):
 | `invalid_datetime`, `naive_datetime` | `valid_from`/`valid_until` unreadable or without zone |
 | `invalid_validity_window`       | `valid_until` not after `valid_from`                     |
 | `invalid_expression`, `invalid_literal`, `expression_too_deep` | malformed conditions |
-| codes of `pbgm.conditions.check_expression` | unknown function, arity, bad literals        |
+| codes of `pbgm.conditions.check_condition` | unknown function, arity, bad literals, not boolean |
 | `asset_id_mismatch`             | `content.asset_id` differs from the policy's `asset_id`  |
 | `min_greater_than_max`, `inconsistent_limits`, `unknown_reference` | content cross-checks |
 | `check_failed`                  | a checker failed; the policy is refused (fail closed)    |
@@ -45,7 +45,7 @@ Codes (stable; the REST API and the CLI show them):
 Content cross-checks that JSON Schema cannot express (min <= max, references
 between parts of the content) are registered per policy type with
 `register_content_check`; they run on content that already passed its schema.
-Likewise the function checks of a condition (`pbgm.conditions.check_expression`)
+Likewise the function checks of a condition (`pbgm.conditions.check_condition`)
 run once its shape is sound, so a malformed expression shows its shape problems
 first. Anything unexpected while checking (e.g. a document built in Python with
 a cycle) is reported as `check_failed`, never raised. Loading, caching and error
@@ -69,9 +69,9 @@ from pbgm._schemas import (
     show,
     table_check,
 )
-from pbgm.conditions import check_expression
+from pbgm.conditions import check_condition, check_expression
 from pbgm.errors import Problem, ValidationError
-from pbgm.model import CATEGORIES, COMBINING_ALGORITHMS, POLICY_TYPES, Policy
+from pbgm.model import CATEGORIES, COMBINING_ALGORITHMS, POLICY_TYPES, Expr, Policy
 from pbgm.store.base import PolicyGroup
 from pbgm.syntax import FORMAT, parse_datetime, parse_expression, parse_policy
 
@@ -231,7 +231,8 @@ def _rules_problems(rules: Any) -> list[Problem]:
         elif isinstance(rule_id, str):
             first_use[rule_id] = i
         if "condition" in rule:
-            problems += _expression_problems(rule["condition"], f"{path}.condition")
+            condition = rule["condition"]
+            problems += _expression_problems(condition, f"{path}.condition", check_condition)
         effect = rule.get("effect") if rule.get("effect") in ("Permit", "Deny") else None
         for kind in ("obligations", "advice"):
             problems += _obligations_problems(rule.get(kind), f"{path}.{kind}", effect)
@@ -267,8 +268,10 @@ _EXPRESSION_KEYS = {
 }
 
 
-def _expression_problems(data: Any, path: str) -> list[Problem]:
-    """Shape problems of the whole tree first; then the function checks of `pbgm.conditions`."""
+def _expression_problems(
+    data: Any, path: str, check: Callable[[Expr, str], list[Problem]] = check_expression
+) -> list[Problem]:
+    """Shape problems of the whole tree first; then `check` from `pbgm.conditions`."""
     problems = _expression_shape(data, path, 1)
     if problems:
         return problems
@@ -276,7 +279,7 @@ def _expression_problems(data: Any, path: str) -> list[Problem]:
         expr = parse_expression(data, path)
     except ValidationError as exc:
         return list(exc.problems)
-    return _guarded(lambda: check_expression(expr, path), path)
+    return _guarded(lambda: check(expr, path), path)
 
 
 def _expression_shape(data: Any, path: str, depth: int) -> list[Problem]:

@@ -556,3 +556,21 @@ def test_random_trees_compile_or_are_refused_and_never_crash(tree: Any, requests
                 "function_error",
             }
             assert failure.message and failure.message[0] in "`abcdefghijklmnopqrstuvwxyz"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=TREES, requests=st.lists(REQUESTS, min_size=1, max_size=3))
+def test_check_condition_refuses_exactly_what_compile_condition_refuses(
+    tree: Any, requests: list
+) -> None:
+    """Validation uses `check_condition`, the PDP `compile_condition`: a condition that
+    passes the one compiles, and its closure gives a real boolean or an `EvaluationFailure`."""
+    problems = check_condition(tree)
+    try:
+        compiled = compile_condition(tree)
+    except ValidationError as error:
+        assert list(error.problems) == problems and problems
+        return
+    assert problems == []
+    for request in requests:
+        assert outcome(lambda r=request: compiled(r))[0] in ("bool", "failure")

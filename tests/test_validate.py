@@ -184,6 +184,11 @@ BAD_DOCUMENTS = [
         {("$.rules[1].condition", "bad_arity")},
     ),
     (
+        "a condition that can never be a boolean",
+        edited(lambda d: d["rules"][1].update(condition={"apply": "add", "args": [1, 2]})),
+        {("$.rules[1].condition", "type_mismatch")},
+    ),
+    (
         "a bad attribute reference deep in a condition",
         edited(
             lambda d: d["rules"][0].update(
