@@ -6,6 +6,7 @@ Repository (`pbgm.store`), Administration and Access Points (`pbgm.pap`,
 (`pbgm.pep`).
 """
 
+from pbgm.access import AccessPoint, Principal
 from pbgm.errors import (
     ConflictError,
     InvalidInputError,
@@ -27,10 +28,15 @@ from pbgm.model import (
     Rule,
     Target,
 )
+from pbgm.pap import PolicyAdministrationPoint
+from pbgm.pdp import PolicyDecisionPoint
+from pbgm.pep import PolicyEnforcementPoint
+from pbgm.pip import PolicyInformationPoint
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessPoint",
     "Advice",
     "ConflictError",
     "Decision",
@@ -41,7 +47,12 @@ __all__ = [
     "Obligation",
     "PbgmError",
     "Policy",
+    "PolicyAdministrationPoint",
+    "PolicyDecisionPoint",
+    "PolicyEnforcementPoint",
+    "PolicyInformationPoint",
     "PolicySet",
+    "Principal",
     "Problem",
     "Request",
     "Response",
