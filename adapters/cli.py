@@ -1,0 +1,74 @@
+"""`pbgm-service`: run one control service from its config file until SIGTERM.
+
+    pbgm-service voltage   --config voltage.yaml
+    pbgm-service frequency --config frequency.yaml
+    pbgm-service pmu       --config pmu.yaml
+    pbgm-service inertia   --config inertia.yaml
+
+(also `python -m adapters.cli ...`). The config format is in `adapters.services._runner`
+and each service's module. Exit statuses are pbgm's (`pbgm.cli.exit_status`): 0 after a
+clean stop on SIGTERM/SIGINT, 9 for a configuration error, 1 for anything unexpected.
+Errors are printed as `error: <code>: <message>`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from pbgm.errors import PbgmError
+
+SERVICES = {
+    "voltage": ("adapters.services.voltage", "Voltage control on the edgeFLEX topics."),
+    "frequency": ("adapters.services.frequency", "VPP fast frequency response or AGC."),
+    "pmu": ("adapters.services.pmu", "C37.118.2 frames from UDP onto the bus."),
+    "inertia": ("adapters.services.inertia", "Inertia estimation (the event service's)."),
+}
+
+
+def _run(module_name: str, config: Path) -> int:
+    from adapters.services._runner import run_service
+
+    module = importlib.import_module(module_name)
+    factory = getattr(module, "make_service", None)
+    if factory is None:
+        raise click.UsageError(f"`{module_name}` cannot be run as a service")
+    return run_service(factory, config)
+
+
+def _command(name: str, module_name: str, help_text: str) -> click.Command:
+    @click.command(name, help=help_text)
+    @click.option(
+        "--config",
+        "config",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The service config file (JSON or YAML).",
+    )
+    def command(config: Path) -> None:
+        try:
+            status = _run(module_name, config)
+        except PbgmError as error:
+            from pbgm.cli import exit_status, report
+
+            report(error, as_json=False)
+            sys.exit(exit_status(error))
+        sys.exit(status)
+
+    return command
+
+
+@click.group(name="pbgm-service")
+def main() -> None:
+    """Run a pbgm control service: voltage, frequency, pmu or inertia."""
+
+
+for _name, (_module, _help) in SERVICES.items():
+    main.add_command(_command(_name, _module, _help))
+
+
+if __name__ == "__main__":
+    main()

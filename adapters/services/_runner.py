@@ -1,0 +1,359 @@
+"""Plumbing shared by the control services: config file, bus, policies, signals, run loop.
+
+A service runs from one config file (JSON or YAML) with these sections:
+
+================  =========================================================================
+`bus`             how to reach the bus: `{kind: mqtt, host, port, ...}` (`adapters.mqtt`;
+                  `kind: mqtt` without a `factory` uses `adapters.mqtt:open_mqtt_bus`, so no
+                  installed entry point is needed) or `{kind: memory}`
+`loader`          the policy loader's config (`pbgm.loader`); its policies name the sinks the
+                  service offers (`limits`, `service_config`)
+`policy_files`    `{sink: [path, ...]}`: policy documents read at start, before the loader
+                  delivers (offline runs and tests); paths are relative to the config file
+`log_level`       `DEBUG`, `INFO` (default), `WARNING`
+`<service>`       the service's own section (`voltage`, `frequency`, `pmu`)
+================  =========================================================================
+
+`run_service` wires it all, blocks until SIGTERM or SIGINT, then unsubscribes, stops
+the loader, closes the bus, logs the final state (one JSON line) and returns 0. A policy
+a sink refuses is logged and counted by the service; the last good one stays in force.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from pbgm.bus import Bus, BusMessage, open_bus
+from pbgm.documents import load_file
+from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
+
+log = logging.getLogger("adapters.services")
+
+MQTT_FACTORY = "adapters.mqtt:open_mqtt_bus"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+PolicySink = Callable[[Mapping[str, Any]], None]
+"""Takes one policy document (`pbgm/v1`, with `content`); raises to refuse it."""
+
+
+class Service(Protocol):
+    """What `run_service` drives; `stop` may be called from any thread (or a signal)."""
+
+    name: str
+
+    def sinks(self) -> Mapping[str, PolicySink]: ...
+
+    def start(self) -> None: ...
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def state(self) -> Mapping[str, Any]: ...
+
+
+class Counters:
+    """Named event counters, safe to bump from the bus and the loop threads."""
+
+    def __init__(self, *names: str) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(names, 0)
+
+    def bump(self, name: str, by: int = 1) -> None:
+        with self._lock:
+            self._values[name] = self._values.get(name, 0) + by
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._values.get(name, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+class Ticker:
+    """A loop period that can be cut short: `wait` returns early after `wake`."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._wake = threading.Event()
+        self._next = time.monotonic()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wait(self) -> bool:
+        """Sleep until the next tick or a wake-up; True when woken early."""
+        woke = self._wake.wait(max(0.0, self._next - time.monotonic()))
+        self._wake.clear()
+        self._next = time.monotonic() + self.period_s
+        return woke
+
+
+class LoopService:
+    """Base of the control services: limits from policies, subscriptions, a periodic step.
+
+    Subclasses give `name`, `build_limits(policies)` (contents by policy id -> limits,
+    raising `InvalidInputError`; code `limits_incomplete` means "not all there yet"),
+    `install_limits(limits)`, `subscriptions()` (topic filter -> handler) and `step()`.
+    New limits wake the loop, so the next step runs at once rather than a period later.
+    """
+
+    name = "service"
+    COUNTERS = ("received", "malformed", "steps", "published", "limits_applied")
+    COUNTERS += ("limits_refused", "step_errors")
+
+    def __init__(self, bus: Bus, period_s: float) -> None:
+        self.bus = bus
+        self.counters = Counters(*self.COUNTERS)
+        self.ticker = Ticker(period_s)
+        self.limits_revision = 0
+        self.qos = 1
+        self._policies: dict[str, Mapping[str, Any]] = {}
+        self._policy_lock = threading.Lock()
+        self._subscribe_lock = threading.Lock()
+        self._subscribed: set[str] = set()
+        self._stopped = threading.Event()
+
+    # -- what subclasses provide ---------------------------------------------------------
+
+    def build_limits(self, policies: Mapping[str, Mapping[str, Any]]) -> Any:
+        raise NotImplementedError
+
+    def install_limits(self, limits: Any) -> None:
+        raise NotImplementedError
+
+    def subscriptions(self) -> Mapping[str, Callable[[BusMessage], None]]:
+        raise NotImplementedError
+
+    def step(self) -> bool:
+        raise NotImplementedError
+
+    # -- policies ------------------------------------------------------------------------
+
+    def apply_limits(self, document: Mapping[str, Any]) -> None:
+        """Take an `operational_limits` policy; a refused one keeps the last good limits."""
+        policy_id = str(document.get("id") or document.get("asset_id") or "")
+        content = {"asset_id": document.get("asset_id"), **document["content"]}
+        with self._policy_lock:
+            candidate = {**self._policies, policy_id: content}
+            try:
+                self.install_limits(self.build_limits(candidate))
+            except InvalidInputError as error:
+                if error.code == "limits_incomplete":  # kept until the rest arrives
+                    self._policies = candidate
+                    return
+                self.counters.bump("limits_refused")
+                raise
+            self._policies = candidate
+            self.limits_revision += 1
+        self.counters.bump("limits_applied")
+        self.ticker.wake()
+
+    # -- bus and loop --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.resubscribe()
+
+    def resubscribe(self) -> None:
+        """Subscribe what `subscriptions()` names now; drop what it no longer names."""
+        with self._subscribe_lock:
+            wanted = dict(self.subscriptions())
+            for topic in self._subscribed - set(wanted):
+                self.bus.unsubscribe(topic)
+            for topic, handler in wanted.items():
+                self.bus.subscribe(topic, handler, qos=self.qos)
+            self._subscribed = set(wanted)
+
+    def run(self) -> None:
+        """Step every period (or at once after new limits) until `stop`."""
+        while not self._stopped.is_set():
+            self.ticker.wait()
+            if not self._stopped.is_set():
+                self.step()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.ticker.wake()
+
+    def close(self) -> None:
+        """Unsubscribe everything (the bus itself is closed by the runner)."""
+        with self._subscribe_lock:
+            for topic in self._subscribed:
+                self.bus.unsubscribe(topic)
+            self._subscribed = set()
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The service config file as a mapping; any problem is a `ConfigurationError`."""
+    try:
+        data = load_file(path)
+    except PbgmError as error:
+        raise ConfigurationError(f"service config `{path}`: {error.message}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"service config `{path}` must be a mapping")
+    return dict(data)
+
+
+def section(config: Mapping[str, Any], name: str, *, required: bool = True) -> dict[str, Any]:
+    """`config[name]` as a mapping (empty when optional and absent)."""
+    value = config.get(name)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"the service config needs a `{name}` mapping")
+    return dict(value)
+
+
+def number(config: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    """A number setting within [low, high]."""
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigurationError(f"`{key}` must be a number from {low} to {high}, not `{value}`")
+    return float(value)
+
+
+def open_service_bus(config: Mapping[str, Any]) -> Bus:
+    """`pbgm.bus.open_bus`, with `kind: mqtt` defaulting to the adapters' MQTT factory."""
+    bus_config = dict(config)
+    if bus_config.get("kind") == "mqtt" and "factory" not in bus_config:
+        bus_config["factory"] = MQTT_FACTORY
+    return open_bus(bus_config)
+
+
+def configure_logging(level: Any) -> None:
+    name = str(level or "INFO").upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigurationError(f"`log_level` must be DEBUG, INFO, WARNING or ERROR: `{level}`")
+    logging.basicConfig(level=name, format=LOG_FORMAT)
+
+
+# --- policies --------------------------------------------------------------------------
+
+
+def deliver_policy(service: Service, sink: str, document: Any) -> bool:
+    """Hand one policy document to a sink; a refusal is logged, never raised."""
+    target = service.sinks().get(sink)
+    if target is None:
+        log.warning("%s: no sink `%s`; policy ignored", service.name, sink)
+        return False
+    if isinstance(document, Mapping) and isinstance(document.get("content"), Mapping):
+        try:
+            target(document)
+            return True
+        except PbgmError as error:
+            log.warning("%s: policy `%s` refused: %s", service.name, _id(document), error.message)
+            return False
+    log.warning("%s: a policy without `content` was ignored", service.name)
+    return False
+
+
+def _id(document: Mapping[str, Any]) -> str:
+    return str(document.get("id", "?"))
+
+
+def feed_policy_files(service: Service, files: Any, base: Path) -> None:
+    """`policy_files: {sink: [path, ...]}`: read each file and hand it to its sink."""
+    if not files:
+        return
+    if not isinstance(files, Mapping):
+        raise ConfigurationError("`policy_files` must map sink names to lists of paths")
+    for sink, paths in files.items():
+        for path in [paths] if isinstance(paths, str) else list(paths):
+            try:
+                document = load_file(base / path)
+            except PbgmError as error:
+                raise ConfigurationError(f"policy file `{path}`: {error.message}") from None
+            deliver_policy(service, str(sink), document)
+
+
+def start_loader(config: Any, service: Service, bus: Bus, base: Path) -> Any:
+    """A started `pbgm.loader.PolicyLoader` whose callbacks feed the service, or None.
+
+    The loader's `deliver_to` names the service's sinks (`limits`, `service_config`).
+    A policy the service refuses is logged and counted by the service and not handed
+    back to the loader as a failure: the loader would retry the same content forever.
+    """
+    if not config:
+        return None
+    from pbgm.loader import PolicyLoader, parse_config  # only needed when configured
+
+    def sink(name: str) -> Callable[[Any], None]:
+        return lambda loaded: deliver_policy(service, name, loaded.document)
+
+    parsed = parse_config(config, base_dir=base, source="the `loader` section")
+    loader = PolicyLoader(parsed, sinks={name: sink(name) for name in service.sinks()}, bus=bus)
+    loader.start()
+    return loader
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call `stop` on SIGTERM or SIGINT (main thread only); restore the handlers after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received, stopping", signal.Signals(signum).name)
+        stop()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_service(
+    make: Callable[[Mapping[str, Any], Bus, Path], Service], config_path: str | Path
+) -> int:
+    """Run one service from its config file until SIGTERM/SIGINT; returns the exit status 0."""
+    path = Path(config_path)
+    config = load_config(path)
+    configure_logging(config.get("log_level"))
+    bus = open_service_bus(section(config, "bus", required=False) or {"kind": "memory"})
+    loader = service = None
+    try:
+        service = make(config, bus, path.parent)
+        feed_policy_files(service, config.get("policy_files"), path.parent)
+        with stop_on_signals(service.stop):
+            loader = start_loader(config.get("loader"), service, bus, path.parent)
+            service.start()
+            log.info("%s running", service.name)
+            service.run()
+    finally:
+        _shut_down(service, loader, bus)
+    return 0
+
+
+def _shut_down(service: Service | None, loader: Any, bus: Bus) -> None:
+    """Unsubscribe, stop the loader, close the bus; log the final state."""
+    if loader is not None:
+        with contextlib.suppress(Exception):
+            loader.stop()
+    if service is not None:
+        service.close()
+    bus.close()
+    if service is not None:
+        final = json.dumps(service.state(), sort_keys=True, default=str)
+        log.info("%s stopped, final state: %s", service.name, final)

@@ -1,0 +1,258 @@
+"""The frequency-control service: VPP fast frequency response or AGC on the bus.
+
+Inputs are signals read from configured topics: the frequency (e.g. a PMU's
+`json.edgeflex` object, signal `edgePMU3 frequency`) and the active power of every
+unit (e.g. the field trial's `{"time", "value"}` objects, signal `value`), each a
+number in a JSON object, times an optional `scale`. Every loop period the controller
+(`controls.FastFrequencyResponse` or `controls.AutomaticGenerationControl`) steps on
+the latest values and publishes `{"active_power": {"<unit>": kW}, "delta_p_kw": ...,
+"saturated": ..., "created": ms}` on `output_topic`.
+
+Bounds come live from `operational_limits` policies (sink `limits`), mapped by
+`frequency_limits`: each unit's `power.p_min_kw`/`p_max_kw` and `frequency.droop_pct`
+from the policy whose `asset_id` (or id) is the unit id; the nominal frequency, the
+deadband (half the width of `deadband_low_hz`-`deadband_high_hz`) and the gains
+(`control_gains`: `k_p`, `k_i`, `ffr_gain_per_hz`, `agc_bias_kw_per_hz`) from the
+policy named by `vpp`, else the controller defaults. The controller starts once every
+unit has limits; a mapping that is invalid keeps the last good bounds.
+
+Local config section `frequency`:
+
+```yaml
+frequency:
+  controller: ffr                     # or agc
+  vpp: vpp-wunsiedel                  # optional
+  inputs:
+    frequency: {topic: /edgeflex/edgepmu3/ch1, signal: edgePMU3 frequency}
+    units:
+      bess-01: {topic: /location_4/4/operationPower, signal: value, scale: 1.0}
+  output_topic: /vpp/control/active_power
+  loop_period_s: 0.2
+  input_timeout_s: 2                  # older inputs: no step, nothing published
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.services._runner import LoopService, PolicySink, number, section
+from controls import (
+    AutomaticGenerationControl,
+    ControlError,
+    FastFrequencyResponse,
+    FrequencyLimits,
+    UnitLimits,
+    VppMeasurement,
+)
+from pbgm.bus import Bus, BusMessage
+from pbgm.errors import ConfigurationError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TOPIC = "/vpp/control/active_power"
+CONTROLLERS = {"ffr": FastFrequencyResponse, "agc": AutomaticGenerationControl}
+GAINS = {
+    "k_p": "agc_kp",
+    "k_i": "agc_ki_per_s",
+    "ffr_gain_per_hz": "ffr_gain_per_hz",
+    "agc_bias_kw_per_hz": "agc_bias_kw_per_hz",
+}
+
+
+def _refuse(message: str, code: str = "invalid_limits") -> InvalidInputError:
+    return InvalidInputError(message, code=code)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A number read from a JSON object on a topic: `payload[signal] * scale`."""
+
+    topic: str
+    signal: str
+    scale: float = 1.0
+
+    def read(self, payload: bytes) -> float:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            raise InvalidInputError("payload is not json", code="malformed_payload") from None
+        value = message.get(self.signal) if isinstance(message, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInputError(f"no number `{self.signal}`", code="malformed_payload")
+        if not math.isfinite(value):
+            raise InvalidInputError(f"`{self.signal}` is not finite", code="malformed_payload")
+        return float(value) * self.scale
+
+
+def signal_from_config(data: Any, where: str) -> Signal:
+    if not isinstance(data, Mapping) or not isinstance(data.get("topic"), str):
+        raise ConfigurationError(f"`{where}` needs `topic` and `signal`")
+    scale = number(data, "scale", 1.0, -1e9, 1e9)
+    return Signal(data["topic"], str(data.get("signal", "value")), scale)
+
+
+# --- policies -> controller bounds ----------------------------------------------------
+
+
+def _find(policies: Mapping[str, Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
+    if name in policies:
+        return policies[name]
+    return next((c for c in policies.values() if c.get("asset_id") == name), None)
+
+
+def _unit(unit_id: str, content: Mapping[str, Any]) -> UnitLimits:
+    power = content.get("power") or {}
+    if "p_min_kw" not in power or "p_max_kw" not in power:
+        raise _refuse(f"unit `{unit_id}` needs `power.p_min_kw` and `power.p_max_kw`")
+    droop = (content.get("frequency") or {}).get("droop_pct", 5.0) / 100
+    return UnitLimits(power["p_min_kw"], power["p_max_kw"], droop)
+
+
+def _vpp_parameters(content: Mapping[str, Any] | None) -> dict[str, float]:
+    if content is None:
+        return {}
+    out: dict[str, float] = {}
+    frequency = content.get("frequency") or {}
+    if "f_nominal_hz" in frequency:
+        out["f_nominal_hz"] = frequency["f_nominal_hz"]
+    low, high = frequency.get("deadband_low_hz"), frequency.get("deadband_high_hz")
+    if low is not None and high is not None:
+        nominal = out.get("f_nominal_hz", 50.0)
+        if not low <= nominal <= high:
+            raise _refuse(f"deadband `{low}`-`{high}` Hz does not contain `{nominal}` Hz")
+        out["deadband_hz"] = (high - low) / 2
+    gains = content.get("control_gains") or {}
+    out.update({field: gains[name] for name, field in GAINS.items() if name in gains})
+    return out
+
+
+def frequency_limits(
+    policies: Mapping[str, Mapping[str, Any]], units: tuple[str, ...], vpp: str | None
+) -> FrequencyLimits:
+    """Map `operational_limits` contents (by policy id) to the controllers' bounds."""
+    missing = [u for u in units if _find(policies, u) is None]
+    if missing:
+        raise _refuse(f"no limits policy for unit `{missing[0]}` yet", "limits_incomplete")
+    try:
+        limits = {u: _unit(u, _find(policies, u) or {}) for u in units}
+        return FrequencyLimits(limits, **_vpp_parameters(_find(policies, vpp) if vpp else None))
+    except ControlError as error:
+        raise _refuse(error.message) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise _refuse(f"limits policy content cannot be read: `{error}`") from None
+
+
+# --- the service ---------------------------------------------------------------------
+
+
+class FrequencyService(LoopService):
+    """Steps FFR or AGC on the latest frequency and unit powers; see the module docstring."""
+
+    name = "frequency-control"
+
+    def __init__(self, bus: Bus, config: Mapping[str, Any]) -> None:
+        kind = config.get("controller", "ffr")
+        if kind not in CONTROLLERS:
+            raise ConfigurationError(f"`frequency.controller` must be ffr or agc, not `{kind}`")
+        inputs = config.get("inputs")
+        if not isinstance(inputs, Mapping) or not isinstance(inputs.get("units"), Mapping):
+            raise ConfigurationError("`frequency.inputs` needs `frequency` and `units`")
+        self.kind = kind
+        self.frequency = signal_from_config(inputs.get("frequency"), "frequency.inputs.frequency")
+        self.units = {
+            str(u): signal_from_config(s, f"frequency.inputs.units.{u}")
+            for u, s in inputs["units"].items()
+        }
+        if not self.units:
+            raise ConfigurationError("`frequency.inputs.units` lists no unit")
+        self.vpp = config.get("vpp")
+        self.output_topic = str(config.get("output_topic", OUTPUT_TOPIC))
+        self.timeout_s = number(config, "input_timeout_s", 2.0, 0.01, 3600)
+        super().__init__(bus, number(config, "loop_period_s", 0.2, 0.01, 3600))
+        self.controller: FastFrequencyResponse | AutomaticGenerationControl | None = None
+        self._values: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def sinks(self) -> Mapping[str, PolicySink]:
+        return {"limits": self.apply_limits}
+
+    def build_limits(self, policies: Mapping[str, Mapping[str, Any]]) -> FrequencyLimits:
+        return frequency_limits(policies, tuple(sorted(self.units)), self.vpp)
+
+    def install_limits(self, limits: FrequencyLimits) -> None:
+        try:
+            if self.controller is None:
+                self.controller = CONTROLLERS[self.kind](limits)
+            else:
+                self.controller.set_limits(limits)
+        except ControlError as error:
+            raise _refuse(error.message) from None
+        log.info("bounds in force for %s", ", ".join(sorted(limits.units)))
+
+    def subscriptions(self) -> dict[str, Callable[[BusMessage], None]]:
+        topics = {self.frequency.topic: self._handler("frequency", self.frequency)}
+        for unit, signal in self.units.items():
+            topics[signal.topic] = self._handler(unit, signal)
+        return topics
+
+    def _handler(self, key: str, signal: Signal) -> Callable[[BusMessage], None]:
+        def handle(message: BusMessage) -> None:
+            self.counters.bump("received")
+            try:
+                value = signal.read(message.payload)
+            except InvalidInputError as error:
+                self.counters.bump("malformed")
+                log.warning("malformed payload on `%s`: %s", message.topic, error.message)
+                return
+            with self._lock:
+                self._values[key] = (value, time.monotonic())
+
+        return handle
+
+    def step(self) -> bool:
+        """One step on the latest inputs; True when set-points were published."""
+        controller = self.controller
+        with self._lock:
+            values = dict(self._values)
+        now = time.monotonic()
+        needed = ("frequency", *self.units)
+        if controller is None or any(now - values.get(k, (0, -math.inf))[1] > self.timeout_s
+                                     for k in needed):  # fmt: skip
+            return False
+        try:
+            measurement = VppMeasurement(
+                values["frequency"][0], {u: values[u][0] for u in self.units}, time_s=now
+            )
+            result = controller.step(measurement)
+        except ControlError as error:
+            self.counters.bump("step_errors")
+            log.warning("control step failed: %s", error.message)
+            return False
+        payload = {
+            "active_power": dict(result.p_kw),
+            "delta_p_kw": result.delta_p_kw,
+            "saturated": result.saturated,
+            "created": round(time.time() * 1000),
+        }
+        self.bus.publish(self.output_topic, json.dumps(payload).encode(), qos=1)
+        self.counters.bump("published")
+        self.counters.bump("steps")
+        return True
+
+    def state(self) -> Mapping[str, Any]:
+        units = sorted(self.controller.limits.units) if self.controller else []
+        return {"controller": self.kind, "units": units, **self.counters.snapshot()}
+
+
+def make_service(config: Mapping[str, Any], bus: Bus, base: Path = Path()) -> FrequencyService:
+    """The runner's factory: the `frequency` section of the service config."""
+    return FrequencyService(bus, section(config, "frequency"))

@@ -1,0 +1,192 @@
+"""The frequency-control service on an in-process bus: bounds from policies, live changes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.services.frequency import FrequencyService, frequency_limits
+from pbgm.bus import MemoryBus
+from pbgm.documents import load_file
+from pbgm.errors import ConfigurationError, InvalidInputError
+
+POLICIES = Path(__file__).resolve().parents[2] / "examples" / "policies" / "policies"
+BESS_DOC = load_file(POLICIES / "limits-bess-01.json")
+PV_DOC = load_file(POLICIES / "limits-pv-inv-01.json")
+BESS, PV = BESS_DOC["content"], PV_DOC["content"]
+FREQUENCY_TOPIC = "/edgeflex/edgepmu3/ch1"
+OUTPUT = "/vpp/control/active_power"
+INPUTS = {
+    "frequency": {"topic": FREQUENCY_TOPIC, "signal": "edgePMU3 frequency"},
+    "units": {
+        "bess-01": {"topic": "/location_4/4/operationPower", "signal": "value"},
+        "pv-inv-01": {"topic": "/location_7/7/operationPower", "signal": "value", "scale": 1000},
+    },
+}
+
+
+@pytest.fixture
+def bus():
+    bus = MemoryBus()
+    yield bus
+    bus.close()
+
+
+def make_service(bus, controller: str = "ffr", **config) -> FrequencyService:
+    service = FrequencyService(
+        bus, {"controller": controller, "inputs": INPUTS, "vpp": "bess-01", **config}
+    )
+    service.apply_limits(BESS_DOC)
+    service.apply_limits(PV_DOC)
+    service.start()
+    return service
+
+
+def feed(bus, frequency: float, bess_kw: float = 50.0, pv_mw: float = 0.06) -> None:
+    """One set of inputs: the PMU in `json.edgeflex`, the meters in `{"time", "value"}`."""
+    pmu = {"edgePMU3 frequency": frequency, "created": 1_700_000_000_000}
+    bus.publish(FREQUENCY_TOPIC, json.dumps(pmu).encode())
+    meters = {"/location_4/4/operationPower": bess_kw, "/location_7/7/operationPower": pv_mw}
+    for topic, value in meters.items():
+        bus.publish(topic, json.dumps({"time": "2026-03-02T08:00:00Z", "value": value}).encode())
+
+
+class Setpoints(list):
+    def __init__(self, bus) -> None:
+        super().__init__()
+        bus.subscribe(OUTPUT, lambda m: self.append(json.loads(m.payload)))
+
+
+# --- policies -> bounds ----------------------------------------------------------------
+
+
+def test_bounds_come_from_each_units_policy_and_the_vpp_policy():
+    limits = frequency_limits({"b": BESS, "p": PV}, ("bess-01", "pv-inv-01"), "bess-01")
+    assert (limits.units["bess-01"].p_min_kw, limits.units["bess-01"].p_max_kw) == (-250, 250)
+    assert (limits.units["pv-inv-01"].p_min_kw, limits.units["pv-inv-01"].p_max_kw) == (0, 100)
+    assert limits.units["pv-inv-01"].droop == pytest.approx(0.05)
+    assert limits.deadband_hz == pytest.approx(0.01)
+    assert (limits.agc_kp, limits.agc_ki_per_s) == (0.4, 0.05)
+
+
+def _with(content: dict, **sections) -> dict:
+    changed = copy.deepcopy(content)
+    for name, values in sections.items():
+        changed[name] = {**changed.get(name, {}), **values}
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("what", "policies", "code"),
+    [
+        ("a unit without a policy yet", {"b": BESS}, "limits_incomplete"),
+        (
+            "a deadband that excludes the nominal frequency",
+            {"b": _with(BESS, frequency={"deadband_low_hz": 50.01, "deadband_high_hz": 50.2}),
+             "p": PV},
+            "invalid_limits",
+        ),
+        ("a unit without a power range", {"b": {"asset_id": "bess-01"}, "p": PV}, "invalid_limits"),
+        (
+            "a unit whose range is upside down",
+            {"b": _with(BESS, power={"p_min_kw": 10, "p_max_kw": -10}), "p": PV},
+            "invalid_limits",
+        ),
+    ],
+)  # fmt: skip
+def test_unusable_bounds_are_refused(what, policies, code):
+    with pytest.raises(InvalidInputError) as caught:
+        frequency_limits(policies, ("bess-01", "pv-inv-01"), "bess-01")
+    assert caught.value.code == code, what
+
+
+# --- the service on the bus ------------------------------------------------------------
+
+
+def test_under_frequency_raises_the_vpp_output_within_bounds(bus):
+    service = make_service(bus)
+    out = Setpoints(bus)
+    feed(bus, 50.0)
+    assert service.step()
+    assert out[-1]["delta_p_kw"] == 0.0  # inside the deadband
+    feed(bus, 49.8)
+    assert service.step()
+    p = out[-1]["active_power"]
+    assert out[-1]["delta_p_kw"] > 0
+    assert p["bess-01"] > 50.0 and p["pv-inv-01"] > 60.0
+    assert -250 <= p["bess-01"] <= 250 and 0 <= p["pv-inv-01"] <= 100
+
+
+def test_a_bounds_change_takes_effect_at_the_next_step(bus):
+    service = make_service(bus)
+    out = Setpoints(bus)
+    feed(bus, 49.0)
+    assert service.step()
+    before = out[-1]["active_power"]
+    assert before["pv-inv-01"] > 65.0
+    service.apply_limits({**PV_DOC, "content": _with(PV, power={"p_max_kw": 62})})
+    assert service.step()
+    after = out[-1]["active_power"]
+    assert after["pv-inv-01"] <= 62.0
+    assert after["bess-01"] > before["bess-01"]  # the battery takes over the share
+    assert service.counters["limits_applied"] == 2
+
+
+def test_refused_bounds_keep_the_last_good_ones(bus):
+    service = make_service(bus)
+    good = service.controller.limits
+    bad = {**PV_DOC, "content": _with(PV, power={"p_min_kw": 10, "p_max_kw": -10})}
+    with pytest.raises(InvalidInputError):
+        service.apply_limits(bad)
+    assert service.controller.limits is good
+    assert service.counters["limits_refused"] == 1
+
+
+def test_agc_integrates_the_area_control_error(bus):
+    service = make_service(bus, controller="agc")
+    out = Setpoints(bus)
+    for _ in range(3):
+        feed(bus, 49.9)
+        assert service.step()
+        time.sleep(0.02)
+    asked = [s["delta_p_kw"] for s in out]
+    assert asked[0] > 0 and asked[2] > asked[0]  # the integral grows while the error stays
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"garbage",
+        b'{"edgePMU3 frequency": "fifty"}',
+        b'{"other": 50}',
+        b'{"edgePMU3 frequency": true}',
+        b"3",
+    ],
+)
+def test_malformed_payloads_are_counted_and_the_service_keeps_running(bus, payload):
+    service = make_service(bus)
+    out = Setpoints(bus)
+    bus.publish(FREQUENCY_TOPIC, payload)
+    assert service.counters["malformed"] == 1
+    assert not service.step()
+    feed(bus, 49.9)
+    assert service.step() and len(out) == 1
+
+
+def test_no_step_on_stale_inputs(bus):
+    service = make_service(bus, input_timeout_s=0.05)
+    feed(bus, 49.9)
+    assert service.step()
+    time.sleep(0.1)
+    assert not service.step()
+
+
+def test_bad_local_configuration_is_reported(bus):
+    with pytest.raises(ConfigurationError):
+        FrequencyService(bus, {"controller": "pid", "inputs": INPUTS})
+    with pytest.raises(ConfigurationError):
+        FrequencyService(bus, {"inputs": {"frequency": INPUTS["frequency"], "units": {}}})

@@ -1,0 +1,391 @@
+"""The voltage-control service on an in-process bus: limits from policies, sources, inputs.
+
+The plant is the full AC power flow of `controls.testing`; the service only knows the
+linear model, as in the field. Policies are the example bundle's (`limits-bess-01`,
+`limits-pv-inv-01`) plus a feeder band policy written here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.services.voltage import (
+    Asset,
+    VoltageService,
+    source_from_config,
+    voltage_limits,
+)
+from controls.testing import lv_feeder, power_flow
+from pbgm.bus import MemoryBus
+from pbgm.documents import load_file
+from pbgm.errors import ConfigurationError, InvalidInputError
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ROOT / "examples" / "policies" / "policies"
+FEEDER = lv_feeder()
+LINES = [[ln.parent, ln.child, ln.r_ohm, ln.x_ohm] for ln in FEEDER.lines]
+ASSETS = {
+    "bess-01": {"node": 4, "kind": "ess"},
+    "pv-inv-01": {"node": 6, "kind": "dg", "curtailable": True},
+}
+PV_KW = {5: 40.0, 6: 40.0, 8: 40.0}
+SLACK_PU = 1.02
+VOLTAGE_TOPIC = "/voltage_control/measuremnts/voltage"
+PV_TOPIC = "/voltage_control/measuremnts/pv"
+
+
+def band_policy(v_max: float = 1.08, version: int = 1, **voltage: float) -> dict:
+    return {
+        "id": "limits-feeder-3",
+        "asset_id": "feeder-3",
+        "version_note": version,
+        "content": {
+            "asset_kind": "feeder",
+            "voltage": {
+                "v_nominal_v": 400,
+                "v_min_pu": 0.9,
+                "v_max_pu": 1.1,
+                "v_target_max_pu": v_max,
+                **voltage,
+            },
+        },
+    }
+
+
+def example(name: str) -> dict:
+    return load_file(POLICIES / name)
+
+
+def service_config(active: str = "databus", **changes) -> dict:
+    document = copy.deepcopy(example("voltage-control-config.yaml"))
+    content = document["content"]
+    content["data_sources"]["other"] = {
+        "kind": "mqtt",
+        "format": "json.edgeflex",
+        "topics": {
+            "voltage_measurements": "/feeder-4/voltage",
+            "pv_input_measurements": "/feeder-4/pv",
+        },
+    }
+    content["active_source"] = active
+    content.update(changes)
+    return document
+
+
+@pytest.fixture
+def bus():
+    bus = MemoryBus()
+    yield bus
+    bus.close()
+
+
+def make_service(bus, **config) -> VoltageService:
+    section = {"feeder": {"v_nominal_v": 400, "lines": LINES}, "assets": ASSETS}
+    section.update(band_from="feeder-3", **config)
+    return VoltageService(bus, section)
+
+
+@pytest.fixture
+def service(bus):
+    service = make_service(bus)
+    service.apply_limits(example("limits-bess-01.json"))
+    service.apply_limits(example("limits-pv-inv-01.json"))
+    service.apply_limits(band_policy())
+    service.start()
+    yield service
+    service.close()
+
+
+class Outputs:
+    """Everything the service publishes, decoded, by topic."""
+
+    def __init__(self, bus) -> None:
+        self.by_topic: dict[str, list[dict]] = {}
+        bus.subscribe("/voltage_control/control/#", self.take)
+        bus.subscribe("/voltage_control/status", self.take)
+
+    def take(self, message) -> None:
+        self.by_topic.setdefault(message.topic, []).append(json.loads(message.payload))
+
+    def last(self, topic: str) -> dict:
+        return self.by_topic[topic][-1]
+
+
+def measure(bus, outputs: Outputs | None, *, voltage_topic=VOLTAGE_TOPIC, pv_topic=PV_TOPIC):
+    """The plant's voltages under the last published set-points, published as inputs."""
+    p, q = dict(PV_KW), {}
+    if outputs is not None:
+        control = "/voltage_control/control/"
+        if control + "active_power" in outputs.by_topic:
+            for key, value in outputs.last(control + "active_power")["active_power"].items():
+                node = int(key[5:])
+                p[node] = min(value, PV_KW[node])
+        if control + "active_power_ESS" in outputs.by_topic:
+            for key, value in outputs.last(control + "active_power_ESS")[
+                "active_power_ESS"
+            ].items():
+                p[int(key[5:])] = p.get(int(key[5:]), 0.0) + value
+        if control + "reactive_power" in outputs.by_topic:
+            q = {
+                int(k[5:]): v
+                for k, v in outputs.last(control + "reactive_power")["reactive_power"].items()
+            }
+    voltages = power_flow(FEEDER, p, q, v_slack_pu=SLACK_PU)
+    bus.publish(
+        voltage_topic,
+        json.dumps(
+            {"voltage_measurements": {f"node_{n}": v for n, v in voltages.items()}}
+        ).encode(),
+    )
+    bus.publish(pv_topic, json.dumps({"pv_input_measurements": {"node_6": PV_KW[6]}}).encode())
+    return voltages
+
+
+def run_loop(bus, service, outputs, steps: int) -> dict[int, float]:
+    for _ in range(steps):
+        measure(bus, outputs)
+        assert service.step()
+    return measure(bus, outputs)
+
+
+# --- policies -> limits ----------------------------------------------------------------
+
+BESS = example("limits-bess-01.json")["content"]
+PV = example("limits-pv-inv-01.json")["content"]
+TWO = (Asset("bess-01", 4, "ess"), Asset("pv-inv-01", 6, "dg", True))
+
+
+def feeder(**voltage) -> dict:
+    return {"asset_id": "feeder-3", **band_policy(**voltage)["content"]}
+
+
+@pytest.mark.parametrize(
+    ("what", "policies", "expected"),
+    [
+        (
+            "the control target narrows the band",
+            {"f": feeder(v_max=1.05, v_target_min_pu=0.95)},
+            (0.95, 1.05),
+        ),
+        (
+            "without targets the band itself",
+            {"f": {"voltage": {"v_nominal_v": 400, "v_min_pu": 0.92, "v_max_pu": 1.06}}},
+            (0.92, 1.06),
+        ),
+        (
+            "a node's band narrows it further",
+            {"f": {**feeder(v_max=1.06), "nodes": {"node_6": {"v_max_pu": 1.04}}}},
+            (0.9, 1.04),
+        ),
+    ],
+)
+def test_band_mapping(what, policies, expected):
+    limits = voltage_limits(policies, (), "f")
+    assert (limits.v_min, limits.v_max) == pytest.approx(expected), what
+
+
+def test_asset_limits_come_from_each_assets_policy():
+    limits = voltage_limits({"f": feeder(), "b": BESS, "p": PV}, TWO, "feeder-3")
+    assert (limits.ess[4].p_min_kw, limits.ess[4].p_max_kw) == (-250, 250)
+    assert (limits.ess[4].energy_kwh, limits.ess[4].soc_min, limits.ess[4].soc_max) == (
+        500,
+        0.1,
+        0.9,
+    )
+    assert (limits.dg[6].q_min_kvar, limits.dg[6].q_max_kvar, limits.dg[6].p_max_kw) == (
+        -48,
+        48,
+        100,
+    )
+    assert limits.dg[6].curtailable
+
+
+def test_node_limits_of_the_band_policy_stand_in_for_a_missing_asset_policy():
+    band = {**feeder(), "nodes": {"node_4": {"p_min_kw": -30, "p_max_kw": 30}}}
+    limits = voltage_limits({"f": band}, TWO, "feeder-3")
+    assert (limits.ess[4].p_min_kw, limits.ess[4].p_max_kw) == (-30, 30)
+    assert 6 not in limits.dg  # no limits at all: the asset is not controlled
+
+
+@pytest.mark.parametrize(
+    ("what", "policies", "code"),
+    [
+        ("no band policy yet", {"b": BESS}, "limits_incomplete"),
+        ("band above the safe envelope", {"f": feeder(v_max=1.2, v_max_pu=1.3)}, "invalid_limits"),
+        ("band below the safe envelope", {"f": feeder(v_min_pu=0.8)}, "invalid_limits"),
+        ("band without a voltage section", {"f": {"asset_id": "feeder-3"}}, "invalid_limits"),
+        (
+            "storage without a power range",
+            {"f": feeder(), "b": {"asset_id": "bess-01", "power": {"q_max_kvar": 5}}},
+            "invalid_limits",
+        ),
+        (
+            "storage that cannot idle",
+            {"f": feeder(), "b": {"asset_id": "bess-01", "power": {"p_min_kw": 5, "p_max_kw": 9}}},
+            "invalid_limits",
+        ),
+    ],
+)
+def test_unusable_limits_are_refused(what, policies, code):
+    with pytest.raises(InvalidInputError) as caught:
+        voltage_limits(policies, TWO, "feeder-3")
+    assert caught.value.code == code, what
+
+
+# --- the service on the bus ------------------------------------------------------------
+
+
+def test_closed_loop_brings_the_feeder_inside_the_band(bus, service):
+    outputs = Outputs(bus)
+    open_loop = measure(bus, None)
+    assert max(open_loop.values()) > 1.06
+    service.apply_limits(band_policy(v_max=1.05))
+    voltages = run_loop(bus, service, outputs, steps=4)
+    assert max(voltages.values()) <= 1.05 + 1e-3
+    assert outputs.last("/voltage_control/status")["limits"]["v_max_pu"] == 1.05
+    assert set(outputs.by_topic) >= {
+        "/voltage_control/control/reactive_power",
+        "/voltage_control/control/active_power_ESS",
+    }
+
+
+def test_a_limits_change_takes_effect_at_the_next_step(bus, service):
+    outputs = Outputs(bus)
+    before = run_loop(bus, service, outputs, steps=3)
+    assert max(before.values()) > 1.05  # the loose band (1.08) leaves the rise alone
+    service.apply_limits(band_policy(v_max=1.04))
+    measure(bus, outputs)
+    assert service.step()
+    status = outputs.last("/voltage_control/status")
+    assert status["limits"] == {"v_min_pu": 0.9, "v_max_pu": 1.04, "revision": 2}
+    assert max(measure(bus, outputs).values()) <= 1.04 + 1e-3
+
+
+def test_refused_limits_keep_the_last_good_ones(bus, service):
+    good = service.controller.limits
+    with pytest.raises(InvalidInputError):
+        service.apply_limits(band_policy(v_max=1.2, v_max_pu=1.3))
+    with pytest.raises(InvalidInputError):  # a 230 V base does not fit the 400 V feeder model
+        service.apply_limits(band_policy(v_nominal_v=230))
+    assert service.controller.limits is good
+    assert service.counters["limits_refused"] == 2
+    measure(bus, None)
+    assert service.step()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"{not json",
+        b"[]",
+        b'{"voltage_measurements": {"node_x": 1}}',
+        b'{"voltage_measurements": {"node_4": "high"}}',
+        b'{"voltage_measurements": {"node_4": NaN}}',
+    ],
+)
+def test_malformed_payloads_are_counted_and_the_service_keeps_running(bus, service, payload):
+    outputs = Outputs(bus)
+    bus.publish(VOLTAGE_TOPIC, payload)
+    assert service.counters["malformed"] == 1
+    assert not service.step()  # nothing usable arrived
+    measure(bus, outputs)
+    assert service.step()
+
+
+def test_a_node_outside_the_feeder_fails_the_step_not_the_service(bus, service):
+    bus.publish(VOLTAGE_TOPIC, b'{"node_99": 1.0, "created": 1700000000000}')  # flat form
+    assert not service.step()
+    assert service.counters["step_errors"] == 1
+    measure(bus, None)
+    assert service.step()
+
+
+def test_switching_the_data_source_resubscribes_without_a_restart(bus, service):
+    service.apply_service_config(service_config("databus"))
+    outputs = Outputs(bus)
+    measure(bus, outputs)
+    assert service.step()
+    service.apply_service_config(service_config("other"))
+    assert service.source.name == "other"
+    assert not service.step()  # the old source's inputs were dropped
+    received = service.counters["received"]
+    measure(bus, outputs)  # on the old topics: nobody listens any more
+    assert service.counters["received"] == received
+    measure(bus, outputs, voltage_topic="/feeder-4/voltage", pv_topic="/feeder-4/pv")
+    assert service.step()
+    assert outputs.last("/voltage_control/status")["source"] == "other"
+
+
+@pytest.mark.parametrize(
+    ("what", "changes", "code"),
+    [
+        ("a rest source cannot be followed", {"active_source": "kibernet"}, "unsupported_source"),
+        ("an undefined source", {"active_source": "nowhere"}, "invalid_config"),
+        ("another service's configuration", {"service": "frequency-control"}, "invalid_config"),
+    ],
+)
+def test_unusable_service_config_keeps_the_current_source(bus, service, what, changes, code):
+    service.apply_service_config(service_config("databus"))
+    with pytest.raises(InvalidInputError) as caught:
+        service.apply_service_config(service_config(**changes))
+    assert caught.value.code == code, what
+    assert service.source.name == "databus"
+    assert source_from_config(service_config()["content"], "voltage-control").name == "databus"
+
+
+def test_stale_inputs_give_zero_setpoints_once(bus, service):
+    config = service_config(
+        fallback={"on_missing_input": "zero_setpoints", "input_timeout_s": 0.05}
+    )
+    service.apply_service_config(config)
+    outputs = Outputs(bus)
+    measure(bus, outputs)
+    assert service.step()
+    time.sleep(0.1)
+    assert service.step()  # the zero set-points
+    assert not service.step()  # once only
+    assert outputs.last("/voltage_control/control/reactive_power") == {
+        "reactive_power": {"node_6": 0.0}
+    }
+    assert outputs.last("/voltage_control/control/active_power_ESS") == {
+        "active_power_ESS": {"node_4": 0.0}
+    }
+    assert service.counters["stale"] == 2
+
+
+def test_new_limits_wake_the_loop_at_once(bus, service):
+    service.ticker.period_s = 30.0
+    outputs = Outputs(bus)
+    measure(bus, outputs)
+    runner = threading.Thread(target=service.run)
+    runner.start()
+    try:
+        _wait(lambda: "/voltage_control/status" in outputs.by_topic)
+        changed = time.monotonic()
+        service.apply_limits(band_policy(v_max=1.04))
+        _wait(lambda: outputs.last("/voltage_control/status")["limits"]["v_max_pu"] == 1.04)
+        assert time.monotonic() - changed < 1.0
+    finally:
+        service.stop()
+        runner.join(5)
+    assert not runner.is_alive()
+
+
+def test_bad_local_configuration_is_reported():
+    with pytest.raises(ConfigurationError):
+        VoltageService(MemoryBus(), {"feeder": {"lines": [[0, 1]]}})
+    with pytest.raises(ConfigurationError):
+        VoltageService(MemoryBus(), {"feeder": {"lines": LINES}, "assets": {"x": {"node": 1}}})
+
+
+def _wait(condition, timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
