@@ -56,11 +56,11 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """One fetch: `policies` empty and `not_modified` true on a `304`."""
+    """One fetch: the answer's body (judged by the loader), empty on a `304`."""
 
     not_modified: bool
     etag: str | None
-    policies: tuple[Mapping[str, Any], ...] = ()
+    body: bytes = b""
 
 
 Send = Callable[[str, str, Mapping[str, str], bytes | None], Answer]
@@ -83,7 +83,6 @@ class PolicyClient:
         self._secret = secret or config.read_secret
         self._token: str | None = None
         self._renew_at: datetime | None = None
-        self.tokens_fetched = 0
 
     def fetch(self, spec: PolicySpec, etag: str | None) -> Fetched:
         """The policy named by `spec`; `If-None-Match: etag` when a copy is held."""
@@ -94,15 +93,7 @@ class PolicyClient:
             return Fetched(True, answer.headers.get("etag") or etag)
         if answer.status != 200:
             raise _error_of(answer)
-        data = _json(answer.body)
-        if spec.policy_id is not None:
-            policies = (data,) if isinstance(data, dict) else None
-        else:
-            found = data.get("policies") if isinstance(data, dict) else None
-            policies = tuple(found) if isinstance(found, list) else None
-        if policies is None or not all(isinstance(p, dict) for p in policies):
-            raise InvalidInputError("the server's answer is not a policy", code="bad_answer")
-        return Fetched(False, answer.headers.get("etag"), policies)
+        return Fetched(False, answer.headers.get("etag"), answer.body)
 
     def _authorised(self, method: str, path: str, headers: Mapping[str, str]) -> Answer:
         for attempt in (1, 2):
@@ -139,7 +130,7 @@ class PolicyClient:
             )
         if answer.status != 200:
             raise _error_of(answer)
-        return _token_of(_json(answer.body))
+        return _token_of(answer_json(answer.body))
 
 
 def _wire_query(spec: PolicySpec) -> dict[str, str]:
@@ -167,7 +158,8 @@ def _oauth_error(body: bytes) -> str:
     return error if isinstance(error, str) and error.isidentifier() else "invalid_client"
 
 
-def _json(body: bytes) -> Any:
+def answer_json(body: bytes) -> Any:
+    """A JSON answer, strictly parsed; `bad_answer` when it is not JSON."""
     try:
         return load_document(body, source="server answer", max_bytes=MAX_ANSWER_BYTES)
     except InvalidInputError as error:

@@ -192,7 +192,7 @@ class _Reader:
         self.unknown(notifications, {"topic"}, "$.notifications")
         bus = self.mapping(data, "bus", "$")
         values = {
-            **self.server(server),
+            **(self.server(server) if isinstance(data.get("server"), Mapping) else {}),
             "cache_dir": self.path(data, "cache_dir", "$", required=True),
             "refresh_interval_s": self.number(data, "refresh_interval_s", "$", 1, 86_400),
             "jitter": self.number(data, "jitter", "$", 0, 0.5),

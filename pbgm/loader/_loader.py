@@ -37,12 +37,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from pbgm.bus import Bus, BusMessage
 from pbgm.documents import load_document
 from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError, PbgmError
-from pbgm.loader._cache import DiskCache
+from pbgm.loader._cache import DiskCache, GoodCopy
 from pbgm.loader._client import Fetched, PolicyClient, ServerUnavailableError
 from pbgm.loader._config import Delivery, LoaderConfig, PolicySpec
 from pbgm.loader._slot import LoadedPolicy, PolicyState, Slot, accept
@@ -74,7 +75,8 @@ class PolicyLoader:
         self._cache = DiskCache(config.cache_dir)
         self._slots = {spec.name: Slot(spec) for spec in config.policies}
         self._check_sinks()
-        self._cycle_lock = threading.RLock()
+        self._cycle_lock = threading.RLock()  # one refresh cycle at a time
+        self._state = threading.RLock()  # the slots; held briefly, never across I/O
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
@@ -146,13 +148,16 @@ class PolicyLoader:
         return self.status()
 
     def get(self, name: str) -> LoadedPolicy | None:
-        """The copy in force for `name` (with its age now), or None if there is none."""
-        with self._cycle_lock:
+        """The copy in force for `name` (with its age now), or None if there is none.
+
+        Never waits for a fetch in progress: a service may call it in its control loop.
+        """
+        with self._state:
             return self._slots[name].loaded(self._clock())
 
     def status(self) -> dict[str, PolicyState]:
         """Per policy: state, source, version, age, last error and counters."""
-        with self._cycle_lock:
+        with self._state:
             now = self._clock()
             return {name: slot.state_at(now) for name, slot in self._slots.items()}
 
@@ -164,10 +169,14 @@ class PolicyLoader:
             self._cache_loaded = True
             for slot in self._slots.values():
                 copy = self._cache.read(slot.spec)
-                if copy is not None and slot.good is None:
+                if copy is None:
+                    continue
+                with self._state:
+                    if slot.good is not None:
+                        continue
                     slot.good = copy
-                    log.info("policy `%s`: version %s from the cache", slot.spec.name, copy.version)
-                    self._deliver(slot)
+                log.info("policy `%s`: version %s from the cache", slot.spec.name, copy.version)
+                self._deliver(slot)
 
     # --- the background thread ----------------------------------------------------------
 
@@ -189,14 +198,16 @@ class PolicyLoader:
             with self._pending_lock:
                 self._pending |= pushed  # kept for when the backoff ends
             return
-        due = [n for n, slot in self._slots.items() if slot.due_at <= now or n in pushed]
+        with self._state:
+            due = [n for n, slot in self._slots.items() if slot.due_at <= now or n in pushed]
         if due:
             with self._cycle_lock:
                 self._refresh(due)
 
     def _sleep_time(self) -> float:
         now = time.monotonic()
-        wake_at = min((slot.due_at for slot in self._slots.values()), default=now + 60)
+        with self._state:
+            wake_at = min((slot.due_at for slot in self._slots.values()), default=now + 60)
         return max(0.05, max(wake_at, self._retry_at) - now)
 
     def _on_notice(self, message: BusMessage) -> None:
@@ -237,38 +248,42 @@ class PolicyLoader:
 
     def _refresh_one(self, slot: Slot) -> None:
         now = self._clock()
-        slot.attempted(now)
-        held = slot.good.etag if slot.good is not None else None
+        with self._state:
+            slot.attempted(now)
+            held = slot.good.etag if slot.good is not None else None
         try:
             fetched = self._client.fetch(slot.spec, held)
         except (ServerUnavailableError, AuthenticationError):
             raise
         except PbgmError as error:
-            slot.failed(error, "failed")
+            with self._state:
+                slot.failed(error, "failed")
+                self._schedule(slot)
             log.warning("policy `%s`: %s (%s)", slot.spec.name, error.message, error.code)
-            self._schedule(slot)
             return
-        self._schedule(slot)
-        self._take(slot, fetched, now)
+        with self._state:
+            self._schedule(slot)
+            kept = self._take(slot, fetched, now)
+        if kept is not None:
+            self._cache.write(slot.spec, kept)
+        self._deliver(slot)  # a new copy, or one whose delivery failed before
 
-    def _take(self, slot: Slot, fetched: Fetched, now: Any) -> None:
+    def _take(self, slot: Slot, fetched: Fetched, now: datetime) -> GoodCopy | None:
+        """Record what the server answered; the copy to write to the cache, if any."""
         if fetched.not_modified and slot.good is not None:
             slot.not_modified(now)
-            self._cache.write(slot.spec, slot.good)
-            self._deliver(slot)  # only if a delivery is still owed
-            return
+            return slot.good
         try:
             copy = accept(slot.spec, fetched, now)
         except PbgmError as error:
             self._reject(slot, error, fetched.etag)
-            return
+            return None
         before = slot.good
         slot.accepted(copy)
-        self._cache.write(slot.spec, copy)
         if before is None or before.etag != copy.etag:
             old = before.version if before is not None else "none"
             log.info("policy `%s` changed: version %s -> %s", slot.spec.name, old, copy.version)
-        self._deliver(slot)
+        return copy
 
     def _reject(self, slot: Slot, error: PbgmError, etag: str | None) -> None:
         first_time = slot.rejected(error, etag)
@@ -290,9 +305,10 @@ class PolicyLoader:
         delay = min(self.config.backoff_max_s, base) * random.uniform(0.5, 1.0)
         delay = max(delay, min(0.1, self.config.backoff_initial_s))
         self._retry_at = time.monotonic() + delay
-        for slot in slots:
-            slot.failed(error, "unreachable")
-            slot.due_at = self._retry_at
+        with self._state:
+            for slot in slots:
+                slot.failed(error, "unreachable")
+                slot.due_at = self._retry_at
         log.warning(
             "pbgm server unusable (%s: %s); serving the cached copies, retry in %.1f s",
             error.code,
@@ -303,20 +319,24 @@ class PolicyLoader:
     # --- delivery -----------------------------------------------------------------------
 
     def _deliver(self, slot: Slot) -> None:
+        """Hand the copy in force to the sink, unless it already has it; sinks run unlocked."""
+        with self._state:
+            if slot.good is None or slot.delivered_etag == slot.good.etag:
+                return
+            loaded, etag = slot.loaded(self._clock()), slot.good.etag
         target = slot.spec.deliver_to
-        if slot.good is None or slot.delivered_etag == slot.good.etag:
-            return
-        loaded = slot.loaded(self._clock())
-        assert loaded is not None
-        if target is not None:
+        if target is not None and loaded is not None:
             try:
                 self._send(target, loaded)
             except Exception:
-                slot.count("delivery_errors")
+                with self._state:
+                    slot.count("delivery_errors")
                 log.exception("policy `%s`: delivery failed, retried next cycle", slot.spec.name)
                 return
-            slot.count("delivered")
-        slot.delivered_etag = slot.good.etag
+            with self._state:
+                slot.count("delivered")
+        with self._state:
+            slot.delivered_etag = etag
 
     def _send(self, target: Delivery, loaded: LoadedPolicy) -> None:
         if target.callback is not None:

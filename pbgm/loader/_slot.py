@@ -11,7 +11,7 @@ from typing import Any
 
 from pbgm.errors import InvalidInputError, NotFoundError, PbgmError
 from pbgm.loader._cache import GoodCopy
-from pbgm.loader._client import Fetched
+from pbgm.loader._client import Fetched, answer_json
 from pbgm.loader._config import PolicySpec
 from pbgm.syntax import format_datetime, freeze, thaw
 from pbgm.validate import validate_policy_document
@@ -214,7 +214,7 @@ def accept(spec: PolicySpec, fetched: Fetched, now: datetime) -> GoodCopy:
     entry's `policy_group` to pick one), the one asked for, and a document that
     passes validation.
     """
-    served = _chosen(spec, fetched.policies)
+    served = _chosen(spec, _policies(spec, answer_json(fetched.body)))
     document = served.get("document")
     _check_identity(spec, served, document)
     validate_policy_document(document)
@@ -225,6 +225,18 @@ def accept(spec: PolicySpec, fetched: Fetched, now: datetime) -> GoodCopy:
     if not isinstance(etag, str) or not etag:
         raise InvalidInputError("the served policy has no ETag", code="bad_answer")
     return GoodCopy(freeze(document), version, etag, now)
+
+
+def _policies(spec: PolicySpec, data: Any) -> tuple[Mapping[str, Any], ...]:
+    """The served policies: one object by id, `{"policies": [...]}` by asset."""
+    if spec.policy_id is not None:
+        policies = (data,) if isinstance(data, dict) else None
+    else:
+        found = data.get("policies") if isinstance(data, dict) else None
+        policies = tuple(found) if isinstance(found, list) else None
+    if policies is None or not all(isinstance(p, dict) for p in policies):
+        raise InvalidInputError("the server's answer is not a policy", code="bad_answer")
+    return policies
 
 
 def _chosen(spec: PolicySpec, policies: tuple[Mapping[str, Any], ...]) -> Mapping[str, Any]:
