@@ -1,0 +1,9 @@
+"""Grid and control services that wire `controls` to the bus and to policies.
+
+- `adapters.services.inertia`: inertia estimation, started by the event service
+  (`pbgm.events`) through a `run_service` obligation (`inertia-estimation`)
+- `adapters.services.voltage`, `.frequency`, `.pmu`: the control services run by
+  `pbgm-service` (`adapters.cli`), with the plumbing in `adapters.services._runner`
+
+Nothing is imported here, so importing one service does not load the others.
+"""

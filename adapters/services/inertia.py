@@ -1,0 +1,170 @@
+"""Inertia estimation as a grid service: started by the event service, answers on the bus.
+
+The event service starts it through a `run_service` obligation (service name
+`inertia-estimation`, e.g. the example policy `inertia-on-rocof`) with the window of
+the triggering topic: samples with frequency (Hz) and active-power imbalance (MW,
+generation minus load). `controls.inertia.InertiaEstimator` finds the RoCoF events in
+that window and the service publishes, as JSON on its topic, the result for the
+latest event at or before the trigger:
+
+    {"status": "estimate", "service", "trigger", "topic", "t0", "h_s", "stderr_s",
+     "rocof_hz_s", "delta_p_mw", "r2", "samples", "method"}
+    {"status": "rejected", "service", "trigger", "topic", "t0", "reason", "message"}
+
+`reason` is one of `controls.inertia`'s `REJECT_*` codes, or `no_event` when the
+window holds no RoCoF event, or `too_few_samples` when it holds too few samples
+with both signals. Times are seconds since the epoch.
+
+Run parameters (from the obligation, over the service's own settings): `f0_hz`,
+`s_base_mw` or `s_base_mva`, `fit_window_ms`, `h_min_s`, `h_max_s`,
+`rocof_threshold_hz_s`, `method` (`least_squares` or `swing`).
+
+Registered for the event service as `inertia-estimation = adapters.services.inertia:
+create_service` in the entry-point group `pbgm.services`, or named in its config
+(`services: {inertia-estimation: {factory: adapters.services.inertia:create_service,
+topic: ..., s_base_mw: ...}}`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from controls import ControlError
+from controls.inertia import EventRejected, InertiaEstimate, InertiaEstimator, InertiaLimits
+from pbgm.bus import Bus
+from pbgm.errors import ConfigurationError
+from pbgm.events import ServiceRun
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "inertia-estimation"
+OUTPUT_TOPIC = "/pbgm/services/inertia-estimation"
+METHODS = ("least_squares", "swing")
+LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(InertiaLimits))
+
+
+class InertiaService:
+    """Estimates H from a service run's window and publishes the outcome."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        topic: str = OUTPUT_TOPIC,
+        s_base_mw: float | None = None,
+        f0_hz: float = 50.0,
+        limits: InertiaLimits | None = None,
+        method: str = "least_squares",
+        qos: int = 1,
+    ) -> None:
+        if method not in METHODS:
+            raise ConfigurationError(f"inertia `method` must be one of {', '.join(METHODS)}")
+        self.bus, self.topic, self.qos = bus, topic, qos
+        self.s_base_mw, self.f0_hz, self.method = s_base_mw, f0_hz, method
+        self.limits = limits or InertiaLimits()
+        self.results: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, run: ServiceRun) -> dict[str, Any]:
+        """Estimate, publish and return the outcome of one run."""
+        try:
+            outcome = self._estimate(run)
+        except (ControlError, ValueError, TypeError) as error:
+            outcome = _rejected(run, run.t_event, "invalid_parameters", str(error))
+        self.bus.publish(self.topic, json.dumps(outcome).encode(), qos=self.qos)
+        with self._lock:
+            self.results.append(outcome)
+        return outcome
+
+    def _estimate(self, run: ServiceRun) -> dict[str, Any]:
+        parameters = run.parameters
+        s_base = parameters.get("s_base_mw", parameters.get("s_base_mva", self.s_base_mw))
+        if s_base is None:
+            return _rejected(run, run.t_event, "invalid_parameters", "no system base power")
+        method = str(parameters.get("method", self.method))
+        estimator = InertiaEstimator(
+            float(s_base), float(parameters.get("f0_hz", self.f0_hz)), self._limits(parameters)
+        )
+        points = [(s.t, s.frequency, s.power) for s in run.window]
+        usable = [p for p in points if p[1] is not None and p[2] is not None]
+        if len(usable) < max(estimator.limits.min_samples * 2, 10):
+            return _rejected(run, run.t_event, "too_few_samples", "too few samples in the window")
+        t, f, p = (np.array(column, dtype=float) for column in zip(*usable, strict=True))
+        origin = float(t[0])  # fits on seconds since the window start, not since 1970
+        results = estimator.run(t - origin, f, p, method=method)  # type: ignore[arg-type]
+        chosen = _latest(results, run.t_event - origin)
+        if chosen is None:
+            return _rejected(run, run.t_event, "no_event", "no rocof event in the window")
+        return _outcome(run, chosen, origin)
+
+    def _limits(self, parameters: Mapping[str, Any]) -> InertiaLimits:
+        changes = {k: v for k, v in parameters.items() if k in LIMIT_FIELDS}
+        if "fit_window_ms" in parameters:
+            changes["fit_window_s"] = float(parameters["fit_window_ms"]) / 1000
+        return dataclasses.replace(self.limits, **changes) if changes else self.limits
+
+
+def _latest(
+    results: list[InertiaEstimate | EventRejected], t_event: float
+) -> InertiaEstimate | EventRejected | None:
+    before = [r for r in results if r.t0 <= t_event + 1e-9]
+    return before[-1] if before else (results[0] if results else None)
+
+
+def _base(run: ServiceRun) -> dict[str, Any]:
+    return {"service": run.service, "trigger": run.trigger, "topic": run.topic}
+
+
+def _rejected(run: ServiceRun, t0: float, reason: str, message: str) -> dict[str, Any]:
+    return {"status": "rejected", **_base(run), "t0": t0, "reason": reason, "message": message}
+
+
+def _outcome(
+    run: ServiceRun, result: InertiaEstimate | EventRejected, origin: float
+) -> dict[str, Any]:
+    if isinstance(result, EventRejected):
+        return _rejected(run, result.t0 + origin, result.reason, result.message)
+    return {
+        "status": "estimate",
+        **_base(run),
+        "t0": result.t0 + origin,
+        "h_s": result.h_s,
+        "stderr_s": result.stderr_s,
+        "rocof_hz_s": result.rocof_hz_s,
+        "delta_p_mw": result.delta_p_mw,
+        "r2": result.r2,
+        "samples": result.samples,
+        "method": result.method,
+    }
+
+
+def create_service(bus: Bus, options: Mapping[str, Any]) -> InertiaService:
+    """The `pbgm.services` factory: options `topic`, `s_base_mw`, `f0_hz`, `method`,
+    `qos` and `limits` (fields of `controls.inertia.InertiaLimits`)."""
+    known = {"topic", "s_base_mw", "f0_hz", "method", "qos", "limits"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigurationError(f"unknown inertia service option `{unknown[0]}`")
+    limits = dict(options.get("limits") or {})
+    bad = sorted(set(limits) - LIMIT_FIELDS)
+    if bad:
+        raise ConfigurationError(f"unknown inertia limit `{bad[0]}`")
+    try:
+        return InertiaService(
+            bus,
+            topic=str(options.get("topic", OUTPUT_TOPIC)),
+            s_base_mw=options.get("s_base_mw"),
+            f0_hz=float(options.get("f0_hz", 50.0)),
+            limits=InertiaLimits(**limits),
+            method=str(options.get("method", "least_squares")),
+            qos=int(options.get("qos", 1)),
+        )
+    except ControlError as error:
+        raise ConfigurationError(f"inertia service: {error}") from None

@@ -1,0 +1,326 @@
+"""The obligations the event service discharges, and the event they act on.
+
+A handler takes the obligation (attributes resolved by the PDP) and the `Event`
+being handled; it raises when it cannot do its part, and the enforcement point
+then denies (`pbgm.pep`). Built in:
+
+=======================  =============================================================
+`return_data`            data request: answer on the reply topic (the answer is sent
+                         after every obligation is discharged). Otherwise: publish the
+                         samples of `topics` from `window_before_s` (default the reply
+                         window) before the event to `<data_topic_prefix><recipient>`,
+                         and forward new samples there for `window_after_s`
+`run_service`            start grid service `service` with `parameters` on a worker
+                         thread, given the event's topic window (`parameters.window_s`
+                         before the event, default 10 s)
+`revoke_access`          disable service account `principal` (default: the subject),
+                         grant `grant_id`, or every grant of `principal` (`grants:
+                         true`); audited with the triggering event
+`publish_notification`   publish `payload` plus the event under `event` on `topic`
+                         (default: the configured notification topic)
+`audit`                  one audit entry per subject, topic and decision per audit
+                         interval, with the number of events it stands for
+`rate-limit`             at most `requests_per_minute` per subject, else deny
+transforming ones        `drop-fields`, `keep-fields`, `round`, `downsample`,
+                         `rename-topic` (`pbgm.events._transform`)
+=======================  =============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pbgm.bus import Bus, BusMessage, check_topic
+from pbgm.errors import ConfigurationError, InvalidInputError, NotFoundError, PermissionDeniedError
+from pbgm.functions import TopicFilter, match_levels, parse_topic_filter
+from pbgm.model import Obligation, Request, Response
+from pbgm.store.base import Store
+
+from ._policies import PolicyCache
+from ._samples import Sample
+from ._services import ServiceRegistry, ServiceRun
+from ._transform import TRANSFORMS, Delivery
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_WINDOW_S = 10.0
+
+
+@dataclass
+class Event:
+    """One message being handled: what arrived, the request made of it, where answers go."""
+
+    kind: str
+    topic: str
+    message: BusMessage
+    request: Request
+    t: float
+    policy_group: str = ""
+    device: str | None = None
+    subject: str | None = None
+    trigger: str | None = None
+    reply_topic: str | None = None
+    correlation_id: Any = None
+    delivery: Delivery = field(default_factory=Delivery)
+    response: Response | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary for notifications, data returns and the audit log."""
+        resource = self.request.resource
+        out = {
+            "kind": self.kind,
+            "topic": self.topic,
+            "time": datetime.fromtimestamp(self.t, UTC).isoformat().replace("+00:00", "Z"),
+            "device": self.device,
+            "subject": self.subject,
+            "trigger": self.trigger,
+            "policy_ids": list(self.response.policy_ids) if self.response else [],
+            "rocof": resource.get("rocof"),
+            "delta_p": resource.get("delta_p"),
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+EventHandler = Callable[[Obligation, Event], object]
+
+
+def encode(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+class Counters:
+    """Thread-safe counters for `stats()`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def bump(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class AuditThrottle:
+    """At most one audit entry per key per interval; counts the events it stands for."""
+
+    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
+        self._interval_s, self._clock = interval_s, clock
+        self._lock = threading.Lock()
+        self._last: dict[Any, tuple[float, int]] = {}
+
+    def due(self, key: Any) -> int:
+        """0 while within the interval, else the number of events since the last entry."""
+        now = self._clock()
+        with self._lock:
+            last, count = self._last.get(key, (None, 0))
+            if last is not None and now < last + self._interval_s:
+                self._last[key] = (last, count + 1)
+                return 0
+            self._last[key] = (now, 0)
+            return count + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    filters: tuple[TopicFilter, ...]
+    destination: str
+    until: float
+
+
+class Obligations:
+    """The built-in obligation handlers, sharing the service's bus, store and history."""
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        policies: PolicyCache,
+        samples: Callable[[Callable[[str], bool], float], dict[str, list[Sample]]],
+        registry: ServiceRegistry,
+        executor: Executor,
+        counters: Counters,
+        settings: Any,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.bus, self.policies, self.samples = bus, policies, samples
+        self.registry, self.executor, self.counters = registry, executor, counters
+        self.settings, self.clock = settings, clock
+        self.actor = settings.service_id
+        self._audits = AuditThrottle(settings.audit_interval_s, lambda: clock().timestamp())
+        self._requests: dict[str, deque[float]] = {}
+        self._forwards: list[_Forward] = []
+        self._lock = threading.Lock()
+        self.pending: set[Any] = set()
+
+    @property
+    def store(self) -> Store | None:
+        return self.policies.store
+
+    def handlers(self) -> dict[str, EventHandler]:
+        built_in: dict[str, EventHandler] = {
+            "return_data": self.return_data,
+            "run_service": self.run_service,
+            "revoke_access": self.revoke_access,
+            "publish_notification": self.publish_notification,
+            "audit": self.audit,
+            "rate-limit": self.rate_limit,
+        }
+        for name, apply in TRANSFORMS.items():
+            built_in[name] = lambda o, e, apply=apply: apply(o, e.delivery)
+        return built_in
+
+    # -- data ----------------------------------------------------------------------
+
+    def return_data(self, obligation: Obligation, event: Event) -> None:
+        if event.kind == "data_request":
+            return  # the answer itself is the enforced action
+        attributes = obligation.attributes
+        recipient = attributes.get("recipient") or event.subject
+        if not isinstance(recipient, str) or not recipient:
+            raise InvalidInputError("`return_data` needs a `recipient`")
+        filters = tuple(parse_topic_filter(t) for t in attributes.get("topics") or [event.topic])
+        destination = check_topic(f"{self.settings.data_topic_prefix}{recipient}")
+        before = float(attributes.get("window_before_s", self.settings.reply_window_s))
+        found = self.samples(lambda topic: _matches(topic, filters), event.t - before)
+        data = {topic: [s.as_json() for s in samples] for topic, samples in found.items()}
+        self.bus.publish(destination, encode({"event": event.describe(), "data": data}))
+        after = float(attributes.get("window_after_s", 0))
+        if after > 0:
+            with self._lock:
+                self._forwards.append(_Forward(filters, destination, event.t + after))
+        self.counters.bump("data_returned")
+
+    def forward(self, topic: str, sample: Sample) -> None:
+        """Send a new sample to the recipients still within their `window_after_s`."""
+        if not self._forwards:
+            return
+        with self._lock:
+            self._forwards = [f for f in self._forwards if sample.t <= f.until]
+            targets = [f.destination for f in self._forwards if _matches(topic, f.filters)]
+        for destination in targets:
+            self.bus.publish(destination, encode({"topic": topic, "sample": sample.as_json()}))
+
+    # -- services ------------------------------------------------------------------
+
+    def run_service(self, obligation: Obligation, event: Event) -> None:
+        attributes = obligation.attributes
+        name = attributes.get("service")
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError("`run_service` needs a `service`")
+        service = self.registry.get(name)
+        parameters = dict(attributes.get("parameters") or {})
+        window_s = float(parameters.get("window_s", DEFAULT_SERVICE_WINDOW_S))
+        found = self.samples(lambda topic: topic == event.topic, event.t - window_s)
+        window = tuple(found.get(event.topic, ()))
+        timeout = attributes.get("timeout_s")
+        run = ServiceRun(name, parameters, event.topic, event.t, window, event.trigger, timeout)
+        future = self.executor.submit(self._run, service, run)
+        self.pending.add(future)
+        future.add_done_callback(self.pending.discard)
+        self.counters.bump("services_started")
+
+    def _run(self, service: Callable[[ServiceRun], object], run: ServiceRun) -> None:
+        try:
+            service(run)
+        except Exception:
+            log.exception("grid service `%s` failed", run.service)
+            self.counters.bump("services_failed")
+
+    # -- access --------------------------------------------------------------------
+
+    def revoke_access(self, obligation: Obligation, event: Event) -> None:
+        store = self.store
+        if store is None:
+            raise ConfigurationError("`revoke_access` needs a policy store")
+        attributes = obligation.attributes
+        principal = attributes.get("principal") or event.subject
+        revoked = []
+        if isinstance(attributes.get("grant_id"), int):
+            grant = store.set_grant_enabled(attributes["grant_id"], False, actor=self.actor)
+            revoked.append(("grant", str(grant.id)))
+        elif attributes.get("grants") is True and isinstance(principal, str):
+            for grant in store.list_grants(principal=principal):
+                if grant.enabled and grant.id is not None:
+                    store.set_grant_enabled(grant.id, False, actor=self.actor)
+                    revoked.append(("grant", str(grant.id)))
+        elif principal == self.actor:
+            raise InvalidInputError("the event service does not revoke its own access")
+        elif isinstance(principal, str) and principal:
+            store.set_service_account_enabled(principal, False, actor=self.actor)
+            revoked.append(("service_account", principal))
+        if not revoked:
+            raise NotFoundError(f"nothing to revoke for `{principal}`")
+        details = {"principal": principal, "event": event.describe()}
+        for object_type, object_id in revoked:
+            store.record_audit(
+                actor=self.actor,
+                action="events.revoke_access",
+                object_type=object_type,
+                object_id=object_id,
+                details=details,
+            )
+        self.policies.invalidate()
+        self.counters.bump("revocations", len(revoked))
+
+    def rate_limit(self, obligation: Obligation, event: Event) -> None:
+        limit = obligation.attributes.get("requests_per_minute")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidInputError("`rate-limit` needs a positive `requests_per_minute`")
+        now = self.clock().timestamp()
+        with self._lock:
+            recent = self._requests.setdefault(event.subject or event.topic, deque())
+            while recent and recent[0] <= now - 60:
+                recent.popleft()
+            if len(recent) >= limit:
+                raise PermissionDeniedError("rate limit reached")
+            recent.append(now)
+
+    # -- telling ---------------------------------------------------------------------
+
+    def publish_notification(self, obligation: Obligation, event: Event) -> None:
+        attributes = obligation.attributes
+        topic = check_topic(attributes.get("topic") or self.settings.notification_topic)
+        payload = dict(attributes.get("payload") or {})
+        payload["event"] = event.describe()
+        self.bus.publish(topic, encode(payload), qos=int(attributes.get("qos", 1)))
+        self.counters.bump("notifications")
+
+    def audit(self, obligation: Obligation, event: Event) -> None:
+        response = event.response
+        decision = response.decision.value if response else ""
+        count = self._audits.due((event.subject or event.device, event.topic, decision))
+        if not count:
+            return
+        details = {
+            "event": event.describe(),
+            "decision": decision,
+            "events": count,
+            "level": obligation.attributes.get("level", "info"),
+        }
+        if self.store is None:
+            log.info("audit: %s on `%s`: %s", decision, event.topic, details)
+            return
+        self.store.record_audit(
+            actor=self.actor,
+            action=f"events.{event.kind}",
+            object_type="topic",
+            object_id=event.topic,
+            details=details,
+        )
+
+
+def _matches(topic: str, filters: Iterable[TopicFilter]) -> bool:
+    levels = topic.split("/")
+    return any(match_levels(levels, f.levels) for f in filters)

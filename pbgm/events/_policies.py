@@ -1,0 +1,152 @@
+"""The event service's view of the repository: compiled policy groups, triggers, principals.
+
+Deciding thousands of events a second leaves no room for a database round trip per
+event. Each policy group is compiled once into a `PolicyDecisionPoint` (and its
+`service_trigger` policies into triggers); principals' groups and whether their
+account is enabled are remembered. All of it is dropped or rebuilt when the store
+revision moves, which is checked at most every `refresh_s`. A group that cannot be
+reloaded keeps its last compiled set and is retried at the next check.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pbgm.errors import ConfigurationError, NotFoundError
+from pbgm.pap import PolicyAdministrationPoint
+from pbgm.pdp import PolicyDecisionPoint
+from pbgm.pep import Decider
+from pbgm.store.base import Store
+
+from ._triggers import Trigger, triggers_of
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_FAILED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    pdp: PolicyDecisionPoint
+    triggers: tuple[Trigger, ...]
+
+
+class PolicyCache:
+    """Compiled policy groups and principal facts, refreshed on store revision change.
+
+    With an explicit `pdp`, that decision point decides for every group (it is not
+    reloaded here) and triggers still come from the store, if there is one.
+    """
+
+    def __init__(
+        self,
+        store: Store | None,
+        *,
+        pdp: Decider | None = None,
+        refresh_s: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if store is None and pdp is None:
+            raise ConfigurationError("the event service needs a policy store or a decision point")
+        self.store, self._pdp = store, pdp
+        self._refresh_s, self._monotonic = refresh_s, monotonic
+        self._lock = threading.Lock()
+        self._groups: dict[str, _Compiled] = {}
+        self._groups_of: dict[str, tuple[str, ...]] = {}
+        self._enabled: dict[str, bool] = {}
+        self._revision: int | None = None
+        self._next_check = 0.0
+
+    def decider(self, group: str) -> Decider:
+        return self._pdp if self._pdp is not None else self._compiled(group).pdp
+
+    def triggers(self, group: str) -> tuple[Trigger, ...]:
+        return self._compiled(group).triggers if self.store is not None else ()
+
+    def groups_of(self, principal: str) -> tuple[str, ...]:
+        """The principal's groups in the store (none without a store or if unknown)."""
+        found = self._groups_of.get(principal)
+        if found is None:
+            answer = self._ask(lambda s: tuple(sorted(s.groups_of(principal))), ())
+            if answer is _FAILED:
+                return ()
+            found = self._groups_of[principal] = answer
+        return found
+
+    def enabled(self, principal: str) -> bool:
+        """An enabled service account or user of the store; True without a store."""
+        if self.store is None:
+            return True
+        found = self._enabled.get(principal)
+        if found is None:
+            answer = self._ask(lambda s: _enabled_in(s, principal), False)
+            if answer is _FAILED:
+                return False
+            found = self._enabled[principal] = answer
+        return found
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload when the store revision moved; checked at most every `refresh_s`."""
+        if self.store is None:
+            return
+        now = self._monotonic()
+        if not force and now < self._next_check:
+            return
+        with self._lock:
+            self._next_check = now + self._refresh_s
+            revision = self._ask(lambda s: s.revision(), None)
+            if revision is _FAILED or revision == self._revision:
+                return
+            self._groups_of, self._enabled = {}, {}
+            reloaded = all(self._reload(group) for group in list(self._groups))
+            self._revision = revision if reloaded else None
+
+    def invalidate(self) -> None:
+        """Re-read the store at the next message (after a change made by this process)."""
+        self._next_check = 0.0
+        self._groups_of, self._enabled = {}, {}
+
+    def _compiled(self, group: str) -> _Compiled:
+        compiled = self._groups.get(group)
+        if compiled is None:
+            with self._lock:
+                if group not in self._groups and not self._reload(group):
+                    empty = PolicyDecisionPoint()
+                    self._groups[group] = _Compiled(empty, ())
+                compiled = self._groups[group]
+        return compiled
+
+    def _reload(self, group: str) -> bool:
+        assert self.store is not None
+        try:
+            policy_set = PolicyAdministrationPoint(self.store).load_policy_set(group)
+            compiled = _Compiled(PolicyDecisionPoint(policy_set), triggers_of(policy_set))
+        except Exception:
+            log.exception("cannot load policy group `%s`; keeping the last one", group)
+            return False
+        self._groups[group] = compiled
+        return True
+
+    def _ask(self, question: Callable[[Store], T], not_found: T) -> T | object:
+        """The store's answer, `not_found` for a missing object, `_FAILED` on a failure."""
+        assert self.store is not None
+        try:
+            return question(self.store)
+        except NotFoundError:
+            return not_found
+        except Exception:
+            log.warning("the policy store failed to answer", exc_info=True)
+            return _FAILED
+
+
+def _enabled_in(store: Store, principal: str) -> bool:
+    try:
+        return store.get_service_account(principal).enabled
+    except NotFoundError:
+        return store.get_user(principal).enabled

@@ -1,0 +1,336 @@
+"""The event service: bus messages in, decisions, obligations out.
+
+For each message on a configured subscription (`EventServiceConfig.subscriptions`):
+
+1. the codec decodes it; a malformed payload is counted (`malformed`) and dropped, a
+   topic no subscription covers (a left-over of a persistent session) is counted
+   (`unknown_topic`); nothing stops the service;
+2. a `Request` is built (below) and decided by the PDP of the subscription's policy
+   group, and the obligations are discharged through handlers by a deny-biased
+   `PolicyEnforcementPoint`: only a Permit with every obligation done counts as
+   permitted;
+3. measurements also feed the topic's history, from which the `service_trigger`
+   policies of the group are checked; a trigger that fires is asked to the PDP as
+   `subject.id = <service_id>`, `action.id = trigger`, `resource.service = <the
+   service it runs>`, and on Permit its actions are discharged as obligations.
+
+Requests. `resource` holds the payload's fields as `resource.<name>` (nested objects
+as `resource.<outer>.<inner>`) and, overriding any payload field of the same name:
+`topic`, `kind` and, for measurements, `device`, `time`, `frequency`,
+`active_power` (MW), `rocof` (Hz/s, least-squares slope over `rocof_window_ms`) and
+`delta_p` (MW, power step over `delta_p_window_ms`) when they can be computed.
+`subject` is the publishing device for measurements and grid state (`device` in the
+payload, else the topic level `device_level`, else the topic) with action `publish`;
+for data requests it is the `sub` of the verified JWT, with its `groups` from the
+store and its `scopes`, and the action `read` (or `subscribe`).
+`environment` has `current_time` and the latest grid state as `grid.<name>`.
+
+Data requests carry a JWT in the payload field `token` or the MQTT 5 user property
+`authorization` (`Bearer <token>`), the data topic in `topic` and optionally
+`window_s`; the answer goes to the MQTT 5 `response_topic` (with its
+`correlation_data`) or the payload's `reply_to`, which must lie under
+`reply_topic_prefix` (so a requester cannot make the service publish elsewhere),
+echoing `correlation_id`. A missing, bad or revoked token is denied and answered
+with its error code. Messages are handled on the bus's handler thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from pbgm.bus import Bus, BusMessage
+from pbgm.codecs import Codec, get_codec
+from pbgm.errors import InvalidInputError, PbgmError
+from pbgm.functions import match_levels, parse_topic_filter
+from pbgm.model import Request
+from pbgm.pdp import utc_now
+from pbgm.pep import Decider
+from pbgm.store.base import Store
+from pbgm.tokens import TokenVerifier
+
+from ._config import EventServiceConfig, SubscriptionConfig
+from ._data_requests import DataRequests
+from ._enforce import Enforcer
+from ._handlers import Counters, Event, EventHandler, Obligations
+from ._policies import PolicyCache
+from ._samples import Sample, SignalNames, TopicHistory, flatten, sample_time
+from ._services import GridService, ServiceRegistry
+from ._triggers import Trigger, TriggerState
+
+log = logging.getLogger(__name__)
+
+
+class _Route:
+    def __init__(self, config: SubscriptionConfig) -> None:
+        self.config = config
+        self.levels = parse_topic_filter(config.topic).levels
+        self.codec: Codec = get_codec(config.codec)
+        self.signals = SignalNames(config.frequency_field, config.power_field)
+
+
+class EventService:
+    """Listens on the bus and acts on policy decisions (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: EventServiceConfig,
+        *,
+        bus: Bus,
+        pdp: Decider | None = None,
+        store: Store | None = None,
+        verifier: TokenVerifier | None = None,
+        handlers: Mapping[str, EventHandler] | None = None,
+        services: Mapping[str, GridService] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config, self.bus, self.verifier, self.clock = config, bus, verifier, clock
+        self.policies = PolicyCache(
+            store, pdp=pdp, refresh_s=config.refresh_ms / 1000, monotonic=monotonic
+        )
+        self.counters = Counters()
+        self._routes = tuple(_Route(s) for s in config.subscriptions)
+        self._route_of: dict[str, _Route | None] = {}
+        self._histories: dict[str, TopicHistory] = {}
+        self._trigger_states: dict[str, TriggerState] = {}
+        self._grid_state: Mapping[str, Any] = MappingProxyType({})
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(
+            config.service_workers, thread_name_prefix="pbgm-grid-service"
+        )
+        self.obligations = Obligations(
+            bus=bus,
+            policies=self.policies,
+            samples=self._samples_since,
+            registry=ServiceRegistry(bus, services, config.services),
+            executor=self._executor,
+            counters=self.counters,
+            settings=config,
+            clock=clock,
+        )
+        self.enforcer = Enforcer(
+            self.policies, {**self.obligations.handlers(), **(handlers or {})}, self.counters
+        )
+        self.data_requests = DataRequests(
+            config,
+            bus=bus,
+            verifier=verifier,
+            policies=self.policies,
+            enforcer=self.enforcer,
+            counters=self.counters,
+            environment=self._environment,
+            recent=self._recent,
+        )
+        self._subscribed: list[str] = []
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> EventService:
+        """Subscribe to every configured topic filter."""
+        for route in self._routes:
+            if route.config.topic not in self._subscribed:
+                self.bus.subscribe(route.config.topic, self.handle, qos=route.config.qos)
+                self._subscribed.append(route.config.topic)
+        return self
+
+    def close(self) -> None:
+        """Unsubscribe and wait for running grid services; the bus stays open."""
+        for topic_filter in self._subscribed:
+            try:
+                self.bus.unsubscribe(topic_filter)
+            except PbgmError:
+                log.debug("could not unsubscribe `%s`", topic_filter)
+        self._subscribed.clear()
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> EventService:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for the grid services started so far; False on timeout."""
+        _, running = wait_futures(list(self.obligations.pending), timeout=timeout)
+        return not running
+
+    def stats(self) -> dict[str, int]:
+        """Counters: received, malformed, unknown_topic, `<kind>_permitted`, denied, ..."""
+        out = self.counters.snapshot()
+        out["topics"] = len(self._histories)
+        out["services_running"] = len(self.obligations.pending)
+        return out
+
+    # -- one message -----------------------------------------------------------------
+
+    def handle(self, message: BusMessage) -> None:
+        """Handle one delivered message; never raises (everything is counted)."""
+        self.counters.bump("received")
+        route = self._route(message.topic)
+        if route is None:
+            self.counters.bump("unknown_topic")
+            log.debug("no subscription covers `%s`", message.topic)
+            return
+        try:
+            payload = route.codec.decode(message.payload)
+        except InvalidInputError as exc:
+            self.counters.bump("malformed")
+            log.debug("malformed payload on `%s`: %s", message.topic, exc.message)
+            return
+        try:
+            self.policies.refresh()
+            kind = route.config.kind
+            if kind == "measurement":
+                self._measurement(message, payload, route)
+            elif kind == "data_request":
+                self.data_requests.handle(message, payload, route.config, self.clock())
+            else:
+                self._grid_state_message(message, payload, route.config)
+        except Exception:
+            self.counters.bump("errors")
+            log.exception("handling a message on `%s` failed", message.topic)
+
+    def _route(self, topic: str) -> _Route | None:
+        try:
+            return self._route_of[topic]
+        except KeyError:
+            levels = topic.split("/")
+            found = next((r for r in self._routes if match_levels(levels, r.levels)), None)
+            if len(self._route_of) > 100_000:
+                self._route_of.clear()
+            self._route_of[topic] = found
+            return found
+
+    # -- measurements and grid state -------------------------------------------------
+
+    def _measurement(self, message: BusMessage, payload: dict[str, Any], route: _Route) -> None:
+        now, config, topic = self.clock(), route.config, message.topic
+        t = sample_time(payload, now.timestamp())
+        frequency, power = route.signals.extract(payload)
+        sample = Sample(t, payload, frequency, power)
+        device = _device(config, topic, payload)
+        with self._lock:
+            history = self._histories.get(topic)
+            if history is None:
+                history = self._histories[topic] = TopicHistory(
+                    self.config.history_s, self.config.max_samples_per_topic
+                )
+            if not history.add(sample):
+                self.counters.bump("late")
+            resource = self._measured(topic, payload, history, sample, device)
+            fired = self._fired(config, topic, history, now)
+        self.obligations.forward(topic, sample)
+        if config.decide:
+            self._decide_published("measurement", message, resource, device, config, now, t)
+        for trigger in fired:
+            self._trigger(trigger, message, resource, device, config, now)
+
+    def _measured(
+        self, topic: str, payload: Mapping[str, Any], history: TopicHistory, sample: Sample,
+        device: str,
+    ) -> dict[str, Any]:  # fmt: skip
+        resource = flatten(payload)
+        resource.update(topic=topic, kind="measurement", device=device)
+        resource["time"] = datetime.fromtimestamp(sample.t, UTC)
+        if sample.frequency is not None:
+            resource["frequency"] = sample.frequency
+            rocof = history.rocof(self.config.rocof_window_ms / 1000)
+            if rocof is not None:
+                resource["rocof"] = rocof
+        if sample.power is not None:
+            resource["active_power"] = sample.power
+            delta_p = history.delta_p(self.config.delta_p_window_ms / 1000)
+            if delta_p is not None:
+                resource["delta_p"] = delta_p
+        return resource
+
+    def _fired(
+        self, config: SubscriptionConfig, topic: str, history: TopicHistory, now: datetime
+    ) -> list[Trigger]:
+        fired = []
+        for trigger in self.policies.triggers(config.policy_group):
+            if trigger.watches(topic):
+                state = self._trigger_states.setdefault(trigger.policy_id, TriggerState())
+                if state.check(trigger, topic, history, config.s_base_mw, now.timestamp()):
+                    fired.append(trigger)
+        return fired
+
+    def _grid_state_message(
+        self, message: BusMessage, payload: dict[str, Any], config: SubscriptionConfig
+    ) -> None:
+        now = self.clock()
+        state = {f"grid.{k}": v for k, v in flatten(payload).items()}
+        with self._lock:
+            self._grid_state = MappingProxyType({**self._grid_state, **state})
+        if config.decide:
+            resource = {**flatten(payload), "topic": message.topic, "kind": "grid_state"}
+            device = _device(config, message.topic, payload)
+            t = now.timestamp()
+            self._decide_published("grid_state", message, resource, device, config, now, t)
+
+    def _decide_published(
+        self, kind: str, message: BusMessage, resource: dict[str, Any], device: str,
+        config: SubscriptionConfig, now: datetime, t: float,
+    ) -> None:  # fmt: skip
+        subject = {"id": device, "groups": self.policies.groups_of(device)}
+        request = Request(subject, resource, {"id": "publish"}, self._environment(now))
+        event = Event(kind, message.topic, message, request, t, config.policy_group)
+        event.device = event.subject = device
+        self.enforcer.enforce(event, now)
+
+    def _trigger(
+        self, trigger: Trigger, message: BusMessage, resource: Mapping[str, Any], device: str,
+        config: SubscriptionConfig, now: datetime,
+    ) -> None:  # fmt: skip
+        self.counters.bump("triggers_fired")
+        service_id = self.config.service_id
+        groups = self.policies.groups_of(service_id)
+        subject = {"id": service_id, "device": device, "groups": groups}
+        resource = {**resource, "trigger": trigger.policy_id}
+        if trigger.service is not None:
+            resource["service"] = trigger.service
+        request = Request(subject, resource, {"id": "trigger"}, self._environment(now))
+        t = resource["time"].timestamp()
+        event = Event("trigger", message.topic, message, request, t, config.policy_group)
+        event.device, event.subject, event.trigger = device, service_id, trigger.policy_id
+        self.enforcer.enforce(event, now, trigger.actions)
+
+    # -- shared ------------------------------------------------------------------------
+
+    def _environment(self, now: datetime) -> dict[str, Any]:
+        return {**self._grid_state, "current_time": now}
+
+    def _samples_since(
+        self, wanted: Callable[[str], bool], t_start: float
+    ) -> dict[str, list[Sample]]:
+        """The samples at or after `t_start` of every topic `wanted` accepts."""
+        with self._lock:
+            return {t: h.since(t_start) for t, h in self._histories.items() if wanted(t)}
+
+    def _recent(self, topic: str, window_s: float) -> list[Sample]:
+        """The samples of `topic` within `window_s` of its newest one."""
+        with self._lock:
+            history = self._histories.get(topic)
+            newest = history.newest if history is not None else None
+            if history is None or newest is None:
+                return []
+            return history.since(newest.t - window_s)
+
+
+def _device(config: SubscriptionConfig, topic: str, payload: Mapping[str, Any]) -> str:
+    device = payload.get("device")
+    if isinstance(device, str) and device:
+        return device
+    levels = topic.split("/")
+    level = config.device_level
+    if level is not None and level < len(levels) and levels[level]:
+        return levels[level]
+    return topic
