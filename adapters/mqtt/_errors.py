@@ -73,10 +73,12 @@ def is_tls_failure(error: BaseException | None) -> bool:
 
 
 def _tls_reason(error: BaseException | None) -> str:
-    if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
-        return str(error.verify_message).lower().rstrip(".")
-    if isinstance(error, ssl.SSLError) and error.reason:
-        return str(error.reason).lower().replace("_", " ")
+    verify_message = getattr(error, "verify_message", None)
+    if verify_message:
+        return str(verify_message).lower().rstrip(".")
+    reason = getattr(error, "reason", None)
+    if reason:
+        return str(reason).lower().replace("_", " ")
     return _plain(error)
 
 
