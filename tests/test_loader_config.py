@@ -110,6 +110,15 @@ def test_the_secret_is_read_when_needed_and_never_shown(monkeypatch: pytest.Monk
             {"cache_dir": "c", "policies": []},
             [("$.server", "missing_setting"), ("$.policies", "invalid_setting")],
         ),
+        (
+            "an empty server section",
+            base(server={}),
+            [
+                ("$.server.url", "missing_setting"),
+                ("$.server.client_id", "missing_setting"),
+                ("$.server", "missing_secret"),
+            ],
+        ),
         ("an unknown key", base(refresh=3), [("$.refresh", "unknown_setting")]),
         ("a URL of another scheme", server(url="ftp://x"), [("$.server.url", "invalid_setting")]),
         (

@@ -48,12 +48,28 @@ DEFAULT_REFRESH_S = 30.0
 DEFAULT_TOPIC = "pbgm/changes"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _TOP = frozenset(
-    {"server", "refresh_interval_s", "jitter", "backoff", "cache_dir", "notifications", "bus"}
-    | {"policies"}
+    {
+        "server",
+        "refresh_interval_s",
+        "jitter",
+        "backoff",
+        "cache_dir",
+        "notifications",
+        "bus",
+        "policies",
+    }
 )
 _SERVER = frozenset(
-    {"url", "ca_file", "timeout_s", "client_id", "client_secret_env", "client_secret_file"}
-    | {"scope", "client_secret"}
+    {
+        "url",
+        "ca_file",
+        "timeout_s",
+        "client_id",
+        "client_secret_env",
+        "client_secret_file",
+        "scope",
+        "client_secret",  # known only to be refused with a clear message
+    }
 )
 _POLICY = frozenset({"name", "policy_id", "policy_group", "asset_id", "policy_type", "deliver_to"})
 
