@@ -40,8 +40,9 @@ class _Compiled:
 class PolicyCache:
     """Compiled policy groups and principal facts, refreshed on store revision change.
 
-    With an explicit `pdp`, that decision point decides for every group (it is not
-    reloaded here) and triggers still come from the store, if there is one.
+    With an explicit `pdp`, that decision point decides for every group; if it has a
+    policy source (`PolicyDecisionPoint(source=...)`) it is refreshed with the store.
+    Triggers still come from the store, if there is one.
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class PolicyCache:
                 return
             self._groups_of, self._enabled = {}, {}
             reloaded = all(self._reload(group) for group in list(self._groups))
+            reloaded = self._refresh_explicit(revision) and reloaded
             self._revision = revision if reloaded else None
 
     def invalidate(self) -> None:
@@ -121,6 +123,20 @@ class PolicyCache:
                     self._groups[group] = _Compiled(empty, ())
                 compiled = self._groups[group]
         return compiled
+
+    def _refresh_explicit(self, revision: object) -> bool:
+        """Let an explicit decision point with a policy source catch up with the store."""
+        refresh = getattr(self._pdp, "refresh", None)
+        if refresh is None:
+            return True
+        try:
+            refresh(revision)
+        except ConfigurationError:
+            return True  # a decision point without a source: its owner loads it
+        except Exception:
+            log.exception("cannot refresh the decision point; keeping its policies")
+            return False
+        return True
 
     def _reload(self, group: str) -> bool:
         assert self.store is not None

@@ -84,7 +84,7 @@ def rename_topic(topic: str, topic_filter: TopicFilter | None, to: str) -> str:
     if not match_levels(topic.split("/"), topic_filter.levels):
         return topic
     literal = 0
-    while literal < len(topic_filter.levels) and topic_filter.levels[literal] not in "+#":
+    while literal < len(topic_filter.levels) and topic_filter.levels[literal] not in ("+", "#"):
         literal += 1
     rest = topic.split("/")[literal:]
     return "/".join([to.rstrip("/"), *rest]) if rest else to

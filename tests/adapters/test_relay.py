@@ -1,0 +1,211 @@
+"""The relay: a PEP on the bus, with the example `data_access` policy and real stores."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.relay import Relay, Route
+from pbgm.bus import BusMessage, MemoryBus
+from pbgm.errors import ConfigurationError
+from pbgm.pap import PolicyAdministrationPoint
+from pbgm.store.base import Store
+from pbgm.testing import (
+    FrozenClock,
+    decision_point,
+    memory_store,
+    permit,
+    policy_document,
+    sqlite_store,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+TOPIC = "/location_10003/30025/edgePMU3 ch1 amplitude"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FrozenClock) -> Store:
+    if request.param == "memory":
+        return memory_store(EXAMPLES, clock=clock)
+    from pbgm.bundle import import_bundle, read_bundle
+
+    target = sqlite_store(tmp_path / "pbgm.db", clock=clock)
+    import_bundle(target, read_bundle(EXAMPLES), actor="test")
+    return target
+
+
+def kibernet_route(subject: str = "svc-kibernet") -> Route:
+    return Route("/location_10003/+/#", subject, "/kibernet", codec="time_value")
+
+
+def relay_for(bus: MemoryBus, store: Store, clock: FrozenClock, *routes: Route) -> Relay:
+    pdp = decision_point(store, "data-sharing")
+    return Relay(bus, pdp, routes or (kibernet_route(),), store=store, clock=clock).start()
+
+
+def forwarded(bus: MemoryBus, topic_filter: str = "/kibernet/#") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    bus.subscribe(topic_filter, lambda m: out.append((m.topic, json.loads(m.payload))))
+    return out
+
+
+def samples(bus: MemoryBus, count: int, topic: str = TOPIC) -> None:
+    for k in range(count):
+        at = datetime.fromtimestamp(START.timestamp() + k, UTC).isoformat()
+        body = {"time": at, "value": float(k), "customer_id": "c-17", "meter_serial": "m-9"}
+        bus.publish(topic, json.dumps(body).encode())
+
+
+def test_a_permitted_forward_drops_fields_and_downsamples(store: Store, clock: FrozenClock) -> None:
+    bus = MemoryBus()
+    out = forwarded(bus)
+    relay = relay_for(bus, store, clock)
+    samples(bus, 25)
+    assert [topic for topic, _ in out] == [f"/kibernet{TOPIC}"] * 3
+    assert [body["value"] for _, body in out] == [0.0, 5.5, 15.5]  # first, then 10 s means
+    assert all(set(body) == {"time", "value"} for _, body in out)
+    stats = relay.stats()
+    assert (stats["forwarded"], stats["held"]) == (3, 22)
+    audit = [e for e in store.list_audit(limit=50) if e.action == "relay.forward"]
+    assert len(audit) == 1  # the policy's `audit` obligation, once per interval
+
+
+def test_a_denied_forward_is_audited_and_counted(store: Store, clock: FrozenClock) -> None:
+    bus = MemoryBus()
+    out = forwarded(bus)
+    relay = relay_for(bus, store, clock, kibernet_route("svc-unknown"))
+    samples(bus, 5)
+    clock.advance(seconds=61)
+    samples(bus, 1)
+    assert out == []
+    assert relay.stats()["denied"] == 6
+    entries = [e for e in store.list_audit(limit=50) if e.action == "relay.deny"]
+    assert [e.details["events"] for e in reversed(entries)] == [1, 5]
+    entry = entries[0]
+    assert (entry.actor, entry.object_type, entry.object_id) == ("pbgm-relay", "topic", TOPIC)
+    assert entry.details["subject"] == "svc-unknown"
+    assert entry.details["decision"] == "Deny"
+    assert entry.details["reason"] == "denied by policy"
+
+
+def _rename_policy(*obligations: dict[str, Any]) -> dict[str, Any]:
+    return policy_document(
+        "feeder-3-to-kibernet",
+        policy_group="relay-test",
+        rules=[
+            permit(
+                "kibernet-gets-feeder-3",
+                target={"action": {"id": "subscribe"}},
+                condition={
+                    "apply": "at-least-one-member-of",
+                    "args": [{"attr": "subject.groups"}, ["kibernet"]],
+                },
+                obligations=list(obligations),
+            )
+        ],
+    )
+
+
+RENAME = {
+    "id": "rename-topic",
+    "attributes": {"from": "/location_10003/#", "to": "/sww/feeder-3"},
+}
+KEEP_VALUE = {"id": "keep-fields", "attributes": {"fields": ["value"]}}
+
+
+def test_rename_topic_and_keep_fields_reshape_what_is_forwarded(clock: FrozenClock) -> None:
+    store = memory_store(EXAMPLES, policies=[_rename_policy(RENAME, KEEP_VALUE)], clock=clock)
+    bus = MemoryBus()
+    out = forwarded(bus)
+    relay = Relay(bus, decision_point(store, "relay-test"), [kibernet_route()], store=store)
+    relay.start()
+    samples(bus, 2)
+    assert out == [
+        ("/kibernet/sww/feeder-3/30025/edgePMU3 ch1 amplitude", {"time": t, "value": v})
+        for t, v in [(datetime.fromtimestamp(START.timestamp() + k, UTC).isoformat(), float(k))
+                     for k in range(2)]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "obligation"),
+    [
+        ("an obligation the relay does not know", {"id": "encrypt", "attributes": {}}),
+        ("a downsample without an interval", {"id": "downsample", "attributes": {}}),
+        ("a rename to a wildcard", {"id": "rename-topic", "attributes": {"to": "/x/#"}}),
+        ("drop-fields without names", {"id": "drop-fields", "attributes": {"fields": 3}}),
+    ],
+)
+def test_an_obligation_the_relay_cannot_discharge_denies(
+    clock: FrozenClock, what: str, obligation: dict[str, Any]
+) -> None:
+    store = memory_store(EXAMPLES, policies=[_rename_policy(obligation)], clock=clock)
+    bus = MemoryBus()
+    out = forwarded(bus)
+    relay = Relay(bus, decision_point(store, "relay-test"), [kibernet_route()], store=store)
+    relay.start()
+    samples(bus, 1)
+    assert out == []
+    assert relay.stats()["denied"] == 1
+    [entry] = [e for e in store.list_audit(limit=50) if e.action == "relay.deny"]
+    assert entry.details["decision"] == "Permit"  # permitted, but not enforceable
+
+
+def test_malformed_payloads_are_counted_and_the_relay_keeps_running(clock: FrozenClock) -> None:
+    store = memory_store(EXAMPLES, clock=clock)
+    bus = MemoryBus()
+    out = forwarded(bus)
+    relay = relay_for(bus, store, clock)
+    bus.publish(TOPIC, b'{"time": "yesterday", "value": 1}')
+    samples(bus, 1)
+    assert relay.stats()["malformed"] == 1
+    assert len(out) == 1
+
+
+def test_a_route_that_would_feed_itself_is_stopped(clock: FrozenClock) -> None:
+    store = memory_store(EXAMPLES, clock=clock)
+    bus = MemoryBus()
+    loop = Route("/location_10003/#", "svc-kibernet", "/location_10003", codec="time_value")
+    relay = relay_for(bus, store, clock, loop)
+    relay.handle(0, BusMessage("/x", b"{}"))  # malformed for time_value: counted, not raised
+    samples(bus, 1, topic="/location_10003/a")
+    assert relay.stats()["loops"] == 1
+    assert "forwarded" not in relay.stats()
+
+
+@pytest.mark.parametrize(
+    ("what", "route"),
+    [
+        ("a source that is no topic filter", Route("/a/#/b", "s", "/d")),
+        ("a destination with a wildcard", Route("/a/#", "s", "/d/+")),
+        ("an unknown codec", Route("/a/#", "s", "/d", codec="xml")),
+        ("no subject", Route("/a/#", "", "/d")),
+    ],
+)
+def test_bad_routes_are_refused_at_construction(what: str, route: Route) -> None:
+    store = memory_store(EXAMPLES)
+    with pytest.raises(ConfigurationError):
+        Relay(MemoryBus(), decision_point(store, "data-sharing"), [route], store=store)
+
+
+def test_a_policy_change_reaches_the_running_relay(clock: FrozenClock) -> None:
+    store = memory_store(EXAMPLES, clock=clock)
+    bus = MemoryBus()
+    out = forwarded(bus)
+    pdp = decision_point(store, "data-sharing")
+    relay = Relay(bus, pdp, [kibernet_route()], store=store, refresh_s=0).start()
+    samples(bus, 1)
+    PolicyAdministrationPoint(store).retire("kibernet-data-access", actor="op-anna")
+    samples(bus, 1)
+    assert len(out) == 1
+    assert relay.stats()["denied"] == 1
