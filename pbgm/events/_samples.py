@@ -14,8 +14,9 @@ Where they are found:
 The time is `created` (integer ms, `json.edgeflex`), else `time` or `timestamp`
 (ISO 8601), else the moment of arrival. Derived values are computed in pure
 Python from the history: RoCoF is the least-squares slope of frequency over a
-window ending at the newest sample; ΔP is the mean power of the last third of a
-window minus that of its first third (a step inside the window shows fully).
+window ending at the newest sample; ΔP is the mean power of the newest tenth of a
+window minus that of its oldest tenth (a step shows fully unless it falls in one of
+those tenths; the means damp measurement noise).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class TopicHistory:
     def __init__(self, max_age_s: float, max_samples: int) -> None:
         self.max_age_s = max_age_s
         self._samples: deque[Sample] = deque(maxlen=max_samples)
+        self._memo: dict[tuple[str, float, int], float | None] = {}
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -152,6 +154,7 @@ class TopicHistory:
         if samples and sample.t <= samples[-1].t:
             return False
         samples.append(sample)
+        self._memo.clear()
         horizon = sample.t - self.max_age_s
         while samples[0].t < horizon:
             samples.popleft()
@@ -169,6 +172,12 @@ class TopicHistory:
 
     def rocof(self, window_s: float, min_samples: int = 3) -> float | None:
         """Least-squares slope of frequency (Hz/s) over the last `window_s`."""
+        key = ("rocof", window_s, min_samples)
+        if key not in self._memo:
+            self._memo[key] = self._rocof(window_s, min_samples)
+        return self._memo[key]
+
+    def _rocof(self, window_s: float, min_samples: int) -> float | None:
         newest = self.newest
         if newest is None:
             return None
@@ -180,7 +189,13 @@ class TopicHistory:
         return slope(points) if len(points) >= max(min_samples, 3) else None
 
     def delta_p(self, window_s: float, min_samples: int = 2) -> float | None:
-        """Power step (MW) over the last `window_s`: mean of the last third minus the first."""
+        """Power step (MW) over the last `window_s`: newest tenth minus oldest tenth, means."""
+        key = ("delta_p", window_s, min_samples)
+        if key not in self._memo:
+            self._memo[key] = self._delta_p(window_s, min_samples)
+        return self._memo[key]
+
+    def _delta_p(self, window_s: float, min_samples: int) -> float | None:
         newest = self.newest
         if newest is None:
             return None
@@ -189,16 +204,24 @@ class TopicHistory:
         ]
         if len(powers) < max(min_samples, 2):
             return None
-        k = max(1, len(powers) // 3)
+        k = max(1, len(powers) // 10)
         return sum(powers[:k]) / k - sum(powers[-k:]) / k  # newest first: head is the end
 
 
 def slope(points: Iterable[tuple[float, float]]) -> float | None:
-    """Ordinary least-squares slope of y on x; None when x does not vary."""
-    xs, ys = zip(*points, strict=True)
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    if sxx <= 0:
+    """Ordinary least-squares slope of y on x; None without points or when x does not vary.
+
+    One pass over the points; x should be small (e.g. seconds before the newest sample)
+    so the sums keep their precision.
+    """
+    n = sx = sy = sxx = sxy = 0.0
+    for x, y in points:
+        n += 1
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+    denominator = n * sxx - sx * sx
+    if n < 2 or denominator <= 1e-12 * max(n * sxx, 1e-300):
         return None
-    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
+    return (n * sxy - sx * sy) / denominator
