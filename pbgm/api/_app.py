@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, request
 
 from pbgm.access import AccessPoint
 from pbgm.api._admin_principals import admin_blueprint
 from pbgm.api._audit import DecisionLog
+from pbgm.api._cache import RevisionReads, VerifiedTokens
 from pbgm.api._decisions import DecisionService, decisions_blueprint
 from pbgm.api._enforce import Enforcer, RateLimiter
 from pbgm.api._flexoffers import flexoffers_blueprint
@@ -34,7 +35,7 @@ from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.store.base import Clock, Store, utc_now
 from pbgm.store.factory import open_store
-from pbgm.tokens import TokenIssuer
+from pbgm.tokens import TokenIssuer, TokenVerifier
 
 
 @dataclass(frozen=True)
@@ -95,20 +96,22 @@ def _wire(
     pdp: PolicyDecisionPoint | None,
     clock: Clock,
 ) -> Services:
-    access = AccessPoint(store, clock=clock)
+    reads = cast(Store, RevisionReads(store))
+    access = AccessPoint(reads, clock=clock)
     audience, lifetime = settings.token_audience, timedelta(seconds=settings.token_lifetime)
     issuer = TokenIssuer(
         keyring, issuer=settings.token_issuer, audience=audience, lifetime=lifetime, clock=clock
     )
     verifier = make_verifier(
-        keyring, store, issuer=settings.token_issuer, audience=audience, clock=clock
+        keyring, reads, issuer=settings.token_issuer, audience=audience, clock=clock
     )
     metrics = Metrics()
     public = PUBLIC_ENDPOINTS | ({"ops.metrics"} if settings.metrics_public else set())
     enforcer = Enforcer(
         store=store,
+        reads=cast(RevisionReads, reads),
         access=access,
-        verifier=verifier,
+        verifier=cast(TokenVerifier, VerifiedTokens(verifier, clock)),
         public=frozenset(public),
         limiter=RateLimiter(settings.rate_limit),
         clock=clock,
@@ -117,12 +120,12 @@ def _wire(
     app.before_request(enforcer)
     register_error_handlers(app)
     app.after_request(_counting(metrics))
-    decisions = DecisionService(store, pdp=pdp, clock=clock)
+    decisions = DecisionService(store, reads, pdp=pdp, clock=clock)
     log = DecisionLog(store, settings.audit_mask)
     pap = PolicyAdministrationPoint(store, clock=clock)
     for blueprint in (
         make_auth_blueprint(store=store, issuer=issuer, keyring=keyring, clock=clock),
-        policies_blueprint(store, access, metrics),
+        policies_blueprint(reads, access, metrics),
         decisions_blueprint(decisions, log, metrics, max_batch=settings.max_batch),
         flexoffers_blueprint(store, access, clock),
         admin_blueprint(pap),

@@ -42,16 +42,21 @@ MAX_CACHED_GROUPS = 64
 class DecisionService:
     """A PDP per policy group, each refreshed when the store revision moves.
 
+    `reads` is the store as read during a request (`pbgm.api._cache`): its
+    revision is the request's, its memberships memoised per revision.
+
     An injected `pdp` answers calls without `policy_group` and is used as given
     (its owner refreshes it).
     """
 
-    def __init__(self, store: Store, *, pdp: PolicyDecisionPoint | None, clock: Clock) -> None:
-        self.store = store
+    def __init__(
+        self, store: Store, reads: Store, *, pdp: PolicyDecisionPoint | None, clock: Clock
+    ) -> None:
+        self.reads = reads
         self.clock = clock
         self._injected = pdp
         self._pap = PolicyAdministrationPoint(store)
-        self._pip = PolicyInformationPoint([GroupMembershipProvider(store.groups_of)])
+        self._pip = PolicyInformationPoint([GroupMembershipProvider(reads.groups_of)])
         self._lock = threading.Lock()
         self._pdps: OrderedDict[str | None, PolicyDecisionPoint] = OrderedDict()
 
@@ -59,7 +64,7 @@ class DecisionService:
         if policy_group is None and self._injected is not None:
             return self._injected.decide_batch(requests, now=self.clock())
         pdp = self._pdp(policy_group)
-        pdp.refresh(self.store.revision())
+        pdp.refresh(self.reads.revision())
         return pdp.decide_batch(requests, now=self.clock())
 
     def _pdp(self, policy_group: str | None) -> PolicyDecisionPoint:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from flask import g, request
 
 from pbgm.access import AccessPoint, Principal
+from pbgm.api._cache import RevisionReads
 from pbgm.api._resources import resource_of
 from pbgm.api.access_policy import (
     ADMIN_ENDPOINTS,
@@ -70,6 +71,7 @@ class Enforcer:
         self,
         *,
         store: Store,
+        reads: RevisionReads,
         access: AccessPoint,
         verifier: TokenVerifier,
         public: frozenset[str],
@@ -78,6 +80,7 @@ class Enforcer:
         on_auth_failure: Callable[[str], None],
     ) -> None:
         self.store = store
+        self.reads = reads
         self.verifier = verifier
         self.public = public
         self.limiter = limiter
@@ -90,6 +93,7 @@ class Enforcer:
         endpoint = request.endpoint
         if endpoint is None or endpoint in self.public:
             return  # unknown routes answer 404; public ones need no token
+        self.reads.begin_request()
         claims = self._authenticate()
         who = Principal(claims.subject, kind="service")
         g.pbgm_claims, g.pbgm_principal = claims, who

@@ -17,12 +17,14 @@ policy reads `{"id", "type", "policy_group", "asset_id", "version", "etag",
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
 
 from flask import Blueprint, Response
 
 from pbgm.access import AccessPoint, ServedPolicy
-from pbgm.api._http import conditional_json, etag_of, integer, principal, query
+from pbgm.api._http import conditional_json, etag_of, integer, not_modified, principal, query
 from pbgm.api._metrics import Metrics
 from pbgm.errors import InvalidInputError, NotFoundError, PbgmError
 from pbgm.model import POLICY_TYPES
@@ -30,6 +32,7 @@ from pbgm.store.base import Store
 
 FETCH_PARAMETERS = ("policy_id", "policy_group", "asset_id", "policy_type")
 MAX_NAME = 200
+MAX_MEMO = 10_000
 
 
 def served_data(served: ServedPolicy) -> dict[str, Any]:
@@ -44,20 +47,63 @@ def served_data(served: ServedPolicy) -> dict[str, Any]:
     }
 
 
-def _fetch(access: AccessPoint, values: dict[str, str]) -> Response:
+class FetchMemo:
+    """The answers of `GET /policy`, memoised per revision, caller and query.
+
+    What the Access Point served (after its grant check) cannot change while the
+    revision stands: grants, principals and policies all bump it. Serving the
+    same answer again saves recomputing the ETag and the JSON of the document.
+    """
+
+    def __init__(self, access: AccessPoint, reads: Store) -> None:
+        self.access, self.reads = access, reads
+        self._lock = threading.Lock()
+        self._revision: int | None = None
+        self._answers: dict[tuple[str, ...], tuple[bytes, str]] = {}
+
+    def answer(self, values: dict[str, str]) -> tuple[bytes, str]:
+        """The JSON body and ETag for the caller's query."""
+        revision = self.reads.revision()
+        key = (principal().id, *sorted(values.items(), key=str))
+        with self._lock:
+            if revision != self._revision or len(self._answers) >= MAX_MEMO:
+                self._revision, self._answers = revision, {}
+            found = self._answers.get(key)
+        if found is None:
+            found = _fetched(self.access, values)
+            with self._lock:
+                if revision == self._revision:
+                    self._answers[key] = found
+        return found
+
+
+def _fetched(access: AccessPoint, values: dict[str, str]) -> tuple[bytes, str]:
     given = set(values)
     if given == {"policy_id", "policy_group"}:
         served = access.fetch_by_policy_id(values["policy_id"], values["policy_group"], principal())
-        return conditional_json(served_data(served), served.etag)
+        return _json_bytes(served_data(served)), served.etag
     if given == {"asset_id", "policy_type"}:
         found = access.fetch_by_asset(values["asset_id"], values["policy_type"], principal())
-        return conditional_json(
-            {"policies": [served_data(s) for s in found]}, etag_of([s.etag for s in found])
-        )
+        body = {"policies": [served_data(s) for s in found]}
+        return _json_bytes(body), etag_of([s.etag for s in found])
     raise InvalidInputError(
         "ask by `policy_id` and `policy_group`, or by `asset_id` and `policy_type`",
         code="invalid_parameters",
     )
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _conditional(body: bytes, etag: str) -> Response:
+    if not_modified(etag):
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype="application/json")
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
 
 
 def _name(values: dict[str, str], name: str) -> str | None:
@@ -70,12 +116,14 @@ def _name(values: dict[str, str], name: str) -> str | None:
 
 
 def policies_blueprint(store: Store, access: AccessPoint, metrics: Metrics) -> Blueprint:
+    """`store` is the request's view (`pbgm.api._cache.RevisionReads`)."""
     blueprint = Blueprint("policies", __name__, url_prefix="/api/v1")
+    memo = FetchMemo(access, store)
 
     @blueprint.get("/policy", endpoint="get_policy")
     def get_policy() -> Response:
         try:
-            response = _fetch(access, query(FETCH_PARAMETERS))
+            response = _conditional(*memo.answer(query(FETCH_PARAMETERS)))
         except NotFoundError:
             metrics.policy_fetches.labels("not_found").inc()
             raise

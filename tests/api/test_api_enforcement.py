@@ -198,3 +198,32 @@ def test_rate_limit_is_429_with_retry_after(server: Server, key_dir: Path):
 
 def test_admin_endpoints_are_all_addressed_by_the_admin_policy():
     assert all(name.startswith(("admin.", "ops.")) for name in ADMIN_ENDPOINTS)
+
+
+def test_a_token_seen_before_is_still_checked_on_every_request(world: World, tmp_path: Path):
+    token = world.token("svc-voltage")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert world.call("GET", "/api/v1/policies", headers=headers).status == 200
+    world.store.set_service_account_enabled("svc-voltage", False, actor="test")
+    assert world.call("GET", "/api/v1/policies", headers=headers).code == "token_revoked"
+    world.store.set_service_account_enabled("svc-voltage", True, actor="test")
+    assert world.call("GET", "/api/v1/policies", headers=headers).status == 200
+    world.clock.advance(minutes=16)
+    assert world.call("GET", "/api/v1/policies", headers=headers).code == "token_expired"
+
+
+def test_a_token_of_a_removed_key_stops_at_once(server: Server, tmp_path: Path):
+    from pbgm.keys import KeyRing
+
+    ring = KeyRing(tmp_path / "keys")
+    ring.generate()
+    world = make_world(server, tmp_path / "keys")
+    headers = {"Authorization": f"Bearer {world.token('svc-voltage')}"}
+    assert world.call("GET", "/api/v1/policies", headers=headers).status == 200
+    kid = ring.active().kid
+    (tmp_path / "keys" / f"{kid}.pem").unlink()
+    (tmp_path / "keys" / "keys.json").write_text(
+        '{"format": "pbgm/keys/v1", "active": null, "keys": []}'
+    )
+    reply = world.call("GET", "/api/v1/policies", headers=headers)
+    assert (reply.status, reply.code) == (401, "token_unknown_key")

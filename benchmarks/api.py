@@ -1,0 +1,317 @@
+"""REST API under concurrent load on gunicorn, beside a bare Flask endpoint as the ceiling.
+
+Two servers run side by side with the same gunicorn settings (`PbgmServer`'s
+options: sync workers, same count): `pbgm serve` over a SQLite repository holding
+the example bundle, and a bare Flask app answering a fixed small JSON document.
+The load comes from other processes (`LOAD_PROCESSES` processes x `THREADS`
+threads, one `http.client` connection per request, as the sync worker closes
+connections). The endpoints take turns: `ROUNDS` rounds of `SECONDS` each, after a
+warm-up, so that other work on the machine weighs on all of them alike; the ratio
+to the bare endpoint is the median of the per-round ratios.
+
+- `bare`: the ceiling, a Flask view returning `{"status": "ok"}`;
+- `healthz`: pbgm's public endpoint (framework, hooks, error mapping, metrics);
+- `policy fetch`: `GET /api/v1/policy` by base64 id with JWT verification, the
+  enforcement hook's PDP decision and the Access Point's grant check;
+- `decision`: `POST /api/v1/decisions`, one request, decided and written to the
+  decision log.
+
+Figures: requests/s, p50 and p99 latency, and the ratio to the bare endpoint.
+Target: the policy fetch reaches at least 60 % of the bare endpoint's throughput.
+Run: `.venv/bin/python -m benchmarks.api`; results go to `benchmarks/results/api.json`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results" / "api.json"
+WORKERS = 2
+LOAD_PROCESSES = 2
+THREADS = 4
+WARMUP_SECONDS = 0.5
+SECONDS = 1.5
+ROUNDS = 4
+TARGET = 0.60
+CALLER = "svc-bench"
+SCOPES = ("policies:read", "decisions:write")
+
+
+# --- the servers -------------------------------------------------------------------
+
+
+def bare_app() -> Flask:
+    app = Flask("bare")
+
+    @app.get("/bare")
+    def bare() -> Any:
+        return jsonify({"status": "ok"})
+
+    return app
+
+
+def _serve_bare(port: int) -> None:
+    """Run the bare app with exactly the gunicorn options `pbgm serve` uses."""
+    from pbgm.api import Settings
+    from pbgm.cli._serve import PbgmServer
+
+    class BareServer(PbgmServer):
+        def load(self) -> Flask:
+            return bare_app()
+
+    BareServer(Settings(bind=f"127.0.0.1:{port}", workers=WORKERS)).run()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _repository(directory: Path) -> tuple[str, Path, str]:
+    """A migrated SQLite repository with the example bundle, a key ring, a token."""
+    from pbgm.bundle import import_bundle, read_bundle
+    from pbgm.keys import KeyRing
+    from pbgm.model import Permission
+    from pbgm.secrets import hash_secret
+    from pbgm.store import Grant, ServiceAccount
+    from pbgm.testing import sqlite_store
+    from pbgm.tokens import TokenIssuer
+
+    store = sqlite_store(directory / "pbgm.db")
+    import_bundle(store, read_bundle(ROOT / "examples" / "policies"), actor="bench", publish=True)
+    store.add_service_account(ServiceAccount(CALLER, hash_secret("x"), SCOPES), actor="bench")
+    grant = Grant("service", CALLER, "policy_group", "operational-limits", Permission.READ)
+    store.add_grant(grant, actor="bench")
+    store.close()
+    keys = directory / "keys"
+    ring = KeyRing(keys)
+    ring.generate()
+    token = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api").issue(CALLER, SCOPES)
+    return f"sqlite:///{directory / 'pbgm.db'}", keys, token
+
+
+def _start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/")
+            connection.getresponse().read()
+            connection.close()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- the load ------------------------------------------------------------------------
+
+
+def _worker(spec: dict[str, Any], until: float, warm_until: float, out: Any) -> None:
+    """One load process: THREADS threads sending the same request until `until`."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def loop() -> None:
+        mine: list[float] = []
+        bad = 0
+        while (now := time.monotonic()) < until:
+            connection = http.client.HTTPConnection("127.0.0.1", spec["port"], timeout=10)
+            try:
+                connection.request(
+                    spec["method"], spec["path"], body=spec["body"], headers=spec["headers"]
+                )
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == spec["status"]
+            except OSError:
+                ok = False
+            finally:
+                connection.close()
+            if now >= warm_until:
+                mine.append(time.monotonic() - now)
+                bad += 0 if ok else 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=loop) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put((latencies, errors[0]))
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Requests/s and latency percentiles of one endpoint under the load."""
+    queue: Any = multiprocessing.get_context("fork").Queue()
+    start = time.monotonic()
+    warm_until, until = start + WARMUP_SECONDS, start + WARMUP_SECONDS + SECONDS
+    context = multiprocessing.get_context("fork")
+    processes = [
+        context.Process(target=_worker, args=(spec, until, warm_until, queue))
+        for _ in range(LOAD_PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get() for _ in processes]
+    for process in processes:
+        process.join()
+    latencies = [x for lat, _ in results for x in lat]
+    return {"latencies": latencies, "errors": sum(err for _, err in results)}
+
+
+def summarise(name: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies = sorted(x for r in rounds for x in r["latencies"])
+    count = len(latencies)
+    return {
+        "endpoint": name,
+        "requests_per_second": round(count / (SECONDS * len(rounds)), 1),
+        "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
+        "p99_ms": round(latencies[min(count - 1, int(count * 0.99))] * 1000, 2) if count else None,
+        "requests": count,
+        "errors": sum(r["errors"] for r in rounds),
+        "per_round": [round(len(r["latencies"]) / SECONDS, 1) for r in rounds],
+    }
+
+
+def _specs(pbgm_port: int, bare_port: int, token: str) -> list[dict[str, Any]]:
+    from pbgm.access import encode_id
+
+    auth = {"Authorization": f"Bearer {token}"}
+    fetch = (
+        f"/api/v1/policy?policy_id={encode_id('limits-bess-01')}&policy_group=operational-limits"
+    )
+    decision = {
+        "subject": {"id": "op-anna"},
+        "resource": {"asset_id": "bess-01"},
+        "action": {"id": "write"},
+    }
+    json_headers = {**auth, "Content-Type": "application/json"}
+
+    def spec(name: str, port: int, method: str, path: str, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "port": port, "method": method, "path": path, "body": None,
+                "headers": {}, "status": 200, **extra}  # fmt: skip
+
+    return [
+        spec("bare Flask (ceiling)", bare_port, "GET", "/bare"),
+        spec("pbgm /healthz", pbgm_port, "GET", "/healthz"),
+        spec("policy fetch (JWT + grant)", pbgm_port, "GET", fetch, headers=auth),
+        spec(
+            "decision (JWT + PDP + log)",
+            pbgm_port,
+            "POST",
+            "/api/v1/decisions",
+            headers=json_headers,
+            body=json.dumps(decision),
+        ),
+    ]
+
+
+def run() -> dict[str, Any]:
+    directory = Path(tempfile.mkdtemp(prefix="pbgm-bench-api-"))
+    try:
+        db, keys, token = _repository(directory)
+        pbgm_port, bare_port = _free_port(), _free_port()
+        env = {**os.environ, "PBGM_KEYS_DIR": str(keys), "PBGM_WORKERS": str(WORKERS)}
+        python = sys.executable
+        pbgm = _start(
+            [python, "-m", "pbgm", "--db", db, "serve", "--bind", f"127.0.0.1:{pbgm_port}"],
+            env,
+            pbgm_port,
+        )
+        bare = _start(
+            [python, "-m", "benchmarks.api", "--serve-bare", str(bare_port)], env, bare_port
+        )
+        try:
+            specs = _specs(pbgm_port, bare_port, token)
+            rounds = [[measure(spec) for spec in specs] for _ in range(ROUNDS)]
+            rows = [summarise(spec["name"], [r[i] for r in rounds]) for i, spec in enumerate(specs)]
+        finally:
+            _stop(pbgm)
+            _stop(bare)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    for row in rows:
+        ratios = [n / (b or 1) for n, b in zip(row["per_round"], rows[0]["per_round"], strict=True)]
+        row["ratio_to_bare"] = round(statistics.median(ratios), 2)
+    fetch = rows[2]["ratio_to_bare"]
+    return {
+        "meta": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "workers": WORKERS,
+            "load": f"{LOAD_PROCESSES} processes x {THREADS} threads",
+            "rounds": ROUNDS,
+            "seconds_per_endpoint_and_round": SECONDS,
+            "time": time.time(),
+        },
+        "rows": rows,
+        "policy_fetch_ratio": fetch,
+        "target_ratio": TARGET,
+        "meets_target": fetch >= TARGET,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    print(f"{'endpoint':<30} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} {'errors':>7}")
+    for row in result["rows"]:
+        print(
+            f"{row['endpoint']:<30} {row['requests_per_second']:>9.1f} {row['p50_ms']:>8} "
+            f"{row['p99_ms']:>8} {row['ratio_to_bare']:>7.2f} {row['errors']:>7}"
+        )
+    verdict = "meets" if result["meets_target"] else "misses"
+    print(
+        f"policy fetch at {result['policy_fetch_ratio']:.0%} of the bare endpoint: "
+        f"{verdict} the {result['target_ratio']:.0%} target ({result['meta']['load']}, "
+        f"{result['meta']['workers']} gunicorn workers, {result['meta']['cpus']} CPUs)"
+    )
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-bare":
+        _serve_bare(int(sys.argv[2]))
+        return
+    result = run()
+    report(result)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

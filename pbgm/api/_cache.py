@@ -1,0 +1,138 @@
+"""Caches of the request hot path: repository reads per revision, verified tokens.
+
+Every protected request starts by reading the store revision once
+(`begin_request`). The Access Point, the token account check and the decision
+service read the repository through `RevisionReads`, which answers `revision()`
+with that number and memoises the reads they make (principals, memberships,
+grants, policies) under it. Every change to what they read bumps the revision
+(a store rule), so the next request of any worker or server sees the change;
+entries read after a revision was seen are at least that recent. Writes and
+every other call go to the store itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import g, has_request_context
+
+from pbgm.errors import AuthenticationError, NotFoundError
+from pbgm.store.base import Clock, Store
+from pbgm.tokens import Claims, TokenVerifier
+
+MAX_ENTRIES = 10_000
+
+CACHED_READS = frozenset(
+    {
+        "get_policy",
+        "list_policies",
+        "get_user",
+        "get_service_account",
+        "groups_of",
+        "list_grants",
+    }
+)
+
+
+class _Failure:
+    """A memoised exception (a not-found is an answer too)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class RevisionReads:
+    """A read-through view of a `Store`, memoised per revision (see the module docstring).
+
+    Results are shared between requests: callers must not change them.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._revision: int | None = None
+        self._memo: dict[Any, Any] = {}
+
+    def begin_request(self) -> int:
+        """Read the revision for this request (one query) and remember it on `g`."""
+        revision = self.store.revision()
+        g.pbgm_revision = revision
+        return revision
+
+    def revision(self) -> int:
+        if has_request_context() and "pbgm_revision" in g:
+            return int(g.pbgm_revision)
+        return self.store.revision()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.store, name)
+        if name not in CACHED_READS:
+            return attribute
+        return lambda *args, **kwargs: self._read(name, attribute, args, kwargs)
+
+    def _read(self, name: str, read: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        revision = self.revision()
+        key = (name, args, tuple(sorted(kwargs.items())))
+        memo = self._memo_for(revision)
+        if key not in memo:
+            if len(memo) >= MAX_ENTRIES:
+                memo.clear()  # a flood of distinct ids must not grow memory without bound
+            try:
+                memo[key] = read(*args, **kwargs)
+            except NotFoundError as error:  # an answer too: remembered, raised again
+                memo[key] = _Failure(error)
+        found = memo[key]
+        if isinstance(found, _Failure):
+            raise found.error
+        return found
+
+    def _memo_for(self, revision: int) -> dict[Any, Any]:
+        with self._lock:
+            if revision != self._revision:
+                if self._revision is not None and revision < self._revision:
+                    return {}  # an older view than the cached one: read afresh, keep nothing
+                self._revision, self._memo = revision, {}
+            return self._memo
+
+
+class VerifiedTokens:
+    """A `TokenVerifier` that remembers the tokens it verified, until they expire.
+
+    The signature and the claims of a given token string cannot change, so a token
+    seen again skips the signature check. What can change is still checked on
+    every call: expiry against the clock, that its signing key is still
+    published (a key removed from the ring stops its tokens at once), and the
+    account check (the account may have been disabled since).
+    """
+
+    def __init__(self, verifier: TokenVerifier, clock: Clock) -> None:
+        self.verifier = verifier
+        self.account_check = verifier.account_check
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._claims: dict[str, Claims] = {}
+
+    def verify(self, token: str) -> Claims:
+        claims = self._claims.get(token) if isinstance(token, str) else None
+        if claims is None:
+            claims = self.verifier.verify(token)
+            with self._lock:
+                if len(self._claims) >= MAX_ENTRIES:
+                    self._claims.clear()
+                self._claims[token] = claims
+            return claims
+        if self._clock() >= claims.expires_at + self.verifier.leeway:
+            self._claims.pop(token, None)
+            raise AuthenticationError("the token has expired", code="token_expired")
+        published = self.verifier.keys  # a function returning the current keys by kid
+        if claims.kid not in published():
+            raise AuthenticationError(
+                "the token names an unknown signing key", code="token_unknown_key"
+            )
+        if self.account_check is not None and not self.account_check(claims.subject):
+            raise AuthenticationError(
+                "the token's account is disabled or deleted", code="token_revoked"
+            )
+        return claims
