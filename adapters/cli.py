@@ -3,11 +3,14 @@
     pbgm-service voltage   --config voltage.yaml
     pbgm-service frequency --config frequency.yaml
     pbgm-service pmu       --config pmu.yaml
-    pbgm-service inertia   --config inertia.yaml
 
-(also `python -m adapters.cli ...`). The config format is in `adapters.services._runner`
-and each service's module. Exit statuses are pbgm's (`pbgm.cli.exit_status`): 0 after a
-clean stop on SIGTERM/SIGINT, 9 for a configuration error, 1 for anything unexpected.
+(also `python -m adapters.cli ...`). Inertia estimation has no command here: it is not a
+standing loop but a grid service the event service starts per RoCoF event
+(`adapters.services.inertia`, run inside `pbgm events run`).
+
+The config format is in `adapters.services._runner` and each service's module. Exit
+statuses are pbgm's (`pbgm.cli.exit_status`): 0 after a clean stop on SIGTERM/SIGINT,
+9 for a configuration error, 1 for anything unexpected.
 Errors are printed as `error: <code>: <message>`.
 """
 
@@ -25,7 +28,6 @@ SERVICES = {
     "voltage": ("adapters.services.voltage", "Voltage control on the edgeFLEX topics."),
     "frequency": ("adapters.services.frequency", "VPP fast frequency response or AGC."),
     "pmu": ("adapters.services.pmu", "C37.118.2 frames from UDP onto the bus."),
-    "inertia": ("adapters.services.inertia", "Inertia estimation (the event service's)."),
 }
 
 
@@ -63,7 +65,7 @@ def _command(name: str, module_name: str, help_text: str) -> click.Command:
 
 @click.group(name="pbgm-service")
 def main() -> None:
-    """Run a pbgm control service: voltage, frequency, pmu or inertia."""
+    """Run a pbgm control service: voltage, frequency or pmu."""
 
 
 for _name, (_module, _help) in SERVICES.items():
@@ -71,4 +73,4 @@ for _name, (_module, _help) in SERVICES.items():
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="pbgm-service")

@@ -112,8 +112,8 @@ class LoopService:
     """
 
     name = "service"
-    COUNTERS = ("received", "malformed", "steps", "published", "limits_applied")
-    COUNTERS += ("limits_refused", "step_errors")
+    COUNTERS: tuple[str, ...] = ("received", "malformed", "steps", "published")
+    COUNTERS += ("limits_applied", "limits_refused", "step_errors")
 
     def __init__(self, bus: Bus, period_s: float) -> None:
         self.bus = bus
@@ -294,7 +294,10 @@ def start_loader(config: Any, service: Service, bus: Bus, base: Path) -> Any:
     from pbgm.loader import PolicyLoader, parse_config  # only needed when configured
 
     def sink(name: str) -> Callable[[Any], None]:
-        return lambda loaded: deliver_policy(service, name, loaded.document)
+        def take(loaded: Any) -> None:
+            deliver_policy(service, name, loaded.document)
+
+        return take
 
     parsed = parse_config(config, base_dir=base, source="the `loader` section")
     loader = PolicyLoader(parsed, sinks={name: sink(name) for name in service.sinks()}, bus=bus)

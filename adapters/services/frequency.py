@@ -59,7 +59,7 @@ from pbgm.errors import ConfigurationError, InvalidInputError
 log = logging.getLogger(__name__)
 
 OUTPUT_TOPIC = "/vpp/control/active_power"
-CONTROLLERS = {"ffr": FastFrequencyResponse, "agc": AutomaticGenerationControl}
+CONTROLLERS = ("ffr", "agc")
 GAINS = {
     "k_p": "agc_kp",
     "k_i": "agc_ki_per_s",
@@ -191,7 +191,11 @@ class FrequencyService(LoopService):
     def install_limits(self, limits: FrequencyLimits) -> None:
         try:
             if self.controller is None:
-                self.controller = CONTROLLERS[self.kind](limits)
+                self.controller = (
+                    FastFrequencyResponse(limits)
+                    if self.kind == "ffr"
+                    else AutomaticGenerationControl(limits)
+                )
             else:
                 self.controller.set_limits(limits)
         except ControlError as error:

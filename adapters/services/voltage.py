@@ -137,7 +137,9 @@ def voltage_band(content: Mapping[str, Any]) -> tuple[float, float, float]:
     return float(v_min), float(v_max), float(voltage["v_nominal_v"])
 
 
-def _asset_limits(asset: Asset, own: Mapping[str, Any] | None, node: Mapping[str, Any] | None):
+def _asset_limits(
+    asset: Asset, own: Mapping[str, Any] | None, node: Mapping[str, Any] | None
+) -> DgLimits | EssLimits | None:
     power = (own or {}).get("power") or node
     if not power:
         return None
@@ -195,12 +197,16 @@ def _map(
             f"voltage band `{v_min}`-`{v_max}` pu is not inside the safe envelope "
             f"`{envelope[0]}`-`{envelope[1]}` pu"
         )
-    dg, ess = {}, {}
+    dg: dict[int, DgLimits] = {}
+    ess: dict[int, EssLimits] = {}
     nodes = band.get("nodes") or {}
     for asset in assets:
         limits = _asset_limits(asset, _find(policies, asset.id), nodes.get(f"node_{asset.node}"))
         if limits is not None:
-            (dg if asset.kind == "dg" else ess)[asset.node] = limits
+            if isinstance(limits, DgLimits):
+                dg[asset.node] = limits
+            else:
+                ess[asset.node] = limits
     return VoltageLimits(v_min, v_max, v_nominal, dg, ess)
 
 

@@ -389,3 +389,15 @@ def _wait(condition, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < end, "timed out"
         time.sleep(0.01)
+
+
+def test_a_refused_policy_file_is_logged_and_the_service_goes_on(bus, caplog):
+    from adapters.services._runner import deliver_policy
+
+    service = make_service(bus)
+    assert not deliver_policy(service, "limits", band_policy(v_max=1.2, v_max_pu=1.3))
+    assert not deliver_policy(service, "nowhere", band_policy())
+    assert not deliver_policy(service, "limits", {"id": "no-content"})
+    assert deliver_policy(service, "limits", band_policy())
+    assert service.controller is not None and service.counters["limits_refused"] == 1
+    assert "refused" in caplog.text and "no sink `nowhere`" in caplog.text
