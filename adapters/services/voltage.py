@@ -27,7 +27,8 @@ set-points once and `hold_last`/`stop` publish nothing until inputs return.
 Local config section `voltage`: `feeder` (`{v_nominal_v, lines: [[parent, child, r_ohm,
 x_ohm], ...]}` or `{chain: {n, r_ohm, x_ohm}}`), `assets` (`{id: {node, kind: dg|ess,
 curtailable}}`), `band_from`, `envelope_pu` (default `[0.85, 1.15]`, EN 50160 +10/-15 %),
-`status_topic` (default `/voltage_control/status`), `margin_pu`.
+`status_topic` (default `/voltage_control/status`; null: none), `margin_pu`,
+`loop_period_s` (used until a `service_config` sets one).
 """
 
 from __future__ import annotations
