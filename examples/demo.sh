@@ -88,3 +88,95 @@ section "6. Export twice: the bundle is canonical, the second export is identica
 diff -r "$STATE/export-1" "$STATE/export-2" && echo "export-1 and export-2 are identical"
 
 section "Done: repository and exports are in demo-state/"
+
+# ---------------------------------------------------------------------------------------
+# The REST API (added with `pbgm serve`): start the server on a free local port in the
+# background, get a token for a demo service account, fetch a policy by its base64 id,
+# ask for a decision, and stop the server again (also on failure, through the trap).
+# ---------------------------------------------------------------------------------------
+
+section "7. The REST API: pbgm serve, a token, a policy by base64 id, a decision"
+export PBGM_KEYS_DIR="$STATE/keys"
+rm -rf "$PBGM_KEYS_DIR"
+"$PBGM" keys generate >/dev/null
+
+# A service account may read the operational limits and ask for decisions. Its secret
+# is shown once here; the repository keeps only its hash.
+DEMO_SECRET=$("$PYTHON" - <<'PY'
+from pbgm.model import Permission
+from pbgm.secrets import generate_secret, hash_secret
+from pbgm.store import Grant, ServiceAccount, open_store
+
+store = open_store("sqlite:///pbgm.db")
+secret = generate_secret()
+account = ServiceAccount("demo-loader", hash_secret(secret), ("policies:read", "decisions:write"))
+store.add_service_account(account, actor="demo")
+grant = Grant("service", "demo-loader", "policy_group", "operational-limits", Permission.READ)
+store.add_grant(grant, actor="demo")
+store.close()
+print(secret)
+PY
+)
+echo "service account \`demo-loader\` created (policies:read, decisions:write)"
+
+PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+BASE="http://127.0.0.1:$PORT"
+"$PBGM" serve --bind "127.0.0.1:$PORT" --workers 2 >"$STATE/serve.log" 2>&1 &
+SERVER=$!
+stop_server() { kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true; }
+trap stop_server EXIT
+
+# http METHOD PATH [BODY]: prints the JSON answer; `$AUTH` is sent when set.
+http() {
+    "$PYTHON" - "$BASE$2" "$1" "${3:-}" <<'PY'
+import json, os, sys, urllib.error, urllib.request
+
+url, method, body = sys.argv[1], sys.argv[2], sys.argv[3]
+headers = {"Authorization": os.environ["AUTH"]} if os.environ.get("AUTH") else {}
+data = None
+if body.startswith("grant_type="):
+    data, headers["Content-Type"] = body.encode(), "application/x-www-form-urlencoded"
+elif body:
+    data, headers["Content-Type"] = body.encode(), "application/json"
+try:
+    with urllib.request.urlopen(urllib.request.Request(url, data, headers, method=method)) as r:
+        print(r.read().decode())
+except urllib.error.HTTPError as error:
+    sys.exit(f"{method} {url}: {error.code} {error.read().decode()}")
+PY
+}
+
+for _ in $(seq 1 100); do
+    http GET /readyz >/dev/null 2>&1 && break
+    kill -0 "$SERVER" 2>/dev/null || fail "pbgm serve stopped: $(cat "$STATE/serve.log")"
+    sleep 0.2
+done
+echo "pbgm serve is up on $BASE ($(http GET /readyz))"
+
+BASIC=$("$PYTHON" -c 'import base64, sys; print(base64.b64encode(sys.argv[1].encode()).decode())' "demo-loader:$DEMO_SECRET")
+TOKEN=$(AUTH="Basic $BASIC" http POST /api/v1/token "grant_type=client_credentials" \
+    | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+export AUTH="Bearer $TOKEN"
+echo "token issued for demo-loader (a signed JWT, $(( ${#TOKEN} )) characters)"
+
+POLICY_ID=$("$PYTHON" -c 'from pbgm.access import encode_id; print(encode_id("limits-bess-01"))')
+echo "GET /api/v1/policy?policy_id=$POLICY_ID&policy_group=operational-limits"
+http GET "/api/v1/policy?policy_id=$POLICY_ID&policy_group=operational-limits" | "$PYTHON" -c '
+import json, sys
+p = json.load(sys.stdin)
+print("  -> {id} version {version}, type {type}, ETag {etag}".format(**p))'
+
+REQUEST=$("$PYTHON" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(json.dumps({k: r[k] for k in ("subject", "resource", "action", "environment") if k in r}))' \
+    "$ROOT/examples/requests/operator-writes-bess-limits.json")
+echo "POST /api/v1/decisions  (operator-writes-bess-limits.json)"
+DECISION=$(http POST /api/v1/decisions "$REQUEST" | summary)
+echo "  -> $DECISION"
+[[ $DECISION == Permit* ]] || fail "the REST decision was $DECISION, expected Permit"
+
+stop_server
+trap - EXIT
+echo
+echo "REST API demo done: server stopped"
