@@ -156,10 +156,11 @@ class Relay:
             return
         fields = delivery.fields(payload)
         if delivery.min_interval_s is not None:
-            fields = self._downsampled(index, message.topic, payload, fields, delivery, now)
-            if fields is None:
+            due = self._downsampled(index, message.topic, payload, fields, delivery, now)
+            if due is None:
                 self.counters.bump("held")
                 return
+            fields = due
         self._forward(route, codec, delivery.topic(message.topic), fields)
 
     def _request(

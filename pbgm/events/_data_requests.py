@@ -87,8 +87,8 @@ class DataRequests:
             return
         enforcement = self.enforcer.enforce(event, now)
         if not enforcement.allowed:
-            error = {"code": "not_permitted", "message": enforcement.reason}
-            self._reply(event, {"status": "denied", "error": error})
+            refusal = {"code": "not_permitted", "message": enforcement.reason}
+            self._reply(event, {"status": "denied", "error": refusal})
             return
         self._reply(event, self._answer(event, payload))
 

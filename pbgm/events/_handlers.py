@@ -178,7 +178,7 @@ class Obligations:
             "rate-limit": self.rate_limit,
         }
         for name, apply in TRANSFORMS.items():
-            built_in[name] = lambda o, e, apply=apply: apply(o, e.delivery)
+            built_in[name] = _on_delivery(apply)
         return built_in
 
     # -- data ----------------------------------------------------------------------
@@ -319,6 +319,15 @@ class Obligations:
             object_id=event.topic,
             details=details,
         )
+
+
+def _on_delivery(apply: Callable[[Obligation, Delivery], None]) -> EventHandler:
+    """A transforming obligation, recorded on the event's delivery."""
+
+    def handle(obligation: Obligation, event: Event) -> None:
+        apply(obligation, event.delivery)
+
+    return handle
 
 
 def _matches(topic: str, filters: Iterable[TopicFilter]) -> bool:

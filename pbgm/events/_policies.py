@@ -28,7 +28,6 @@ from ._triggers import Trigger, triggers_of
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_FAILED = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +73,11 @@ class PolicyCache:
         """The principal's groups in the store (none without a store or if unknown)."""
         found = self._groups_of.get(principal)
         if found is None:
-            answer = self._ask(lambda s: tuple(sorted(s.groups_of(principal))), ())
-            if answer is _FAILED:
+            none: tuple[str, ...] = ()
+            answered, groups = self._ask(lambda s: tuple(sorted(s.groups_of(principal))), none)
+            if not answered:
                 return ()
-            found = self._groups_of[principal] = answer
+            found = self._groups_of[principal] = groups
         return found
 
     def enabled(self, principal: str) -> bool:
@@ -86,10 +86,10 @@ class PolicyCache:
             return True
         found = self._enabled.get(principal)
         if found is None:
-            answer = self._ask(lambda s: _enabled_in(s, principal), False)
-            if answer is _FAILED:
+            answered, enabled = self._ask(lambda s: _enabled_in(s, principal), False)
+            if not answered:
                 return False
-            found = self._enabled[principal] = answer
+            found = self._enabled[principal] = enabled
         return found
 
     def refresh(self, *, force: bool = False) -> None:
@@ -101,8 +101,8 @@ class PolicyCache:
             return
         with self._lock:
             self._next_check = now + self._refresh_s
-            revision = self._ask(lambda s: s.revision(), None)
-            if revision is _FAILED or revision == self._revision:
+            answered, revision = self._ask(lambda s: s.revision(), None)
+            if not answered or revision == self._revision:
                 return
             self._groups_of, self._enabled = {}, {}
             reloaded = all(self._reload(group) for group in list(self._groups))
@@ -119,8 +119,8 @@ class PolicyCache:
         if compiled is None:
             with self._lock:
                 if group not in self._groups and not self._reload(group):
-                    empty = PolicyDecisionPoint()
-                    self._groups[group] = _Compiled(empty, ())
+                    self._groups[group] = _Compiled(PolicyDecisionPoint(), ())  # denies
+                    self._revision = None  # retried at the next check
                 compiled = self._groups[group]
         return compiled
 
@@ -149,16 +149,17 @@ class PolicyCache:
         self._groups[group] = compiled
         return True
 
-    def _ask(self, question: Callable[[Store], T], not_found: T) -> T | object:
-        """The store's answer, `not_found` for a missing object, `_FAILED` on a failure."""
+    def _ask(self, question: Callable[[Store], T], not_found: T) -> tuple[bool, T]:
+        """(True, the store's answer or `not_found` for a missing object), or
+        (False, `not_found`) when the store failed."""
         assert self.store is not None
         try:
-            return question(self.store)
+            return True, question(self.store)
         except NotFoundError:
-            return not_found
+            return True, not_found
         except Exception:
             log.warning("the policy store failed to answer", exc_info=True)
-            return _FAILED
+            return False, not_found
 
 
 def _enabled_in(store: Store, principal: str) -> bool:

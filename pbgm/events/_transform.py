@@ -98,17 +98,20 @@ def aggregate(group: Sequence[Mapping[str, Any]], method: str) -> dict[str, Any]
     last = dict(group[-1])
     if method == "last" or len(group) == 1:
         return last
-    combine: Callable[[list[float]], float] = {
-        "mean": lambda xs: sum(xs) / len(xs),
-        "min": min,
-        "max": max,
-    }[method]
+    combine = _COMBINE[method]
     for key, value in last.items():
         if key in TIME_FIELDS or not _is_number(value):
             continue
         numbers = [g[key] for g in group if _is_number(g.get(key))]
         last[key] = combine(numbers)
     return last
+
+
+def _mean(numbers: list[float]) -> float:
+    return sum(numbers) / len(numbers)
+
+
+_COMBINE: Mapping[str, Callable[[list[float]], float]] = {"mean": _mean, "min": min, "max": max}
 
 
 def _is_number(value: Any) -> bool:
@@ -186,14 +189,15 @@ def _round(obligation: Obligation, delivery: Delivery) -> None:
 
 
 def _downsample(obligation: Obligation, delivery: Delivery) -> None:
-    interval = obligation.attributes.get("min_interval_s")
+    value = obligation.attributes.get("min_interval_s")
     method = obligation.attributes.get("method", "last")
-    if not _is_number(interval) or not 0 < interval < math.inf:
+    interval = float(value) if isinstance(value, int | float) and _is_number(value) else math.nan
+    if not 0 < interval < math.inf:
         raise _bad(obligation, "`min_interval_s` must be a positive number")
     if method not in METHODS:
         raise _bad(obligation, f"`method` must be one of {', '.join(METHODS)}")
     if delivery.min_interval_s is None or interval > delivery.min_interval_s:
-        delivery.min_interval_s, delivery.method = float(interval), method
+        delivery.min_interval_s, delivery.method = interval, str(method)
 
 
 def _rename(obligation: Obligation, delivery: Delivery) -> None:
@@ -218,6 +222,13 @@ TRANSFORMS: Mapping[str, Callable[[Obligation, Delivery], None]] = {
 
 def transform_handlers(delivery: Delivery) -> dict[str, Callable[[Obligation, Request], None]]:
     """PEP handlers recording the transforming obligations on `delivery`."""
-    return {
-        name: (lambda o, _r, apply=apply: apply(o, delivery)) for name, apply in TRANSFORMS.items()
-    }
+    return {name: _recording(apply, delivery) for name, apply in TRANSFORMS.items()}
+
+
+def _recording(
+    apply: Callable[[Obligation, Delivery], None], delivery: Delivery
+) -> Callable[[Obligation, Request], None]:
+    def handle(obligation: Obligation, _request: Request) -> None:
+        apply(obligation, delivery)
+
+    return handle

@@ -66,8 +66,9 @@ class Condition:
         if self.variable in ("active_power", "power"):
             return newest.power
         value = newest.fields.get(self.variable)
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        return float(value) if numeric and math.isfinite(value) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if math.isfinite(value) else None
 
     def holds(self, value: float | None) -> bool:
         if value is None:
