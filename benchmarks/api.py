@@ -71,7 +71,7 @@ def bare_app() -> Flask:
 def _serve_bare(port: int) -> None:
     """Run the bare app with exactly the gunicorn options `pbgm serve` uses."""
     from pbgm.api import Settings
-    from pbgm.cli._serve import PbgmServer
+    from pbgm.api.server import PbgmServer
 
     class BareServer(PbgmServer):
         def load(self) -> Flask:

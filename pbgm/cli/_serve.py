@@ -1,59 +1,31 @@
-"""`pbgm serve`: the REST API under gunicorn.
+"""`pbgm serve`: the REST API under gunicorn (`pbgm.api.server.PbgmServer`).
 
 Settings come from `PBGM_*` variables (see `pbgm.api.settings`), the global
-`--db` option and the options below, validated before any worker starts. Each
-worker builds its own app with `create_app` after the fork, so no database
-connection crosses a fork; the schema must already be migrated (`pbgm db
-upgrade`). With `PBGM_TLS_CERT` and `PBGM_TLS_KEY` (or the options) gunicorn
-serves HTTPS.
+`--db` option and the options below, validated before any worker starts; a bad
+one stops the command with exit status 9 and every problem listed. The schema
+must already be migrated (`pbgm db upgrade`). With `PBGM_TLS_CERT` and
+`PBGM_TLS_KEY` (or the options) gunicorn serves HTTPS. Flask and gunicorn are
+imported only by this command, so the rest of the CLI starts without them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Flask
-from gunicorn.app.base import BaseApplication
 
-from pbgm.api import Settings, create_app, load_settings
 from pbgm.cli._app import Env, main, masked, pass_env
 from pbgm.errors import ConfigurationError
 from pbgm.store.factory import MEMORY_URL
 
-GRACEFUL_TIMEOUT_S = 10
-
-
-class PbgmServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
-    """gunicorn running `create_app(settings)` in every worker."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        super().__init__(prog="pbgm serve")
-
-    def gunicorn_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bind": [self.settings.bind],
-            "workers": self.settings.workers,
-            "worker_class": "sync",
-            "proc_name": "pbgm",
-            "graceful_timeout": GRACEFUL_TIMEOUT_S,
-        }
-        if self.settings.tls_cert and self.settings.tls_key:
-            options["certfile"] = self.settings.tls_cert
-            options["keyfile"] = self.settings.tls_key
-        return options
-
-    def load_config(self) -> None:
-        for name, value in self.gunicorn_options().items():
-            self.cfg.set(name, value)
-
-    def load(self) -> Flask:
-        return create_app(self.settings)
+if TYPE_CHECKING:
+    from pbgm.api.settings import Settings
 
 
 def serve_settings(env: Env, **options: Any) -> Settings:
     """The environment's settings with the command line's on top, validated."""
+    from pbgm.api.settings import load_settings
+
     changes = {name: value for name, value in options.items() if value is not None}
     settings = load_settings().replace(database_url=env.db, **changes)
     if settings.database_url.strip() == MEMORY_URL and settings.workers > 1:
@@ -82,6 +54,8 @@ def serve(
     settings = serve_settings(
         env, bind=bind, workers=workers, tls_cert=tls_cert, tls_key=tls_key, keys_dir=keys_dir
     )
+    from pbgm.api.server import PbgmServer
+
     scheme = "https" if settings.tls_cert else "http"
     click.echo(
         f"pbgm serving {masked(settings.database_url)} on {scheme}://{settings.bind} "

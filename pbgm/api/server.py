@@ -1,0 +1,47 @@
+"""The REST API under gunicorn: `PbgmServer`, what `pbgm serve` runs.
+
+A `gunicorn.app.base.BaseApplication` whose workers each build their own app
+with `create_app(settings)` after the fork, so no database connection crosses a
+fork. Options come from the validated `Settings`: bind address, worker count,
+TLS certificate and key when both are set. Sync workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from pbgm.api._app import create_app
+from pbgm.api.settings import Settings
+
+GRACEFUL_TIMEOUT_S = 10
+
+
+class PbgmServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
+    """gunicorn running `create_app(settings)` in every worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__(prog="pbgm serve")
+
+    def gunicorn_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "bind": [self.settings.bind],
+            "workers": self.settings.workers,
+            "worker_class": "sync",
+            "proc_name": "pbgm",
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
+        }
+        if self.settings.tls_cert and self.settings.tls_key:
+            options["certfile"] = self.settings.tls_cert
+            options["keyfile"] = self.settings.tls_key
+        return options
+
+    def load_config(self) -> None:
+        for name, value in self.gunicorn_options().items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Flask:
+        return create_app(self.settings)
