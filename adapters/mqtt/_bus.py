@@ -41,6 +41,7 @@ from adapters.mqtt._paho import (
     capture_logger,
     close_abandoned_sockets,
     make_client,
+    no_delay,
     publish_properties,
     received_properties,
 )
@@ -199,6 +200,7 @@ class MqttBus:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls:
             client.tls_set_context(self._ssl_context())
+        client.on_socket_open = no_delay
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

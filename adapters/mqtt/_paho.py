@@ -43,6 +43,14 @@ def make_client(settings: MqttSettings) -> mqtt.Client:
     )
 
 
+def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """Send small messages at once (no Nagle): set-points and answers are latency-bound."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        log.debug("TCP_NODELAY not available on this socket")
+
+
 def publish_properties(ours: Mapping[str, Any]) -> Properties | None:
     """paho's PUBLISH properties for ours (see `pbgm.bus`); None when there are none."""
     if not ours:
