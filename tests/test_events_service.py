@@ -516,3 +516,18 @@ def test_an_obligation_nobody_handles_is_not_enforced(
     stats = service.stats()
     assert stats["obligations_failed"] == 1
     assert "measurement_permitted" not in stats
+
+
+def test_a_flood_of_bad_messages_is_counted_but_warned_about_once(
+    bus: MemoryBus, service: EventService, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="pbgm.events"):
+        for _ in range(100):
+            bus.publish(PMU_TOPIC, b"garbage")
+            service.handle(BusMessage("/unknown", b"{}"))
+    assert service.stats()["malformed"] == 100
+    assert service.stats()["unknown_topic"] == 100
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2
+    assert "malformed payload on `/edgeflex/edgepmu3/ch0`" in warned[0]
+    assert "no subscription covers `/unknown`" in warned[1]

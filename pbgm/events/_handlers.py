@@ -33,7 +33,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +162,7 @@ class Obligations:
         self._requests: dict[str, deque[float]] = {}
         self._forwards: list[_Forward] = []
         self._lock = threading.Lock()
-        self.pending: set[Any] = set()
+        self._pending: set[Future[None]] = set()
 
     @property
     def store(self) -> Store | None:
@@ -227,9 +227,19 @@ class Obligations:
         timeout = attributes.get("timeout_s")
         run = ServiceRun(name, parameters, event.topic, event.t, window, event.trigger, timeout)
         future = self.executor.submit(self._run, service, run)
-        self.pending.add(future)
-        future.add_done_callback(self.pending.discard)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
         self.counters.bump("services_started")
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def running(self) -> list[Future[None]]:
+        """The grid service runs not finished yet."""
+        with self._lock:
+            return list(self._pending)
 
     def _run(self, service: Callable[[ServiceRun], object], run: ServiceRun) -> None:
         try:

@@ -68,6 +68,23 @@ from ._triggers import Trigger, TriggerState
 log = logging.getLogger(__name__)
 
 
+class _Warnings:
+    """A warning per kind at most every `interval_s`; the others go to the debug level,
+    so a flood of bad messages cannot flood the log."""
+
+    def __init__(self, monotonic: Callable[[], float], interval_s: float = 10.0) -> None:
+        self._monotonic, self._interval_s = monotonic, interval_s
+        self._next: dict[str, float] = {}
+
+    def warn(self, kind: str, message: str, *args: Any) -> None:
+        now = self._monotonic()
+        if now < self._next.get(kind, 0.0):
+            log.debug(message, *args)
+            return
+        self._next[kind] = now + self._interval_s
+        log.warning(message + " (more of these within %gs: debug level)", *args, self._interval_s)
+
+
 class _Route:
     def __init__(self, config: SubscriptionConfig) -> None:
         self.config = config
@@ -97,6 +114,7 @@ class EventService:
             store, pdp=pdp, refresh_s=config.refresh_ms / 1000, monotonic=monotonic
         )
         self.counters = Counters()
+        self._warnings = _Warnings(monotonic)
         self._routes = tuple(_Route(s) for s in config.subscriptions)
         self._route_of: dict[str, _Route | None] = {}
         self._histories: dict[str, TopicHistory] = {}
@@ -159,14 +177,25 @@ class EventService:
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for the grid services started so far; False on timeout."""
-        _, running = wait_futures(list(self.obligations.pending), timeout=timeout)
+        _, running = wait_futures(self.obligations.running(), timeout=timeout)
         return not running
 
     def stats(self) -> dict[str, int]:
-        """Counters: received, malformed, unknown_topic, `<kind>_permitted`, denied, ..."""
+        """The counters (a counter appears once it is non-zero).
+
+        Messages: `received`, `malformed`, `unknown_topic`, `errors` (a bug, logged),
+        `late` (a sample older than the newest of its topic: decided, not in the history).
+        Decisions, by kind (`measurement`, `grid_state`, `data_request`, `trigger`):
+        `<kind>_permitted`, `<kind>_denied`, `<kind>_not_applicable`,
+        `<kind>_indeterminate`, and `obligations_failed` (a Permit not enforced).
+        Data requests: `bad_token`, `invalid_request`, `no_reply_topic`, `data_replies`.
+        Obligations: `triggers_fired`, `services_started`, `services_failed`,
+        `data_returned`, `notifications`, `revocations`. State: `topics` (with a
+        history), `services_running`.
+        """
         out = self.counters.snapshot()
         out["topics"] = len(self._histories)
-        out["services_running"] = len(self.obligations.pending)
+        out["services_running"] = len(self.obligations.running())
         return out
 
     # -- one message -----------------------------------------------------------------
@@ -177,13 +206,13 @@ class EventService:
         route = self._route(message.topic)
         if route is None:
             self.counters.bump("unknown_topic")
-            log.debug("no subscription covers `%s`", message.topic)
+            self._warnings.warn("unknown_topic", "no subscription covers `%s`", message.topic)
             return
         try:
             payload = route.codec.decode(message.payload)
         except InvalidInputError as exc:
             self.counters.bump("malformed")
-            log.debug("malformed payload on `%s`: %s", message.topic, exc.message)
+            self._warnings.warn("malformed", "malformed payload on `%s`: %s", message.topic, exc)
             return
         try:
             self.policies.refresh()
