@@ -71,7 +71,7 @@ def _record_response(record: PolicyRecord, status: int = 200) -> Response:
     headers = {"ETag": f'"v{record.version}"', "Cache-Control": "no-store"}
     if status == 201:
         headers["Location"] = url_for("admin.get_policy", policy_id=encode_id(record.id))
-    return json_response(record_data(record), status, **headers)
+    return json_response(record_data(record), status, headers=headers)
 
 
 def expected_version() -> int:

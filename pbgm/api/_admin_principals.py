@@ -189,7 +189,7 @@ def add_account_routes(blueprint: Blueprint, store: Store) -> None:
         )
         made = store.add_service_account(account, actor=actor())
         data = {**account_data(made), "client_secret": secret}
-        return json_response(data, 201, **{"Cache-Control": "no-store"})
+        return json_response(data, 201, headers={"Cache-Control": "no-store"})
 
     @blueprint.patch("/service-accounts/<client_id>", endpoint="update_service_account")
     def update_service_account(client_id: str) -> Response:

@@ -99,7 +99,8 @@ def parse_requests(document: Any, *, max_batch: int) -> tuple[list[Request], boo
         )
     if problems:
         raise ValidationError(problems)
-    requests, found = [], []
+    requests: list[Request] = []
+    found: list[Problem] = []
     for index, item in enumerate(items):
         try:
             requests.append(_request(item, f"$.requests[{index}]"))
@@ -181,7 +182,7 @@ def decisions_blueprint(
             data = [response_data(r) for r in decided]
             body = {"responses": data} if batch else data[0]
         metrics.decision_latency.observe(time.perf_counter() - started)
-        return json_response(body, **{"Cache-Control": "no-store"})
+        return json_response(body, headers={"Cache-Control": "no-store"})
 
     return blueprint
 

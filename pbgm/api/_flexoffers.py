@@ -125,7 +125,7 @@ def flexoffers_blueprint(store: Store, access: AccessPoint, clock: Clock) -> Blu
         document = json_object()
         record = desk.submit(document, desk.template(policy_id))
         location = url_for("flexoffers.get", offer_id=encode_id(record.id))
-        return json_response(offer_data(record), 201, Location=location)
+        return json_response(offer_data(record), 201, headers={"Location": location})
 
     @blueprint.get("/flexoffers/<offer_id>", endpoint="get")
     def get(offer_id: str) -> Response:

@@ -131,8 +131,10 @@ def conditional_json(data: Any, etag: str, *, status: int = 200) -> Response:
     return response
 
 
-def json_response(data: Any, status: int = 200, **headers: str) -> Response:
+def json_response(
+    data: Any, status: int = 200, *, headers: Mapping[str, str] | None = None
+) -> Response:
     response = jsonify(data)
     response.status_code = status
-    response.headers.update(headers)
+    response.headers.update(headers or {})
     return response

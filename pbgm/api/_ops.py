@@ -27,7 +27,7 @@ def ops_blueprint(store: Store, metrics: Metrics) -> Blueprint:
 
     @blueprint.get("/healthz", endpoint="healthz")
     def healthz() -> Response:
-        return json_response({"status": "ok"}, **{"Cache-Control": "no-store"})
+        return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
     @blueprint.get("/readyz", endpoint="readyz")
     def readyz() -> Response:
@@ -37,7 +37,7 @@ def ops_blueprint(store: Store, metrics: Metrics) -> Blueprint:
             log.warning("not ready: %s", error.code)
             raise StoreUnavailableError("the policy repository cannot be read") from None
         body = {"status": "ready", "revision": revision}
-        return json_response(body, **{"Cache-Control": "no-store"})
+        return json_response(body, headers={"Cache-Control": "no-store"})
 
     @blueprint.get("/metrics", endpoint="metrics")
     def metrics_text() -> Response:

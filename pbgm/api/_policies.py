@@ -59,12 +59,12 @@ class FetchMemo:
         self.access, self.reads = access, reads
         self._lock = threading.Lock()
         self._revision: int | None = None
-        self._answers: dict[tuple[str, ...], tuple[bytes, str]] = {}
+        self._answers: dict[tuple[Any, ...], tuple[bytes, str]] = {}
 
     def answer(self, values: dict[str, str]) -> tuple[bytes, str]:
         """The JSON body and ETag for the caller's query."""
         revision = self.reads.revision()
-        key = (principal().id, *sorted(values.items(), key=str))
+        key: tuple[Any, ...] = (principal().id, *sorted(values.items()))
         with self._lock:
             if revision != self._revision or len(self._answers) >= MAX_MEMO:
                 self._revision, self._answers = revision, {}

@@ -24,7 +24,7 @@ log and listings. Grants are the Access Point's, evaluated by its own PDP
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pbgm.access import AccessPoint, Principal
@@ -166,7 +166,7 @@ class AdminGrants:
     target of `resource.targets` (a call with no target needs the global grant).
     """
 
-    provides = ("subject.admin",)
+    provides: Collection[str] = ("subject.admin",)
 
     def __init__(self, access: AccessPoint) -> None:
         self._access = access

@@ -12,7 +12,7 @@ from typing import Any
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 ID_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 PROTECTED_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 503)
 
 _ERROR_TEXT = {
@@ -64,7 +64,7 @@ ENABLED = _obj(("enabled",), enabled={"type": "boolean"})
 
 def _op(
     summary: str,
-    ok: dict[str, dict[str, Any]],
+    ok: dict[int, dict[str, Any]],
     *,
     params: tuple[dict[str, Any], ...] = (),
     body: dict[str, Any] | None = None,
