@@ -141,6 +141,9 @@ class MqttBus:
     def connect(self, timeout: float | None = 10.0) -> None:
         """Connect and wait for the broker's acceptance.
 
+        Publishing and subscribing work before it (and after a fatal failure): messages
+        wait in the bounded queue, subscriptions are made on connection.
+
         Raises `mqtt_auth_failed`, `mqtt_tls_failed` or `mqtt_refused` as soon as the
         broker or the handshake says so, and `mqtt_unreachable` when `timeout` seconds
         pass without a connection (retrying meanwhile). After a raise the client is
@@ -287,6 +290,7 @@ class MqttBus:
             if self._ever:
                 self._counters.bump("reconnects")
             self._ever = True
+            self._subscribe_mids.clear()
             for number, subscription in self._dispatcher.subscriptions():
                 self._send_subscribe(number, subscription)
             self._flush()

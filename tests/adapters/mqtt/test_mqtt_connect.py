@@ -20,6 +20,8 @@ from tests.mqtt_broker import Broker, free_port
 
 WAIT_FOR_STORM = 0.6
 
+pytestmark = pytest.mark.mosquitto
+
 
 def _wrong_password(broker: Broker) -> dict[str, Any]:
     return broker.bus_config(password="not-the-password")

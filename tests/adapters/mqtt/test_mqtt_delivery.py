@@ -19,6 +19,8 @@ from tests.mqtt_broker import Broker
 
 _topics = itertools.count()
 
+pytestmark = pytest.mark.mosquitto
+
 
 def fresh_topic(name: str = "t") -> str:
     """A topic no other test uses (the session broker is shared)."""

@@ -20,6 +20,8 @@ from tests.mqtt_broker import Broker
 
 N = 500
 
+pytestmark = pytest.mark.mosquitto
+
 
 class Numbers:
     def __init__(self) -> None:
