@@ -531,3 +531,30 @@ def test_a_flood_of_bad_messages_is_counted_but_warned_about_once(
     assert len(warned) == 2
     assert "malformed payload on `/edgeflex/edgepmu3/ch0`" in warned[0]
     assert "no subscription covers `/unknown`" in warned[1]
+
+
+def test_a_trigger_can_revoke_the_grants_of_a_principal(
+    bus: MemoryBus, store: Store, clock: FrozenClock
+) -> None:
+    document = json.loads((EXAMPLES / "policies" / "inertia-on-rocof.json").read_text())
+    document["id"] = "revoke-on-rocof"
+    document["target"] = {"resource": {"trigger": "revoke-on-rocof"}}  # no service to run
+    document["content"]["actions"] = [
+        {"kind": "revoke_access", "principal": "svc-inertia"}  # a user: its grants
+    ]
+    pap = PolicyAdministrationPoint(store)
+    pap.retire("inertia-on-rocof", actor="op-anna")
+    pap.create(document, actor="op-anna")
+    pap.publish("revoke-on-rocof", actor="op-anna")
+    assert [g.enabled for g in store.list_grants(principal="svc-inertia")] == [True]
+    pmu = {**CONFIG["subscriptions"][0], "s_base_mw": 10}  # no run_service parameters now
+    config = EventServiceConfig.from_mapping({**CONFIG, "subscriptions": [pmu]})
+    with EventService(config, bus=bus, store=store, clock=clock):
+        for payload in swing_messages():
+            bus.publish(PMU_TOPIC, payload)
+    [grant] = store.list_grants(principal="svc-inertia")
+    assert grant.enabled is False
+    [entry] = [e for e in store.list_audit(limit=50) if e.action == "events.revoke_access"]
+    assert (entry.object_type, entry.object_id) == ("grant", str(grant.id))
+    assert entry.details["event"]["trigger"] == "revoke-on-rocof"
+    assert entry.details["event"]["device"] == "edgepmu3"

@@ -13,9 +13,11 @@ then denies (`pbgm.pep`). Built in:
 `run_service`            start grid service `service` with `parameters` on a worker
                          thread, given the event's topic window (`parameters.window_s`
                          before the event, default 10 s)
-`revoke_access`          disable service account `principal` (default: the subject),
-                         grant `grant_id`, or every grant of `principal` (`grants:
-                         true`); audited with the triggering event
+`revoke_access`          disable grant `grant_id`, or service account `principal`
+                         (default: the subject), or, when `principal` is no service
+                         account or `grants: true` is given, every enabled grant it
+                         holds; in one transaction with its audit entry, which
+                         records the triggering event
 `publish_notification`   publish `payload` plus the event under `event` on `topic`
                          (default: the configured notification topic)
 `audit`                  one audit entry per subject, topic and decision per audit
@@ -254,35 +256,42 @@ class Obligations:
         store = self.store
         if store is None:
             raise ConfigurationError("`revoke_access` needs a policy store")
-        attributes = obligation.attributes
-        principal = attributes.get("principal") or event.subject
-        revoked = []
-        if isinstance(attributes.get("grant_id"), int):
-            grant = store.set_grant_enabled(attributes["grant_id"], False, actor=self.actor)
-            revoked.append(("grant", str(grant.id)))
-        elif attributes.get("grants") is True and isinstance(principal, str):
-            for grant in store.list_grants(principal=principal):
-                if grant.enabled and grant.id is not None:
-                    store.set_grant_enabled(grant.id, False, actor=self.actor)
-                    revoked.append(("grant", str(grant.id)))
-        elif principal == self.actor:
-            raise InvalidInputError("the event service does not revoke its own access")
-        elif isinstance(principal, str) and principal:
-            store.set_service_account_enabled(principal, False, actor=self.actor)
-            revoked.append(("service_account", principal))
-        if not revoked:
-            raise NotFoundError(f"nothing to revoke for `{principal}`")
+        principal = obligation.attributes.get("principal") or event.subject
         details = {"principal": principal, "event": event.describe()}
-        for object_type, object_id in revoked:
-            store.record_audit(
-                actor=self.actor,
-                action="events.revoke_access",
-                object_type=object_type,
-                object_id=object_id,
-                details=details,
-            )
+        with store.atomic() as view:  # the revocation and its audit entry, or neither
+            revoked = self._revoke(view, obligation.attributes, principal)
+            for object_type, object_id in revoked:
+                view.record_audit(
+                    actor=self.actor,
+                    action="events.revoke_access",
+                    object_type=object_type,
+                    object_id=object_id,
+                    details=details,
+                )
         self.policies.invalidate()
         self.counters.bump("revocations", len(revoked))
+
+    def _revoke(
+        self, store: Store, attributes: Mapping[str, Any], principal: Any
+    ) -> list[tuple[str, str]]:
+        """Disable what the attributes name; the (object type, id) of each."""
+        grant_id = attributes.get("grant_id")
+        if isinstance(grant_id, int) and not isinstance(grant_id, bool):
+            store.set_grant_enabled(grant_id, False, actor=self.actor)
+            return [("grant", str(grant_id))]
+        if not isinstance(principal, str) or not principal:
+            raise InvalidInputError("`revoke_access` needs a `principal` or a `grant_id`")
+        if principal == self.actor:
+            raise InvalidInputError("the event service does not revoke its own access")
+        if attributes.get("grants") is not True and _is_service_account(store, principal):
+            store.set_service_account_enabled(principal, False, actor=self.actor)
+            return [("service_account", principal)]
+        ids = [g.id for g in store.list_grants(principal=principal) if g.enabled and g.id]
+        for number in ids:
+            store.set_grant_enabled(number, False, actor=self.actor)
+        if not ids:
+            raise NotFoundError(f"`{principal}` holds no enabled grant")
+        return [("grant", str(number)) for number in ids]
 
     def rate_limit(self, obligation: Obligation, event: Event) -> None:
         limit = obligation.attributes.get("requests_per_minute")
@@ -329,6 +338,14 @@ class Obligations:
             object_id=event.topic,
             details=details,
         )
+
+
+def _is_service_account(store: Store, principal: str) -> bool:
+    try:
+        store.get_service_account(principal)
+    except NotFoundError:
+        return False
+    return True
 
 
 def _on_delivery(apply: Callable[[Obligation, Delivery], None]) -> EventHandler:
