@@ -17,7 +17,8 @@ then denies (`pbgm.pep`). Built in:
                          (default: the subject), or, when `principal` is no service
                          account or `grants: true` is given, every enabled grant it
                          holds; in one transaction with its audit entry, which
-                         records the triggering event
+                         records the triggering event (and `duration_s`: access
+                         is not restored automatically)
 `publish_notification`   publish `payload` plus the event under `event` on `topic`
                          (default: the configured notification topic)
 `audit`                  one audit entry per subject, topic and decision per audit
@@ -258,6 +259,8 @@ class Obligations:
             raise ConfigurationError("`revoke_access` needs a policy store")
         principal = obligation.attributes.get("principal") or event.subject
         details = {"principal": principal, "event": event.describe()}
+        if "duration_s" in obligation.attributes:  # recorded; restoring is an operator's act
+            details["duration_s"] = obligation.attributes["duration_s"]
         with store.atomic() as view:  # the revocation and its audit entry, or neither
             revoked = self._revoke(view, obligation.attributes, principal)
             for object_type, object_id in revoked:
