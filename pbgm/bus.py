@@ -53,15 +53,6 @@ log = logging.getLogger(__name__)
 
 BUS_ENTRY_POINT_GROUP = "pbgm.bus"
 MAX_TOPIC_BYTES = 65535
-PROPERTY_NAMES = frozenset(
-    {
-        "response_topic",
-        "correlation_data",
-        "content_type",
-        "message_expiry_interval",
-        "user_properties",
-    }
-)
 
 
 def _no_properties() -> Mapping[str, Any]:
@@ -145,21 +136,62 @@ def check_qos(qos: Any) -> int:
 
 
 def check_properties(properties: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """The known MQTT 5 properties, `user_properties` normalised to a tuple of pairs."""
+    """The known MQTT 5 properties, checked; `correlation_data` as bytes and
+    `user_properties` as a tuple of `(name, value)` string pairs."""
     if not properties:
         return _no_properties()
-    unknown = sorted(set(properties) - PROPERTY_NAMES)
-    if unknown:
-        raise InvalidInputError(
-            f"unknown message property `{unknown[0]}`", code="invalid_message_property"
-        )
-    out = dict(properties)
-    users = out.get("user_properties")
-    if isinstance(users, Mapping):
-        out["user_properties"] = tuple((str(k), str(v)) for k, v in users.items())
-    elif users is not None:
-        out["user_properties"] = tuple((str(k), str(v)) for k, v in users)
+    out: dict[str, Any] = {}
+    for name, value in properties.items():
+        check = _PROPERTY_CHECKS.get(name)
+        if check is None:
+            raise _bad_property(f"unknown message property `{name}`")
+        if value is not None:
+            out[name] = check(value)
     return MappingProxyType(out)
+
+
+def _bad_property(message: str) -> InvalidInputError:
+    return InvalidInputError(message, code="invalid_message_property")
+
+
+def _text_property(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad_property("`response_topic` and `content_type` must be non-empty strings")
+    return value
+
+
+def _bytes_property(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if not isinstance(value, bytes | bytearray):
+        raise _bad_property("`correlation_data` must be bytes or a string")
+    return bytes(value)
+
+
+def _interval_property(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+        raise _bad_property("`message_expiry_interval` must be whole seconds (0 to 2^32-1)")
+    return value
+
+
+def _pairs_property(value: Any) -> tuple[tuple[str, str], ...]:
+    pairs = value.items() if isinstance(value, Mapping) else value
+    try:
+        out = tuple((k, v) for k, v in pairs)
+    except (TypeError, ValueError):
+        raise _bad_property("`user_properties` must be a mapping or (name, value) pairs") from None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in out):
+        raise _bad_property("`user_properties` names and values must be strings")
+    return out
+
+
+_PROPERTY_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "response_topic": lambda v: check_topic(_text_property(v)),
+    "correlation_data": _bytes_property,
+    "content_type": _text_property,
+    "message_expiry_interval": _interval_property,
+    "user_properties": _pairs_property,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,7 +174,7 @@ class EdgeflexCodec:
         for key, value in data.items():
             if not isinstance(key, str) or not _is_scalar(value):
                 raise error(f"signal `{key}` must have a scalar value (the format is flat)")
-        data["created"] = int(created)
+        data["created"] = int(data["created"])
         return data
 
 

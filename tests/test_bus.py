@@ -122,6 +122,13 @@ def test_properties_are_delivered_with_user_properties_as_pairs() -> None:
     }
 
 
+def test_correlation_data_given_as_text_travels_as_bytes() -> None:
+    bus, inbox = MemoryBus(), Inbox()
+    bus.subscribe("req", inbox)
+    bus.publish("req", b"{}", properties={"correlation_data": "abc", "content_type": None})
+    assert dict(inbox[0].properties) == {"correlation_data": b"abc"}
+
+
 def test_handler_failures_are_counted_and_do_not_stop_delivery() -> None:
     bus, inbox = MemoryBus(), Inbox()
 
@@ -178,6 +185,16 @@ BAD_INPUT = [
     ("qos True", lambda b: b.publish("a", b"x", qos=True), "invalid_qos"),
     ("unknown property", lambda b: b.publish("a", b"x", properties={"ttl": 1}),
      "invalid_message_property"),
+    ("reply topic with a wildcard", lambda b: b.publish("a", b"x",
+     properties={"response_topic": "r/#"}), "invalid_topic"),
+    ("correlation data as a number", lambda b: b.publish("a", b"x",
+     properties={"correlation_data": 7}), "invalid_message_property"),
+    ("negative expiry", lambda b: b.publish("a", b"x",
+     properties={"message_expiry_interval": -1}), "invalid_message_property"),
+    ("user property value not text", lambda b: b.publish("a", b"x",
+     properties={"user_properties": {"n": 1}}), "invalid_message_property"),
+    ("user properties not pairs", lambda b: b.publish("a", b"x",
+     properties={"user_properties": ["abc"]}), "invalid_message_property"),
     ("hash not last", lambda b: b.subscribe("a/#/b", print), "invalid_topic_filter"),
     ("partial plus", lambda b: b.subscribe("a/b+", print), "invalid_topic_filter"),
     ("handler not callable", lambda b: b.subscribe("a", "handler"), "invalid_handler"),

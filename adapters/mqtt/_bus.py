@@ -226,7 +226,7 @@ class MqttBus:
         clean_start: Any = mqtt.MQTT_CLEAN_START_FIRST_ONLY
         if self._v5:
             clean_start = not settings.persistent_session
-            properties = Properties(PacketTypes.CONNECT)
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = (
                 settings.session_expiry if settings.persistent_session else 0
             )
@@ -264,7 +264,7 @@ class MqttBus:
         base = min(self.settings.max_delay, self.settings.min_delay * 2 ** min(self._attempt, 30))
         delay = base / 2 + self._rng.uniform(0, base / 2)
         self._attempt += 1
-        self._client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+        self._client.reconnect_delay_set(delay, delay)
 
     # --- paho callbacks (paho's network thread) ----------------------------------------
 
@@ -334,7 +334,9 @@ class MqttBus:
         properties = received_properties(message.properties) if self._v5 else MappingProxyType({})
         numbers = getattr(message.properties, "SubscriptionIdentifier", None) or ()
         self._dispatcher.offer(
-            BusMessage(topic, message.payload, message.qos, bool(message.retain), properties),
+            BusMessage(
+                topic, bytes(message.payload), message.qos, bool(message.retain), properties
+            ),
             tuple(numbers),
         )
 
@@ -387,7 +389,7 @@ class MqttBus:
     def _send_subscribe(self, number: int, subscription: Subscription) -> None:
         properties = None
         if self._v5:
-            properties = Properties(PacketTypes.SUBSCRIBE)
+            properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
             properties.SubscriptionIdentifier = number
         result, mid = self._client.subscribe(
             subscription.text, qos=subscription.qos, properties=properties

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt import MQTTException
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -52,18 +53,14 @@ def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
 
 
 def publish_properties(ours: Mapping[str, Any]) -> Properties | None:
-    """paho's PUBLISH properties for ours (see `pbgm.bus`); None when there are none."""
+    """paho's PUBLISH properties for ours (checked by `pbgm.bus.check_properties`)."""
     if not ours:
         return None
-    properties = Properties(PacketTypes.PUBLISH)
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     try:
         for key, value in ours.items():
-            if key == "correlation_data" and isinstance(value, str):
-                value = value.encode("utf-8")
-            if key == "user_properties":
-                value = list(value)
-            setattr(properties, _TO_PAHO[key], value)
-    except (TypeError, ValueError, mqtt.MQTTException) as exc:
+            setattr(properties, _TO_PAHO[key], list(value) if key == "user_properties" else value)
+    except (TypeError, ValueError, MQTTException) as exc:
         raise InvalidInputError(
             f"invalid message property: {exc}", code="invalid_message_property"
         ) from None

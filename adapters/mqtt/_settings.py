@@ -116,7 +116,7 @@ class _Reader:
             self.fail(str(key), f"unknown setting `{key}`")
         host, port, url_tls = self._address()
         tls = self._bool("tls", url_tls or bool(self._get("ca_file") or self._get("cert_file")))
-        values = {
+        values: dict[str, Any] = {
             "host": host,
             "port": self._int("port", port if port else (8883 if tls else 1883), 1, 65535),
             "transport": self._choice("transport", "tcp", ("tcp",)),
