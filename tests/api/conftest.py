@@ -22,8 +22,12 @@ svc-nobody          all                                         none
 
 from __future__ import annotations
 
+import atexit
+import functools
 import http.client
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +46,7 @@ from pbgm.bundle import export_bundle
 from pbgm.keys import KeyRing
 from pbgm.model import Permission
 from pbgm.secrets import hash_secret
-from pbgm.store import Grant, PolicyGroup, ServiceAccount, Store
+from pbgm.store import Grant, MemoryStore, PolicyGroup, ServiceAccount, Store, open_store
 from pbgm.testing import FrozenClock, memory_store, sqlite_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,16 +194,37 @@ def seed(store: Store) -> None:
 
 
 def example_store(clock: FrozenClock, sqlite_path: Path | None = None) -> Store:
-    """The example bundle, published, plus the callers; in memory or in SQLite."""
-    if sqlite_path is None:
-        store = memory_store(EXAMPLES / "policies", clock=clock)
-    else:
-        from pbgm.bundle import import_bundle, read_bundle
+    """The example bundle, published, plus the callers; in memory or in SQLite.
 
-        store = sqlite_store(sqlite_path, clock=clock)
-        import_bundle(store, read_bundle(EXAMPLES / "policies"), actor="seed", publish=True)
+    Built once per session and copied for each test (the state of a memory store,
+    the file of a SQLite one): importing and hashing for every test would be slow.
+    """
+    if sqlite_path is None:
+        store = MemoryStore(clock=clock)
+        store._state = _memory_template().copy()
+        return store
+    shutil.copyfile(_sqlite_template(), sqlite_path)
+    return open_store(f"sqlite:///{sqlite_path}", clock=clock)
+
+
+@functools.cache
+def _memory_template() -> Any:
+    store = memory_store(EXAMPLES / "policies", clock=FrozenClock(NOW))
     seed(store)
-    return store
+    return store._state
+
+
+@functools.cache
+def _sqlite_template() -> Path:
+    from pbgm.bundle import import_bundle, read_bundle
+
+    directory = Path(tempfile.mkdtemp(prefix="pbgm-api-template-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    store = sqlite_store(directory / "template.db", clock=FrozenClock(NOW))
+    import_bundle(store, read_bundle(EXAMPLES / "policies"), actor="seed", publish=True)
+    seed(store)
+    store.close()
+    return directory / "template.db"
 
 
 @pytest.fixture(scope="module")
