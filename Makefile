@@ -29,6 +29,8 @@ bench: venv
 	$(BIN)/python -m benchmarks.pdp
 	$(BIN)/python -m benchmarks.controls
 	$(BIN)/python -m benchmarks.pmu
+	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.bus
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo.db*
