@@ -9,7 +9,8 @@ in one slot that `set_limits` replaces atomically; the next step uses them.
 * `controls.frequency`: VPP fast frequency response and AGC
 * `controls.metering`: frequency regulation metering by RoCoP
 * `controls.inertia`: RoCoF event detection and swing-equation inertia estimates
-* `controls.feeder`: radial feeder and its linear voltage sensitivities
+* `controls.feeder`: radial feeder and its linear voltage sensitivities; given the
+  feeder, the controllers optimise on its sparse branch-flow (LinDistFlow) form
 * `controls.flex`: flexibility request/response messages
 * `controls.testing`: power flow and swing-equation simulators for tests
 """

@@ -1,6 +1,7 @@
 """The optimisation shared by the voltage and MPC controllers.
 
-Problem, on a linear voltage model v(x) = v_offset + A·x:
+Problem, on a linear voltage model v(x) = v_offset + A·x (A an operator of
+`controls._linear`: a dense matrix, or a radial feeder's branch flows):
 
     minimise   Σ_j cost_j · |x_j - reference_j|  +  big · Σ_i (s_lo_i + s_hi_i)
     subject to v_min_i - s_lo_i ≤ v_i(x) ≤ v_max_i + s_hi_i,   s ≥ 0
@@ -21,6 +22,13 @@ Two devices keep it small and ordered:
 * lazy voltage rows: only rows that are violated enter the LP; after each solve,
   rows the solution violates are added and the LP is solved again. The result is
   the same as with all rows, at a fraction of the size on large feeders.
+
+Ties are common: PVs below the one binding node all lower it alike, and cost
+alike. The prices are therefore raised by tiny, distinct amounts that depend on
+the variable's position only (`_TIE_BREAK`, `_spread`), so that the optimum is
+unique: among equally good means, a fixed one is used. The plan no longer
+depends on the solver's path, so the dense and the branch-flow forms of a feeder
+give the same set-points.
 """
 
 from __future__ import annotations
@@ -31,16 +39,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from controls._linear import LpBlock, Operator
 from controls.errors import SolverError
 
 _SCALE = 1e3  # voltage rows in milli-pu: keeps coefficients near 1
 _TOL = 1e-6  # pu: a violation below this counts as none
+_TIE_BREAK = 1e-6  # relative price spread that makes the optimum unique
+_SEED = 20240611  # fixes the spread: the same problem always gets the same prices
 
 
 @dataclass(frozen=True)
 class BandProblem:
     v_offset: np.ndarray
-    a: sp.csr_matrix
+    a: Operator
     v_min: np.ndarray
     v_max: np.ndarray
     lower: np.ndarray
@@ -87,7 +98,7 @@ def solve(problem: BandProblem, first_tier: int = 0) -> BandSolution:
 
 
 def evaluate(problem: BandProblem, x: np.ndarray, tier: int) -> BandSolution:
-    v = problem.v_offset + problem.a @ x
+    v = problem.v_offset + problem.a.apply(x)
     violation = np.maximum(problem.v_min - v, v - problem.v_max)
     worst = float(violation.max(initial=0.0))
     return BandSolution(x, v, max(worst, 0.0), tier)
@@ -104,20 +115,19 @@ def _reachable(problem: BandProblem, reference: np.ndarray, free: np.ndarray) ->
     high = np.zeros_like(reference)
     low[free] = problem.lower[free] - reference[free]
     high[free] = problem.upper[free] - reference[free]
-    pos, neg = problem.a.maximum(0), problem.a.minimum(0)
-    v = problem.v_offset + problem.a @ reference
-    lowest = v + pos @ low + neg @ high
-    highest = v + pos @ high + neg @ low
+    v = problem.v_offset + problem.a.apply(reference)
+    lowest, highest = problem.a.range(low, high)
+    lowest, highest = v + lowest, v + highest
     return bool(np.all(lowest <= problem.v_max + _TOL) and np.all(highest >= problem.v_min - _TOL))
 
 
 def _solve_lazy(problem: BandProblem, reference: np.ndarray, free: np.ndarray) -> np.ndarray:
-    v_ref = problem.v_offset + problem.a @ reference
+    v_ref = problem.v_offset + problem.a.apply(reference)
     rows = _violated(problem, v_ref, np.zeros(v_ref.size, dtype=bool))
     x = reference
     for _ in range(50):
         x = _solve_rows(problem, reference, free, np.flatnonzero(rows))
-        v = problem.v_offset + problem.a @ x
+        v = problem.v_offset + problem.a.apply(x)
         added = _violated(problem, v, rows)
         if not added.any():
             return x
@@ -133,30 +143,26 @@ def _violated(problem: BandProblem, v: np.ndarray, already: np.ndarray) -> np.nd
 def _solve_rows(
     problem: BandProblem, reference: np.ndarray, free: np.ndarray, rows: np.ndarray
 ) -> np.ndarray:
-    """One LP over the given voltage rows; frozen variables stay at their reference."""
+    """One LP over the given voltage rows; frozen variables stay at their reference.
+
+    Variables: [up, down, s_lo, s_hi, w], x = reference + up - down on the free
+    variables, w the operator's auxiliary variables (none for a dense matrix).
+    """
     nf, nr = free.size, rows.size
-    a = problem.a[rows][:, free] * _SCALE
-    v_ref = (problem.v_offset[rows] + problem.a[rows] @ reference) * _SCALE
-    eye = sp.identity(nr, format="csr")
-    zero = sp.csr_matrix((nr, nr))
-    a_ub = sp.vstack([sp.hstack([a, -a, zero, -eye]), sp.hstack([-a, a, -eye, zero])])
-    b_ub = np.concatenate(
-        [problem.v_max[rows] * _SCALE - v_ref, v_ref - problem.v_min[rows] * _SCALE]
-    )
-    if problem.e is not None:
-        e = problem.e[:, free]
-        rhs = problem.e_rhs - problem.e @ reference
-        a_ub = sp.vstack([a_ub, sp.hstack([e, -e, sp.csr_matrix((e.shape[0], 2 * nr))])])
-        b_ub = np.concatenate([b_ub, rhs])
+    block = problem.a.lp_block(rows, free, _SCALE)
+    a_ub, b_ub = _inequalities(problem, block, reference, free, rows)
     cost = problem.cost[free]
-    big = _penalty(a, cost)
-    c = np.concatenate([cost, cost, np.full(2 * nr, big)])
+    big = _penalty(problem.a.strength(rows)[free] * _SCALE, cost) if nr else 1.0
+    cost = cost * (1.0 + _TIE_BREAK * _spread(free, problem.cost.size))
+    c = np.concatenate([cost, cost, np.full(2 * nr, big), np.zeros(block.aux)])
     up = problem.upper[free] - reference[free]
     down = reference[free] - problem.lower[free]
-    bounds = np.column_stack(
-        [np.zeros(2 * nf + 2 * nr), np.concatenate([up, down, np.full(2 * nr, np.inf)])]
-    )
-    result = linprog(c, A_ub=a_ub.tocsr(), b_ub=b_ub, bounds=bounds, method="highs")
+    low = np.concatenate([np.zeros(2 * nf + 2 * nr), np.full(block.aux, -np.inf)])
+    high = np.concatenate([up, down, np.full(2 * nr + block.aux, np.inf)])
+    result = linprog(
+        c, A_ub=a_ub, b_ub=b_ub, **_equalities(block, nr), bounds=np.column_stack([low, high]),
+        method="highs",
+    )  # fmt: skip
     if result.status != 0:
         raise SolverError(f"voltage optimisation failed: {result.message.lower()}")
     x = reference.copy()
@@ -164,11 +170,44 @@ def _solve_rows(
     return np.clip(x, problem.lower, problem.upper)
 
 
-def _penalty(a: sp.csr_matrix, cost: np.ndarray) -> float:
+def _inequalities(
+    problem: BandProblem, block: LpBlock, reference: np.ndarray, free: np.ndarray,
+    rows: np.ndarray,
+) -> tuple[sp.csr_matrix, np.ndarray]:  # fmt: skip
+    """v_min - s_lo ≤ v ≤ v_max + s_hi on the rows (milli-pu), then the hard E·x ≤ e."""
+    nr = rows.size
+    v_ref = (problem.v_offset + problem.a.apply(reference))[rows] * _SCALE
+    g, gw = block.g_x, block.g_w
+    eye, zero = sp.identity(nr, format="csr"), sp.csr_matrix((nr, nr))
+    blocks = [[g, -g, zero, -eye, gw], [-g, g, -eye, zero, -gw]]
+    rhs = [problem.v_max[rows] * _SCALE - v_ref, v_ref - problem.v_min[rows] * _SCALE]
+    if problem.e is not None:
+        e = problem.e[:, free]
+        blocks.append([e, -e, sp.csr_matrix((e.shape[0], 2 * nr + block.aux))])
+        rhs.append(problem.e_rhs - problem.e @ reference)
+    return sp.vstack([sp.hstack(b) for b in blocks], format="csr"), np.concatenate(rhs)
+
+
+def _equalities(block: LpBlock, nr: int) -> dict[str, sp.csr_matrix | np.ndarray]:
+    """The operator's equalities h_x·(up - down) + h_w·w = 0, if it has any."""
+    h, hw = block.h_x, block.h_w
+    if h.shape[0] == 0:
+        return {}
+    gap = sp.csr_matrix((h.shape[0], 2 * nr))
+    return {"A_eq": sp.hstack([h, -h, gap, hw], format="csr"), "b_eq": np.zeros(h.shape[0])}
+
+
+def _spread(index: np.ndarray, size: int) -> np.ndarray:
+    """Fixed pseudo-random numbers in [0, 1), one per variable position.
+
+    Not a regular sequence: a linear (or golden-ratio) spread leaves ties along
+    directions such as (-1, 2, -1) on evenly spaced nodes, which regular feeders have.
+    """
+    return np.random.default_rng(_SEED).random(size)[index]
+
+
+def _penalty(strength: np.ndarray, cost: np.ndarray) -> float:
     """A violation price high enough that any useful variable is always worth using."""
-    if a.shape[0] == 0 or cost.size == 0:
-        return 1.0
-    strength = np.abs(a).max(axis=0).toarray().ravel()
     useful = strength > 0
     if not useful.any():
         return 1.0

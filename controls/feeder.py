@@ -11,6 +11,10 @@ slack to i that is shared with the path to j, P_j and Q_j are three-phase inject
 model the voltage and MPC controllers optimise on; `controls.testing.power_flow`
 is a full (non-linear) power flow to check it against.
 
+The matrices are dense (n x n). A controller given the `RadialFeeder` itself, or
+sensitivities it built (they remember it), optimises on the same model written as
+branch flows instead (`controls._lindistflow`): O(n) non-zeros, the same results.
+
 Units: powers in kW / kvar, impedances in ohm, voltages in pu of `v_nominal_v`.
 """
 
@@ -34,18 +38,11 @@ class Line:
     x_ohm: float
 
 
-@dataclass(frozen=True)
-class Sensitivities:
-    """dV/dP and dV/dQ in pu per kW / kvar; rows and columns follow `nodes`."""
+class NodeIndex:
+    """Positions of node ids in `nodes`, shared by the feeder models."""
 
     nodes: tuple[int, ...]
-    dv_dp: np.ndarray
-    dv_dq: np.ndarray
-    v_nominal_v: float
-    index: Mapping[int, int] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "index", {n: i for i, n in enumerate(self.nodes)})
+    index: Mapping[int, int]
 
     def positions(self, nodes: Iterable[int]) -> np.ndarray:
         """Row/column positions of `nodes`; an unknown node is an error."""
@@ -60,6 +57,26 @@ class Sensitivities:
         if values:
             out[self.positions(values.keys())] = list(values.values())
         return out
+
+
+@dataclass(frozen=True)
+class Sensitivities(NodeIndex):
+    """dV/dP and dV/dQ in pu per kW / kvar; rows and columns follow `nodes`.
+
+    `feeder` is the radial feeder they were computed from, if any: controllers
+    then use its sparse branch-flow form. Sensitivities built by hand (a meshed
+    grid, measured sensitivities) have none and are used as dense matrices.
+    """
+
+    nodes: tuple[int, ...]
+    dv_dp: np.ndarray
+    dv_dq: np.ndarray
+    v_nominal_v: float
+    index: Mapping[int, int] = field(init=False, repr=False, compare=False)
+    feeder: RadialFeeder | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {n: i for i, n in enumerate(self.nodes)})
 
     def voltages(self, p_kw: np.ndarray, q_kvar: np.ndarray, v_slack_pu: float = 1.0) -> np.ndarray:
         """Linearised node voltages for injections given as dense vectors over `nodes`."""
@@ -99,7 +116,8 @@ class RadialFeeder:
         scale = 1e3 / self.v_nominal_v**2
         dv_dp = (path * (r * scale)) @ path.T
         dv_dq = (path * (x * scale)) @ path.T
-        return Sensitivities(tuple(ln.child for ln in ordered), dv_dp, dv_dq, self.v_nominal_v)
+        nodes = tuple(ln.child for ln in ordered)
+        return Sensitivities(nodes, dv_dp, dv_dq, self.v_nominal_v, feeder=self)
 
 
 def chain_feeder(

@@ -4,7 +4,8 @@ Each cycle takes load and PV forecasts for the next `horizon` steps and plans
 set-points for every step (DG reactive power, storage power, PV curtailment) that
 keep all node voltages in the band at least cost, on the linear sensitivity model
 (`controls.feeder`) and with the storage energy carried from step to step. The
-plan is a linear programme (`controls._bandlp`): the asset limits are bounds of
+plan is a linear programme (`controls._bandlp`; on a radial feeder in its sparse
+branch-flow form, one copy of the feeder per step): the asset limits are bounds of
 the optimisation, and the plan is verified against them before it is used.
 
 When local means are not enough, the MPC asks the market: it re-plans with the
@@ -36,13 +37,15 @@ import scipy.sparse as sp
 
 from controls import _bandlp
 from controls._common import LimitsSlot, check_range, finite, frozen_mapping
+from controls._lindistflow import RadialModel, linear_model
+from controls._linear import BlockOperator, DenseModel, Operator
 from controls.errors import (
     InvalidLimitsError,
     InvalidMeasurementError,
     InvalidMessageError,
     SolverError,
 )
-from controls.feeder import Sensitivities
+from controls.feeder import RadialFeeder, Sensitivities
 from controls.flex import RESPONSE_KEY, FlexSchedule
 from controls.voltage import ControlCosts, VoltageLimits, VoltageSetpoints
 
@@ -134,7 +137,7 @@ class MpcPlan:
 class _Layout:
     """Variables per step: [q of DGs, p of ESSs, p of curtailable PVs, flex], then steps."""
 
-    def __init__(self, model: Sensitivities, limits: MpcLimits) -> None:
+    def __init__(self, model: DenseModel | RadialModel, limits: MpcLimits) -> None:
         v = limits.voltage
         self.dg = tuple(sorted(v.dg))
         self.ess = tuple(sorted(v.ess))
@@ -142,11 +145,9 @@ class _Layout:
         self.flex = tuple(sorted(limits.flex))
         self.groups = (self.dg, self.ess, self.pv, self.flex)
         self.width = sum(len(g) for g in self.groups)
-        cols = [model.positions(g) for g in self.groups]
-        self.block = np.hstack(
-            [model.dv_dq[:, cols[0]], model.dv_dp[:, cols[1]], model.dv_dp[:, cols[2]],
-             model.dv_dp[:, cols[3]]]
-        )  # fmt: skip
+        cols = model.positions(self.dg + self.ess + self.pv + self.flex)
+        is_p = np.arange(self.width) >= len(self.dg)  # dV/dQ for the DGs' q, else dV/dP
+        self.block = model.operator(np.arange(len(model.nodes)), cols, is_p, None)
 
     def slices(self) -> list[slice]:
         out, start = [], 0
@@ -160,12 +161,13 @@ class MpcVoltageController(LimitsSlot[MpcLimits]):
     """Plans set-points over the forecast horizon; trades flexibility when it must.
 
     `step` and `receive_flex_response` are called from the control loop's thread;
-    `set_limits` from any thread (effective at the next step).
+    `set_limits` from any thread (effective at the next step). `model` is a
+    `RadialFeeder` or `Sensitivities`, as for `VoltageController`.
     """
 
     def __init__(
         self,
-        model: Sensitivities,
+        model: Sensitivities | RadialFeeder,
         limits: MpcLimits,
         *,
         step_hours: float = 0.25,
@@ -174,6 +176,7 @@ class MpcVoltageController(LimitsSlot[MpcLimits]):
         fallback: Literal["baseline", "local"] = "baseline",
     ) -> None:
         self.model = model
+        self._linear = linear_model(model)
         self.step_hours = step_hours
         self.costs = costs or ControlCosts()
         self.response_timeout_cycles = response_timeout_cycles
@@ -184,10 +187,10 @@ class MpcVoltageController(LimitsSlot[MpcLimits]):
         self._traded: tuple[int, FlexSchedule] | None = None
 
     def _check(self, limits: MpcLimits) -> None:
-        if limits.voltage.v_nominal_v != self.model.v_nominal_v:
+        if limits.voltage.v_nominal_v != self._linear.v_nominal_v:
             raise InvalidLimitsError("limits and feeder model use different nominal voltages")
         for node in (*limits.voltage.dg, *limits.voltage.ess, *limits.flex):
-            if node not in self.model.index:
+            if node not in self._linear.index:
                 raise InvalidLimitsError(f"asset node `{node}` is not in the feeder model")
 
     @property
@@ -220,7 +223,7 @@ class MpcVoltageController(LimitsSlot[MpcLimits]):
         limits = self._current(limits)
         self._cycle += 1
         timed_out = self._expire_request()
-        layout = _Layout(self.model, limits)
+        layout = _Layout(self._linear, limits)
         build = _Builder(self, layout, limits, forecast, state)
         traded = self._traded_now(forecast.horizon)
         local = _bandlp.solve(build.problem(traded))
@@ -270,11 +273,11 @@ class _Builder:
         self.forecast, self.state = forecast, state
         self.steps = forecast.horizon
         self.v_offset = self._open_loop()
-        self.a = sp.block_diag([sp.csr_matrix(layout.block)] * self.steps, format="csr")
+        self.a: Operator = BlockOperator(layout.block, self.steps)
 
     def _open_loop(self) -> np.ndarray:
         """Voltages of every step with all controllable assets at zero (pu)."""
-        model = self.mpc.model
+        model = self.mpc._linear
         curtailable = set(self.layout.pv)
         rows = []
         for k in range(self.steps):
@@ -305,7 +308,7 @@ class _Builder:
     def problem(self, traded: dict, open_flex: bool = False) -> _bandlp.BandProblem:
         parts = [self._step_bounds(k, traded, open_flex) for k in range(self.steps)]
         lower, upper, ref, cost, tier = (np.concatenate(p) for p in zip(*parts, strict=True))
-        n = self.mpc.model.dv_dp.shape[0] * self.steps
+        n = len(self.mpc._linear.nodes) * self.steps
         v = self.limits.voltage
         e, e_rhs = self._energy_rows()
         return _bandlp.BandProblem(
@@ -317,7 +320,8 @@ class _Builder:
         """State of charge within [soc_min, soc_max] after every step, for ESS with energy."""
         lay, v = self.layout, self.limits.voltage
         ess_slice = lay.slices()[1]
-        rows, rhs = [], []
+        entries: list[tuple[int, int, float]] = []  # (row, column, value)
+        rhs: list[float] = []
         for i, node in enumerate(lay.ess):
             lim = v.ess[node]
             if lim.energy_kwh is None:
@@ -328,13 +332,14 @@ class _Builder:
             low, high = min(lim.soc_min, soc0), max(lim.soc_max, soc0)
             per_kw = self.mpc.step_hours / lim.energy_kwh
             for k in range(self.steps):
-                row = np.zeros(lay.width * self.steps)
-                row[[j * lay.width + ess_slice.start + i for j in range(k + 1)]] = per_kw
-                rows += [row, -row]  # soc_k = soc0 - per_kw·Σ p  (discharge positive)
-                rhs += [soc0 - low, high - soc0]
-        if not rows:
+                row, cols = len(rhs), [j * lay.width + ess_slice.start + i for j in range(k + 1)]
+                entries += [(row, c, per_kw) for c in cols] + [(row + 1, c, -per_kw) for c in cols]
+                rhs += [soc0 - low, high - soc0]  # soc_k = soc0 - per_kw·Σ p (discharge +)
+        if not rhs:
             return None, None
-        return sp.csr_matrix(np.array(rows)), np.array(rhs)
+        r, c, value = zip(*entries, strict=True)
+        shape = (len(rhs), lay.width * self.steps)
+        return sp.csr_matrix((value, (r, c)), shape=shape), np.array(rhs)
 
     def baseline(self, traded: dict) -> _bandlp.BandSolution:
         """The safe default: assets at their reference, traded flexibility as contracted."""
@@ -373,7 +378,7 @@ class _Builder:
     def plan(self, sol: _bandlp.BandSolution, status: str, request: FlexSchedule | None) -> MpcPlan:
         q, ess, pv, flex = self._trajectories(sol.x)
         voltages = sol.v.reshape(self.steps, -1)
-        first = dict(zip(self.mpc.model.nodes, voltages[0].tolist(), strict=True))
+        first = dict(zip(self.mpc._linear.nodes, voltages[0].tolist(), strict=True))
         setpoints = VoltageSetpoints(
             {n: v[0] for n, v in q.items()}, {n: v[0] for n, v in pv.items()},
             {n: v[0] for n, v in ess.items()}, first, sol.feasible, sol.max_violation_pu, sol.tier,
