@@ -14,6 +14,12 @@ ratio (docs/benchmarks.md: absolute times drift on shared machines):
 * inertia: `InertiaEstimator.run` per record (detection + least squares) vs a
   `polyfit` slope at the known onset.
 
+Voltage and MPC are measured in both forms of the same feeder model: `dense`
+(hand-made `Sensitivities`, n x n matrices in the LP) and `lindistflow` (the
+`RadialFeeder`, branch-flow LP with O(n) non-zeros). "diff" is the largest
+difference between the two forms' set-points (kW / kvar, whole MPC plan); the
+forms must agree, like peers in the PDP benchmark.
+
 "nodes" is feeder nodes (voltage, mpc), VPP units (ffr, agc), metered devices,
 or PMU records (inertia). Rows of `benchmarks.pmu.run()` are appended when that
 module exists. Run: `python -m benchmarks.controls`; writes
@@ -22,6 +28,7 @@ module exists. Run: `python -m benchmarks.controls`; writes
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -44,6 +51,7 @@ from controls import (
     MpcLimits,
     MpcState,
     MpcVoltageController,
+    RadialFeeder,
     UnitLimits,
     VoltageController,
     VoltageLimits,
@@ -56,6 +64,7 @@ from controls.feeder import Sensitivities
 from controls.testing import simulate_swing
 
 SIZES = (10, 100, 1000)
+FORMS = ("dense", "lindistflow")
 RESULTS = Path(__file__).parent / "results" / "controls.json"
 BUDGET_S = 0.4
 
@@ -92,26 +101,38 @@ def feeder_case(n: int) -> tuple[Sensitivities, VoltageLimits, dict[int, float],
     return model, VoltageLimits(dg=dg, ess=ess), pv, voltages
 
 
-def bench_voltage(n: int) -> dict[str, Any]:
+def forms(model: Sensitivities) -> dict[str, Sensitivities | RadialFeeder]:
+    """The same feeder as plain matrices and as the radial feeder they came from."""
+    assert model.feeder is not None
+    return {"dense": dataclasses.replace(model, feeder=None), "lindistflow": model.feeder}
+
+
+def bench_voltage(n: int) -> list[dict[str, Any]]:
     model, limits, pv, v = feeder_case(n)
     measurements = VoltageMeasurements(dict(zip(model.nodes, v.tolist(), strict=True)), pv)
-    controller = VoltageController(model, limits)
     cols = model.positions(sorted(limits.dg))
     target = np.minimum(v, limits.v_max)
-
-    def step() -> None:
-        controller.reset()
-        controller.step(measurements)
 
     def baseline() -> None:
         a = model.dv_dq[:, cols]
         dq = np.linalg.lstsq(a, target - v, rcond=None)[0]
         _ = v + a @ dq
 
-    return _row("voltage", n, step, baseline, "sensitivity product + lstsq")
+    def steps(feeder: Sensitivities | RadialFeeder) -> Callable[[], np.ndarray]:
+        controller = VoltageController(feeder, limits)
+
+        def step() -> np.ndarray:
+            controller.reset()
+            s = controller.step(measurements)
+            parts = (s.reactive_power, s.active_power, s.active_power_ess)
+            return np.array([value for part in parts for _, value in sorted(part.items())])
+
+        return step
+
+    return _forms("voltage", n, forms(model), steps, baseline, "sensitivity product + lstsq")
 
 
-def bench_mpc(n: int, horizon: int = 4) -> dict[str, Any]:
+def bench_mpc(n: int, horizon: int = 4) -> list[dict[str, Any]]:
     model, limits, pv, _ = feeder_case(n)
     scales = [0.7, 1.0, 1.0, 0.8][:horizon]
     forecast = MpcForecast(
@@ -122,8 +143,13 @@ def bench_mpc(n: int, horizon: int = 4) -> dict[str, Any]:
     state = MpcState(1.02, dict.fromkeys(limits.ess, 0.5))
     cols = model.positions(sorted(limits.dg))
 
-    def step() -> None:
-        MpcVoltageController(model, mpc_limits).step(forecast, state)
+    def steps(feeder: Sensitivities | RadialFeeder) -> Callable[[], np.ndarray]:
+        def step() -> np.ndarray:
+            plan = MpcVoltageController(feeder, mpc_limits).step(forecast, state)
+            parts = (plan.q_kvar, plan.p_ess_kw, plan.p_pv_kw)
+            return np.array([x for part in parts for _, xs in sorted(part.items()) for x in xs])
+
+        return step
 
     def baseline() -> None:
         v = [
@@ -134,7 +160,7 @@ def bench_mpc(n: int, horizon: int = 4) -> dict[str, Any]:
         for vk in v:
             np.linalg.lstsq(a, np.minimum(vk, 1.05) - vk, rcond=None)
 
-    return _row("mpc", n, step, baseline, "open-loop products + lstsq per step")
+    return _forms("mpc", n, forms(model), steps, baseline, "open-loop products + lstsq per step")
 
 
 def frequency_case(n: int) -> tuple[FrequencyLimits, VppMeasurement]:
@@ -207,13 +233,40 @@ def bench_inertia(n: int) -> dict[str, Any]:
     return _row("inertia", n, step, baseline, "polyfit at the known onset")
 
 
-def _row(
-    module: str, n: int, step: Callable[[], Any], baseline: Callable[[], Any], what: str
-) -> dict[str, Any]:
-    controller_ms = timed(step)
+def _forms(
+    module: str,
+    n: int,
+    models: dict[str, Sensitivities | RadialFeeder],
+    steps: Callable[[Sensitivities | RadialFeeder], Callable[[], np.ndarray]],
+    baseline: Callable[[], Any],
+    what: str,
+) -> list[dict[str, Any]]:
+    """One row per form, each with the largest set-point difference to the dense form."""
+    results: dict[str, np.ndarray] = {}
+
+    def keeping(form: str) -> Callable[[], None]:
+        step = steps(models[form])
+        return lambda: results.__setitem__(form, step())
+
     baseline_ms = timed(baseline)
+    rows = [
+        _row(module, n, keeping(form), baseline, what, form=form, baseline_ms=baseline_ms)
+        for form in FORMS
+    ]
+    for row in rows:
+        row["diff"] = float(np.abs(results[row["form"]] - results["dense"]).max(initial=0.0))
+    return rows
+
+
+def _row(
+    module: str, n: int, step: Callable[[], Any], baseline: Callable[[], Any], what: str,
+    *, form: str = "-", baseline_ms: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    controller_ms = timed(step)
+    baseline_ms = timed(baseline) if baseline_ms is None else baseline_ms
     return {
         "module": module,
+        "form": form,
         "nodes": n,
         "controller_ms": round(controller_ms, 3),
         "baseline": what,
@@ -233,18 +286,23 @@ def pmu_rows() -> list[dict[str, Any]]:
 
 
 def run() -> list[dict[str, Any]]:
-    benches = (bench_voltage, bench_mpc, bench_ffr, bench_agc, bench_metering, bench_inertia)
-    return [bench(n) for bench in benches for n in SIZES]
+    rows = [row for bench in (bench_voltage, bench_mpc) for n in SIZES for row in bench(n)]
+    benches = (bench_ffr, bench_agc, bench_metering, bench_inertia)
+    return rows + [bench(n) for bench in benches for n in SIZES]
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
-    header = f"{'module':9} {'nodes':>6} {'step ms':>10} {'numpy ms':>10} {'ratio':>8}  baseline"
+    header = (
+        f"{'module':9} {'form':12} {'nodes':>6} {'step ms':>10} {'numpy ms':>10} {'ratio':>8}"
+        f" {'diff':>8}  baseline"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
+        diff = f"{r['diff']:.1e}" if "diff" in r else "-"
         print(
-            f"{r['module']:9} {r['nodes']:>6} {r['controller_ms']:>10.3f} {r['baseline_ms']:>10.4f}"
-            f" {r['ratio']:>8}  {r['baseline']}"
+            f"{r['module']:9} {r['form']:12} {r['nodes']:>6} {r['controller_ms']:>10.3f}"
+            f" {r['baseline_ms']:>10.4f} {r['ratio']:>8} {diff:>8}  {r['baseline']}"
         )
 
 
