@@ -13,6 +13,7 @@ every other call go to the store itself.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from pbgm.store.base import Clock, Store
 from pbgm.tokens import Claims, TokenVerifier
 
 MAX_ENTRIES = 10_000
+KEYS_TTL_S = 0.5
 
 CACHED_READS = frozenset(
     {
@@ -103,8 +105,9 @@ class VerifiedTokens:
     The signature and the claims of a given token string cannot change, so a token
     seen again skips the signature check. What can change is still checked on
     every call: expiry against the clock, that its signing key is still
-    published (a key removed from the ring stops its tokens at once), and the
-    account check (the account may have been disabled since).
+    published (a key removed from the ring stops its tokens within a second), and the
+    account check (the account may have been disabled since). The published
+    keys are read at most every `KEYS_TTL_S` seconds for this.
     """
 
     def __init__(self, verifier: TokenVerifier, clock: Clock) -> None:
@@ -113,6 +116,15 @@ class VerifiedTokens:
         self._clock = clock
         self._lock = threading.Lock()
         self._claims: dict[str, Claims] = {}
+        self._kids: tuple[float, frozenset[str]] = (-KEYS_TTL_S, frozenset())
+
+    def _published_kids(self) -> frozenset[str]:
+        """The kids of the ring's published keys, read again after `KEYS_TTL_S`."""
+        read_at, kids = self._kids
+        if time.monotonic() - read_at >= KEYS_TTL_S:
+            kids = frozenset(self.verifier.keys())
+            self._kids = (time.monotonic(), kids)
+        return kids
 
     def verify(self, token: str) -> Claims:
         claims = self._claims.get(token) if isinstance(token, str) else None
@@ -126,8 +138,7 @@ class VerifiedTokens:
         if self._clock() >= claims.expires_at + self.verifier.leeway:
             self._claims.pop(token, None)
             raise AuthenticationError("the token has expired", code="token_expired")
-        published = self.verifier.keys  # a function returning the current keys by kid
-        if claims.kid not in published():
+        if claims.kid not in self._published_kids():
             raise AuthenticationError(
                 "the token names an unknown signing key", code="token_unknown_key"
             )

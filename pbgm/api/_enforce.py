@@ -37,6 +37,8 @@ from pbgm.pip import PolicyInformationPoint
 from pbgm.store.base import Clock, Store
 from pbgm.tokens import Claims, TokenVerifier
 
+MAX_REMEMBERED = 10_000
+
 
 class RateLimiter:
     """At most `per_minute` requests per client in any minute, in this process."""
@@ -88,6 +90,7 @@ class Enforcer:
         self.on_auth_failure = on_auth_failure
         pip = PolicyInformationPoint([AdminGrants(access)])
         self.pdp = PolicyDecisionPoint(api_policy_set(), pip=pip, clock=clock)
+        self._scoped: dict[tuple[str, str, tuple[str, ...]], Response] = {}
 
     def __call__(self) -> None:
         endpoint = request.endpoint
@@ -103,11 +106,22 @@ class Enforcer:
             self._refuse(claims, endpoint, decision)
 
     def decide(self, claims: Claims, endpoint: str) -> Response:
-        """The PDP's answer for this call (subject from the token)."""
+        """The PDP's answer for this call (subject from the token).
+
+        Outside administration the API policy reads only the endpoint and the
+        token's scopes (`access_policy`), so its answer for a pair is remembered;
+        administrative calls are decided afresh, grants and all.
+        """
+        key = (endpoint, request.method, claims.scopes)
+        if endpoint not in ADMIN_ENDPOINTS and key in self._scoped:
+            return self._scoped[key]
         subject = {"id": claims.subject, "kind": "service", "scopes": claims.scopes}
         action = {"id": endpoint, "method": request.method}
         resource = resource_of(endpoint, self.store)
-        return self.pdp.decide(Request(subject=subject, resource=resource, action=action))
+        answer = self.pdp.decide(Request(subject=subject, resource=resource, action=action))
+        if endpoint not in ADMIN_ENDPOINTS and len(self._scoped) < MAX_REMEMBERED:
+            self._scoped[key] = answer
+        return answer
 
     def _authenticate(self) -> Claims:
         try:
