@@ -24,12 +24,14 @@ from pbgm.api._decisions import DecisionService, decisions_blueprint
 from pbgm.api._enforce import Enforcer, RateLimiter
 from pbgm.api._flexoffers import flexoffers_blueprint
 from pbgm.api._metrics import Metrics
+from pbgm.api._notify import install_change_notifications
 from pbgm.api._ops import ops_blueprint
 from pbgm.api._policies import policies_blueprint
 from pbgm.api.access_policy import PUBLIC_ENDPOINTS
 from pbgm.api.auth import make_auth_blueprint, make_verifier
 from pbgm.api.errors import register_error_handlers
 from pbgm.api.settings import Settings, load_settings, settings_from
+from pbgm.bus import Bus
 from pbgm.keys import KeyRing
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
@@ -67,6 +69,7 @@ def create_app(
     pdp: PolicyDecisionPoint | None = None,
     keyring: KeyRing | None = None,
     clock: Clock | None = None,
+    bus: Bus | None = None,
 ) -> Flask:
     """The pbgm REST API as a Flask app.
 
@@ -75,7 +78,9 @@ def create_app(
     `open_store(settings.database_url)`, `keyring` to `KeyRing(settings.keys_dir)`;
     `pdp` answers `POST /api/v1/decisions` without a `policy_group` (default: one
     PDP per policy group over the store's published policies); `clock` is used by
-    tokens, decisions and FlexOffer checks.
+    tokens, decisions and FlexOffer checks. With a `bus`, every committed
+    administrative change is announced on `settings.notify_topic` so policy
+    loaders refresh at once instead of at their next poll.
     """
     settings = _settings(settings)
     clock = clock or utc_now
@@ -85,6 +90,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     services = _wire(app, settings, store, keyring, pdp, clock)
     app.extensions["pbgm"] = services
+    if bus is not None:
+        install_change_notifications(app, bus, store, topic=settings.notify_topic)
     return app
 
 

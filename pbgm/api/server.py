@@ -15,6 +15,7 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from pbgm.api._app import create_app
 from pbgm.api.settings import Settings
+from pbgm.bus import open_bus
 
 GRACEFUL_TIMEOUT_S = 10
 
@@ -44,4 +45,8 @@ class PbgmServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no ty
             self.cfg.set(name, value)
 
     def load(self) -> Flask:
-        return create_app(self.settings)
+        """Runs in each worker after the fork, so the bus's network thread is the worker's."""
+        bus = None
+        if self.settings.notify_bus_url:
+            bus = open_bus({"kind": "mqtt", "url": self.settings.notify_bus_url})
+        return create_app(self.settings, bus=bus)

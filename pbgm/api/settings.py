@@ -26,6 +26,9 @@ PBGM_BIND                   address:port of `pbgm serve`    127.0.0.1:8080
 PBGM_WORKERS                gunicorn worker processes       2
 PBGM_TLS_CERT, PBGM_TLS_KEY certificate and key (both or    (plain HTTP)
                             neither)
+PBGM_NOTIFY_BUS_URL         MQTT broker for change notices, (no notices; loaders
+                            e.g. `mqtt://127.0.0.1:1883`    poll)
+PBGM_NOTIFY_TOPIC           topic of the change notices     pbgm/changes
 ==========================  ==============================  ==========================
 """
 
@@ -64,6 +67,8 @@ class Settings:
     workers: int = 2
     tls_cert: str | None = None
     tls_key: str | None = None
+    notify_bus_url: str | None = None
+    notify_topic: str = "pbgm/changes"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated again."""
@@ -195,6 +200,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "workers": _integer(1, 64),
     "tls_cert": _optional_text,
     "tls_key": _optional_text,
+    "notify_bus_url": _optional_text,
 }
 
 

@@ -253,3 +253,34 @@ def test_two_servers_on_one_postgresql_see_each_others_changes(postgres_db: str,
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.mosquitto
+def test_pbgm_serve_announces_admin_changes_on_the_bus(sqlite_db: str, keys: Path):
+    """`PBGM_NOTIFY_BUS_URL` makes every worker publish change notices on MQTT."""
+    broker = ("127.0.0.1", 1883)
+    try:
+        socket.create_connection(broker, timeout=1).close()
+    except OSError:
+        from tests.conftest import require_service
+
+        require_service("mosquitto", "not reachable at 127.0.0.1:1883: start a local broker")
+    from pbgm.bus import open_bus
+
+    topic = f"pbgm-test/changes/{os.getpid()}-{time.monotonic_ns()}"
+    listener = open_bus({"factory": "adapters.mqtt:open_mqtt_bus", "url": "mqtt://127.0.0.1:1883"})
+    notices: list[dict] = []
+    listener.subscribe(topic, lambda message: notices.append(json.loads(message.payload)))
+    env = {"PBGM_NOTIFY_BUS_URL": "mqtt://127.0.0.1:1883", "PBGM_NOTIFY_TOPIC": topic}
+    served = Served(sqlite_db, keys, env=env)
+    try:
+        served.wait_ready()
+        retire = f"/api/v1/admin/policies/{b64('limits-bess-01')}/retire"
+        assert served.as_caller("svc-admin", "POST", retire, {"reason": "test"}).status == 200
+        deadline = time.monotonic() + 10
+        while not notices and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert notices and notices[0]["policy_ids"] == ["limits-bess-01"]
+    finally:
+        served.stop()
+        listener.close()
