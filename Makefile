@@ -16,6 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: venv
 	bash examples/demo.sh
+	bash examples/scenario.sh
 
 lint: venv
 	$(BIN)/ruff check .

@@ -53,17 +53,11 @@ healthy() { "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys
 cd "$STATE"
 export PBGM_DATABASE_URL="sqlite:///$STATE/pbgm.db" PBGM_KEYS_DIR="$STATE/keys" PBGM_ACTOR="scenario"
 
-section "1. pbgm: a migrated SQLite repository with the example bundle, served on a free port"
+section "1. pbgm: a migrated SQLite repository with the example bundle"
 "$PBGM" db upgrade >/dev/null
 "$PBGM" policy import "$ROOT/examples/policies" | sed -n '1p;$p'
 "$PBGM" keys generate >/dev/null
 "$PYTHON" "$SCENARIO/operator.py" bootstrap --db "$PBGM_DATABASE_URL" --secret-file admin.secret
-API_PORT=$(free_port)
-API="http://127.0.0.1:$API_PORT"
-"$PBGM" serve --bind "127.0.0.1:$API_PORT" --workers 1 >server.log 2>&1 &
-PIDS+=($!)
-wait_until 30 "pbgm serve" healthy "$API/healthz"
-echo "pbgm serving on $API"
 
 section "2. The data bus"
 MQTT_HOST=127.0.0.1 MQTT_PORT=1883
@@ -77,11 +71,19 @@ else
     echo "started mosquitto on $MQTT_HOST:$MQTT_PORT"
 fi
 
-section "3. The operator prepares the voltage service's account and the feeder's band"
+section "3. pbgm served on a free port, announcing changes on the bus"
+API_PORT=$(free_port)
+API="http://127.0.0.1:$API_PORT"
+PBGM_NOTIFY_BUS_URL="mqtt://$MQTT_HOST:$MQTT_PORT" "$PBGM" serve --bind "127.0.0.1:$API_PORT" --workers 1 >server.log 2>&1 &
+PIDS+=($!)
+wait_until 30 "pbgm serve" healthy "$API/healthz"
+echo "pbgm serving on $API, announcing changes on mqtt://$MQTT_HOST:$MQTT_PORT"
+
+section "4. The operator prepares the voltage service's account and the feeder's band"
 "$PYTHON" "$SCENARIO/operator.py" setup --api "$API" --secret-file admin.secret \
     --service-secret-file service.secret
 
-section "4. The simulated feeder and the voltage-control service"
+section "5. The simulated feeder and the voltage-control service"
 "$PYTHON" "$SCENARIO/feeder.py" --host "$MQTT_HOST" --port "$MQTT_PORT" >feeder.log 2>&1 &
 PIDS+=($!)
 sed -e "s|http://127.0.0.1:8080|$API|" -e "s|port: 1883|port: $MQTT_PORT|" \
@@ -91,7 +93,7 @@ SERVICE_PID=$!
 PIDS+=("$SERVICE_PID")
 echo "feeder (pid ${PIDS[-2]}) and voltage service (pid $SERVICE_PID) started"
 
-section "5. The operator tightens the band; the set-points follow"
+section "6. The operator tightens the band; the set-points follow"
 "$PYTHON" "$SCENARIO/operator.py" tighten --api "$API" --secret-file admin.secret \
     --host "$MQTT_HOST" --port "$MQTT_PORT" --v-max 1.04 || {
     tail -n 20 voltage.log feeder.log >&2
@@ -100,7 +102,7 @@ section "5. The operator tightens the band; the set-points follow"
 sleep 1
 grep -E '\[feeder\] max voltage' feeder.log | tail -n 1
 
-section "6. SIGTERM: the voltage service stops cleanly"
+section "7. SIGTERM: the voltage service stops cleanly"
 kill -TERM "$SERVICE_PID"
 status=0
 wait "$SERVICE_PID" || status=$?
