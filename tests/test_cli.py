@@ -387,3 +387,40 @@ def test_the_console_script_on_a_fresh_sqlite_file(tmp_path):
     )
     history = json.loads(run("--json", "policy", "history", "limits-bess-01").stdout)
     assert history[0]["author"] == "subprocess-test"
+
+
+def test_service_accounts_get_a_secret_shown_once_and_stored_hashed(tmp_path):
+    """`pbgm service-account add|list|disable`: the secret is printed once, only its hash kept."""
+    from click.testing import CliRunner
+
+    from pbgm.cli import main
+    from pbgm.secrets import verify_secret
+    from pbgm.store import open_store
+    from pbgm.store.sql.migrate import upgrade
+
+    db = f"sqlite:///{tmp_path / 'accounts.db'}"
+    upgrade(db)
+    runner = CliRunner()
+    secret_file = tmp_path / "svc.secret"
+    added = runner.invoke(
+        main,
+        ["--db", db, "--json", "service-account", "add", "svc-a", "--scope", "decisions:write"],
+    )
+    assert added.exit_code == 0, added.output
+    secret = json.loads(added.output)["client_secret"]
+    to_file = ["--db", db, "service-account", "add", "svc-b", "--secret-file", str(secret_file)]
+    assert runner.invoke(main, to_file).exit_code == 0
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    store = open_store(db)
+    account = store.get_service_account("svc-a")
+    assert account.scopes == ("decisions:write",)
+    assert secret not in account.secret_hash and verify_secret(secret, account.secret_hash)
+    assert verify_secret(
+        secret_file.read_text().strip(), store.get_service_account("svc-b").secret_hash
+    )
+    listed = runner.invoke(main, ["--db", db, "service-account", "list"])
+    assert "svc-a" in listed.output and secret not in listed.output
+    assert runner.invoke(main, ["--db", db, "service-account", "disable", "svc-a"]).exit_code == 0
+    assert not open_store(db).get_service_account("svc-a").enabled
+    again = runner.invoke(main, ["--db", db, "service-account", "add", "svc-a"])
+    assert again.exit_code == 6 and "already_exists" in again.output
