@@ -18,6 +18,9 @@ demo: venv
 	bash examples/demo.sh
 	bash examples/scenario.sh
 
+serve: venv
+	bash examples/serve.sh
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

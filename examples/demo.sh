@@ -87,7 +87,6 @@ section "6. Export twice: the bundle is canonical, the second export is identica
 "$PBGM" policy export "$STATE/export-2"
 diff -r "$STATE/export-1" "$STATE/export-2" && echo "export-1 and export-2 are identical"
 
-section "Done: repository and exports are in demo-state/"
 
 # ---------------------------------------------------------------------------------------
 # The REST API (added with `pbgm serve`): start the server on a free local port in the
@@ -102,21 +101,12 @@ rm -rf "$PBGM_KEYS_DIR"
 
 # A service account may read the operational limits and ask for decisions. Its secret
 # is shown once here; the repository keeps only its hash.
-DEMO_SECRET=$("$PYTHON" - <<'PY'
-from pbgm.model import Permission
-from pbgm.secrets import generate_secret, hash_secret
-from pbgm.store import Grant, ServiceAccount, open_store
-
-store = open_store("sqlite:///pbgm.db")
-secret = generate_secret()
-account = ServiceAccount("demo-loader", hash_secret(secret), ("policies:read", "decisions:write"))
-store.add_service_account(account, actor="demo")
-grant = Grant("service", "demo-loader", "policy_group", "operational-limits", Permission.READ)
-store.add_grant(grant, actor="demo")
-store.close()
-print(secret)
-PY
-)
+rm -f "$STATE/demo-loader.secret"
+"$PBGM" service-account add demo-loader --scope policies:read --scope decisions:write \
+    --secret-file "$STATE/demo-loader.secret" >/dev/null
+"$PBGM" grant demo-loader operational-limits read \
+    --principal-kind service --target-kind policy_group >/dev/null
+DEMO_SECRET=$(cat "$STATE/demo-loader.secret")
 echo "service account \`demo-loader\` created (policies:read, decisions:write)"
 
 PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -180,3 +170,5 @@ stop_server
 trap - EXIT
 echo
 echo "REST API demo done: server stopped"
+
+section "Done: repository and exports are in demo-state/"
