@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from pbgm.bundle import Bundle, import_bundle, read_bundle
-from pbgm.model import Request
+from pbgm.messages import request_from_json
+from pbgm.model import CATEGORIES, Request
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.store.base import Clock, Store
 from pbgm.store.memory import MemoryStore
-from pbgm.syntax import format_datetime, freeze
+from pbgm.syntax import format_datetime
 
 __all__ = [
     "FrozenClock",
@@ -149,7 +150,7 @@ def make_request(
 ) -> Request:
     """A `Request` from plain dicts (frozen, so it is safe to share)."""
     bags = (subject, resource, action, environment)
-    return Request(*(freeze(dict(bag or {})) for bag in bags))
+    return request_from_json({c: bag for c, bag in zip(CATEGORIES, bags, strict=True) if bag})
 
 
 def iso(moment: datetime) -> str:

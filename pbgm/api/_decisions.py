@@ -3,9 +3,10 @@
 pbgm's own form: `{"subject": {...}, "resource": {...}, "action": {...},
 "environment": {...}}`, or `{"requests": [ ... ]}` for a batch; the answer is the
 `Response` as JSON (`decision`, `status`, `obligations`, `advice`, `policy_ids`,
-`errors`), or `{"responses": [...]}`. The XACML 3.0 JSON Profile (`{"Request":
-...}`) is answered in kind (`pbgm.api._xacml`). `?policy_group=` decides against
-one policy group; by default against every published policy (deny-overrides).
+`errors`), or `{"responses": [...]}`; one request and one answer are read and written
+by `pbgm.messages`. The XACML 3.0 JSON Profile (`{"Request": ...}`) is answered in
+kind (`pbgm.api._xacml`). `?policy_group=` decides against one policy group; by
+default against every published policy (deny-overrides).
 
 The server's clock is the decision time; group memberships come from the
 repository (`subject.groups` when the request does not carry them). A batch is
@@ -28,13 +29,13 @@ from pbgm.api._http import actor, json_body, json_response, query
 from pbgm.api._metrics import Metrics
 from pbgm.api._xacml import parse_xacml, xacml_response
 from pbgm.errors import InvalidInputError, Problem, ValidationError
-from pbgm.model import CATEGORIES, Request
+from pbgm.messages import request_from_json, response_to_json
+from pbgm.model import Request
 from pbgm.model import Response as Decided
-from pbgm.pap import PolicyAdministrationPoint, plain_json
+from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.store.base import Clock, Store
-from pbgm.syntax import freeze, thaw
 
 MAX_CACHED_GROUPS = 64
 
@@ -84,10 +85,8 @@ class DecisionService:
 
 def parse_requests(document: Any, *, max_batch: int) -> tuple[list[Request], bool]:
     """The requests of a pbgm-form body, and whether it was a batch."""
-    if not isinstance(document, Mapping):
-        raise ValidationError([Problem("$", "invalid_type", "a request is a JSON object")])
-    if "requests" not in document:
-        return [_request(document, "$")], False
+    if not isinstance(document, Mapping) or "requests" not in document:
+        return [request_from_json(document)], False
     items = document["requests"]
     problems = [Problem(f"$.{k}", "unknown_member", f"unknown member `{k}`") for k in document]
     problems = [p for p in problems if p.path != "$.requests"]
@@ -103,47 +102,12 @@ def parse_requests(document: Any, *, max_batch: int) -> tuple[list[Request], boo
     found: list[Problem] = []
     for index, item in enumerate(items):
         try:
-            requests.append(_request(item, f"$.requests[{index}]"))
+            requests.append(request_from_json(item, f"$.requests[{index}]"))
         except ValidationError as error:
             found.extend(error.problems)
     if found:
         raise ValidationError(found)
     return requests, True
-
-
-def _request(item: Any, path: str) -> Request:
-    if not isinstance(item, Mapping):
-        raise ValidationError([Problem(path, "invalid_type", "a request is a JSON object")])
-    problems = []
-    for key, value in item.items():
-        if key not in CATEGORIES:
-            problems.append(Problem(f"{path}.{key}", "unknown_member", f"unknown member `{key}`"))
-        elif not isinstance(value, Mapping):
-            problems.append(Problem(f"{path}.{key}", "invalid_type", "attributes by name"))
-    if problems:
-        raise ValidationError(problems)
-    return Request(**{c: freeze(dict(item.get(c) or {})) for c in CATEGORIES})
-
-
-def _plain(value: Any) -> Any:
-    return plain_json(thaw(value))
-
-
-def response_data(response: Decided) -> dict[str, Any]:
-    """A `Response` as pbgm's JSON (the shape `pbgm decide` prints)."""
-    return {
-        "decision": str(response.decision),
-        "status": {"code": response.status.code, "message": response.status.message},
-        "obligations": [
-            {"id": o.id, "attributes": _plain(o.attributes)} for o in response.obligations
-        ],
-        "advice": [{"id": a.id, "attributes": _plain(a.attributes)} for a in response.advice],
-        "policy_ids": list(response.policy_ids),
-        "errors": [
-            {"code": e.code, "message": e.message, "policy_id": e.policy_id, "rule_id": e.rule_id}
-            for e in response.errors
-        ],
-    }
 
 
 def _reject_nul(value: Any) -> None:
@@ -179,7 +143,7 @@ def decisions_blueprint(
         else:
             requests, batch = parse_requests(document, max_batch=max_batch)
             decided = _decide(service, log, metrics, requests, group)
-            data = [response_data(r) for r in decided]
+            data = [response_to_json(r) for r in decided]
             body = {"responses": data} if batch else data[0]
         metrics.decision_latency.observe(time.perf_counter() - started)
         return json_response(body, headers={"Cache-Control": "no-store"})

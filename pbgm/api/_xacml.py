@@ -15,6 +15,9 @@ last segment with `-` read as `_` (`...:subject:role` -> `role`); any other id i
 kept as written. A `dateTime` value becomes a date-time. Values given as an
 array, or one id given twice, form a bag.
 
+Read requests become `Request`s and attribute values are written back through
+`pbgm.messages`, as pbgm's own JSON form is.
+
 Written: `{"Response": [{"Decision", "Status": {"StatusCode": {"Value"},
 "StatusMessage"}, "Obligations", "AssociatedAdvice", "Category" (the attributes
 asked with `IncludeInResult`), "PolicyIdentifierList"}]}`.
@@ -27,9 +30,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pbgm.errors import Problem, ValidationError
+from pbgm.messages import json_value, request_from_json
 from pbgm.model import Advice, Obligation, Request, Response
-from pbgm.pap import plain_json
-from pbgm.syntax import freeze, parse_datetime, thaw
+from pbgm.syntax import parse_datetime
 
 XACML = "urn:oasis:names:tc:xacml:"
 CATEGORY_IDS = {
@@ -202,7 +205,7 @@ def _request(parts: Sequence[Part], problems: list[Problem]) -> tuple[Request, l
                 shown.append({"AttributeId": attribute["AttributeId"], "Value": attribute["Value"]})
         if shown:
             echo.append({"CategoryId": URN_OF[category], "Attribute": shown})
-    return Request(**{c: freeze(b) for c, b in bags.items()}), echo
+    return request_from_json(bags), echo
 
 
 def _attribute(attribute: Any, path: str, problems: list[Problem]) -> tuple[str, Any] | None:
@@ -243,16 +246,12 @@ def _merge(current: Any, value: Any) -> list[Any]:
 # --- responses -------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    return plain_json(thaw(value))
-
-
 def _assignments(items: Sequence[Obligation | Advice]) -> list[dict[str, Any]]:
     return [
         {
             "Id": item.id,
             "AttributeAssignment": [
-                {"AttributeId": name, "Value": _plain(value)}
+                {"AttributeId": name, "Value": json_value(value)}
                 for name, value in item.attributes.items()
             ],
         }

@@ -3,7 +3,8 @@
 A request document is `{"subject": {...}, "resource": {...}, "action": {...},
 "environment": {...}}` with an optional `"now"` (ISO 8601, overridden by `--now`) and
 `"memberships"` (`{principal: [group, ...]}`, added to the repository's memberships),
-the shape of the conformance corpus requests. The `Response` is printed as JSON.
+the shape of the conformance corpus requests. The `Response` is printed as JSON
+(both in `pbgm.messages` form).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from pbgm.cli._app import DECISION_STATUS, Env, main, parse_now, pass_env
 from pbgm.documents import load_file
 from pbgm.errors import InvalidInputError, NotFoundError, Problem, ValidationError
 from pbgm.flexoffer import validate_offer
-from pbgm.model import CATEGORIES, PolicyStatus, Request, Response
+from pbgm.messages import request_from_json, request_problems, response_to_json
+from pbgm.model import PolicyStatus, Request
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.store.base import PolicyRecord, utc_now
-from pbgm.syntax import parse_datetime, thaw
-from pbgm.testing import make_request
+from pbgm.syntax import parse_datetime
+
+DOCUMENT_KEYS = ("now", "memberships")
 
 
 @main.command("decide")
@@ -44,7 +47,7 @@ def decide(env: Env, request_file: Path, policy_group: str | None, now: str | No
     request, memberships, at = request_from_document(document)
     pdp = _decision_point(env, policy_group, memberships)
     response = pdp.decide(request, now=parse_now(now) if now else at or utc_now())
-    click.echo(json.dumps(response_data(response), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(response_to_json(response), ensure_ascii=False, indent=2))
     click.get_current_context().exit(DECISION_STATUS[response.decision])
 
 
@@ -119,20 +122,14 @@ def request_from_document(
 
     Raises `ValidationError` listing every problem of the document.
     """
-    problems: list[Problem] = []
+    problems = request_problems(document, extra=DOCUMENT_KEYS)
     if not isinstance(document, Mapping):
-        raise ValidationError([Problem("$", "type", "a request is a JSON object")])
-    for key, value in document.items():
-        if key not in (*CATEGORIES, "now", "memberships"):
-            problems.append(Problem(f"$.{key}", "additional_property", f"unknown key `{key}`"))
-        elif key in CATEGORIES and not isinstance(value, Mapping):
-            problems.append(Problem(f"$.{key}", "type", f"`{key}` maps attribute names to values"))
+        raise ValidationError(problems)
     memberships = _memberships(document.get("memberships") or {}, problems)
     now = _now(document.get("now"), problems)
     if problems:
         raise ValidationError(problems)
-    request = make_request(*(document.get(c) for c in CATEGORIES))
-    return request, memberships, now
+    return request_from_json(document, extra=DOCUMENT_KEYS), memberships, now
 
 
 def _memberships(value: Any, problems: list[Problem]) -> dict[str, list[str]]:
@@ -153,20 +150,3 @@ def _now(value: Any, problems: list[Problem]) -> datetime | None:
     except ValidationError as error:
         problems.extend(error.problems)
         return None
-
-
-def response_data(response: Response) -> dict[str, Any]:
-    """A `Response` as JSON data (the shape the CLI prints and the API returns)."""
-    return {
-        "decision": str(response.decision),
-        "status": {"code": response.status.code, "message": response.status.message},
-        "obligations": [
-            {"id": o.id, "attributes": thaw(o.attributes)} for o in response.obligations
-        ],
-        "advice": [{"id": a.id, "attributes": thaw(a.attributes)} for a in response.advice],
-        "policy_ids": list(response.policy_ids),
-        "errors": [
-            {"code": e.code, "message": e.message, "policy_id": e.policy_id, "rule_id": e.rule_id}
-            for e in response.errors
-        ],
-    }

@@ -12,8 +12,9 @@ Each case holds:
   `policy_ids`, and optionally `errors` (`[{"code", "policy_id", "rule_id"}]`). Only
   the keys present are compared.
 
-`load_cases()` reads them; `summarize(response, expected)` turns a `Response` into the
-same JSON shape so that the PDP, CLI and REST tests can all compare with `==`.
+`load_cases()` reads them; `summarize(response, expected)` turns a `Response`, or
+pbgm's JSON answer as the CLI prints it and the API returns it (`pbgm.messages`), into
+the same JSON shape so that the PDP, CLI and REST tests can all compare with `==`.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pbgm.messages import request_from_json, response_to_json
+from pbgm.model import CATEGORIES as CATEGORIES  # the REST tests import it from here
 from pbgm.model import PolicySet, Request, Response
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import AssetAttributeProvider, GroupMembershipProvider, PolicyInformationPoint
-from pbgm.syntax import format_datetime, parse_datetime, policy_set_from_documents
+from pbgm.syntax import parse_datetime, policy_set_from_documents
 
 CORPUS = Path(__file__).parent
 DEFAULT_NOW = "2026-03-02T12:00:00Z"
-CATEGORIES = ("subject", "resource", "action", "environment")
+REQUEST_EXTRAS = ("now", "memberships", "assets")
+ERROR_KEYS = ("code", "policy_id", "rule_id")
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class Case:
 
     @property
     def request(self) -> Request:
-        return Request(**{c: self.request_document.get(c, {}) for c in CATEGORIES})
+        return request_from_json(self.request_document, extra=REQUEST_EXTRAS)
 
     @property
     def now(self) -> datetime:
@@ -85,36 +89,22 @@ def _load(path: Path) -> Case:
     return Case(path.name, read("policy.json"), read("request.json"), read("expected.json"))
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, Mapping):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted((_json(v) for v in value), key=repr)
-    return value
+def response_document(response: Response | Mapping[str, Any]) -> dict[str, Any]:
+    """A response (a `Response` or pbgm's JSON answer) in the shape of `expected.json`.
 
-
-def response_document(response: Response) -> dict[str, Any]:
-    """A response as JSON data, in the shape of `expected.json`."""
+    That shape is pbgm's JSON answer with the status reduced to its code and the
+    errors to where they happened, so that messages may be reworded freely.
+    """
+    document = response_to_json(response) if isinstance(response, Response) else response
+    status = document.get("status")
     return {
-        "decision": response.decision.value,
-        "status": response.status.code,
-        "obligations": [
-            {"id": o.id, "attributes": _json(o.attributes)} for o in response.obligations
-        ],
-        "advice": [{"id": a.id, "attributes": _json(a.attributes)} for a in response.advice],
-        "policy_ids": list(response.policy_ids),
-        "errors": [
-            {"code": e.code, "policy_id": e.policy_id, "rule_id": e.rule_id}
-            for e in response.errors
-        ],
+        **document,
+        "status": status.get("code") if isinstance(status, Mapping) else status,
+        "errors": [{key: e.get(key) for key in ERROR_KEYS} for e in document.get("errors", [])],
     }
 
 
 def summarize(response: Response | Mapping[str, Any], expected: Mapping[str, Any]) -> dict:
     """The parts of a response (a `Response` or its JSON document) that `expected` names."""
-    document = response_document(response) if isinstance(response, Response) else response
+    document = response_document(response)
     return {key: document.get(key) for key in expected}
