@@ -29,6 +29,7 @@ from pbgm.store.base import (
     Group,
     PolicyGroup,
     PolicyRecord,
+    PolicyVersion,
     ServiceAccount,
     User,
 )
@@ -145,6 +146,49 @@ def next_record(
         document=doc,
         updated_at=at,
         updated_by=actor,
+    )
+
+
+def check_new_policy(
+    document: Mapping[str, Any], actor: str, reason: str
+) -> tuple[dict[str, Any], PolicyKeys]:
+    """The checks of `create_policy`: the document's private JSON copy and its keys."""
+    doc = to_json(document)
+    keys = policy_keys(doc)
+    check_change(actor, reason)
+    return doc, keys
+
+
+def check_policy_update(
+    policy_id: str, document: Mapping[str, Any], actor: str, reason: str, action: str
+) -> tuple[dict[str, Any], PolicyKeys]:
+    """The checks of `update_policy`: the new document's private JSON copy and its keys."""
+    doc = to_json(document)
+    keys = policy_keys(doc)
+    check_document_id(policy_id, keys)
+    check_version_action(action)
+    check_change(actor, reason)
+    return doc, keys
+
+
+def check_status_change(status: Any, version: int | None, actor: str, reason: str) -> PolicyStatus:
+    """The checks of `set_policy_status`; the status as a `PolicyStatus`."""
+    checked = check_status(status)
+    check_status_version(checked, version)
+    check_change(actor, reason)
+    return checked
+
+
+def version_entry(record: PolicyRecord, reason: str, action: str) -> PolicyVersion:
+    """The history entry of the record's latest version, as a create or update leaves it."""
+    return PolicyVersion(
+        record.id,
+        record.version,
+        record.document,
+        record.updated_by,
+        record.updated_at,
+        reason,
+        action,
     )
 
 
@@ -388,6 +432,13 @@ def check_schedule(
     if not isinstance(copy, dict):
         raise InvalidInputError("a schedule document must be a JSON object")
     return copy, check_reasons(reasons)
+
+
+def schedule_details(
+    number: int, state: str, reasons: tuple[dict[str, str], ...]
+) -> dict[str, Any]:
+    """What the audit log says about a recorded schedule."""
+    return {"schedule": number, "state": state, "reasons": [reason["code"] for reason in reasons]}
 
 
 def flexoffer_details(offer: FlexOfferRecord) -> dict[str, Any]:

@@ -85,7 +85,7 @@ class MemoryFlexOffers:
             live.schedules[offer_id].append(schedule)
             if state == "accepted":
                 live.flexoffers[offer_id] = replace(offer, state="assigned", updated_at=at)
-            details = {"schedule": number, "state": state, "reasons": [r["code"] for r in checked]}
+            details = rules.schedule_details(number, state, checked)
             self._audit_only(at, actor, "flexoffer.schedule", "flexoffer", offer_id, details)
             return _out_schedule(schedule)
 

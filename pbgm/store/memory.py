@@ -127,9 +127,7 @@ class MemoryStore(MemoryPrincipals):
     def create_policy(
         self, document: Mapping[str, Any], *, actor: str, reason: str = ""
     ) -> PolicyRecord:
-        doc = rules.to_json(document)
-        keys = rules.policy_keys(doc)
-        rules.check_change(actor, reason)
+        doc, keys = rules.check_new_policy(document, actor, reason)
         with self._lock:
             at = rules.now(self._clock)
             state = self._live()
@@ -137,7 +135,7 @@ class MemoryStore(MemoryPrincipals):
                 raise rules.already_exists("policy", keys.id)
             record = rules.new_record(keys, doc, at, actor)
             state.policies[keys.id] = record
-            state.versions[keys.id] = [PolicyVersion(keys.id, 1, doc, actor, at, reason, "create")]
+            state.versions[keys.id] = [rules.version_entry(record, reason, "create")]
             details = rules.with_reason({"version": 1}, reason)
             self._changed(at, actor, "policy.create", "policy", keys.id, details)
             return _out(record)
@@ -152,22 +150,16 @@ class MemoryStore(MemoryPrincipals):
         reason: str = "",
         action: str = "update",
     ) -> PolicyRecord:
-        doc = rules.to_json(document)
-        keys = rules.policy_keys(doc)
-        rules.check_document_id(policy_id, keys)
-        rules.check_version_action(action)
-        rules.check_change(actor, reason)
+        doc, keys = rules.check_policy_update(policy_id, document, actor, reason, action)
         with self._lock:
             at = rules.now(self._clock)
             current = self._policy(policy_id)
             rules.check_expected(policy_id, current.version, expected_version)
-            version = current.version + 1
             record = rules.next_record(current, keys, doc, at, actor)
             state = self._live()
             state.policies[policy_id] = record
-            entry = PolicyVersion(policy_id, version, doc, actor, at, reason, action)
-            state.versions[policy_id].append(entry)
-            details = rules.with_reason({"version": version}, reason)
+            state.versions[policy_id].append(rules.version_entry(record, reason, action))
+            details = rules.with_reason({"version": record.version}, reason)
             self._changed(at, actor, f"policy.{action}", "policy", policy_id, details)
             return _out(record)
 
@@ -182,9 +174,7 @@ class MemoryStore(MemoryPrincipals):
         expected_version: int | None = None,
     ) -> PolicyRecord:
         """Publish `version` (default: the latest) or move the policy to another status."""
-        status = rules.check_status(status)
-        rules.check_status_version(status, version)
-        rules.check_change(actor, reason)
+        status = rules.check_status_change(status, version, actor, reason)
         with self._lock:
             at = rules.now(self._clock)
             current = self._policy(policy_id)

@@ -112,11 +112,7 @@ class SqlFlexOffers(SqlBase):
             session.add(row)
             if state == "accepted":
                 offer.state, offer.updated_at = "assigned", at
-            details = {
-                "schedule": row.number,
-                "state": state,
-                "reasons": [r["code"] for r in checked],
-            }
+            details = rules.schedule_details(row.number, state, checked)
             self._audit(session, at, actor, "flexoffer.schedule", "flexoffer", offer_id, details)
             session.flush()
             return _to_schedule(row)

@@ -80,9 +80,7 @@ class SqlPolicies(SqlBase):
     def create_policy(
         self, document: Mapping[str, Any], *, actor: str, reason: str = ""
     ) -> PolicyRecord:
-        doc = rules.to_json(document)
-        keys = rules.policy_keys(doc)
-        rules.check_change(actor, reason)
+        doc, keys = rules.check_new_policy(document, actor, reason)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             if session.get(PolicyRow, keys.id) is not None:
@@ -90,8 +88,7 @@ class SqlPolicies(SqlBase):
             record = rules.new_record(keys, doc, at, actor)
             session.add(policy_row(record, keys.format))
             session.flush()  # the policy first: the version row refers to it
-            version = PolicyVersion(keys.id, 1, doc, actor, at, reason, "create")
-            session.add(version_row(version))
+            session.add(version_row(rules.version_entry(record, reason, "create")))
             details = rules.with_reason({"version": 1}, reason)
             self._audit(session, at, actor, "policy.create", "policy", keys.id, details)
             return record
@@ -106,11 +103,7 @@ class SqlPolicies(SqlBase):
         reason: str = "",
         action: str = "update",
     ) -> PolicyRecord:
-        doc = rules.to_json(document)
-        keys = rules.policy_keys(doc)
-        rules.check_document_id(policy_id, keys)
-        rules.check_version_action(action)
-        rules.check_change(actor, reason)
+        doc, keys = rules.check_policy_update(policy_id, document, actor, reason, action)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             current = self._load(session, policy_id, lock=True)
@@ -119,8 +112,7 @@ class SqlPolicies(SqlBase):
             row = self._row(session, policy_id)
             set_policy_keys(row, keys, doc)
             row.version, row.updated_at, row.updated_by = record.version, at, actor
-            entry = PolicyVersion(policy_id, record.version, doc, actor, at, reason, action)
-            session.add(version_row(entry))
+            session.add(version_row(rules.version_entry(record, reason, action)))
             details = rules.with_reason({"version": record.version}, reason)
             self._audit(session, at, actor, f"policy.{action}", "policy", policy_id, details)
             return record
@@ -136,9 +128,7 @@ class SqlPolicies(SqlBase):
         expected_version: int | None = None,
     ) -> PolicyRecord:
         """Publish `version` (default: the latest) or move the policy to another status."""
-        status = rules.check_status(status)
-        rules.check_status_version(status, version)
-        rules.check_change(actor, reason)
+        status = rules.check_status_change(status, version, actor, reason)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             current = self._load(session, policy_id, lock=True)
