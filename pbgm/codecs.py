@@ -155,33 +155,12 @@ class JsonObjectCodec:
         return dump_object(data)
 
 
-class EdgeflexCodec:
-    """VILLASnode `json.edgeflex`: flat scalars plus `created` in integer milliseconds."""
+class _FormatCodec:
+    """A JSON object checked against one format by `_checked` in both directions.
 
-    name = "json.edgeflex"
-
-    def decode(self, payload: bytes) -> dict[str, Any]:
-        return self._checked(load_object(payload), malformed)
-
-    def encode(self, data: Mapping[str, Any]) -> bytes:
-        return dump_object(self._checked(dict(data), _unencodable))
-
-    @staticmethod
-    def _checked(data: dict[str, Any], error: Callable[[str], InvalidInputError]) -> dict[str, Any]:
-        created = data.get("created")
-        if not is_number(created):
-            raise error("`created` must be the origin time in milliseconds since the epoch")
-        for key, value in data.items():
-            if not isinstance(key, str) or not _is_scalar(value):
-                raise error(f"signal `{key}` must have a scalar value (the format is flat)")
-        data["created"] = int(data["created"])
-        return data
-
-
-class TimeValueCodec:
-    """The field-trial shape `{"time": "<ISO 8601>", "value": <number>}`."""
-
-    name = "time_value"
+    A breach is `malformed_payload` when decoding and `unencodable_payload` when
+    encoding, with the same message.
+    """
 
     def decode(self, payload: bytes) -> dict[str, Any]:
         data = load_object(payload)
@@ -196,8 +175,32 @@ class TimeValueCodec:
         except InvalidInputError as exc:
             raise _unencodable(exc.message) from None
 
-    @staticmethod
-    def _checked(data: dict[str, Any]) -> dict[str, Any]:
+    def _checked(self, data: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class EdgeflexCodec(_FormatCodec):
+    """VILLASnode `json.edgeflex`: flat scalars plus `created` in integer milliseconds."""
+
+    name = "json.edgeflex"
+
+    def _checked(self, data: dict[str, Any]) -> dict[str, Any]:
+        created = data.get("created")
+        if not is_number(created):
+            raise malformed("`created` must be the origin time in milliseconds since the epoch")
+        for key, value in data.items():
+            if not isinstance(key, str) or not _is_scalar(value):
+                raise malformed(f"signal `{key}` must have a scalar value (the format is flat)")
+        data["created"] = int(data["created"])
+        return data
+
+
+class TimeValueCodec(_FormatCodec):
+    """The field-trial shape `{"time": "<ISO 8601>", "value": <number>}`."""
+
+    name = "time_value"
+
+    def _checked(self, data: dict[str, Any]) -> dict[str, Any]:
         _check_time(data.get("time"), "time")
         if not is_number(data.get("value")):
             raise malformed("`value` must be a number")
@@ -207,23 +210,10 @@ class TimeValueCodec:
         return data
 
 
-class SognoV4Codec:
+class SognoV4Codec(_FormatCodec):
     """SOGNO measurement format v4 (device form or per-component output form)."""
 
     name = "sogno_v4"
-
-    def decode(self, payload: bytes) -> dict[str, Any]:
-        data = load_object(payload)
-        try:
-            return self._checked(data)
-        except InvalidInputError as exc:
-            raise malformed(exc.message) from None
-
-    def encode(self, data: Mapping[str, Any]) -> bytes:
-        try:
-            return dump_object(self._checked(dict(data)))
-        except InvalidInputError as exc:
-            raise _unencodable(exc.message) from None
 
     def _checked(self, data: dict[str, Any]) -> dict[str, Any]:
         by_device = "device" in data
