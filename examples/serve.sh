@@ -25,7 +25,7 @@ fi
 
 cat <<TEXT
 
-pbgm REST API on http://$BIND  (OpenAPI: http://$BIND/openapi.json)
+pbgm REST API on http://$BIND  (OpenAPI: http://$BIND/api/v1/openapi.json)
 A token for svc-demo:
   curl -s -u "svc-demo:\$(cat $STATE/svc-demo.secret)" -d grant_type=client_credentials \\
        http://$BIND/api/v1/token

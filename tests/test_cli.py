@@ -424,3 +424,27 @@ def test_service_accounts_get_a_secret_shown_once_and_stored_hashed(tmp_path):
     assert not open_store(db).get_service_account("svc-a").enabled
     again = runner.invoke(main, ["--db", db, "service-account", "add", "svc-a"])
     assert again.exit_code == 6 and "already_exists" in again.output
+
+
+def test_a_global_administrator_is_granted_from_the_cli(tmp_path):
+    """`pbgm grant NAME '*' admin --target-kind policy_group` creates the group `*` once."""
+    from click.testing import CliRunner
+
+    from pbgm.cli import main
+    from pbgm.store import open_store
+    from pbgm.store.sql.migrate import upgrade
+
+    db = f"sqlite:///{tmp_path / 'admins.db'}"
+    upgrade(db)
+    runner = CliRunner()
+    for account in ("svc-admin-a", "svc-admin-b"):
+        added = runner.invoke(main, ["--db", db, "service-account", "add", account])
+        assert added.exit_code == 0, added.output
+        kinds = ["--principal-kind", "service", "--target-kind", "policy_group"]
+        granted = runner.invoke(main, ["--db", db, "grant", account, "*", "admin", *kinds])
+        assert granted.exit_code == 0, granted.output
+    store = open_store(db)
+    assert store.get_policy_group("*").description == "global administrators"
+    grants = [g for g in store.list_grants() if g.target == "*"]
+    assert sorted(g.principal for g in grants) == ["svc-admin-a", "svc-admin-b"]
+    assert {g.permission.value for g in grants} == {"admin"}

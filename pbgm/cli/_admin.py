@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from pbgm.cli._app import Env, main, masked, pass_env
-from pbgm.errors import ConfigurationError
+from pbgm.errors import ConfigurationError, NotFoundError
 from pbgm.model import Permission
-from pbgm.store.base import Grant, Group, User
+from pbgm.store.base import Grant, Group, PolicyGroup, Store, User
+
+GLOBAL_GROUP = "*"
 
 # --- db ---------------------------------------------------------------------------------
 
@@ -91,10 +93,26 @@ def group_add_member(env: Env, group_name: str, member: str) -> None:
 def grant(
     env: Env, principal: str, target: str, permission: str, principal_kind: str, target_kind: str
 ) -> None:
-    """Let PRINCIPAL read, write or admin TARGET (each level includes the lower ones)."""
-    made = env.store.add_grant(
-        Grant(principal_kind, principal, target_kind, target, Permission(permission)),
-        actor=env.actor,
-    )
+    """Let PRINCIPAL read, write or admin TARGET (each level includes the lower ones).
+
+    `pbgm grant NAME '*' admin --target-kind policy_group` makes a global administrator
+    (the REST API's users, groups, accounts and audit log need one); the policy group
+    `*` is created on first use.
+    """
+    with env.store.atomic() as store:
+        if target_kind == "policy_group" and target == GLOBAL_GROUP:
+            _ensure_global_group(store, env.actor)
+        made = store.add_grant(
+            Grant(principal_kind, principal, target_kind, target, Permission(permission)),
+            actor=env.actor,
+        )
     text = f"granted {permission} on {target_kind} `{target}` to {principal_kind} `{principal}`"
     env.emit({"grant_id": made.id}, text)
+
+
+def _ensure_global_group(store: Store, actor: str) -> None:
+    try:
+        store.get_policy_group(GLOBAL_GROUP)
+    except NotFoundError:
+        group = PolicyGroup(GLOBAL_GROUP, description="global administrators")
+        store.put_policy_group(group, actor=actor)
