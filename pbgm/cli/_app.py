@@ -6,7 +6,7 @@ import getpass
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from pbgm.errors import (
     NotFoundError,
     PbgmError,
     PermissionDeniedError,
+    Problem,
     StoreUnavailableError,
     ValidationError,
 )
@@ -69,7 +70,10 @@ def report(error: BaseException, *, as_json: bool) -> None:
         click.echo(json.dumps({"error": data}, ensure_ascii=False, default=str))
         return
     click.echo(f"error: {data['code']}: {data['message']}", err=True)
-    for problem in getattr(error, "problems", ()):
+    problems = getattr(error, "problems", None) or data.get("problems") or ()
+    for problem in problems:
+        if isinstance(problem, Mapping):
+            problem = Problem(problem["path"], problem["code"], problem["message"])
         click.echo(f"  {problem.path}: {problem.code}: {problem.message}", err=True)
 
 
