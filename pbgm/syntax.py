@@ -220,7 +220,7 @@ def _dump_obligations(items: Sequence[ObligationExpression], with_effect: bool) 
 
 def parse_rule(data: Mapping[str, Any], path: str) -> Rule:
     try:
-        effect = Effect(data.get("effect"))
+        effect = Effect(str(data.get("effect")))
     except ValueError:
         raise _fail(
             f"{path}.effect", "invalid_effect", "effect must be `Permit` or `Deny`"

@@ -69,8 +69,8 @@ def list_accounts(env: Env) -> None:
         {"client_id": a.client_id, "scopes": list(a.scopes), "enabled": a.enabled} for a in accounts
     ]
     text = "\n".join(
-        f"{r['client_id']:<32} {'enabled ' if r['enabled'] else 'disabled'} {' '.join(r['scopes'])}"
-        for r in rows
+        f"{a.client_id:<32} {'enabled ' if a.enabled else 'disabled'} {' '.join(a.scopes)}"
+        for a in accounts
     )
     env.emit({"service_accounts": rows}, text or "no service accounts")
 

@@ -70,11 +70,17 @@ def report(error: BaseException, *, as_json: bool) -> None:
         click.echo(json.dumps({"error": data}, ensure_ascii=False, default=str))
         return
     click.echo(f"error: {data['code']}: {data['message']}", err=True)
-    problems = getattr(error, "problems", None) or data.get("problems") or ()
-    for problem in problems:
-        if isinstance(problem, Mapping):
-            problem = Problem(problem["path"], problem["code"], problem["message"])
+    for problem in _problems_of(error, data):
         click.echo(f"  {problem.path}: {problem.code}: {problem.message}", err=True)
+
+
+def _problems_of(error: BaseException, data: Mapping[str, Any]) -> list[Problem]:
+    """A ValidationError's problems, or the problem dicts another error carries."""
+    problems: list[Problem] = list(getattr(error, "problems", None) or ())
+    for item in data.get("problems") or () if not problems else ():
+        if isinstance(item, Mapping):
+            problems.append(Problem(item["path"], item["code"], item["message"]))
+    return problems
 
 
 class _Cli(click.Group):
