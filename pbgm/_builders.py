@@ -11,11 +11,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 from pbgm._functions_set import as_set, norm
 from pbgm._functions_text import TopicFilter, match_levels
+from pbgm._index import bag_getter
 from pbgm._values import BAG_TYPES, NOTHING, EvaluationFailure, members, one, truth
 from pbgm.functions import FunctionSpec
 from pbgm.model import AttributeRef, Expr, Request
@@ -47,7 +47,7 @@ def constant(expr: Expr, value: Any) -> Operand:
 
 def reference(ref: AttributeRef) -> Compiled:
     """Read one attribute: a missing or null value is absent."""
-    bag, name = attrgetter(ref.category), ref.name
+    bag, name = bag_getter(ref.category), ref.name
     if ref.may_be_absent:
 
         def optional(request: Request) -> Any:
@@ -158,7 +158,7 @@ def _build_junction(stop: bool) -> Callable[[FunctionSpec, list[Operand]], Compi
 def _build_is_present(spec: FunctionSpec, ops: list[Operand]) -> Compiled:
     ref = ops[0].expr
     assert isinstance(ref, AttributeRef)
-    bag, name = attrgetter(ref.category), ref.name
+    bag, name = bag_getter(ref.category), ref.name
 
     def is_present(request: Request) -> bool:
         value = bag(request).get(name)

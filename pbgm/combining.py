@@ -91,6 +91,8 @@ class Result:
 
 
 NOT_APPLICABLE_RESULT = Result(NOT_APPLICABLE)
+_NO_PLAIN: tuple[Result | None, ...] = (None, None, NOT_APPLICABLE_RESULT)
+_BOTH = frozenset({PERMIT, DENY})
 
 
 def failed(code: int, id: str, error: EvaluationError) -> Result:
@@ -232,6 +234,29 @@ def selected(decision: int, results: Sequence[Result]) -> list[Result]:
     return [r for r in results if r.decision == decision]
 
 
+ONE_CHILD: dict[str, tuple[int, ...]] = {
+    **dict.fromkeys(
+        ("deny-overrides", "permit-overrides", "first-applicable", "only-one-applicable"),
+        (PERMIT, DENY, NOT_APPLICABLE, INDETERMINATE_D, INDETERMINATE_P, INDETERMINATE_DP),
+    ),
+    "deny-unless-permit": (PERMIT, DENY, DENY, DENY, DENY, DENY),
+    "permit-unless-deny": (PERMIT, DENY, PERMIT, PERMIT, PERMIT, PERMIT),
+}
+"""The decision of each algorithm over a single candidate child, by that child's result.
+(For only-one-applicable, a child that does not apply evaluates to NotApplicable.)"""
+
+
+def reachable(algorithm: str, effects: set[int]) -> set[int]:
+    """The decisions Permit and Deny a node can reach: an algorithm decides Permit only
+    from a Permit child (Deny likewise), but for the *-unless-* defaults."""
+    codes = set(effects) if algorithm in ALGORITHMS else set()
+    if algorithm == "deny-unless-permit":
+        codes.add(DENY)
+    if algorithm == "permit-unless-deny":
+        codes.add(PERMIT)
+    return codes
+
+
 # --- the combining step of a policy or a policy set ----------------------------------------
 
 
@@ -255,25 +280,60 @@ class Combining:
     Obligations and advice come from the children whose result equals the final
     decision, in order, then the node's own (XACML §7.18); an error resolving the
     node's own makes it Indeterminate{its decision}. Errors of every child are kept.
+
+    Shared results: `plain[decision]` is the ready result of a policy when no child
+    carries anything (None where the decision is unreachable or its own outputs depend
+    on the request); a policy set memoises its result on the one child that decided
+    (`nobody` stands for no child under the *-unless-* algorithms).
     """
 
+    __slots__ = (
+        "children",
+        "combine",
+        "failure",
+        "id",
+        "index",
+        "nobody",
+        "on_deny",
+        "on_permit",
+        "one_child",
+        "owner",
+        "plain",
+    )
+
+    with_sources: bool = False
     id: str
     owner: str | None
-    with_sources: bool
     children: tuple[Any, ...]
 
-    def setup(self, algorithm: str, on_permit: Outputs, on_deny: Outputs, index: Index | None):
+    def setup(
+        self,
+        algorithm: str,
+        on_permit: Outputs,
+        on_deny: Outputs,
+        index: Index | None,
+        effects: set[int] = _BOTH,
+    ) -> None:
+        """`effects`: the effects of the children (Permit and Deny when unknown)."""
         self.combine = ALGORITHMS.get(algorithm)
+        self.one_child = ONE_CHILD.get(algorithm)
         self.failure = None
         if self.combine is None:
             self.failure = self.where(f"unknown combining algorithm `{algorithm}`")
         self.on_permit, self.on_deny, self.index = on_permit, on_deny, index
-        self._nobody = {PERMIT: Result(PERMIT), DENY: Result(DENY)}  # *-unless-* with no decider
-        self._plain: dict[int, Result] = {}
-        if not self.with_sources:  # a policy set names its deciding policies: never shared
-            for code, outputs in ((PERMIT, on_permit), (DENY, on_deny)):
-                if outputs.fixed is not None:
-                    self._plain[code] = Result(code, self.id, *outputs.fixed)
+        self.nobody: tuple[Result, Result] | None = None
+        self.plain: tuple[Result | None, ...] = _NO_PLAIN
+        if self.with_sources:  # a policy set names its deciding policies: never shared
+            self.nobody = (Result(PERMIT), Result(DENY))
+            return
+        codes = reachable(algorithm, effects)
+        ready = [
+            Result(code, self.id, *outputs.fixed)
+            if code in codes and outputs.fixed is not None
+            else None
+            for code, outputs in ((PERMIT, on_permit), (DENY, on_deny))
+        ]
+        self.plain = (*ready, NOT_APPLICABLE_RESULT)
 
     def where(self, message: str, code: str = "invalid_policy") -> EvaluationError:
         return EvaluationError(code, message, self.owner)
@@ -285,21 +345,41 @@ class Combining:
             return failed(INDETERMINATE_DP, self.id, self.failure)
         children = self.children if self.index is None else self.index.candidates(request)
         decision, results = self.combine(children, request, now, self.owner)
+        return self.finish(decision, results, request)
+
+    def finish(self, decision: int, results: Sequence[Result], request: Request) -> Result:
+        """The node's result once its algorithm decided `decision` from `results`."""
         if decision == NOT_APPLICABLE:
             return NOT_APPLICABLE_RESULT
         if decision < NOT_APPLICABLE and _bare(results):  # the common case: shared results
-            plain = self._plain.get(decision)
+            plain = self.plain[decision]
             if plain is not None:
                 return plain
-            chosen = selected(decision, results)
-            if len(chosen) <= 1 and self.with_sources:
-                shared = self._decided_by(chosen[0] if chosen else self._nobody[decision])
-                if shared is not None:
-                    return shared
+            if self.nobody is not None:
+                chosen = selected(decision, results)
+                if len(chosen) <= 1:
+                    shared = self._decided_by(chosen[0] if chosen else self.nobody[decision])
+                    if shared is not None:
+                        return shared
         return self._conclude(decision, results, request)
 
+    def finish_one(self, result: Result, request: Request) -> Result:
+        """`finish` for a policy set whose only candidate child gave `result`."""
+        decision = self.one_child[result.decision]  # type: ignore[index]
+        if decision == NOT_APPLICABLE:
+            return NOT_APPLICABLE_RESULT
+        if decision < NOT_APPLICABLE and not (result.errors or result.obligations or result.advice):
+            child = result if result.decision == decision else self.nobody[decision]  # type: ignore[index]
+            memo = child.memo
+            if memo is not None:
+                return memo  # type: ignore[no-any-return]
+            shared = self._decided_by(child)
+            if shared is not None:
+                return shared
+        return self._conclude(decision, (result,), request)
+
     def _decided_by(self, child: Result) -> Result | None:
-        """A policy set's result when one bare child (or none: `_nobody`) decided,
+        """A policy set's result when one bare child (or none: `nobody`) decided,
         memoised on that child; None when the set's own obligations depend on the request."""
         if child.memo is None:
             outputs = self.on_permit if child.decision == PERMIT else self.on_deny

@@ -16,13 +16,18 @@ the Policy Enforcement Point (`pbgm.pep`) denies it, as it denies Indeterminate.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
+from pbgm._flat import FlatPolicy, compile_policy
+from pbgm._membership import holds
 from pbgm.combining import (
     INDETERMINATE_D,
     INDETERMINATE_DP,
@@ -33,8 +38,9 @@ from pbgm.combining import (
     collapse,
 )
 from pbgm.errors import ConfigurationError, InvalidInputError
-from pbgm.evaluator import INDEX_THRESHOLD, CompiledPolicy, combining_parts, compile_target
+from pbgm.evaluator import INDEX_THRESHOLD, combining_parts, compile_target
 from pbgm.model import (
+    STATUS_OK,
     Apply,
     AttributeRef,
     Decision,
@@ -57,36 +63,123 @@ def utc_now() -> datetime:
 
 
 NOT_APPLICABLE_RESPONSE = Response(Decision.NOT_APPLICABLE)
+_NO_REQUEST = Request()
 
 STATUS_CODES = {"missing_attribute": "missing-attribute"}
 """Error codes with their own status; every other error is a `processing-error`."""
 
 
 class CompiledPolicySet(Combining):
-    """A policy set compiled once; `evaluate` is safe to call from many threads."""
+    """A policy set compiled once; `evaluate` is safe to call from many threads.
+
+    `uses_time` tells whether a decision depends on `now` at all (a validity window,
+    or `environment.current_time` in a condition or obligation): when it does not,
+    the decision point reads no clock.
+    """
+
+    __slots__ = (
+        "leaves",
+        "problems",
+        "revision",
+        "single",
+        "target",
+        "uses_current_time",
+        "uses_time",
+    )
 
     with_sources = True
-    owner = None
 
-    def __init__(self, policy_set: PolicySet, index_threshold: int = INDEX_THRESHOLD) -> None:
-        self.id = policy_set.id
+    def __init__(
+        self,
+        policy_set: PolicySet,
+        index_threshold: int = INDEX_THRESHOLD,
+        *,
+        specialise: bool = True,
+    ) -> None:
+        self.id, self.owner = policy_set.id, None
         self.revision = policy_set.revision
         self.target = compile_target(policy_set.target)
-        self.children = tuple(CompiledPolicy(p, index_threshold) for p in policy_set.policies)
+        self.children = tuple(
+            compile_policy(p, index_threshold, specialise=specialise) for p in policy_set.policies
+        )
         parts = combining_parts(
             self.children, policy_set.obligations, policy_set.advice, index_threshold
         )
         self.setup(policy_set.policy_combining, *parts)
         self.uses_current_time = _uses_current_time(policy_set)
+        self.uses_time = self.uses_current_time or any(p.windowed for p in self.children)
         self.problems = tuple(self._problems())
+        self.single = self.leaves = None
+        if specialise and self.index is not None and self.combine is not None:
+            self.single = self.index.single
+            if self.single is not None:
+                self._share_results()
 
     def __len__(self) -> int:
         return len(self.children)
 
+    def respond(self, request: Request, now: datetime) -> Response:
+        """The response to `request`: straight from the leaf of the one flat policy its
+        key selects (`pbgm._flat`) when there is one, else from `evaluate`."""
+        leaves = self.leaves
+        if leaves is not None and (self.target is None or self.target(request)):
+            value = self.single[0](request).get(self.single[1])  # type: ignore[index]
+            if value.__class__ is str:
+                leaf = leaves.get(value)
+                if leaf is not None:
+                    key = leaf[0](request).get(leaf[1])
+                    if key.__class__ is str:
+                        slot = leaf[2].get(key)
+                        if slot is None:
+                            return leaf[3]  # type: ignore[no-any-return]
+                        at = 4 + 3 * slot
+                        hit = holds(leaf[at], request)
+                        if hit is not None:
+                            return leaf[at + 1] if hit else leaf[at + 2]  # type: ignore[no-any-return]
+        result = self.evaluate(request, now)
+        response = result.memo
+        return response if response is not None else report(result)
+
     def evaluate(self, request: Request, now: datetime) -> Result:
         if self.target is not None and not self.target(request):
             return NOT_APPLICABLE_RESULT
+        single = self.single
+        if single is not None:  # one candidate found by its key: the specialised path
+            value = single[0](request).get(single[1])
+            if value.__class__ is str:
+                found = single[2].get(value, single[3])
+                if len(found) == 1:
+                    return self.finish_one(found[0].evaluate_keyed(request, now), request)
         return self.combined(request, now)
+
+    def _share_results(self) -> None:
+        """Make, at load time, the results and responses shared by the decisions one
+        bare policy (or none) makes, rather than on the first such decision; and the
+        leaves of the flat policies found alone by their key."""
+        assert self.nobody is not None and self.single is not None
+        shared = [*self.nobody]
+        for policy in self.children:
+            shared += [r for r in policy.plain[:NOT_APPLICABLE] if r is not None]
+        for result in shared:
+            if not (result.obligations or result.advice or result.errors):
+                memo = self._decided_by(result)
+                if memo is not None:
+                    report(memo)
+        if self.on_permit.fixed is not None and self.on_deny.fixed is not None:
+            self.leaves = self._leaves()
+
+    def _leaves(self) -> dict[str, tuple[Any, ...]]:
+        def answer(result: Result) -> Response:
+            decided = self.finish_one(result, _NO_REQUEST)  # the set's outputs are fixed
+            return decided.memo or report(decided)  # type: ignore[no-any-return]
+
+        leaves = {}
+        for value, found in self.single[2].items():  # type: ignore[index]
+            if value.__class__ is str and len(found) == 1 and isinstance(found[0], FlatPolicy):
+                leaf = found[0].leaf(answer)
+                if leaf is not None:
+                    leaves[value] = leaf
+        return leaves
 
     def _problems(self) -> Iterable[EvaluationError]:
         """Compile-time errors: the parts that evaluate to Indeterminate when they apply."""
@@ -99,11 +192,44 @@ class CompiledPolicySet(Combining):
 
 
 def compile_policy_set(
-    policy_set: PolicySet | None, *, index_threshold: int = INDEX_THRESHOLD
+    policy_set: PolicySet | None,
+    *,
+    index_threshold: int = INDEX_THRESHOLD,
+    specialise: bool = True,
 ) -> CompiledPolicySet:
     """Compile once for many decisions. None compiles the empty set (NotApplicable).
-    Never raises on bad policy data: see `CompiledPolicySet.problems`."""
-    return CompiledPolicySet(policy_set or PolicySet(id=""), index_threshold)
+    Never raises on bad policy data: see `CompiledPolicySet.problems`.
+
+    `specialise=False` compiles only the general evaluator (the specialised paths
+    of `pbgm._flat` are tested against it). The garbage collector is paused while
+    compiling: the compiled set is a large graph without cycles it need not scan.
+    """
+    with gc_paused():
+        return CompiledPolicySet(
+            policy_set or PolicySet(id=""), index_threshold, specialise=specialise
+        )
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = [0, False]  # pauses in progress, whether the collector was enabled before
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Disable the garbage collector for a block, from any number of threads at once;
+    it is enabled again after the last one only if it was enabled before the first."""
+    with _gc_lock:
+        if _gc_pauses[0] == 0:
+            _gc_pauses[1] = gc.isenabled()
+            gc.disable()
+        _gc_pauses[0] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses[0] -= 1
+            if _gc_pauses[0] == 0 and _gc_pauses[1]:
+                gc.enable()
 
 
 def _uses_current_time(policy_set: PolicySet) -> bool:
@@ -131,15 +257,19 @@ def evaluate(compiled: CompiledPolicySet, request: Request, now: datetime) -> Re
     """Decide `request` against `compiled` at the moment `now` (timezone-aware)."""
     if now.tzinfo is None:
         raise InvalidInputError("`now` must be timezone-aware")
+    return respond(compiled, request, now)
+
+
+def respond(compiled: CompiledPolicySet, request: Request, now: datetime | None) -> Response:
+    """`evaluate` without checking `now`, which may be None when the set does not use time."""
     if compiled.uses_current_time and request.environment.get("current_time") is None:
-        request = with_current_time(request, now)
+        request = with_current_time(request, now)  # type: ignore[arg-type]
     try:
-        result = compiled.evaluate(request, now)
+        return compiled.respond(request, now)  # type: ignore[arg-type]
     except Exception:  # fail closed: a bug is Indeterminate, never an exception to the caller
         log.exception("policy set %r crashed while deciding", compiled.id)
         error = EvaluationError("processing_error", "evaluation failed unexpectedly")
-        result = Result(INDETERMINATE_DP, compiled.id, errors=(error,), cause=error)
-    return report(result)
+        return report(Result(INDETERMINATE_DP, compiled.id, errors=(error,), cause=error))
 
 
 def with_current_time(request: Request, now: datetime) -> Request:
@@ -154,7 +284,7 @@ def report(result: Result) -> Response:
         return NOT_APPLICABLE_RESPONSE
     if result.memo is not None:
         return result.memo  # type: ignore[no-any-return]
-    status = Status()
+    status = STATUS_OK
     if result.decision >= INDETERMINATE_D:
         status = status_of(result.cause)
     response = Response(
@@ -235,16 +365,22 @@ class PolicyDecisionPoint:
             return True
 
     def decide(self, request: Request, *, now: datetime | None = None) -> Response:
-        compiled = self._current()
-        return self._decide(compiled, request, self._clock() if now is None else now)
+        """Decide `request` at `now`, by default the clock's time, which is read only
+        when the policy set uses time (validity windows, `environment.current_time`)."""
+        compiled = self._compiled if self._loaded else self._current()
+        if now is None and self._pip is None and not compiled.uses_time:
+            return respond(compiled, request, None)  # the common case, straight
+        return self._decide(compiled, request, now)
 
     def decide_batch(
         self, requests: Iterable[Request], *, now: datetime | None = None
     ) -> list[Response]:
-        """Decide several requests against one snapshot of the policy set and one `now`."""
-        compiled = self._current()
-        moment = self._clock() if now is None else now
-        return [self._decide(compiled, request, moment) for request in requests]
+        """Decide several requests against one snapshot of the policy set and one `now`
+        (the clock read at most once)."""
+        compiled = self._compiled if self._loaded else self._current()
+        if now is None and compiled.uses_time:
+            now = self._clock()
+        return [self._decide(compiled, request, now) for request in requests]
 
     def _current(self) -> CompiledPolicySet:
         if not self._loaded and self._source is not None and not self._tried_source:
@@ -255,11 +391,22 @@ class PolicyDecisionPoint:
                 log.exception("could not load the policy set; deciding with none (deny)")
         return self._compiled
 
-    def _decide(self, compiled: CompiledPolicySet, request: Request, now: datetime) -> Response:
-        if self._pip is None:
+    def _answer(
+        self, compiled: CompiledPolicySet, request: Request, now: datetime | None
+    ) -> Response:
+        if now is not None:
             return evaluate(compiled, request, now)
+        if compiled.uses_time:
+            return evaluate(compiled, request, self._clock())
+        return respond(compiled, request, None)
+
+    def _decide(
+        self, compiled: CompiledPolicySet, request: Request, now: datetime | None
+    ) -> Response:
+        if self._pip is None:
+            return self._answer(compiled, request, now)
         request, errors = self._pip.resolve(request)
-        response = evaluate(compiled, request, now)
+        response = self._answer(compiled, request, now)
         if not errors:
             return response
         return replace(response, errors=(*errors, *response.errors))

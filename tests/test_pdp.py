@@ -328,12 +328,37 @@ def test_decide_uses_the_clock_unless_now_is_given():
 
 def test_decide_batch_answers_in_order_with_one_clock_reading():
     readings = []
-    ps = policy_set(policy("p", target={"resource": {"id": "r1"}}))
+    window = {"valid_until": "2026-03-02T13:00:00Z"}
+    ps = policy_set(policy("p", target={"resource": {"id": "r1"}}, **window))
     pdp = PolicyDecisionPoint(ps, clock=lambda: readings.append(1) or NOW)
     batch = [Request(resource={"id": "r1"}), Request(resource={"id": "r2"})]
     decisions = [r.decision for r in pdp.decide_batch(batch)]
     assert decisions == [Decision.PERMIT, Decision.NOT_APPLICABLE]
     assert len(readings) == 1
+
+
+AFTER_NEW_YEAR = {
+    "apply": "greater-than",
+    "args": [
+        {"attr": "environment.current_time"},
+        {"value": "2026-01-01T00:00:00Z", "type": "datetime"},
+    ],
+}
+CLOCKS = [
+    ("no window and no time attribute: never read", {}, 0),
+    ("a validity window: read", {"valid_from": "2026-01-01T00:00:00Z"}, 1),
+    ("a condition on the current time: read", {"condition": AFTER_NEW_YEAR}, 1),
+]
+
+
+@pytest.mark.parametrize(("what", "extra", "reads"), CLOCKS, ids=[c[0] for c in CLOCKS])
+def test_the_clock_is_read_only_when_the_policy_set_uses_time(what, extra, reads):
+    readings = []
+    ps = policy_set(policy("p", **{"condition": True, **extra}))
+    pdp = PolicyDecisionPoint(ps, clock=lambda: readings.append(1) or NOW)
+    assert pdp.decide(Request()).allowed
+    assert pdp.decide_batch([Request(), Request()])[0].allowed
+    assert len(readings) == 2 * reads
 
 
 def test_deciding_while_another_thread_reloads_sees_whole_sets_only():

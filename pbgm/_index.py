@@ -1,0 +1,243 @@
+"""Target matching and the candidate index of the decision point.
+
+Matching: a `Match` holds when any request value of its attribute (a scalar or
+a bag) is among its values; a missing (or null) attribute does not match.
+A value that cannot equal a literal (a mapping, a list inside a bag) simply does
+not match, so targets never fail. Booleans are not numbers: `true` does not
+match `1`.
+
+The index maps the values of each child's most selective match (its *key*) to
+the children that match may select. When every keyed child uses the same
+attribute and few children have no key, the index is *single*: one dict from a
+value straight to the ready tuple of candidates, in their original order. A
+string request value found there has matched the key of every keyed candidate
+(a string equals only strings), so those candidates need to check only the rest
+of their target (`rest_target`): the skip the specialised paths of the
+evaluator take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
+
+from pbgm.model import CATEGORIES, Match, Request, Target
+
+PREFERRED_KEYS = ("resource.id", "resource.policy_id", "resource.asset_id")
+"""Index keys tried first: they usually select one policy among many."""
+
+MAX_MERGED = 4
+"""A single index merges at most this many unkeyed children into every entry."""
+
+BAGS = (list, tuple, set, frozenset)
+
+Predicate = Callable[[Request], bool]
+
+_GETTERS = {category: attrgetter(category) for category in CATEGORIES}
+
+
+def bag_getter(category: str) -> Callable[[Request], Any]:
+    """`attrgetter(category)`, one shared per category: `bag_getter("subject")(request)`
+    is the request's subject attributes."""
+    return _GETTERS.get(category) or attrgetter(category)
+
+
+# --- matching --------------------------------------------------------------------
+
+
+def _needs_strict(values: frozenset[Any]) -> bool:
+    """Python says `True == 1`; only sets holding booleans, 0 or 1 need the slow check."""
+    return any(type(v) is bool or (type(v) in (int, float) and v in (0, 1)) for v in values)
+
+
+def _holds_one(values: frozenset[Any], item: Any, strict: bool) -> bool:
+    try:
+        if item not in values:
+            return False
+    except TypeError:  # unhashable: equals no literal
+        return False
+    return not strict or any(
+        v == item and (type(v) is bool) is (type(item) is bool) for v in values
+    )
+
+
+def _any_holds(values: frozenset[Any], bag: Any, strict: bool) -> bool:
+    return any(_holds_one(values, item, strict) for item in bag)
+
+
+def compile_match(match: Match) -> Predicate:
+    """A predicate for one match (see the module docstring)."""
+    get_bag, name, values = bag_getter(match.category), match.name, match.values
+    strict = _needs_strict(values)
+
+    def holds(request: Request) -> bool:
+        value = get_bag(request).get(name)
+        if value.__class__ is str:  # the common case: a string equals only strings
+            return value in values
+        if value is None:
+            return False
+        if isinstance(value, BAGS):
+            return _any_holds(values, value, strict)
+        if strict:
+            return _holds_one(values, value, strict)
+        try:
+            return value in values
+        except TypeError:  # unhashable: equals no literal
+            return False
+
+    return holds
+
+
+def compile_target(target: Target) -> Predicate | None:
+    """A predicate for the target, or None for the empty target (always matches)."""
+    return _conjunction([shared_match(m) for m in target.matches])
+
+
+def _conjunction(matchers: Sequence[Predicate]) -> Predicate | None:
+    if not matchers:
+        return None
+    if len(matchers) == 1:
+        return matchers[0]
+    every = tuple(matchers)
+
+    def holds(request: Request) -> bool:
+        for matcher in every:  # noqa: SIM110 - a loop beats all() on the hot path
+            if not matcher(request):
+                return False
+        return True
+
+    return holds
+
+
+_CACHE_SIZE = 4096
+_matches: dict[tuple[str, str, frozenset[Any]], Predicate] = {}
+
+
+def shared_match(match: Match) -> Predicate:
+    """`compile_match`, one closure for equal matches on strings (rules repeat
+    `action.id` matches many times); other values never share (`true` equals `1`)."""
+    values = match.values
+    if values.__class__ is not frozenset or not all(v.__class__ is str for v in values):
+        return compile_match(match)
+    key = (match.category, match.name, values)
+    compiled = _matches.get(key)
+    if compiled is None:
+        compiled = compile_match(match)
+        if len(_matches) >= _CACHE_SIZE:
+            _matches.clear()
+        _matches[key] = compiled
+    return compiled
+
+
+def index_key(matches: Sequence[Match]) -> Match | None:
+    """The match to index a target by: a preferred id, else the fewest values."""
+    for path in PREFERRED_KEYS:
+        for match in matches:
+            if match.path == path:
+                return match
+    return min(matches, key=lambda m: len(m.values), default=None)
+
+
+def rest_target(matches: Sequence[Match]) -> Predicate | None:
+    """The target without its index key: what a candidate found by its key still checks."""
+    key = index_key(matches)
+    return _conjunction([shared_match(m) for m in matches if m is not key])
+
+
+def target_and_rest(matches: Sequence[Match]) -> tuple[Predicate | None, Predicate | None]:
+    """The predicates of the whole target and of its `rest_target`, sharing matchers."""
+    key = index_key(matches)
+    compiled = [(m is key, shared_match(m)) for m in matches]
+    return _conjunction([f for _, f in compiled]), _conjunction([f for k, f in compiled if not k])
+
+
+# --- the index ---------------------------------------------------------------------
+
+
+class CandidateIndex:
+    """Maps attribute values to the children whose target may match them.
+
+    `candidates` returns a superset of the matching children in their original
+    order (first-applicable and only-one-applicable depend on it); each
+    candidate still checks its whole target. `single` is set when the index is
+    single (see the module docstring): `(bag, name, table, unkeyed)`, where
+    `table.get(value, unkeyed)` are the candidates of a string `value`.
+    """
+
+    __slots__ = ("_always", "_children", "_order", "_tables", "single")
+
+    def __init__(self, children: Sequence[Any], targets: Sequence[Sequence[Match]]) -> None:
+        self._children = tuple(children)
+        self._order: dict[int, int] | None = None
+        always: list[int] = []
+        tables: dict[tuple[str, str], dict[Any, list[int]]] = {}
+        for position, matches in enumerate(targets):
+            key = index_key(matches)
+            if key is None:
+                always.append(position)
+                continue
+            table = tables.setdefault((key.category, key.name), {})
+            for value in key.values:
+                table.setdefault(value, []).append(position)
+        self._always = self._pick(always)
+        self.single: tuple[Callable[[Request], Any], str, dict[Any, Any], tuple[Any, ...]] | None
+        self.single = None
+        if len(tables) == 1 and len(always) <= MAX_MERGED:
+            ((category, name), table), *_ = tables.items()
+            merged = {value: self._pick(sorted({*p, *always})) for value, p in table.items()}
+            self.single = (bag_getter(category), name, merged, self._always)
+            tables = {}
+        self._tables = tuple(
+            (bag_getter(category), name, {v: self._pick(p) for v, p in table.items()})
+            for (category, name), table in tables.items()
+        )
+
+    def _pick(self, positions: Sequence[int]) -> tuple[Any, ...]:
+        return tuple(self._children[p] for p in positions)
+
+    def candidates(self, request: Request) -> Sequence[Any]:
+        single = self.single
+        if single is not None:
+            get_bag, name, table, unkeyed = single
+            value = get_bag(request).get(name)
+            if value is None:
+                return unkeyed
+            if not isinstance(value, BAGS):
+                try:
+                    return table.get(value, unkeyed)  # type: ignore[no-any-return]
+                except TypeError:  # unhashable: equals no literal
+                    return unkeyed
+            return self._merge(_hits(table, value), unkeyed)
+        found: list[tuple[Any, ...]] = []
+        for get_bag, name, table in self._tables:
+            value = get_bag(request).get(name)
+            if value is not None:
+                found += _hits(table, value)
+        return self._merge(found, self._always)
+
+    def _merge(self, found: list[tuple[Any, ...]], always: tuple[Any, ...]) -> Sequence[Any]:
+        """The union of the hits and the unkeyed children, in the original order
+        (the entries of a single index already hold the unkeyed children)."""
+        if not found:
+            return always
+        if len(found) == 1 and (not always or self.single is not None):
+            return found[0]
+        order = self._order
+        if order is None:  # built on first need: bags of keys are rare
+            order = self._order = {id(c): p for p, c in enumerate(self._children)}
+        chosen = {id(c): c for hit in (*found, always) for c in hit}
+        return [chosen[i] for i in sorted(chosen, key=order.__getitem__)]
+
+
+def _hits(table: dict[Any, Any], bag: Any) -> list[Any]:
+    """The entries of `table` for every value of a bag (or a scalar)."""
+    found = []
+    for item in bag if isinstance(bag, BAGS) else (bag,):
+        try:
+            hit = table.get(item)
+        except TypeError:  # unhashable: equals no literal
+            continue
+        if hit is not None:
+            found.append(hit)
+    return found
