@@ -24,12 +24,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 import threading
+import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from pbgm.documents import canonical_json
@@ -53,6 +56,8 @@ from pbgm.pdp import PolicyDecisionPoint
 from pbgm.store.base import Clock, Grant, PolicyRecord, Store, utc_now
 
 MAX_ID_BYTES = 512
+MAX_REMEMBERED = 10_000
+"""Principals remembered per store revision by an `AccessPoint` (then forgotten at once)."""
 MAX_NAME_CHARS = 200
 GRANTS_POLICY_SET = "pbgm-grants"
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
@@ -219,7 +224,15 @@ def policy_resource(record: PolicyRecord) -> dict[str, Any]:
 
 
 class AccessPoint:
-    """Serves published policies and answers "may this principal do that" questions."""
+    """Serves published policies and answers "may this principal do that" questions.
+
+    Per call it asks the store for its revision (one cheap query) and decides with
+    the grants compiled for that revision. What it learns of a principal (enabled,
+    its groups) is kept until the revision moves, which every change to principals,
+    memberships and grants does. `revision_every` (seconds, default 0: every call)
+    lets it ask for the revision at most that often: a change then takes effect at
+    most that late.
+    """
 
     def __init__(
         self,
@@ -227,20 +240,27 @@ class AccessPoint:
         *,
         pdp_factory: Callable[[], PolicyDecisionPoint] | None = None,
         clock: Clock = utc_now,
+        revision_every: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.clock = clock
         self._pdp = pdp_factory() if pdp_factory else PolicyDecisionPoint(clock=clock)
         self._revision: int | None = None
+        self._revision_every, self._monotonic = revision_every, monotonic
+        self._checked_at = -math.inf
+        self._subjects: dict[Principal, Mapping[str, Any] | None] = {}
         self._lock = threading.Lock()
 
     def authorize(self, principal: Principal, action: str, resource: Mapping[str, Any]) -> Response:
         """The PDP's answer for `principal` doing `action` (read|write|admin) on `resource`."""
+        pdp = self._decision_point()
         subject = self._subject(principal)
         if subject is None:
             return Response(Decision.DENY, Status("ok", "unknown or disabled principal"))
         request = Request(subject=subject, resource=dict(resource), action={"id": action})
-        return self._decision_point().decide(request, now=self.clock())
+        now = self.clock() if pdp.compiled.uses_time else None
+        return pdp.decide(request, now=now)
 
     def allowed(self, principal: Principal, action: str, resource: Mapping[str, Any]) -> bool:
         return self.authorize(principal, action, resource).decision is Decision.PERMIT
@@ -318,17 +338,26 @@ class AccessPoint:
     def _may_read(self, principal: Principal, record: PolicyRecord) -> bool:
         return self.allowed(principal, "read", policy_resource(record))
 
-    def _subject(self, principal: Principal) -> dict[str, Any] | None:
+    def _subject(self, principal: Principal) -> Mapping[str, Any] | None:
+        """The request's subject for `principal`, None when unknown or disabled;
+        remembered until the store's revision moves (a new dict per revision, so
+        that an answer read before a change never lands among those read after it)."""
+        subjects = self._subjects
+        if principal in subjects:
+            return subjects[principal]
+        subject = self._read_subject(principal)
+        if len(subjects) >= MAX_REMEMBERED:
+            subjects.clear()
+        subjects[principal] = subject
+        return subject
+
+    def _read_subject(self, principal: Principal) -> Mapping[str, Any] | None:
         if not self._active(principal):
             return None
-        groups = sorted(set(principal.groups) | set(self.store.groups_of(principal.id)))
-        principals = [f"{principal.kind}:{principal.id}", *(f"group:{g}" for g in groups)]
-        return {
-            "id": principal.id,
-            "kind": principal.kind,
-            "groups": groups,
-            "principals": principals,
-        }
+        groups = tuple(sorted(set(principal.groups) | set(self.store.groups_of(principal.id))))
+        principals = (f"{principal.kind}:{principal.id}", *(f"group:{g}" for g in groups))
+        subject = {"id": principal.id, "kind": principal.kind, "groups": groups}
+        return MappingProxyType({**subject, "principals": principals})
 
     def _active(self, principal: Principal) -> bool:
         try:
@@ -342,9 +371,14 @@ class AccessPoint:
 
     def _decision_point(self) -> PolicyDecisionPoint:
         """The PDP over the current grants; recompiled (once) when the revision moved."""
+        moment = self._monotonic()
+        if self._revision is not None and moment - self._checked_at < self._revision_every:
+            return self._pdp
         with self._lock:
             revision = self.store.revision()
+            self._checked_at = moment
             if revision != self._revision:
                 self._pdp.load(compile_grants(self.store.list_grants(), revision=revision))
+                self._subjects = {}
                 self._revision = revision
         return self._pdp

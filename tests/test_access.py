@@ -351,3 +351,54 @@ def test_readable_policies_filters_by_group_and_type(repo):
     assert [p.id for p in access.readable_policies(BEN, "frequency-control")] == ["fc-limits"]
     assert access.readable_policies(BEN, policy_type="device_qos") == []
     assert access.readable_policies(ANNA) == []
+
+
+# --- what the access point remembers --------------------------------------------------------
+
+CHANGES = [
+    ("a member leaves the group", lambda s: s.remove_member("operators", "op-anna", actor=ACTOR)),
+    ("the user is disabled", lambda s: s.set_user_enabled("op-anna", False, actor=ACTOR)),
+    ("the grant is disabled", lambda s: s.set_grant_enabled(1, False, actor=ACTOR)),
+]
+
+
+@pytest.mark.parametrize(("what", "change"), CHANGES, ids=[c[0] for c in CHANGES])
+def test_what_is_remembered_of_a_principal_follows_the_store(repo, what, change):
+    assert grant(repo, "operators", "vc-limits", principal_kind="group").id == 1
+    access = AccessPoint(repo)
+    assert access.allowed(ANNA, "read", {"policy_id": "vc-limits"})
+    change(repo)
+    assert not access.allowed(ANNA, "read", {"policy_id": "vc-limits"})
+
+
+def test_after_the_first_call_a_decision_costs_one_query(tmp_path):
+    from sqlalchemy import event
+
+    store = sqlite_store(tmp_path / "pbgm.db")
+    store.add_user(User("op-ben"), actor=ACTOR)
+    grant(store, "op-ben", "vc-limits")
+    access = AccessPoint(store)
+    statements: list[str] = []  # every statement SQLite runs, the bare revision read too
+    event.listen(
+        store.engine, "checkout", lambda dbapi, *_: dbapi.set_trace_callback(statements.append)
+    )
+    for _ in range(2):
+        assert access.allowed(BEN, "read", {"policy_id": "vc-limits"})
+        assert not access.allowed(BEN, "write", {"policy_id": "vc-limits"})
+    assert len(statements) > 4  # the first call read the grants, the user, his groups
+    statements.clear()
+    for _ in range(3):
+        assert access.allowed(BEN, "read", {"policy_id": "vc-limits"})
+    assert len(statements) == 3  # the revision, once a call
+    store.close()
+
+
+def test_the_revision_is_asked_at_most_every_so_often_when_told(repo):
+    moments = [0.0]
+    access = AccessPoint(repo, revision_every=5.0, monotonic=lambda: moments[0])
+    assert not access.allowed(BEN, "read", {"policy_id": "vc-limits"})
+    grant(repo, "op-ben", "vc-limits")
+    moments[0] = 4.9
+    assert not access.allowed(BEN, "read", {"policy_id": "vc-limits"})  # at most 5 s stale
+    moments[0] = 5.0
+    assert access.allowed(BEN, "read", {"policy_id": "vc-limits"})
