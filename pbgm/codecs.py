@@ -82,6 +82,9 @@ def _reject_constant(name: str) -> Any:
     raise malformed(f"`{name}` is not a JSON number")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # made once, not per payload
+
+
 def load_object(payload: bytes) -> dict[str, Any]:
     """A JSON object from bytes, or `malformed_payload`."""
     if not isinstance(payload, bytes | bytearray | memoryview):
@@ -90,7 +93,7 @@ def load_object(payload: bytes) -> dict[str, Any]:
         raise malformed(f"a payload is at most {MAX_PAYLOAD_BYTES} bytes")
     try:
         text = bytes(payload).decode("utf-8")
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = _DECODER.decode(text)
     except UnicodeDecodeError:
         raise malformed("a payload must be UTF-8") from None
     except (ValueError, RecursionError):
@@ -120,15 +123,22 @@ def dump_object(data: Mapping[str, Any]) -> bytes:
         raise _unencodable(f"cannot encode the payload as JSON: {exc}") from None
 
 
+_EXACT_SCALARS = frozenset({str, int, bool, type(None)})  # what JSON decodes to, float aside
+
+
 def is_number(value: Any) -> bool:
     """An int or a finite float, not a bool."""
+    if value.__class__ is float:  # the common case first
+        return math.isfinite(value)
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | bool) or is_number(value)
+    if value.__class__ in _EXACT_SCALARS:
+        return True
+    return isinstance(value, str | bool) or is_number(value)
 
 
 def _check_time(value: Any, key: str) -> None:
