@@ -42,9 +42,12 @@ OUTCOMES: dict[str, tuple[int, int, int, int]] = {
 """The decision of each algorithm by the effects seen among rules that hold:
 none, Permit (flag 1), Deny (flag 2), both."""
 
+LEAF_TESTS = 2
+LEAF_SEGMENT = 4 + 2 * LEAF_TESTS
 _ALWAYS = (True, None)  # membership tests that always hold: no condition
 _CACHE_SIZE = 4096
 _layouts: dict[tuple[str, ...], dict[str, int]] = {}
+_leaf_layouts: dict[tuple[str, int], tuple[Any, str, dict[str, int]]] = {}
 
 
 def compile_policy(
@@ -75,18 +78,20 @@ class FlatPolicy(CompiledPolicy):
             return
         node.outcomes, node.first = outcomes, algorithm == "first-applicable"
         node.unkeyed = tuple(rule for rule, key in zip(rules, keys, strict=True) if key is None)
-        node.key_bag = node.key_name = node.key_slots = node.key_entries = None
+        node.key_bag, node.key_name, node.key_slots, node.key_entries = None, "", {}, ()
+        node.key_layout = None
         if paths:
             ((category, name),) = paths
             node.key_bag, node.key_name = bag_getter(category), name
             node.key_slots, node.key_entries = _table(rules, keys)
+            node.key_layout = _layout(node.key_bag, name, node.key_slots)
         node.__class__ = FlatPolicy  # the same slots: only the evaluation differs
 
     def combined(self, request: Request, now: datetime) -> Result:
         seen = self.scan(request)
         if seen < 0:
             return Combining.combined(self, request, now)
-        return self.outcomes[seen]  # type: ignore[no-any-return]
+        return self.outcomes[seen]  # type: ignore[no-any-return]  # reachable: a Result
 
     def scan(self, request: Request) -> int:
         """The effects seen among the rules that hold (flags: 1 Permit, 2 Deny), or -1
@@ -129,13 +134,16 @@ class FlatPolicy(CompiledPolicy):
 
     def leaf(self, answer: Callable[[Result], Any]) -> tuple[Any, ...] | None:
         """This policy's decisions as one tuple, for a policy set that finds it alone by
-        its key: `(bag, name, slots, missing, condition, yes, no, condition, yes, no...)`,
-        the answers given by `answer` to the policy's results. None unless the policy
-        has no window and no other target, and each key value selects one rule
-        without another target (its condition None, or membership tests)."""
+        its key: `(layout, missing, *segments)`, where `layout` is `(bag, name, slots)`
+        and the segment of each slot is `(yes, no, every, junction, spec, keys, spec,
+        keys)` (`LEAF_SEGMENT` items, None where a test is missing), `yes` and `no`
+        being the answers given by `answer` to the policy's results. None unless the
+        policy has no window and no other target, and each key value selects one
+        rule without another target whose condition is None or at most
+        `LEAF_TESTS` membership tests."""
         if self.windowed or self.rest is not None or self.key_bag is None or self.unkeyed:
             return None
-        parts = [self.key_bag, self.key_name, self.key_slots, answer(self.outcomes[0])]
+        parts = [self.key_layout, answer(self.outcomes[0])]
         for rules in self.key_entries:
             rule = rules[0] if len(rules) == 1 else None
             if rule is None or rule.rest is not None:
@@ -143,7 +151,10 @@ class FlatPolicy(CompiledPolicy):
             if rule.tests is None and rule.condition is not None:
                 return None
             tests = _ALWAYS if rule.tests is None else rule.tests
-            parts += [tests, answer(self.outcomes[rule.flag]), answer(self.outcomes[0])]
+            if len(tests) > LEAF_SEGMENT - 2:
+                return None
+            padding = (None,) * (LEAF_SEGMENT - 2 - len(tests))
+            parts += [answer(self.outcomes[rule.flag]), answer(self.outcomes[0]), *tests, *padding]
         return tuple(parts)
 
 
@@ -162,6 +173,17 @@ def _outcomes(node: CompiledPolicy, algorithm: str) -> tuple[Result | None, ...]
             return None
         outcomes.append(node.plain[code] if reachable else None)
     return tuple(outcomes)
+
+
+def _layout(bag: Any, name: str, slots: dict[str, int]) -> tuple[Any, str, dict[str, int]]:
+    """`(bag, name, slots)`, one tuple for every policy with the same (shared) slots."""
+    key = (name, id(slots))
+    layout = _leaf_layouts.get(key)
+    if layout is None or layout[2] is not slots or layout[0] is not bag:
+        if len(_leaf_layouts) >= _CACHE_SIZE:
+            _leaf_layouts.clear()
+        layout = _leaf_layouts[key] = (bag, name, slots)
+    return layout
 
 
 def _table(rules: tuple[CompiledRule, ...], keys: list[Any]) -> tuple[dict[str, int], tuple]:

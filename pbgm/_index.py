@@ -26,6 +26,7 @@ from pbgm.model import CATEGORIES, Match, Request, Target
 
 PREFERRED_KEYS = ("resource.id", "resource.policy_id", "resource.asset_id")
 """Index keys tried first: they usually select one policy among many."""
+_PREFERRED = tuple(tuple(path.split(".", 1)) for path in PREFERRED_KEYS)
 
 MAX_MERGED = 4
 """A single index merges at most this many unkeyed children into every entry."""
@@ -132,11 +133,13 @@ def shared_match(match: Match) -> Predicate:
 
 def index_key(matches: Sequence[Match]) -> Match | None:
     """The match to index a target by: a preferred id, else the fewest values."""
-    for path in PREFERRED_KEYS:
+    if len(matches) <= 1:
+        return matches[0] if matches else None
+    for category, name in _PREFERRED:
         for match in matches:
-            if match.path == path:
+            if match.name == name and match.category == category:
                 return match
-    return min(matches, key=lambda m: len(m.values), default=None)
+    return min(matches, key=lambda m: len(m.values))
 
 
 def rest_target(matches: Sequence[Match]) -> Predicate | None:

@@ -53,13 +53,18 @@ def membership(expr: Expr | None) -> Condition | None:
     return None if test is None else (False, None, *test)
 
 
-def holds(condition: Condition, request: Request) -> bool | None:
-    """Whether the condition holds for the request; None when only its closure can tell."""
-    every = condition[0]
-    end = len(condition)
-    i = 2
+def holds(condition: Condition, request: Request, at: int = 0, stop: int = 0) -> bool | None:
+    """Whether the condition holds for the request; None when only its closure can tell.
+    (`at` and `stop` read one copied into a longer tuple: `seq[at]` is `every`, the
+    tests follow, `seq[at + 1]` being skipped, until `stop` or a None spec.)"""
+    every = condition[at]
+    end = stop or len(condition)
+    i = at + 2
     while i < end:
-        overlap, bag, name, _ = condition[i]
+        spec = condition[i]
+        if spec is None:
+            break
+        overlap, bag, name, _ = spec
         value = bag(request).get(name)
         keys = condition[i + 1]
         if value.__class__ is str:
@@ -126,5 +131,5 @@ def _strings(expr: Expr, *, bag: bool) -> Keys | None:
 
 def _source(spec: tuple[Any, ...], keys: Keys) -> Expr:
     function, category, name, may_be_absent = spec[3]
-    value: Any = keys[0] if function == "equal" else tuple(sorted(keys))
+    value: Any = next(iter(keys)) if function == "equal" else tuple(sorted(keys))
     return Apply(function, (AttributeRef(category, name, may_be_absent), Literal(value)))

@@ -21,6 +21,7 @@ carry. Decisions are small ints, not `Decision` members: this is the hot path.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -246,7 +247,7 @@ ONE_CHILD: dict[str, tuple[int, ...]] = {
 (For only-one-applicable, a child that does not apply evaluates to NotApplicable.)"""
 
 
-def reachable(algorithm: str, effects: set[int]) -> set[int]:
+def reachable(algorithm: str, effects: AbstractSet[int]) -> set[int]:
     """The decisions Permit and Deny a node can reach: an algorithm decides Permit only
     from a Permit child (Deny likewise), but for the *-unless-* defaults."""
     codes = set(effects) if algorithm in ALGORITHMS else set()
@@ -312,7 +313,7 @@ class Combining:
         on_permit: Outputs,
         on_deny: Outputs,
         index: Index | None,
-        effects: set[int] = _BOTH,
+        effects: AbstractSet[int] = _BOTH,
     ) -> None:
         """`effects`: the effects of the children (Permit and Deny when unknown)."""
         self.combine = ALGORITHMS.get(algorithm)

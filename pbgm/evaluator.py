@@ -169,6 +169,7 @@ class CompiledRule:
         """The condition's closure, compiled now if it was left to first use."""
         condition = self.condition
         if condition is _UNCOMPILED:
+            assert self.tests is not None  # only conditions held as tests are left
             condition = self.condition = self._compile_condition(expression(self.tests))
         return condition  # type: ignore[no-any-return]
 
@@ -229,14 +230,15 @@ class CompiledPolicy(Combining):
     `evaluate_keyed` is `evaluate` for a policy its set's index found by its key:
     it checks only the `rest` of the target. The whole target is compiled on
     first use (a set of many policies mostly finds them by their key).
-    The last slots belong to the specialised form (`pbgm._flat`).
+    The slots `first`, `key_*`, `outcomes` and `unkeyed` belong to the
+    specialised form (`pbgm._flat.FlatPolicy`), which only they set.
     """
 
-    __slots__ = (  # with those of the flat form: answers, first, key_*, outcomes, unkeyed
-        "answers",
+    __slots__ = (
         "first",
         "key_bag",
         "key_entries",
+        "key_layout",
         "key_name",
         "key_slots",
         "outcomes",
@@ -249,9 +251,18 @@ class CompiledPolicy(Combining):
         "windowed",
     )
 
+    target: Any
+    first: bool
+    key_bag: Callable[[Request], Any] | None
+    key_entries: tuple[tuple[CompiledRule, ...], ...]
+    key_layout: tuple[Any, ...] | None
+    key_name: str
+    key_slots: dict[str, int]
+    outcomes: tuple[Any, ...]
+    unkeyed: tuple[CompiledRule, ...]
+
     def __init__(self, policy: Policy, index_threshold: int = INDEX_THRESHOLD) -> None:
         self.id = self.owner = policy.id
-        self.answers: tuple[Any, ...] | None = None
         self.valid_from, self.valid_until = policy.valid_from, policy.valid_until
         self.windowed = self.valid_from is not None or self.valid_until is not None
         self.target_matches = policy.target.matches
@@ -270,7 +281,7 @@ class CompiledPolicy(Combining):
         target = self.target
         if target is _UNCOMPILED:
             target = self.target = compile_target(Target(self.target_matches))
-        return target  # type: ignore[no-any-return]
+        return target  # type: ignore[no-any-return, return-value]
 
     def applies(self, request: Request, now: datetime) -> bool:
         if self.windowed and not self.in_window(now):

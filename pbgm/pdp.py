@@ -19,14 +19,14 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from pbgm._flat import FlatPolicy, compile_policy
+from pbgm._flat import LEAF_SEGMENT, FlatPolicy, compile_policy
 from pbgm._membership import holds
 from pbgm.combining import (
     INDETERMINATE_D,
@@ -38,7 +38,7 @@ from pbgm.combining import (
     collapse,
 )
 from pbgm.errors import ConfigurationError, InvalidInputError
-from pbgm.evaluator import INDEX_THRESHOLD, combining_parts, compile_target
+from pbgm.evaluator import INDEX_THRESHOLD, CandidateIndex, combining_parts, compile_target
 from pbgm.model import (
     STATUS_OK,
     Apply,
@@ -47,12 +47,14 @@ from pbgm.model import (
     EvaluationError,
     Expr,
     ObligationExpression,
+    Policy,
     PolicySet,
     Request,
     Response,
     Status,
 )
 from pbgm.pip import PolicyInformationPoint
+from pbgm.syntax import parse_policy, parse_policy_set
 
 log = logging.getLogger(__name__)
 
@@ -95,22 +97,31 @@ class CompiledPolicySet(Combining):
         index_threshold: int = INDEX_THRESHOLD,
         *,
         specialise: bool = True,
+        policies: Iterable[Policy] | None = None,
     ) -> None:
+        """`policies`, when given, stand for those of `policy_set` and are compiled as
+        they come (each parsed policy may go once compiled)."""
         self.id, self.owner = policy_set.id, None
         self.revision = policy_set.revision
         self.target = compile_target(policy_set.target)
-        self.children = tuple(
-            compile_policy(p, index_threshold, specialise=specialise) for p in policy_set.policies
+        self.uses_current_time = _outputs_use_current_time(
+            policy_set.obligations, policy_set.advice
         )
+        children = []
+        for policy in policy_set.policies if policies is None else policies:
+            children.append(compile_policy(policy, index_threshold, specialise=specialise))
+            if not self.uses_current_time:
+                self.uses_current_time = _policy_uses_current_time(policy)
+        self.children = tuple(children)
         parts = combining_parts(
             self.children, policy_set.obligations, policy_set.advice, index_threshold
         )
         self.setup(policy_set.policy_combining, *parts)
-        self.uses_current_time = _uses_current_time(policy_set)
         self.uses_time = self.uses_current_time or any(p.windowed for p in self.children)
         self.problems = tuple(self._problems())
-        self.single = self.leaves = None
-        if specialise and self.index is not None and self.combine is not None:
+        self.single: tuple[Any, ...] | None = None
+        self.leaves: dict[str, tuple[Any, ...]] | None = None
+        if specialise and isinstance(self.index, CandidateIndex) and self.combine is not None:
             self.single = self.index.single
             if self.single is not None:
                 self._share_results()
@@ -127,15 +138,16 @@ class CompiledPolicySet(Combining):
             if value.__class__ is str:
                 leaf = leaves.get(value)
                 if leaf is not None:
-                    key = leaf[0](request).get(leaf[1])
+                    bag, name, slots = leaf[0]
+                    key = bag(request).get(name)
                     if key.__class__ is str:
-                        slot = leaf[2].get(key)
+                        slot = slots.get(key)
                         if slot is None:
-                            return leaf[3]  # type: ignore[no-any-return]
-                        at = 4 + 3 * slot
-                        hit = holds(leaf[at], request)
+                            return leaf[1]  # type: ignore[no-any-return]
+                        at = 2 + LEAF_SEGMENT * slot
+                        hit = holds(leaf, request, at + 2, at + LEAF_SEGMENT)
                         if hit is not None:
-                            return leaf[at + 1] if hit else leaf[at + 2]  # type: ignore[no-any-return]
+                            return leaf[at] if hit else leaf[at + 1]  # type: ignore[no-any-return]
         result = self.evaluate(request, now)
         response = result.memo
         return response if response is not None else report(result)
@@ -210,6 +222,26 @@ def compile_policy_set(
         )
 
 
+def compile_documents(
+    set_document: Mapping[str, Any],
+    policy_documents: Iterable[Mapping[str, Any]],
+    *,
+    revision: int = 0,
+    index_threshold: int = INDEX_THRESHOLD,
+    specialise: bool = True,
+) -> CompiledPolicySet:
+    """`compile_policy_set(policy_set_from_documents(set_document, policy_documents))`,
+    leaner: each `pbgm/v1` document is parsed (`pbgm.syntax.parse_policy`) and compiled
+    in turn, so only one parsed policy is held at a time, and the garbage collector
+    stays paused throughout. For loading many policies at once. The documents are
+    expected valid (`pbgm.validate`, as the store keeps them); one that does not
+    parse raises as `parse_policy` does."""
+    header = parse_policy_set(set_document, (), revision=revision)
+    with gc_paused():
+        policies = (parse_policy(document) for document in policy_documents)
+        return CompiledPolicySet(header, index_threshold, specialise=specialise, policies=policies)
+
+
 _gc_lock = threading.Lock()
 _gc_pauses = [0, False]  # pauses in progress, whether the collector was enabled before
 
@@ -232,22 +264,31 @@ def gc_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _uses_current_time(policy_set: PolicySet) -> bool:
-    expressions: list[Expr] = []
-    outputs: list[ObligationExpression] = [*policy_set.obligations, *policy_set.advice]
-    for policy in policy_set.policies:
-        outputs += [*policy.obligations, *policy.advice]
-        for rule in policy.rules:
-            outputs += [*rule.obligations, *rule.advice]
-            expressions += [rule.condition] if rule.condition is not None else []
-    expressions += [e for o in outputs for e in o.attributes.values()]
-    return any(_mentions_current_time(e) for e in expressions)
+def _outputs_use_current_time(*groups: Iterable[ObligationExpression]) -> bool:
+    return any(_mentions_current_time(e) for g in groups for o in g for e in o.attributes.values())
+
+
+def _policy_uses_current_time(policy: Policy) -> bool:
+    """Whether a condition or an obligation of the policy reads `environment.current_time`."""
+    if _outputs_use_current_time(policy.obligations, policy.advice):
+        return True
+    for rule in policy.rules:
+        if rule.condition is not None and _mentions_current_time(rule.condition):
+            return True
+        if _outputs_use_current_time(rule.obligations, rule.advice):
+            return True
+    return False
 
 
 def _mentions_current_time(expr: Expr) -> bool:
-    if isinstance(expr, AttributeRef):
-        return expr.category == "environment" and expr.name == "current_time"
-    return isinstance(expr, Apply) and any(_mentions_current_time(a) for a in expr.args)
+    pending = [expr]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Apply):
+            pending += node.args
+        elif isinstance(node, AttributeRef) and node.path == "environment.current_time":
+            return True
+    return False
 
 
 # --- the pure core ---------------------------------------------------------------
@@ -266,10 +307,15 @@ def respond(compiled: CompiledPolicySet, request: Request, now: datetime | None)
         request = with_current_time(request, now)  # type: ignore[arg-type]
     try:
         return compiled.respond(request, now)  # type: ignore[arg-type]
-    except Exception:  # fail closed: a bug is Indeterminate, never an exception to the caller
-        log.exception("policy set %r crashed while deciding", compiled.id)
-        error = EvaluationError("processing_error", "evaluation failed unexpectedly")
-        return report(Result(INDETERMINATE_DP, compiled.id, errors=(error,), cause=error))
+    except Exception:
+        return _crashed(compiled)
+
+
+def _crashed(compiled: CompiledPolicySet) -> Response:
+    """Fail closed: a bug is Indeterminate, never an exception to the caller."""
+    log.exception("policy set %r crashed while deciding", compiled.id)
+    error = EvaluationError("processing_error", "evaluation failed unexpectedly")
+    return report(Result(INDETERMINATE_DP, compiled.id, errors=(error,), cause=error))
 
 
 def with_current_time(request: Request, now: datetime) -> Request:
@@ -344,10 +390,30 @@ class PolicyDecisionPoint:
 
     def load(self, policy_set: PolicySet) -> None:
         """Compile `policy_set` and make it current in one reference assignment."""
-        compiled = compile_policy_set(policy_set, index_threshold=self._index_threshold)
+        self._install(compile_policy_set(policy_set, index_threshold=self._index_threshold))
+
+    def _install(self, compiled: CompiledPolicySet) -> None:
         for problem in compiled.problems:
             log.warning("policy set %r: %s", compiled.id, problem.message)
         self._compiled, self._loaded = compiled, True
+
+    def load_documents(
+        self,
+        set_document: Mapping[str, Any],
+        policy_documents: Iterable[Mapping[str, Any]],
+        *,
+        revision: int = 0,
+    ) -> None:
+        """`load` for `pbgm/v1` documents, parsed and compiled one at a time
+        (`compile_documents`): the lean way to load many policies. A document that
+        does not parse raises, and the current set stays."""
+        compiled = compile_documents(
+            set_document,
+            policy_documents,
+            revision=revision,
+            index_threshold=self._index_threshold,
+        )
+        self._install(compiled)
 
     def refresh(self, revision: int | None = None) -> bool:
         """Reload from the source unless `revision` (or the source's set) is the
@@ -369,7 +435,10 @@ class PolicyDecisionPoint:
         when the policy set uses time (validity windows, `environment.current_time`)."""
         compiled = self._compiled if self._loaded else self._current()
         if now is None and self._pip is None and not compiled.uses_time:
-            return respond(compiled, request, None)  # the common case, straight
+            try:  # the common case, straight (`respond` without its checks)
+                return compiled.respond(request, None)  # type: ignore[arg-type]
+            except Exception:
+                return _crashed(compiled)
         return self._decide(compiled, request, now)
 
     def decide_batch(

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from pbgm._flat import FlatPolicy
 from pbgm._membership import expression, holds, membership
 from pbgm.conditions import EvaluationFailure, compile_condition
+from pbgm.errors import ValidationError
 from pbgm.model import (
     COMBINING_ALGORITHMS,
     Apply,
@@ -38,7 +39,14 @@ from pbgm.model import (
     Rule,
     Target,
 )
-from pbgm.pdp import PolicyDecisionPoint, compile_policy_set, evaluate, gc_paused
+from pbgm.pdp import (
+    PolicyDecisionPoint,
+    compile_documents,
+    compile_policy_set,
+    evaluate,
+    gc_paused,
+)
+from pbgm.syntax import dump_policy, policy_set_from_documents
 from tests import reference_pdp
 from tests.strategies import NOW, conditions
 
@@ -322,6 +330,33 @@ def test_a_missing_attribute_is_reported_as_by_the_general_path():
     assert not response.allowed
     assert [e.code for e in response.errors] == ["missing_attribute"]
     assert response == evaluate(compile_policy_set(policy_set, specialise=False), request, NOW)
+
+
+# --- loading documents one at a time -------------------------------------------------------
+
+
+@settings(max_examples=max(EXAMPLES // 3, 50), deadline=None)
+@given(policy_set=st.one_of(flat_sets(), grant_sets()), request=flat_requests())
+def test_documents_compiled_one_at_a_time_decide_as_the_parsed_set(policy_set, request):
+    header = {"id": policy_set.id, "policy_combining": policy_set.policy_combining}
+    documents = [dump_policy(policy) for policy in policy_set.policies]
+    streamed = compile_documents(header, iter(documents), revision=7)
+    parsed = compile_policy_set(policy_set_from_documents(header, documents))
+    assert streamed.revision == 7
+    assert evaluate(streamed, request, NOW) == evaluate(parsed, request, NOW)
+
+
+def test_load_documents_swaps_the_set_or_keeps_the_last_one_on_a_bad_document():
+    pdp = PolicyDecisionPoint(clock=lambda: NOW)
+    documents = [dump_policy(p) for p in _one_policy_per_resource(3).policies]
+    pdp.load_documents({"id": "s", "policy_combining": "deny-unless-permit"}, documents)
+    request = Request(subject={"groups": ["ops"]}, action={"id": "read"}, resource={"id": "r1"})
+    assert pdp.decide(request).policy_ids == ("p1",)
+    with pytest.raises(ValidationError):
+        broken = {**documents[0], "target": {"nowhere": {"id": "r1"}}}  # no such category
+        pdp.load_documents({"id": "s"}, [*documents, broken], revision=2)
+    assert pdp.revision == 0
+    assert pdp.decide(request).policy_ids == ("p1",)
 
 
 # --- membership tests ----------------------------------------------------------------------
