@@ -161,9 +161,9 @@ def target_and_rest(matches: Sequence[Match]) -> tuple[Predicate | None, Predica
 class CandidateIndex:
     """Maps attribute values to the children whose target may match them.
 
-    `candidates` returns a superset of the matching children in their original
-    order (first-applicable and only-one-applicable depend on it); each
-    candidate still checks its whole target. `single` is set when the index is
+    `candidates` returns a superset of the matching children (distinct objects)
+    in their original order (first-applicable and only-one-applicable depend on
+    it); each candidate still checks its whole target. `single` is set when the index is
     single (see the module docstring): `(bag, name, table, unkeyed)`, where
     `table.get(value, unkeyed)` are the candidates of a string `value`.
     """
