@@ -3,6 +3,11 @@
 Threads: paho's network thread (`loop_start`) reads and writes the socket and calls the
 callbacks below; they never run a handler, they only queue the message for the ONE
 handler thread of the `Dispatcher`. Publishing is safe from any thread, handlers included.
+What handlers publish while connected is handed to paho after their batch of messages
+(when the inbound queue runs empty, or every `BATCH` messages), in order: paho wakes
+its network thread once per publish from another thread, and a batch lets that thread
+write several messages per wake-up. Such a publish that finds paho's queue full is
+dropped and counted (`dropped_full_queue`) even under `queue_policy: raise`.
 
 Connection life: `connect(timeout)` starts the network thread and waits for the first
 CONNACK. paho reconnects after a loss; before each retry the delay is reset to an
@@ -20,7 +25,6 @@ import random
 import sys
 import threading
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -38,6 +42,7 @@ from adapters.mqtt._errors import (
 )
 from adapters.mqtt._paho import (
     MAX_PAYLOAD_BYTES,
+    NO_PROPERTIES,
     capture_logger,
     close_abandoned_sockets,
     make_client,
@@ -45,7 +50,7 @@ from adapters.mqtt._paho import (
     publish_properties,
     received_properties,
 )
-from adapters.mqtt._queues import Counters, Dispatcher, Outbox, Pending
+from adapters.mqtt._queues import Counters, Dispatcher, Outbox, Pending, Throttle
 from adapters.mqtt._settings import MqttSettings
 from pbgm.bus import (
     BusClosedError,
@@ -71,8 +76,13 @@ class MqttBus:
         self._v5 = settings.protocol == "5"
         self._client = client if client is not None else make_client(settings)
         self._counters = Counters()
+        self._deferred: list[Pending] = []
+        self._dropped = Throttle()
         self._dispatcher = Dispatcher(
-            self._counters, settings.inbound_queue_size, f"pbgm-mqtt-{settings.client_id}"
+            self._counters,
+            settings.inbound_queue_size,
+            f"pbgm-mqtt-{settings.client_id}",
+            after_batch=self._send_deferred,
         )
         self._outbox = Outbox(settings.queue_size, settings.queue_policy)
         self._lock = threading.Condition(threading.RLock())
@@ -85,6 +95,7 @@ class MqttBus:
         self._rng = random.Random()
         self._configure(self._client)
         self._dispatcher.start()
+        self._handler_thread = self._dispatcher.ident
 
     # --- the Bus protocol -------------------------------------------------------------
 
@@ -97,18 +108,23 @@ class MqttBus:
         retain: bool = False,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        """Send now when connected, else keep in the bounded queue (see `queue_policy`)."""
+        """Send when connected (from a handler: after its batch), else keep in the bounded
+        queue (see `queue_policy`)."""
         data = bytes(payload)
         if len(data) > MAX_PAYLOAD_BYTES:
             raise InvalidInputError("an MQTT payload is at most 256 MB", code="invalid_payload")
-        paho_properties = publish_properties(check_properties(properties)) if self._v5 else None
+        paho_properties = None
+        if properties and self._v5:
+            paho_properties = publish_properties(check_properties(properties))
         item = Pending(check_topic(topic), data, check_qos(qos), bool(retain), paho_properties)
         with self._lock:
             self._check_open()
-            if self._connected:
-                self._send(item)
-            else:
+            if not self._connected:
                 self._enqueue(item)
+            elif threading.get_ident() == self._handler_thread:
+                self._deferred.append(item)
+            else:
+                self._send(item)
 
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
         """Route messages matching `topic_filter` to `handler` (on the handler thread)."""
@@ -129,6 +145,7 @@ class MqttBus:
         with self._lock:
             if self._closed:
                 return
+            self._send_deferred()
             self._closed = True
             unsent = len(self._outbox)
         if unsent:
@@ -331,13 +348,13 @@ class MqttBus:
         except UnicodeDecodeError:
             self._counters.bump("malformed")
             return
-        properties = received_properties(message.properties) if self._v5 else MappingProxyType({})
-        numbers = getattr(message.properties, "SubscriptionIdentifier", None) or ()
+        properties = received_properties(message.properties) if self._v5 else NO_PROPERTIES
+        numbers = getattr(message.properties, "SubscriptionIdentifier", None)
         self._dispatcher.offer(
             BusMessage(
                 topic, bytes(message.payload), message.qos, bool(message.retain), properties
             ),
-            tuple(numbers),
+            tuple(numbers) if numbers else (),
         )
 
     def _on_subscribe(
@@ -368,21 +385,38 @@ class MqttBus:
             self._enqueue(item)
         else:
             self._counters.bump("dropped_full_queue")
-            log.warning("publish on `%s` dropped: %s", item.topic, mqtt.error_string(info.rc))
+            self._dropped.warn(
+                "publish on `%s` dropped: %s", item.topic, mqtt.error_string(info.rc)
+            )
             if raising and self.settings.queue_policy == "raise":
                 raise BusQueueFullError(f"the in-flight window is full; `{item.topic}` not sent")
+
+    def _send_deferred(self) -> None:
+        """Hand the handlers' publishes of the last batch to paho (after the dispatcher's
+        batch, and at close)."""
+        if not self._deferred:
+            return
+        with self._lock:
+            items, self._deferred = self._deferred, []
+            for item in items:
+                if self._connected:
+                    self._send(item, raising=False)
+                else:
+                    self._enqueue(item, raising=False)
 
     def _flush(self) -> None:
         """Send what was queued while disconnected, oldest first."""
         for item in self._outbox.take_all():
             self._send(item, raising=False)
 
-    def _enqueue(self, item: Pending) -> None:
+    def _enqueue(self, item: Pending, *, raising: bool = True) -> None:
         try:
             dropped = self._outbox.put(item)
         except BusQueueFullError:
             self._counters.bump("dropped_full_queue")
-            raise
+            if raising:
+                raise
+            return
         if dropped:
             self._counters.bump("dropped_full_queue")
 

@@ -29,6 +29,7 @@ _TO_PAHO = {
 }
 _FROM_PAHO = {paho: ours for ours, paho in _TO_PAHO.items()}
 MAX_PAYLOAD_BYTES = 268435455
+NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
 
 
 def make_client(settings: MqttSettings) -> mqtt.Client:
@@ -79,17 +80,21 @@ def close_abandoned_sockets(error: BaseException | None) -> None:
 
 
 def received_properties(properties: Properties | None) -> Mapping[str, Any]:
-    """The MQTT 5 properties of a received message, by `pbgm.bus` names."""
+    """The MQTT 5 properties of a received message, by `pbgm.bus` names.
+
+    paho keeps the properties a packet carried as attributes of their own; looking
+    them up in the attribute dictionary saves an exception per absent property."""
     if properties is None:
-        return MappingProxyType({})
+        return NO_PROPERTIES
+    present = vars(properties)
     out: dict[str, Any] = {}
     for paho_name, name in _FROM_PAHO.items():
-        value = getattr(properties, paho_name, None)
+        value = present.get(paho_name)
         if value is not None and paho_name == "UserProperty":
             value = tuple(tuple(pair) for pair in value)
         if value is not None:
             out[name] = value
-    return MappingProxyType(out)
+    return MappingProxyType(out) if out else NO_PROPERTIES
 
 
 class _SocketErrorCapture(logging.Handler):
@@ -109,9 +114,17 @@ class _SocketErrorCapture(logging.Handler):
         log.log(level, "paho: %s", text)
 
 
+class _WarningsLogger(logging.Logger):
+    """Drops paho's debug records (four per message) at the cost of one comparison."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.WARNING:
+            super().log(level, msg, *args, **kwargs)
+
+
 def capture_logger(client_id: str, on_error: Callable[[BaseException], None]) -> logging.Logger:
     """A private logger (not in the logging tree) for one client's paho records."""
-    logger = logging.Logger(f"adapters.mqtt.paho.{client_id}", logging.WARNING)
+    logger = _WarningsLogger(f"adapters.mqtt.paho.{client_id}", logging.WARNING)
     logger.addHandler(_SocketErrorCapture(on_error))
     logger.propagate = False
     return logger

@@ -6,16 +6,19 @@
 - `Dispatcher`: received messages waiting for the handler thread, bounded, served by
   ONE worker thread so a slow handler never blocks paho's network loop. When full, the
   newest message is dropped and counted (`dropped_inbound`); blocking instead would stall
-  keep-alives and acknowledgements for every subscription.
+  keep-alives and acknowledgements for every subscription. The hand-over is a deque
+  (appends and pops are atomic) and the network thread signals the worker only when it
+  waits for work: under load the two threads share no lock and no wake-up per message.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +39,9 @@ COUNTERS = (
     "subscribe_refused",
 )
 _CACHE_LIMIT = 4096
+BATCH = 32
+WARN_EVERY_S = 10.0
+_NO_NUMBERS: tuple[int, ...] = ()
 MAX_SUBSCRIPTION_ID = 268435455
 _LOGGED_TOPICS_LIMIT = 256
 
@@ -54,6 +60,21 @@ class Counters:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._values)
+
+
+class Throttle:
+    """Warnings of one kind at most every `WARN_EVERY_S` seconds; the rest at debug level."""
+
+    def __init__(self) -> None:
+        self._quiet_until = 0.0
+
+    def warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._quiet_until:
+            log.debug(message, *args)
+            return
+        self._quiet_until = now + WARN_EVERY_S
+        log.warning(f"{message} (more within {WARN_EVERY_S:g} s: counted, not logged)", *args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +136,25 @@ class Dispatcher:
     handler whose filter matches its topic.
     """
 
-    def __init__(self, counters: Counters, size: int, name: str) -> None:
+    def __init__(
+        self,
+        counters: Counters,
+        size: int,
+        name: str,
+        after_batch: Callable[[], None] | None = None,
+    ) -> None:
         self._counters = counters
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self._size = size
+        self._after_batch = after_batch
+        self._items: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._waiting = False
+        self._full = Throttle()
         self._lock = threading.Lock()
         self._subscriptions: dict[str, tuple[int, Subscription]] = {}
         self._by_id: dict[int, Subscription] = {}
         self._next_id = random.randint(1, MAX_SUBSCRIPTION_ID)  # unlikely to meet old runs
-        self._cache: dict[str, tuple[Subscription, ...]] = {}
+        self._cache: dict[tuple[str, tuple[int, ...]], tuple[Subscription, ...]] = {}
         self._logged_topics: set[str] = set()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -158,38 +190,75 @@ class Dispatcher:
     def start(self) -> None:
         self._thread.start()
 
-    def offer(self, message: BusMessage, numbers: tuple[int, ...] = ()) -> None:
+    @property
+    def ident(self) -> int | None:
+        """The worker thread's identifier (handlers run on it)."""
+        return self._thread.ident
+
+    def offer(self, message: BusMessage, numbers: tuple[int, ...] = _NO_NUMBERS) -> None:
         """Queue a received message without blocking; count it if the queue is full."""
-        try:
-            self._queue.put_nowait((message, numbers))
-        except queue.Full:
+        if len(self._items) >= self._size:
             self._counters.bump("dropped_inbound")
-            log.warning("inbound queue full: message on `%s` dropped", message.topic)
+            self._full.warn("inbound queue full: message on `%s` dropped", message.topic)
+            return
+        self._items.append((message, numbers))
+        if self._waiting:
+            self._wake.set()
 
     def stop(self, timeout: float) -> None:
         """Let the worker finish what is queued (within `timeout`) and end."""
         if not self._thread.is_alive():
             return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            log.warning("handler thread still busy at close; queued messages dropped")
-            return
+        self._items.append(_STOP)
+        self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("handler thread still busy at close; queued messages dropped")
 
     def _run(self) -> None:
+        items, handled = self._items, 0
         while True:
-            item = self._queue.get()
+            try:
+                item = items.popleft()
+            except IndexError:
+                if handled:
+                    self._batch_done()
+                    handled = 0
+                self._wait()
+                continue
             if item is _STOP:
+                items.clear()
+                if handled:
+                    self._batch_done()
                 return
             self._dispatch(*item)
+            handled += 1
+            if handled == BATCH:
+                self._batch_done()
+                handled = 0
+
+    def _batch_done(self) -> None:
+        if self._after_batch is None:
+            return
+        try:
+            self._after_batch()
+        except Exception:  # the worker must survive a bug here
+            log.exception("after a batch of messages")
+
+    def _wait(self) -> None:
+        """Sleep until `offer` signals. `_waiting` is set before the queue is looked at
+        again, so a message offered in between is either seen here or signalled."""
+        self._waiting = True
+        self._wake.clear()
+        if not self._items:
+            self._wake.wait()
+        self._waiting = False
 
     def _dispatch(self, message: BusMessage, numbers: tuple[int, ...]) -> None:
-        if numbers:
-            targets = self._by_number(numbers, message.topic)
-        else:
-            targets = self._by_topic(message.topic)
+        targets = self._cache.get((message.topic, numbers))
+        if targets is None:
+            targets = self._targets(message.topic, numbers)
         if not targets:
             self._unmatched(message.topic)
             return
@@ -198,23 +267,24 @@ class Dispatcher:
             if failure:
                 self._counters.bump(failure)
 
-    def _by_number(self, numbers: tuple[int, ...], topic: str) -> tuple[Subscription, ...]:
-        """The subscriptions a v5 broker named; a number left in a persistent session by
-        an earlier run may name one of ours by chance, so the filter must match too."""
-        with self._lock:
-            found = (self._by_id.get(n) for n in numbers)
-            return tuple(s for s in found if s is not None and s.matches(topic))
+    def _targets(self, topic: str, numbers: tuple[int, ...]) -> tuple[Subscription, ...]:
+        """The subscriptions a message goes to, remembered per topic and numbers (under
+        the lock, so a subscription change never leaves a stale answer behind).
 
-    def _by_topic(self, topic: str) -> tuple[Subscription, ...]:
+        A v5 broker names the subscriptions; a number left in a persistent session by an
+        earlier run may name one of ours by chance, so the filter must match too. Without
+        numbers, every subscription whose filter matches."""
         with self._lock:
-            cached = self._cache.get(topic)
-            if cached is None:
+            if numbers:
+                found = (self._by_id.get(n) for n in numbers)
+                targets = tuple(s for s in found if s is not None and s.matches(topic))
+            else:
                 subscriptions = self._subscriptions.values()
-                cached = tuple(s for _, s in subscriptions if s.matches(topic))
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[topic] = cached
-            return cached
+                targets = tuple(s for _, s in subscriptions if s.matches(topic))
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache = {}
+            self._cache[(topic, numbers)] = targets
+            return targets
 
     def _unmatched(self, topic: str) -> None:
         self._counters.bump("unmatched")

@@ -21,7 +21,9 @@ Keys (all optional but `host`; unknown keys are refused so a typo does not pass 
 | `queue_size` | 10000 | publishes kept while disconnected |
 | `queue_policy` | `drop_oldest` | or `drop_newest`, or `raise` when the queue is full |
 | `inbound_queue_size` | 10000 | received messages waiting for the handler thread |
-| `max_inflight` | 1000 | QoS 1/2 publishes awaiting acknowledgement |
+| `max_inflight` | 0 | QoS 1/2 publishes awaiting acknowledgement; 0: no limit (paho's |
+| | | fast path; a window makes paho scan it on every acknowledgement). Set |
+| | | it to the broker's Receive Maximum for a broker that enforces one |
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class MqttSettings:
     queue_size: int = 10000
     queue_policy: str = "drop_oldest"
     inbound_queue_size: int = 10000
-    max_inflight: int = 1000
+    max_inflight: int = 0
 
     @property
     def address(self) -> str:
@@ -137,7 +139,7 @@ class _Reader:
             "queue_size": self._int("queue_size", 10000, 1, 10_000_000),
             "queue_policy": self._choice("queue_policy", "drop_oldest", QUEUE_POLICIES),
             "inbound_queue_size": self._int("inbound_queue_size", 10000, 1, 10_000_000),
-            "max_inflight": self._int("max_inflight", 1000, 1, 65535),
+            "max_inflight": self._int("max_inflight", 0, 0, 65535),
         }
         values["client_id"] = self._client_id(values["persistent_session"])
         self._cross_checks(values)

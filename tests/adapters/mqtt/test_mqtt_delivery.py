@@ -250,3 +250,40 @@ def test_publishing_while_disconnected_is_bounded_by_the_queue(
     assert [int(m.payload) for m in inbox.messages] == delivered
     assert len(got) == 5
     assert sender.stats()["queued"] == 0
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_what_handlers_publish_goes_out_complete_and_in_order(
+    broker: Broker, make_bus: MakeBus, qos: int
+) -> None:
+    """Handlers' publishes are handed to paho after each batch of received messages."""
+    relay, sender = make_bus(broker.bus_config()), make_bus(broker.bus_config(user="bob"))
+    receiver = make_bus(broker.bus_config(user="bob"))
+    source, target, inbox = fresh_topic("burst-in"), fresh_topic("burst-out"), Inbox()
+    subscribed(receiver, target, inbox, qos=qos)
+    subscribed(relay, source, lambda m: relay.publish(target, m.payload, qos=qos), qos=qos)
+    count = 2000
+    for number in range(count):
+        sender.publish(source, b"%d" % number, qos=1)
+    got = inbox.wait_for(count, timeout=30)
+    assert [int(m.payload) for m in got] == list(range(count))
+    assert relay.stats()["published"] >= count
+
+
+def test_close_sends_what_a_handler_published_before_it(broker: Broker, make_bus: MakeBus) -> None:
+    bus, receiver = make_bus(broker.bus_config()), make_bus(broker.bus_config(user="bob"))
+    source, target, inbox = fresh_topic("close-in"), fresh_topic("close-out"), Inbox()
+    subscribed(receiver, target, inbox)
+    published, release = threading.Event(), threading.Event()
+
+    def publish_then_hold(message: BusMessage) -> None:
+        bus.publish(target, message.payload)
+        published.set()
+        release.wait(10)  # the batch is not over: the publish waits in the bus
+
+    subscribed(bus, source, publish_then_hold)
+    bus.publish(source, b"last words")
+    assert published.wait(5)
+    threading.Timer(0.2, release.set).start()
+    bus.close(timeout=5)
+    assert [m.payload for m in inbox.wait_for(1)] == [b"last words"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.mqtt import EDGEFLEX_TOPICS, MqttSettings, Topics
+from adapters.mqtt import EDGEFLEX_TOPICS, MqttBus, MqttSettings, Topics, make_client
 from adapters.mqtt._errors import connect_failure, refusal
 from pbgm.errors import ConfigurationError, ValidationError
 
@@ -179,3 +179,23 @@ def test_socket_failures_are_classified(case: str, error: BaseException | None, 
     failure = connect_failure("h:1", error)
     assert failure.code == code
     assert failure.message == failure.message.rstrip(".")
+
+
+@pytest.mark.parametrize(
+    ("what_is_checked", "config", "window"),
+    [
+        ("no window of our own by default (paho's fast path)", {}, 0),
+        ("a window for a broker that enforces its Receive Maximum", {"max_inflight": 20}, 20),
+    ],
+)
+def test_the_in_flight_window_reaches_paho(
+    what_is_checked: str, config: dict[str, Any], window: int
+) -> None:
+    settings = MqttSettings.from_mapping({"host": "broker.local", **config})
+    client = make_client(settings)
+    bus = MqttBus(settings, client=client)
+    try:
+        assert settings.max_inflight == window
+        assert client.max_inflight_messages == window
+    finally:
+        bus.close()
