@@ -16,7 +16,8 @@ The time is `created` (integer ms, `json.edgeflex`), else `time` or `timestamp`
 Python from the history: RoCoF is the least-squares slope of frequency over a
 window ending at the newest sample; ΔP is the mean power of the newest tenth of a
 window minus that of its oldest tenth (a step shows fully unless it falls in one of
-those tenths; the means damp measurement noise).
+those tenths; the means damp measurement noise). Each window asked for is kept up to
+date as samples arrive (`pbgm.events._windows`), so neither costs a pass over it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ._windows import RunningWindow
+
 MAX_FLATTEN_DEPTH = 3
+MAX_WINDOWS = 32
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,8 @@ class SignalNames:
 
 
 def _number(value: Any) -> float | None:
+    if value.__class__ is float:  # the common case first
+        return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     number = float(value)
@@ -119,7 +126,9 @@ def flatten(payload: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dic
     out: dict[str, Any] = {}
     for key, value in payload.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if value.__class__ is float or value.__class__ in _SCALARS:
+            out[name] = value
+        elif isinstance(value, Mapping):
             if depth < MAX_FLATTEN_DEPTH:
                 out.update(flatten(value, f"{name}.", depth + 1))
         elif isinstance(value, list):
@@ -140,7 +149,7 @@ class TopicHistory:
     def __init__(self, max_age_s: float, max_samples: int) -> None:
         self.max_age_s = max_age_s
         self._samples: deque[Sample] = deque(maxlen=max_samples)
-        self._memo: dict[tuple[str, float, int], float | None] = {}
+        self._windows: dict[tuple[str, float], RunningWindow] = {}
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -154,10 +163,16 @@ class TopicHistory:
         if samples and sample.t <= samples[-1].t:
             return False
         samples.append(sample)
-        self._memo.clear()
         horizon = sample.t - self.max_age_s
         while samples[0].t < horizon:
             samples.popleft()
+        oldest_t = samples[0].t
+        for (signal, _), window in self._windows.items():
+            value = sample.frequency if signal == "frequency" else sample.power
+            if value is None:
+                window.advance(sample.t, oldest_t)
+            else:
+                window.add(sample.t, value, oldest_t)
         return True
 
     def since(self, t_start: float) -> list[Sample]:
@@ -172,40 +187,29 @@ class TopicHistory:
 
     def rocof(self, window_s: float, min_samples: int = 3) -> float | None:
         """Least-squares slope of frequency (Hz/s) over the last `window_s`."""
-        key = ("rocof", window_s, min_samples)
-        if key not in self._memo:
-            self._memo[key] = self._rocof(window_s, min_samples)
-        return self._memo[key]
-
-    def _rocof(self, window_s: float, min_samples: int) -> float | None:
-        newest = self.newest
-        if newest is None:
-            return None
-        points = [
-            (s.t - newest.t, s.frequency)
-            for s in self._newest_first(newest.t - window_s - 1e-9)
-            if s.frequency is not None
-        ]
-        return slope(points) if len(points) >= max(min_samples, 3) else None
+        window = self._window("frequency", window_s)
+        return window.slope() if len(window) >= max(min_samples, 3) else None
 
     def delta_p(self, window_s: float, min_samples: int = 2) -> float | None:
         """Power step (MW) over the last `window_s`: newest tenth minus oldest tenth, means."""
-        key = ("delta_p", window_s, min_samples)
-        if key not in self._memo:
-            self._memo[key] = self._delta_p(window_s, min_samples)
-        return self._memo[key]
+        window = self._window("power", window_s)
+        return window.step() if len(window) >= max(min_samples, 2) else None
 
-    def _delta_p(self, window_s: float, min_samples: int) -> float | None:
-        newest = self.newest
-        if newest is None:
-            return None
-        powers = [
-            s.power for s in self._newest_first(newest.t - window_s - 1e-9) if s.power is not None
-        ]
-        if len(powers) < max(min_samples, 2):
-            return None
-        k = max(1, len(powers) // 10)
-        return sum(powers[:k]) / k - sum(powers[-k:]) / k  # newest first: head is the end
+    def _window(self, signal: str, window_s: float) -> RunningWindow:
+        """The running window of `signal` over `window_s`, filled from the history the
+        first time it is asked for and kept up to date by `add` from then on."""
+        window = self._windows.get((signal, window_s))
+        if window is None:
+            if len(self._windows) >= MAX_WINDOWS:  # windows of replaced trigger policies
+                self._windows.clear()
+            window = self._windows[(signal, window_s)] = RunningWindow(window_s)
+            newest = self.newest
+            start = newest.t - window_s - 1e-9 if newest is not None else 0.0
+            for sample in self.since(start):
+                value = sample.frequency if signal == "frequency" else sample.power
+                if value is not None:
+                    window.add(sample.t, value)
+        return window
 
 
 def slope(points: Iterable[tuple[float, float]]) -> float | None:
