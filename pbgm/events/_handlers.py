@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SERVICE_WINDOW_S = 10.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One message being handled: what arrived, the request made of it, where answers go."""
 
@@ -94,9 +94,11 @@ class Event:
 
 EventHandler = Callable[[Obligation, Event], object]
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
 
 def encode(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _ENCODER.encode(data).encode()
 
 
 class Counters:

@@ -67,6 +67,8 @@ from ._triggers import Trigger, TriggerState
 
 log = logging.getLogger(__name__)
 
+_PUBLISH: Mapping[str, Any] = MappingProxyType({"id": "publish"})
+
 
 class _Warnings:
     """A warning per kind at most every `interval_s`; the others go to the debug level,
@@ -117,6 +119,8 @@ class EventService:
         self._warnings = _Warnings(monotonic)
         self._routes = tuple(_Route(s) for s in config.subscriptions)
         self._route_of: dict[str, _Route | None] = {}
+        self._devices: dict[str, str] = {}
+        self._watchers: dict[tuple[str, str], tuple[tuple[Trigger, ...], tuple[Trigger, ...]]] = {}
         self._histories: dict[str, TopicHistory] = {}
         self._trigger_states: dict[str, TriggerState] = {}
         self._grid_state: Mapping[str, Any] = MappingProxyType({})
@@ -238,6 +242,18 @@ class EventService:
             self._route_of[topic] = found
             return found
 
+    def _device(self, config: SubscriptionConfig, topic: str, payload: Mapping[str, Any]) -> str:
+        """The payload's `device`, else the topic level `device_level`, else the topic."""
+        device = payload.get("device")
+        if isinstance(device, str) and device:
+            return device
+        found = self._devices.get(topic)
+        if found is None:
+            if len(self._devices) > 100_000:
+                self._devices.clear()
+            found = self._devices[topic] = _topic_device(config, topic)
+        return found
+
     # -- measurements and grid state -------------------------------------------------
 
     def _measurement(self, message: BusMessage, payload: dict[str, Any], route: _Route) -> None:
@@ -245,7 +261,7 @@ class EventService:
         t = sample_time(payload, now.timestamp())
         frequency, power = route.signals.extract(payload)
         sample = Sample(t, payload, frequency, power)
-        device = _device(config, topic, payload)
+        device = self._device(config, topic, payload)
         with self._lock:
             history = self._histories.get(topic)
             if history is None:
@@ -285,12 +301,24 @@ class EventService:
         self, config: SubscriptionConfig, topic: str, history: TopicHistory, now: datetime
     ) -> list[Trigger]:
         fired = []
-        for trigger in self.policies.triggers(config.policy_group):
-            if trigger.watches(topic):
-                state = self._trigger_states.setdefault(trigger.policy_id, TriggerState())
-                if state.check(trigger, topic, history, config.s_base_mw, now.timestamp()):
-                    fired.append(trigger)
+        for trigger in self._watching(config.policy_group, topic):
+            state = self._trigger_states.setdefault(trigger.policy_id, TriggerState())
+            if state.check(trigger, topic, history, config.s_base_mw, now.timestamp()):
+                fired.append(trigger)
         return fired
+
+    def _watching(self, group: str, topic: str) -> tuple[Trigger, ...]:
+        """The group's triggers watching `topic`, remembered until the group's triggers
+        are reloaded (they are then another tuple)."""
+        triggers = self.policies.triggers(group)
+        remembered = self._watchers.get((group, topic))
+        if remembered is not None and remembered[0] is triggers:
+            return remembered[1]
+        watching = tuple(t for t in triggers if t.watches(topic))
+        if len(self._watchers) > 100_000:
+            self._watchers.clear()
+        self._watchers[(group, topic)] = (triggers, watching)
+        return watching
 
     def _grid_state_message(
         self, message: BusMessage, payload: dict[str, Any], config: SubscriptionConfig
@@ -301,7 +329,7 @@ class EventService:
             self._grid_state = MappingProxyType({**self._grid_state, **state})
         if config.decide:
             resource = {**flatten(payload), "topic": message.topic, "kind": "grid_state"}
-            device = _device(config, message.topic, payload)
+            device = self._device(config, message.topic, payload)
             t = now.timestamp()
             self._decide_published("grid_state", message, resource, device, config, now, t)
 
@@ -310,9 +338,8 @@ class EventService:
         config: SubscriptionConfig, now: datetime, t: float,
     ) -> None:  # fmt: skip
         subject = {"id": device, "groups": self.policies.groups_of(device)}
-        request = Request(subject, resource, {"id": "publish"}, self._environment(now))
-        event = Event(kind, message.topic, message, request, t, config.policy_group)
-        event.device = event.subject = device
+        request = Request(subject, resource, _PUBLISH, self._environment(now))
+        event = Event(kind, message.topic, message, request, t, config.policy_group, device, device)
         self.enforcer.enforce(event, now)
 
     def _trigger(
@@ -354,10 +381,7 @@ class EventService:
             return history.since(newest.t - window_s)
 
 
-def _device(config: SubscriptionConfig, topic: str, payload: Mapping[str, Any]) -> str:
-    device = payload.get("device")
-    if isinstance(device, str) and device:
-        return device
+def _topic_device(config: SubscriptionConfig, topic: str) -> str:
     levels = topic.split("/")
     level = config.device_level
     if level is not None and level < len(levels) and levels[level]:
