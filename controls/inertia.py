@@ -128,7 +128,7 @@ def detect_events(
     blocked_until = -math.inf
     above = np.abs(slopes.slope) >= threshold_hz_s
     starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
-    for k in starts:  # the first window of each excursion over the threshold
+    for k in map(int, starts):  # the first window of each excursion over the threshold
         if t[k] < blocked_until:
             continue
         lo, hi = max(0, k - n), min(t.size, k + 2 * n)

@@ -352,7 +352,8 @@ class _Builder:
         problem = self.problem(traded, open_flex=True)
         if np.any(x < problem.lower - 1e-9) or np.any(x > problem.upper + 1e-9):
             raise SolverError("planned set-points leave the asset limits")
-        if problem.e is not None and np.any(problem.e @ x > problem.e_rhs + 1e-6):
+        e, e_rhs = problem.e, problem.e_rhs
+        if e is not None and e_rhs is not None and np.any(e @ x > e_rhs + 1e-6):
             raise SolverError("planned storage leaves its state-of-charge window")
 
     def request(self, x: np.ndarray, traded: dict) -> FlexSchedule | None:

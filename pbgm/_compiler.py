@@ -111,9 +111,10 @@ class Compiler:
             self.argument(spec, i, arg, f"{path}.args[{i}]", depth)
             for i, arg in enumerate(expr.args)
         ]
-        if len(self.problems) > before or any(op is None for op in operands):
+        compiled = [op for op in operands if op is not None]
+        if len(self.problems) > before or len(compiled) < len(operands):
             return None
-        return Operand(expr, BUILDERS.get(spec.name, build_strict)(spec, operands))
+        return Operand(expr, BUILDERS.get(spec.name, build_strict)(spec, compiled))
 
     def argument(
         self, spec: FunctionSpec, index: int, arg: Expr, path: str, depth: int

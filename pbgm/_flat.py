@@ -186,7 +186,9 @@ def _layout(bag: Any, name: str, slots: dict[str, int]) -> tuple[Any, str, dict[
     return layout
 
 
-def _table(rules: tuple[CompiledRule, ...], keys: list[Any]) -> tuple[dict[str, int], tuple]:
+def _table(
+    rules: tuple[CompiledRule, ...], keys: list[Any]
+) -> tuple[dict[str, int], tuple[tuple[CompiledRule, ...], ...]]:
     """(slot of each string key value, the rules each slot selects in their original
     order, unkeyed rules included); the slots dict is shared by equal layouts."""
     positions: dict[str, list[int]] = {}

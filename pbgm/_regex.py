@@ -17,8 +17,8 @@ import itertools
 import math
 import re
 from dataclasses import dataclass
-from re import _constants as sre
-from re import _parser as sre_parser
+from re import _constants as sre  # type: ignore[attr-defined]  # private module, no stubs
+from re import _parser as sre_parser  # type: ignore[attr-defined]  # private module, no stubs
 from typing import Any
 
 from pbgm._functions_text import MAX_REGEX_INPUT
@@ -103,7 +103,9 @@ def _atom(op: Any, av: Any) -> _Chars:
 
 
 def _in_class(items: list[Any]) -> _Chars:
-    text, chars, finite = [], set(), True
+    text: list[str] = []
+    chars: set[str] = set()
+    finite = True
     for op, av in items:
         if op is sre.NEGATE:
             text.insert(0, "^")

@@ -317,7 +317,7 @@ def table_check(policy_type: str) -> Callable[[Mapping[str, Any], str], list[Pro
                     message = f"`{name}` ({v}) lies outside [`{low}`, `{high}`] = [{a}, {b}]"
                     problems.append(Problem(member(path, name), "inconsistent_limits", message))
         for names, keys, what in _REFERENCES.get(policy_type, ()):
-            known = next((v for v, _ in _select(content, keys, base)), {})
+            known: Any = next((v for v, _ in _select(content, keys, base)), {})
             for name, path in _select(content, names, base):
                 if isinstance(name, str) and name not in known:
                     message = f"unknown {what} `{show(name)}`"

@@ -292,5 +292,5 @@ def _is_json_scalar(value: Any) -> bool:
 def _kind(value: Any) -> str:
     if isinstance(value, float):
         return "a non-finite number"
-    names = {bytes: "binary data", set: "a set", tuple: "ordered pairs"}
+    names: dict[type, str] = {bytes: "binary data", set: "a set", tuple: "ordered pairs"}
     return names.get(type(value), "an unsupported value")

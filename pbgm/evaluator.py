@@ -281,7 +281,7 @@ class CompiledPolicy(Combining):
         target = self.target
         if target is _UNCOMPILED:
             target = self.target = compile_target(Target(self.target_matches))
-        return target  # type: ignore[no-any-return, return-value]
+        return target  # type: ignore[no-any-return]
 
     def applies(self, request: Request, now: datetime) -> bool:
         if self.windowed and not self.in_window(now):

@@ -153,7 +153,9 @@ def _group(category: str, *specs: FunctionSpec) -> list[FunctionSpec]:
     return [replace(spec, category=category) for spec in specs]
 
 
-def _cmp(name: str, op: Callable, kinds: frozenset[str], words: str) -> FunctionSpec:
+def _cmp(
+    name: str, op: Callable[[Any, Any], bool], kinds: frozenset[str], words: str
+) -> FunctionSpec:
     param = "value" if kinds is EQUATABLE else "orderable"
     description = f"True when the first value {words} the second."
     return FunctionSpec(name, 2, 2, description, (param, param), impl=comparison(name, op, kinds))

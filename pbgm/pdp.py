@@ -183,7 +183,7 @@ class CompiledPolicySet(Combining):
     def _leaves(self) -> dict[str, tuple[Any, ...]]:
         def answer(result: Result) -> Response:
             decided = self.finish_one(result, _NO_REQUEST)  # the set's outputs are fixed
-            return decided.memo or report(decided)  # type: ignore[no-any-return]
+            return decided.memo or report(decided)
 
         leaves = {}
         for value, found in self.single[2].items():  # type: ignore[index]

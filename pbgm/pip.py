@@ -114,7 +114,7 @@ class GroupMembershipProvider:
     any other failure is a provider failure.
     """
 
-    provides = ("subject.groups",)
+    provides: Collection[str] = ("subject.groups",)
 
     def __init__(self, groups_of: Callable[[str], Iterable[str]]) -> None:
         self._groups_of = groups_of

@@ -55,6 +55,7 @@ conversion of the JSON Schemas live in `pbgm._schemas`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from pbgm._schemas import (
@@ -181,7 +182,7 @@ def _content_problems(doc: Mapping[str, Any]) -> list[Problem]:
     problems += _asset_problems(doc.get("asset_id"), content.get("asset_id"))
     if not problems:
         for check in _CONTENT_CHECKS.get(policy_type, ()):
-            problems += _guarded(lambda check=check: check(content, "$.content"), "$.content")
+            problems += _guarded(partial(check, content, "$.content"), "$.content")
     return problems
 
 

@@ -185,7 +185,9 @@ def _references(multi: Any, parts: list[Part], problems: list[Problem]) -> list[
     return combos
 
 
-def _request(parts: Sequence[Part], problems: list[Problem]) -> tuple[Request, list[dict]]:
+def _request(
+    parts: Sequence[Part], problems: list[Problem]
+) -> tuple[Request, list[dict[str, Any]]]:
     bags: dict[str, dict[str, Any]] = {}
     echo: list[dict[str, Any]] = []
     for category, item, path in parts:

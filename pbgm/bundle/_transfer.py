@@ -342,14 +342,14 @@ class _Steps:
         self.store.put_policy_group(self.policy_groups[change.key], actor=self.actor)
 
     def _policy(self, change: Change, publish: bool) -> None:
-        doc, kw = self.policies[change.key], {"actor": self.actor, "reason": self.reason}
+        doc, actor, reason = self.policies[change.key], self.actor, self.reason
         if change.action == "create":
-            self.pap.create(doc, **kw)
+            self.pap.create(doc, actor=actor, reason=reason)
         elif change.action == "update":
             version = self.store.get_policy(change.key).version
-            self.pap.update(change.key, doc, expected_version=version, **kw)
+            self.pap.update(change.key, doc, expected_version=version, actor=actor, reason=reason)
         if publish:
-            self.pap.publish(change.key, **kw)
+            self.pap.publish(change.key, actor=actor, reason=reason)
 
     def _user(self, change: Change, publish: bool) -> None:
         user = self.users[change.key]
