@@ -16,7 +16,6 @@ additions and removals never accumulates over more than that span.
 from __future__ import annotations
 
 from collections import deque
-from itertools import islice
 
 REBASE_WINDOWS = 4
 EDGE_S = 1e-9  # a point exactly `window_s` before the newest is inside
@@ -81,9 +80,9 @@ class RunningWindow:
             return None
         if n < 20:  # one point each end: the common case, at once
             return points[-1][1] - points[0][1]
-        k = n // 10
-        newest = sum(y for _, y in islice(reversed(points), k))
-        oldest = sum(y for _, y in reversed(list(islice(points, k))))
+        k = n // 10  # each end's points summed newest first, as the windowed computation did
+        newest = sum([points[-i][1] for i in range(1, k + 1)])
+        oldest = sum([points[i][1] for i in range(k - 1, -1, -1)])
         return newest / k - oldest / k
 
     def _sum(self, t: float, y: float, sign: float) -> None:
