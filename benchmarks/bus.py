@@ -38,7 +38,9 @@ with the thread's CPU clock) says where the time goes.
 Broker: by default (`--broker own`) a private mosquitto on a free port with its best
 settings for this load: `set_tcp_nodelay true` (the default `false` lets Nagle hold back
 small messages, ~15 ms per two-hop path) and no in-flight or queue limits of its own;
-`--broker local` uses the running one on 127.0.0.1:1883 as it is configured.
+`--broker local` uses the running one on 127.0.0.1:1883 as it is configured (a default
+mosquitto keeps at most 1000 QoS 1 messages for a stopped client: the rest of a drain's
+burst is dropped and shows as lost).
 
 Propagation (`pbgm.loader`): time from a policy change committed through the admin API
 (REST PUT + publish on a real HTTP server) to the loader's callback, by push (the API's
