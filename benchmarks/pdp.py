@@ -8,7 +8,11 @@ with a mismatch gets no figure. Each (engine, N) runs in a fresh subprocess
 (`benchmarks.pdp_measure`), so that load time and resident memory are its own.
 
 Run: `.venv/bin/python -m benchmarks.pdp [--sizes 100,1000,10000,100000] [--requests 20000]
-[--quick] [--engines pbgm-pdp,opa]`. Results: `benchmarks/results/pdp.json` and `pdp.md`.
+[--quick] [--engines pbgm-pdp,opa] [--rounds 5]`. With several rounds every (engine, N)
+runs once per round, the rounds interleaved, and the table keeps the round with the
+median p50 and states the spread: a p50 of about a microsecond moves by half itself
+between runs on a shared machine, and one run cannot tell a growth of 1.5 from 2.
+Results: `benchmarks/results/pdp.json` and `pdp.md`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="sizes 100 and 1,000, 5,000 requests")
     parser.add_argument("--engines", help="engine names, comma-separated (default: all)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="directory for results")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every (engine, N)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child: one engine, one size
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -80,16 +85,19 @@ def _child(name: str, size: int, requests: int, budget: float) -> dict[str, Any]
     return {"n": size, **json.loads(lines[-1])}
 
 
-def run(sizes: list[int], requests: int, names: list[str], budget: float) -> list[dict[str, Any]]:
+def run(
+    sizes: list[int], requests: int, names: list[str], budget: float, rounds: int = 1
+) -> list[dict[str, Any]]:
     rows = []
-    for size in sizes:
-        for name in names:
-            start = time.perf_counter()
-            row = _child(name, size, requests, budget)
-            row["wall_s"] = time.perf_counter() - start
-            print(pdp_report.progress(row), flush=True)
-            rows.append(row)
-    return rows
+    for _ in range(rounds):
+        for size in sizes:
+            for name in names:
+                start = time.perf_counter()
+                row = _child(name, size, requests, budget)
+                row["wall_s"] = time.perf_counter() - start
+                print(pdp_report.progress(row), flush=True)
+                rows.append(row)
+    return pdp_report.median_rounds(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,8 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     sizes, requests, names, budget = _plan(args)
     started = time.time()
-    rows = run(sizes, requests, names, budget)
-    report = pdp_report.build(rows, requests=requests, started=started)
+    if args.rounds < 1:
+        sys.exit("--rounds must be at least 1")
+    rows = run(sizes, requests, names, budget, args.rounds)
+    report = pdp_report.build(rows, requests=requests, started=started, rounds=args.rounds)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "pdp.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = pdp_report.markdown(report)

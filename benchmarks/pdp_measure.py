@@ -48,11 +48,12 @@ class Engine(Protocol):
 
 
 def engines() -> dict[str, Callable[[Workload, Path], Engine]]:
-    """Every engine by the name the command line uses, pbgm first."""
+    """Every engine by the name the command line uses, pbgm first, the floor last."""
+    from benchmarks.pdp_floor import ENGINES as FLOOR
     from benchmarks.pdp_pbgm import ENGINES as PBGM
     from benchmarks.pdp_peers import PEERS
 
-    return {**PBGM, **PEERS}
+    return {**PBGM, **PEERS, **FLOOR}
 
 
 def rss() -> int:

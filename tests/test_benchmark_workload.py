@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.pdp_measure import engines, measure
 from benchmarks.pdp_pbgm import policy_document
-from benchmarks.pdp_report import markdown, ratios
+from benchmarks.pdp_report import markdown, median_rounds, ratios
 from benchmarks.pdp_workload import (
     ADMIN_GROUPS,
     POLICY_TYPES,
@@ -165,3 +165,35 @@ def test_an_engine_with_a_mismatch_gets_no_figures_and_no_ratio():
     assert "| opa | 100 | mismatch |" in markdown(report)
     report["rows"][0]["mismatches"] = 0
     assert ratios(report["rows"])["throughput"][0]["pbgm-pdp"] == pytest.approx(3.0)
+
+
+def _row(engine: str, n: int, p50: float, mismatches: int = 0) -> dict:
+    return {
+        "engine": engine, "n": n, "note": "", "load_s": 0.1, "rss_mb": 1.0, "p50_us": p50,
+        "p99_us": 2 * p50, "decisions_per_s": 1e6 / p50, "measured": 10, "requested": 10,
+        "mismatches": mismatches,
+    }  # fmt: skip
+
+
+def test_rounds_keep_the_median_round_and_state_the_spread():
+    rows = [_row("pbgm-pdp", 100, p) for p in (1.5, 0.9, 1.0)] + [_row("floor", 100, 0.3)]
+    (pbgm, floor) = median_rounds(rows)
+    assert (pbgm["p50_us"], pbgm["p99_us"]) == (1.0, 2.0)  # one round's figures, not a mix
+    assert (pbgm["rounds"], pbgm["p50_min_us"], pbgm["p50_max_us"]) == (3, 0.9, 1.5)
+    assert "rounds" not in floor
+
+
+def test_a_mismatch_in_any_round_leaves_the_engine_without_figures():
+    rows = [_row("opa", 100, 10.0), _row("opa", 100, 11.0, mismatches=1)]
+    (opa,) = median_rounds(rows)
+    assert opa["mismatches"] == 1
+
+
+def test_the_floor_growth_is_reported_beside_pbgm_and_is_not_a_peer():
+    rows = [_row("pbgm-pdp", 100, 1.0), _row("floor", 100, 0.25)]
+    rows += [_row("pbgm-pdp", 100_000, 2.0), _row("floor", 100_000, 1.0)]
+    result = ratios(rows)
+    assert result["p50_growth"]["ratio"] == pytest.approx(2.0)
+    assert result["floor_p50_growth"]["ratio"] == pytest.approx(4.0)
+    assert result["throughput"][0]["fastest_peer"] is None
+    assert result["verdict"]["p50_growth_target_met"] is False
