@@ -6,7 +6,8 @@ per resource, targeted on `resource.id`, with a `read` rule (the groups by
 and a `write` rule for the admin group, rules combined by `permit-overrides` and
 policies by `deny-unless-permit`. The documents carry no `content`: the decision does
 not read it and the peers load none (they are otherwise valid pbgm/v1). Loading parses
-the documents and compiles the set once (`PolicyDecisionPoint`). Group memberships
+and compiles the documents one at a time into one compiled set
+(`PolicyDecisionPoint.load_documents`, pbgm's loader for many policies). Group memberships
 reach it in one of two ways, measured apart: resolved before timing into
 `subject.groups` (as Casbin's role manager and Cedar's entity parents hold them ready),
 or fetched per request by the PIP (`GroupMembershipProvider` over a dict).
@@ -26,12 +27,12 @@ from typing import Any
 from benchmarks.pdp_peers import Decide
 from benchmarks.pdp_workload import Grants, Triple, Workload, iter_grant_statements
 from pbgm.access import AccessPoint, Principal
-from pbgm.model import Decision, Permission, PolicySet, Request
+from pbgm.model import Decision, Permission, Request
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.store.base import Grant, User, utc_now
 from pbgm.store.factory import open_store
-from pbgm.syntax import FORMAT, parse_policy
+from pbgm.syntax import FORMAT
 
 POLICY_GROUP = "benchmark"
 ACTOR = "benchmark"
@@ -69,12 +70,15 @@ def _rule(action: str, condition: dict[str, Any]) -> dict[str, Any]:
     return {"id": action, "effect": "Permit", "target": target, "condition": condition}
 
 
-def policy_set(documents: list[dict[str, Any]]) -> PolicySet:
-    return PolicySet(
-        id=POLICY_GROUP,
-        policies=tuple(parse_policy(d) for d in documents),
-        policy_combining="deny-unless-permit",
-    )
+SET_DOCUMENT = {"id": POLICY_GROUP, "policy_combining": "deny-unless-permit"}
+
+
+def loaded(documents: list[dict[str, Any]], pip: PolicyInformationPoint | None = None) -> Decide:
+    """The decide function of a decision point loaded with the documents."""
+    pdp = PolicyDecisionPoint(pip=pip)
+    pdp.load_documents(SET_DOCUMENT, documents)
+    decide = pdp.decide
+    return lambda request: decide(request).decision is PERMIT
 
 
 class PbgmPdpEngine:
@@ -88,8 +92,7 @@ class PbgmPdpEngine:
         self.documents = [policy_document(p) for p in workload.policies]
 
     def load(self) -> Decide:
-        decide = PolicyDecisionPoint(policy_set(self.documents)).decide
-        return lambda request: decide(request).decision is PERMIT
+        return loaded(self.documents)
 
     def prepare(self, triple: Triple) -> Request:
         subject, action, resource = triple
@@ -110,9 +113,7 @@ class PbgmPipEngine(PbgmPdpEngine):
     def load(self) -> Decide:
         memberships = dict(self.workload.memberships)
         provider = GroupMembershipProvider(lambda subject: memberships.get(subject, ()))
-        pip = PolicyInformationPoint([provider])
-        decide = PolicyDecisionPoint(policy_set(self.documents), pip=pip).decide
-        return lambda request: decide(request).decision is PERMIT
+        return loaded(self.documents, PolicyInformationPoint([provider]))
 
     def prepare(self, triple: Triple) -> Request:
         subject, action, resource = triple
