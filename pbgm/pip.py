@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -58,8 +57,11 @@ class _Wants:
                 self.any_of.add(category)
             else:
                 self.names.append((category, name))
+        self.only = self.names[0] if len(self.names) == 1 and not self.any_of else None
 
     def lacking(self, request: Request) -> bool:
+        if self.only is not None:  # the common case, one attribute, straight
+            return self.only[1] not in request.bag(self.only[0])
         return bool(self.any_of) or any(n not in request.bag(c) for c, n in self.names)
 
     def allows(self, category: str, name: str) -> bool:
@@ -104,7 +106,15 @@ def _merge(request: Request, supplied: Attributes, wants: _Wants) -> Request:
         }
         if added:
             changes[category] = MappingProxyType({**current, **added})
-    return replace(request, **changes) if changes else request
+    if not changes:
+        return request
+    get = changes.get
+    return Request(
+        get("subject", request.subject),
+        get("resource", request.resource),
+        get("action", request.action),
+        get("environment", request.environment),
+    )
 
 
 class GroupMembershipProvider:
