@@ -2,263 +2,99 @@
 
 Kept as code beside the endpoints; a test checks that its paths and methods are
 exactly the routes of the app (`app.url_map`) and a contract test (schemathesis)
-checks live answers against it.
+checks live answers against it. This module lists the endpoints, group by group; the
+helpers and schemas they are spelt with are in `pbgm.api._openapi_schemas`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-JSON = "application/json"
-PROBLEM = "application/problem+json"
-ID_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-PROTECTED_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 503)
-
-_ERROR_TEXT = {
-    400: "malformed input (bad JSON, bad base64 id, unknown parameter)",
-    401: "no or invalid bearer token",
-    403: "missing scope or grant",
-    404: "not found, or not visible to the caller",
-    405: "method not allowed",
-    409: "already exists",
-    412: "`If-Match` names a stale version",
-    413: "body too large",
-    415: "body not `application/json`",
-    422: "the input breaks the rules; every problem listed",
-    428: "`If-Match` is required",
-    429: "rate limited (see `Retry-After`)",
-    503: "the policy repository is unavailable",
-}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(required: tuple[str, ...] = (), **properties: Any) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-def _array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def _param(name: str, where: str, schema: dict[str, Any], *, required: bool = False) -> dict:
-    return {"name": name, "in": where, "required": required or where == "path", "schema": schema}
-
-
-STRING = {"type": "string"}
-NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-B64 = {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 700}
-INT = {"type": "integer", "minimum": 0}
-ENABLED = _obj(("enabled",), enabled={"type": "boolean"})
-
-
-def _op(
-    summary: str,
-    ok: dict[int, dict[str, Any]],
-    *,
-    params: tuple[dict[str, Any], ...] = (),
-    body: dict[str, Any] | None = None,
-    errors: tuple[int, ...] = PROTECTED_ERRORS,
-    public: bool = False,
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {str(code): response for code, response in ok.items()}
-    for code in errors:
-        responses[str(code)] = {
-            "description": _ERROR_TEXT[code],
-            "content": {PROBLEM: {"schema": _ref("Problem")}},
-        }
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    if params:
-        operation["parameters"] = list(params)
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
-    operation["security"] = [] if public else BEARER
-    return operation
-
-
-def _schemas() -> dict[str, Any]:
-    problem = _obj(
-        ("type", "title", "status", "code", "detail"),
-        type=STRING,
-        title=STRING,
-        status={"type": "integer"},
-        code=STRING,
-        detail=STRING,
-        problems=_array(
-            _obj(("path", "code", "message"), path=STRING, code=STRING, message=STRING)
-        ),
-        correlation_id=STRING,
-    )
-    served = _obj(
-        ("id", "type", "policy_group", "version", "etag", "document"),
-        id=STRING,
-        type=STRING,
-        policy_group=STRING,
-        asset_id={"type": ["string", "null"]},
-        version={"type": "integer"},
-        etag=STRING,
-        document={"type": "object"},
-    )
-    reason = _obj(("path", "code", "message"), path=STRING, code=STRING, message=STRING)
-    schedule = _obj(
-        ("offer_id", "number", "state", "reasons"),
-        offer_id=STRING,
-        number={"type": "integer"},
-        state={"enum": ["accepted", "rejected"]},
-        reasons=_array(reason),
-        schedule={"type": "object"},
-    )
-    return {
-        "Problem": problem,
-        "ServedPolicy": served,
-        "Reason": reason,
-        "Schedule": schedule,
-        "FlexOfferState": _obj(
-            ("id", "policy_id", "state", "reasons", "schedules"),
-            id=STRING,
-            policy_id=STRING,
-            state=STRING,
-            reasons=_array(reason),
-            schedules=_array(_ref("Schedule")),
-        ),
-        "PolicyRecord": _obj(
-            ("id", "type", "policy_group", "version", "status", "document"),
-            id=STRING,
-            type=STRING,
-            policy_group=STRING,
-            version={"type": "integer"},
-            status={"enum": ["draft", "published", "retired"]},
-            published_version={"type": ["integer", "null"]},
-            document={"type": "object"},
-        ),
-        "Decision": _obj(
-            ("decision", "status", "obligations", "advice", "policy_ids"),
-            decision={"enum": ["Permit", "Deny", "NotApplicable", "Indeterminate"]},
-            status=_obj(("code",), code=STRING, message=STRING),
-            obligations=_array({"type": "object"}),
-            advice=_array({"type": "object"}),
-            policy_ids=_array(STRING),
-            errors=_array({"type": "object"}),
-        ),
-        "User": _obj(
-            ("name", "enabled"), name=STRING, display_name=STRING, enabled={"type": "boolean"}
-        ),
-        "Group": _obj(("name",), name=STRING, description=STRING, members=_array(STRING)),
-        "ServiceAccount": _obj(
-            ("client_id", "scopes", "enabled"),
-            client_id=STRING,
-            scopes=_array(STRING),
-            enabled={"type": "boolean"},
-            description=STRING,
-            client_secret={"type": "string", "description": "only in the answer to the creation"},
-        ),
-        "Grant": _obj(
-            ("id", "principal_kind", "principal", "target_kind", "target", "permission"),
-            id={"type": "integer"},
-            principal_kind={"enum": ["user", "group", "service"]},
-            principal=STRING,
-            target_kind={"enum": ["policy", "policy_group"]},
-            target=STRING,
-            permission={"enum": ["read", "write", "admin"]},
-            enabled={"type": "boolean"},
-        ),
-    }
+from pbgm.api._openapi_schemas import (
+    B64,
+    ENABLED,
+    INT,
+    JSON,
+    NAME,
+    PROTECTED_ERRORS,
+    STRING,
+    array,
+    components,
+    decision_answer,
+    decision_request,
+    json_response,
+    obj,
+    op,
+    param,
+    ref,
+)
 
 
 def _policy_paths() -> dict[str, Any]:
     fetch = (
-        _param("policy_id", "query", B64),
-        _param("policy_group", "query", NAME),
-        _param("asset_id", "query", B64),
-        _param("policy_type", "query", STRING),
+        param("policy_id", "query", B64),
+        param("policy_group", "query", NAME),
+        param("asset_id", "query", B64),
+        param("policy_type", "query", STRING),
     )
-    listing = _obj(
+    listing = obj(
         ("revision", "changed", "policies"),
         revision={"type": "integer"},
         changed={"type": "boolean"},
-        policies=_array(_ref("ServedPolicy")),
+        policies=array(ref("ServedPolicy")),
     )
     not_modified = {"description": "the client's copy is current (ETag)"}
     one_or_many = {
-        "oneOf": [_ref("ServedPolicy"), _obj(("policies",), policies=_array(_ref("ServedPolicy")))]
-    }
-    decision_body = {
-        "oneOf": [
-            _obj(
-                subject={"type": "object"},
-                resource={"type": "object"},
-                action={"type": "object"},
-                environment={"type": "object"},
-            ),
-            _obj(("requests",), requests=_array({"type": "object"})),
-            _obj(("Request",), Request={"type": "object"}),
-        ]
-    }
-    decision_answer = {
-        "oneOf": [
-            _ref("Decision"),
-            _obj(("responses",), responses=_array(_ref("Decision"))),
-            _obj(("Response",), Response=_array({"type": "object"})),
-        ]
+        "oneOf": [ref("ServedPolicy"), obj(("policies",), policies=array(ref("ServedPolicy")))]
     }
     return {
         "/api/v1/policy": {
-            "get": _op(
+            "get": op(
                 "Fetch a published policy by base64 id and group, or by asset and type",
-                {200: _json(one_or_many), 304: not_modified},
+                {200: json_response(one_or_many), 304: not_modified},
                 params=fetch,
             )
         },
         "/api/v1/policies": {
-            "get": _op(
+            "get": op(
                 "The published policies the caller may read, and the repository revision",
-                {200: _json(listing), 304: not_modified},
+                {200: json_response(listing), 304: not_modified},
                 params=(
-                    _param("policy_group", "query", NAME),
-                    _param("policy_type", "query", STRING),
-                    _param("since_revision", "query", INT),
+                    param("policy_group", "query", NAME),
+                    param("policy_type", "query", STRING),
+                    param("since_revision", "query", INT),
                 ),
             )
         },
         "/api/v1/decisions": {
-            "post": _op(
+            "post": op(
                 "Decide one request or a batch (pbgm JSON or the XACML 3.0 JSON Profile)",
-                {200: _json(decision_answer)},
-                params=(_param("policy_group", "query", NAME),),
-                body=decision_body,
+                {200: json_response(decision_answer())},
+                params=(param("policy_group", "query", NAME),),
+                body=decision_request(),
             )
         },
         "/api/v1/flexoffers": {
-            "post": _op(
+            "post": op(
                 "Validate a FlexOffer against its template policy and record its state",
-                {201: _json(_ref("FlexOfferState"), "recorded: accepted or rejected")},
-                params=(_param("policy_id", "query", B64),),
+                {201: json_response(ref("FlexOfferState"), "recorded: accepted or rejected")},
+                params=(param("policy_id", "query", B64),),
                 body={"type": "object"},
                 errors=(*PROTECTED_ERRORS, 409),
             )
         },
         "/api/v1/flexoffers/{offer_id}": {
-            "get": _op(
+            "get": op(
                 "A recorded FlexOffer with its schedules",
-                {200: _json(_ref("FlexOfferState"))},
-                params=(_param("offer_id", "path", B64),),
+                {200: json_response(ref("FlexOfferState"))},
+                params=(param("offer_id", "path", B64),),
             )
         },
         "/api/v1/flexoffers/{offer_id}/schedule": {
-            "post": _op(
+            "post": op(
                 "Validate and record a schedule for a recorded FlexOffer",
-                {201: _json(_ref("Schedule"), "recorded: accepted or rejected")},
-                params=(_param("offer_id", "path", B64),),
+                {201: json_response(ref("Schedule"), "recorded: accepted or rejected")},
+                params=(param("offer_id", "path", B64),),
                 body={"type": "object"},
             )
         },
@@ -266,59 +102,57 @@ def _policy_paths() -> dict[str, Any]:
 
 
 def _admin_policy_paths() -> dict[str, Any]:
-    pid = (_param("policy_id", "path", B64),)
-    reason = _param("reason", "query", {"type": "string", "maxLength": 2000})
-    record = _json(_ref("PolicyRecord"))
-    action = _obj(version={"type": "integer", "minimum": 1}, reason=STRING)
+    pid = (param("policy_id", "path", B64),)
+    reason = param("reason", "query", {"type": "string", "maxLength": 2000})
+    record = json_response(ref("PolicyRecord"))
+    action = obj(version={"type": "integer", "minimum": 1}, reason=STRING)
     base = "/api/v1/admin/policies"
     return {
         base: {
-            "get": _op(
+            "get": op(
                 "Every policy, any status",
-                {200: _json(_obj(("policies",), policies=_array(_ref("PolicyRecord"))))},
+                {200: json_response(obj(("policies",), policies=array(ref("PolicyRecord"))))},
                 params=(
-                    _param("policy_group", "query", NAME),
-                    _param("policy_type", "query", STRING),
-                    _param("status", "query", {"enum": ["draft", "published", "retired"]}),
+                    param("policy_group", "query", NAME),
+                    param("policy_type", "query", STRING),
+                    param("status", "query", {"enum": ["draft", "published", "retired"]}),
                 ),
             ),
-            "post": _op(
+            "post": op(
                 "Create a policy (a draft)",
-                {201: _json(_ref("PolicyRecord"), "created")},
+                {201: json_response(ref("PolicyRecord"), "created")},
                 params=(reason,),
                 body={"type": "object"},
                 errors=(*PROTECTED_ERRORS, 409),
             ),
         },
         base + "/{policy_id}": {
-            "get": _op("A policy with its latest document", {200: record}, params=pid),
-            "put": _op(
+            "get": op("A policy with its latest document", {200: record}, params=pid),
+            "put": op(
                 "A new version; `If-Match` names the version edited",
                 {200: record},
-                params=(*pid, reason, _param("If-Match", "header", STRING, required=True)),
+                params=(*pid, reason, param("If-Match", "header", STRING, required=True)),
                 body={"type": "object"},
                 errors=(*PROTECTED_ERRORS, 412, 428),
             ),
         },
         base + "/{policy_id}/publish": {
-            "post": _op(
+            "post": op(
                 "Publish a version (default: the latest)", {200: record}, params=pid, body=action
             )
         },
         base + "/{policy_id}/retire": {
-            "post": _op(
-                "Stop serving a policy", {200: record}, params=pid, body=_obj(reason=STRING)
-            )
+            "post": op("Stop serving a policy", {200: record}, params=pid, body=obj(reason=STRING))
         },
         base + "/{policy_id}/versions": {
-            "get": _op(
+            "get": op(
                 "The history",
-                {200: _json(_obj(("versions",), versions=_array({"type": "object"})))},
+                {200: json_response(obj(("versions",), versions=array({"type": "object"})))},
                 params=pid,
             )
         },
         base + "/{policy_id}/rollback": {
-            "post": _op(
+            "post": op(
                 "A new version equal to an older one",
                 {200: record},
                 params=pid,
@@ -332,89 +166,92 @@ def _admin_policy_paths() -> dict[str, Any]:
 def _principal_paths() -> dict[str, Any]:
     base = "/api/v1/admin"
     gone = {204: {"description": "done"}}
-    name = (_param("name", "path", NAME),)
-    listing = lambda key, item: _json(_obj((key,), **{key: _array(_ref(item))}))  # noqa: E731
+    name = (param("name", "path", NAME),)
+    listing = lambda key, item: json_response(obj((key,), **{key: array(ref(item))}))  # noqa: E731
     return {
         f"{base}/users": {
-            "get": _op("Users", {200: listing("users", "User")}),
-            "post": _op(
+            "get": op("Users", {200: listing("users", "User")}),
+            "post": op(
                 "Add a user",
-                {201: _json(_ref("User"))},
+                {201: json_response(ref("User"))},
                 errors=(*PROTECTED_ERRORS, 409),
-                body=_obj(("name",), name=NAME, display_name=STRING),
+                body=obj(("name",), name=NAME, display_name=STRING),
             ),
         },
         f"{base}/users/{{name}}": {
-            "patch": _op(
-                "Enable or disable a user", {200: _json(_ref("User"))}, params=name, body=ENABLED
+            "patch": op(
+                "Enable or disable a user",
+                {200: json_response(ref("User"))},
+                params=name,
+                body=ENABLED,
             )
         },
         f"{base}/groups": {
-            "get": _op("Groups", {200: listing("groups", "Group")}),
-            "post": _op(
+            "get": op("Groups", {200: listing("groups", "Group")}),
+            "post": op(
                 "Add a group",
-                {201: _json(_ref("Group"))},
+                {201: json_response(ref("Group"))},
                 errors=(*PROTECTED_ERRORS, 409),
-                body=_obj(("name",), name=NAME, description=STRING),
+                body=obj(("name",), name=NAME, description=STRING),
             ),
         },
         f"{base}/groups/{{name}}": {
-            "get": _op("A group and its members", {200: _json(_ref("Group"))}, params=name)
+            "get": op("A group and its members", {200: json_response(ref("Group"))}, params=name)
         },
         f"{base}/groups/{{name}}/members": {
-            "post": _op(
+            "post": op(
                 "Add a user to a group",
-                {201: _json({"type": "object"})},
+                {201: json_response({"type": "object"})},
                 params=name,
-                body=_obj(("user",), user=NAME),
+                body=obj(("user",), user=NAME),
                 errors=(*PROTECTED_ERRORS, 409),
             )
         },
         f"{base}/groups/{{name}}/members/{{user}}": {
-            "delete": _op(
-                "Remove a user from a group", gone, params=(*name, _param("user", "path", NAME))
+            "delete": op(
+                "Remove a user from a group", gone, params=(*name, param("user", "path", NAME))
             )
         },
         f"{base}/service-accounts": {
-            "get": _op(
+            "get": op(
                 "Service accounts (never their secrets)",
                 {200: listing("service_accounts", "ServiceAccount")},
             ),
-            "post": _op(
+            "post": op(
                 "Add a service account; its secret is in this answer only",
-                {201: _json(_ref("ServiceAccount"))},
-                body=_obj(
+                {201: json_response(ref("ServiceAccount"))},
+                body=obj(
                     ("client_id", "scopes"),
                     client_id=NAME,
-                    scopes=_array(STRING),
+                    scopes=array(STRING),
                     description=STRING,
                 ),
                 errors=(*PROTECTED_ERRORS, 409),
             ),
         },
         f"{base}/service-accounts/{{client_id}}": {
-            "patch": _op(
+            "patch": op(
                 "Enable or disable a service account",
-                {200: _json(_ref("ServiceAccount"))},
-                params=(_param("client_id", "path", NAME),),
+                {200: json_response(ref("ServiceAccount"))},
+                params=(param("client_id", "path", NAME),),
                 body=ENABLED,
             ),
-            "delete": _op(
+            "delete": op(
                 "Delete a service account and its grants",
                 gone,
-                params=(_param("client_id", "path", NAME),),
+                params=(param("client_id", "path", NAME),),
             ),
         },
         f"{base}/grants": {
-            "get": _op(
+            "get": op(
                 "Grants",
                 {200: listing("grants", "Grant")},
-                params=(_param("principal", "query", NAME), _param("target", "query", NAME)),
+                params=(param("principal", "query", NAME), param("target", "query", NAME)),
             ),
-            "post": _op(
+            "post": op(
                 "Grant read, write or admin on a policy or policy group",
-                {201: _json(_ref("Grant"))},
-                body=_ref("Grant")
+                {201: json_response(ref("Grant"))},
+                body=ref("Grant")
                 | {
                     "required": [
                         "principal_kind",
@@ -428,34 +265,34 @@ def _principal_paths() -> dict[str, Any]:
             ),
         },
         f"{base}/grants/{{grant_id}}": {
-            "patch": _op(
+            "patch": op(
                 "Enable or disable a grant",
-                {200: _json(_ref("Grant"))},
-                params=(_param("grant_id", "path", {"type": "integer", "minimum": 0}),),
+                {200: json_response(ref("Grant"))},
+                params=(param("grant_id", "path", {"type": "integer", "minimum": 0}),),
                 body=ENABLED,
             ),
-            "delete": _op(
+            "delete": op(
                 "Delete a grant",
                 gone,
-                params=(_param("grant_id", "path", {"type": "integer", "minimum": 0}),),
+                params=(param("grant_id", "path", {"type": "integer", "minimum": 0}),),
             ),
         },
         f"{base}/audit": {
-            "get": _op(
+            "get": op(
                 "The audit log, newest first",
                 {
-                    200: _json(
-                        _obj(
+                    200: json_response(
+                        obj(
                             ("entries",),
-                            entries=_array({"type": "object"}),
+                            entries=array({"type": "object"}),
                             next_before_id={"type": ["integer", "null"]},
                         )
                     )
                 },
                 params=(
-                    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                    _param("before_id", "query", {"type": "integer", "minimum": 1}),
-                    _param("object_id", "query", NAME),
+                    param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    param("before_id", "query", {"type": "integer", "minimum": 1}),
+                    param("object_id", "query", NAME),
                 ),
             )
         },
@@ -463,7 +300,7 @@ def _principal_paths() -> dict[str, Any]:
 
 
 def _public_paths() -> dict[str, Any]:
-    token = _obj(
+    token = obj(
         ("access_token", "token_type", "expires_in"),
         access_token=STRING,
         token_type=STRING,
@@ -471,16 +308,16 @@ def _public_paths() -> dict[str, Any]:
         scope=STRING,
     )
     oauth_error = {
-        "content": {JSON: {"schema": _obj(("error",), error=STRING, error_description=STRING)}}
+        "content": {JSON: {"schema": obj(("error",), error=STRING, error_description=STRING)}}
     }
-    form = _obj(
+    form = obj(
         ("grant_type",),
         grant_type={"const": "client_credentials"},
         scope=STRING,
         client_id=STRING,
         client_secret=STRING,
     )
-    status = _obj(("status",), status=STRING, revision={"type": "integer"})
+    status = obj(("status",), status=STRING, revision={"type": "integer"})
     return {
         "/api/v1/token": {
             "post": {
@@ -491,7 +328,7 @@ def _public_paths() -> dict[str, Any]:
                     "content": {"application/x-www-form-urlencoded": {"schema": form}},
                 },
                 "responses": {
-                    "200": _json(token),
+                    "200": json_response(token),
                     **{
                         str(c): {"description": d, **oauth_error}
                         for c, d in (
@@ -504,24 +341,24 @@ def _public_paths() -> dict[str, Any]:
             }
         },
         "/.well-known/jwks.json": {
-            "get": _op(
+            "get": op(
                 "The public keys that verify tokens",
-                {200: _json(_obj(("keys",), keys=_array({"type": "object"})))},
+                {200: json_response(obj(("keys",), keys=array({"type": "object"})))},
                 errors=(),
                 public=True,
             )
         },
-        "/healthz": {"get": _op("Liveness", {200: _json(status)}, errors=(), public=True)},
+        "/healthz": {"get": op("Liveness", {200: json_response(status)}, errors=(), public=True)},
         "/readyz": {
-            "get": _op(
+            "get": op(
                 "Readiness: the repository answers",
-                {200: _json(status)},
+                {200: json_response(status)},
                 errors=(503,),
                 public=True,
             )
         },
         "/metrics": {
-            "get": _op(
+            "get": op(
                 "Prometheus metrics",
                 {
                     200: {
@@ -534,7 +371,9 @@ def _public_paths() -> dict[str, Any]:
             )
         },
         "/api/v1/openapi.json": {
-            "get": _op("This document", {200: _json({"type": "object"})}, errors=(), public=True)
+            "get": op(
+                "This document", {200: json_response({"type": "object"})}, errors=(), public=True
+            )
         },
     }
 
@@ -555,11 +394,5 @@ def openapi_document() -> dict[str, Any]:
             **_principal_paths(),
             **_public_paths(),
         },
-        "components": {
-            "schemas": _schemas(),
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "basic": {"type": "http", "scheme": "basic"},
-            },
-        },
+        "components": components(),
     }
