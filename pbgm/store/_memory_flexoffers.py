@@ -14,7 +14,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pbgm.store import _common as rules
+from pbgm.store import _common as common
+from pbgm.store import _flexoffer_rules as flexoffer_rules
 from pbgm.store.base import AuditEntry, Clock, FlexOfferRecord, ScheduleRecord
 
 if TYPE_CHECKING:
@@ -46,19 +47,19 @@ class MemoryFlexOffers:
     def _offer(self, offer_id: str) -> FlexOfferRecord:
         offer = self._live().flexoffers.get(offer_id)
         if offer is None:
-            raise rules.not_found("flexoffer", offer_id)
+            raise common.not_found("flexoffer", offer_id)
         return offer
 
     def add_flexoffer(self, offer: FlexOfferRecord, *, actor: str) -> FlexOfferRecord:
         with self._lock:
-            at = rules.now(self._clock)
-            offer = rules.check_flexoffer(offer, actor, at)
+            at = common.now(self._clock)
+            offer = flexoffer_rules.check_flexoffer(offer, actor, at)
             state = self._live()
             if offer.id in state.flexoffers:
-                raise rules.already_exists("flexoffer", offer.id)
+                raise common.already_exists("flexoffer", offer.id)
             state.flexoffers[offer.id] = offer
             state.schedules[offer.id] = []
-            details = rules.flexoffer_details(offer)
+            details = flexoffer_rules.flexoffer_details(offer)
             self._audit_only(at, actor, "flexoffer.add", "flexoffer", offer.id, details)
             return _out(offer)
 
@@ -75,9 +76,9 @@ class MemoryFlexOffers:
         reasons: Sequence[Mapping[str, str]] = (),
         actor: str,
     ) -> ScheduleRecord:
-        doc, checked = rules.check_schedule(document, state, reasons, actor)
+        doc, checked = flexoffer_rules.check_schedule(document, state, reasons, actor)
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             offer = self._offer(offer_id)
             live = self._live()
             number = len(live.schedules[offer_id]) + 1
@@ -85,7 +86,7 @@ class MemoryFlexOffers:
             live.schedules[offer_id].append(schedule)
             if state == "accepted":
                 live.flexoffers[offer_id] = replace(offer, state="assigned", updated_at=at)
-            details = rules.schedule_details(number, state, checked)
+            details = flexoffer_rules.schedule_details(number, state, checked)
             self._audit_only(at, actor, "flexoffer.schedule", "flexoffer", offer_id, details)
             return _out_schedule(schedule)
 

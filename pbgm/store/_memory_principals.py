@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from pbgm.errors import UnsupportedOperationError
-from pbgm.store import _common as rules
+from pbgm.store import _common as common
+from pbgm.store import _principal_rules as principal_rules
 from pbgm.store._memory_flexoffers import MemoryFlexOffers
 from pbgm.store.base import (
     AuditEntry,
@@ -98,24 +99,24 @@ class MemoryPrincipals(MemoryFlexOffers):
         )
 
     def _now(self) -> datetime:
-        return rules.now(self._clock)
+        return common.now(self._clock)
 
     # -- users
 
     def _user(self, name: str) -> User:
         user = self._live().users.get(name)
         if user is None:
-            raise rules.not_found("user", name)
+            raise common.not_found("user", name)
         return user
 
     def add_user(self, user: User, *, actor: str) -> User:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
-            user = rules.check_user(user, at)
+            at = common.now(self._clock)
+            user = principal_rules.check_user(user, at)
             state = self._live()
             if user.name in state.users:
-                raise rules.already_exists("user", user.name)
+                raise common.already_exists("user", user.name)
             state.users[user.name] = user
             self._changed(at, actor, "user.add", "user", user.name, {})
             return user
@@ -129,20 +130,20 @@ class MemoryPrincipals(MemoryFlexOffers):
             return sorted(self._live().users.values(), key=lambda u: u.name)
 
     def set_user_enabled(self, name: str, enabled: bool, *, actor: str) -> User:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             user = replace(self._user(name), enabled=bool(enabled))
             self._live().users[name] = user
-            action = rules.enabled_action("user", enabled)
+            action = principal_rules.enabled_action("user", enabled)
             self._changed(at, actor, action, "user", name, {})
             return user
 
     def set_user_password_hash(self, name: str, password_hash: str, *, actor: str) -> User:
-        rules.check_id(actor, "actor")
-        rules.check_password_hash(password_hash)
+        common.check_id(actor, "actor")
+        principal_rules.check_password_hash(password_hash)
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             user = replace(self._user(name), password_hash=password_hash)
             self._live().users[name] = user
             self._changed(at, actor, "user.password", "user", name, {})
@@ -151,13 +152,13 @@ class MemoryPrincipals(MemoryFlexOffers):
     # -- groups and memberships
 
     def add_group(self, group: Group, *, actor: str) -> Group:
-        rules.check_group(group)
-        rules.check_id(actor, "actor")
+        principal_rules.check_group(group)
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             state = self._live()
             if group.name in state.groups:
-                raise rules.already_exists("group", group.name)
+                raise common.already_exists("group", group.name)
             state.groups[group.name] = group
             self._changed(at, actor, "group.add", "group", group.name, {})
             return group
@@ -166,7 +167,7 @@ class MemoryPrincipals(MemoryFlexOffers):
         with self._lock:
             group = self._live().groups.get(name)
         if group is None:
-            raise rules.not_found("group", name)
+            raise common.not_found("group", name)
         return group
 
     def list_groups(self) -> list[Group]:
@@ -174,25 +175,25 @@ class MemoryPrincipals(MemoryFlexOffers):
             return sorted(self._live().groups.values(), key=lambda g: g.name)
 
     def add_member(self, group: str, user: str, *, actor: str) -> None:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             self.get_group(group)
             self._user(user)
             state = self._live()
             if (group, user) in state.members:
-                raise rules.already_exists(f"member of group `{group}`", user)
+                raise common.already_exists(f"member of group `{group}`", user)
             state.members.add((group, user))
             details = {"user": user}
             self._changed(at, actor, "group.add_member", "group", group, details)
 
     def remove_member(self, group: str, user: str, *, actor: str) -> None:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             state = self._live()
             if (group, user) not in state.members:
-                raise rules.not_found(f"member of group `{group}`", user)
+                raise common.not_found(f"member of group `{group}`", user)
             state.members.discard((group, user))
             details = {"user": user}
             self._changed(at, actor, "group.remove_member", "group", group, details)
@@ -212,17 +213,17 @@ class MemoryPrincipals(MemoryFlexOffers):
     def _service(self, client_id: str) -> ServiceAccount:
         account = self._live().services.get(client_id)
         if account is None:
-            raise rules.not_found("service account", client_id)
+            raise common.not_found("service account", client_id)
         return account
 
     def add_service_account(self, account: ServiceAccount, *, actor: str) -> ServiceAccount:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
-            account = rules.check_service_account(account, at)
+            at = common.now(self._clock)
+            account = principal_rules.check_service_account(account, at)
             state = self._live()
             if account.client_id in state.services:
-                raise rules.already_exists("service account", account.client_id)
+                raise common.already_exists("service account", account.client_id)
             state.services[account.client_id] = account
             details = {"scopes": list(account.scopes)}
             kind, client_id = "service_account", account.client_id
@@ -240,20 +241,20 @@ class MemoryPrincipals(MemoryFlexOffers):
     def set_service_account_enabled(
         self, client_id: str, enabled: bool, *, actor: str
     ) -> ServiceAccount:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             account = replace(self._service(client_id), enabled=bool(enabled))
             self._live().services[client_id] = account
-            action = rules.enabled_action("service_account", enabled)
+            action = principal_rules.enabled_action("service_account", enabled)
             self._changed(at, actor, action, "service_account", client_id, {})
             return account
 
     def delete_service_account(self, client_id: str, *, actor: str) -> None:
         """Delete the account and the grants made to it."""
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             self._service(client_id)
             state = self._live()
             own = [key for key, g in state.grants.items() if _is_service_grant(g, client_id)]
@@ -267,10 +268,10 @@ class MemoryPrincipals(MemoryFlexOffers):
     # -- grants
 
     def _grant(self, grant_id: int) -> Grant:
-        key = rules.positive_int(grant_id)
+        key = common.positive_int(grant_id)
         grant = None if key is None else self._live().grants.get(key)
         if grant is None:
-            raise rules.not_found("grant", grant_id)
+            raise common.not_found("grant", grant_id)
         return grant
 
     def _check_grant_refs(self, grant: Grant) -> None:
@@ -282,25 +283,25 @@ class MemoryPrincipals(MemoryFlexOffers):
             "service": state.services,
         }
         if grant.principal not in known[grant.principal_kind]:
-            raise rules.not_found(grant.principal_kind, grant.principal)
+            raise common.not_found(grant.principal_kind, grant.principal)
         if grant.target_kind == "policy_group" and grant.target not in state.policy_groups:
-            raise rules.not_found("policy group", grant.target)
-        key = rules.grant_details(grant)
-        if any(rules.grant_details(g) == key for g in state.grants.values()):
-            raise rules.already_exists("grant", f"{grant.permission} on {grant.target}")
+            raise common.not_found("policy group", grant.target)
+        key = principal_rules.grant_details(grant)
+        if any(principal_rules.grant_details(g) == key for g in state.grants.values()):
+            raise common.already_exists("grant", f"{grant.permission} on {grant.target}")
 
     def add_grant(self, grant: Grant, *, actor: str) -> Grant:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
-            grant = rules.check_grant(grant, actor, at)
+            at = common.now(self._clock)
+            grant = principal_rules.check_grant(grant, actor, at)
             self._check_grant_refs(grant)
             state = self._live()
             grant_id = state.next_grant_id
             grant = replace(grant, id=grant_id)
             state.next_grant_id += 1
             state.grants[grant_id] = grant
-            details = rules.grant_details(grant)
+            details = principal_rules.grant_details(grant)
             self._changed(at, actor, "grant.add", "grant", str(grant.id), details)
             return grant
 
@@ -317,22 +318,22 @@ class MemoryPrincipals(MemoryFlexOffers):
         ]
 
     def set_grant_enabled(self, grant_id: int, enabled: bool, *, actor: str) -> Grant:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             grant = replace(self._grant(grant_id), enabled=bool(enabled))
             self._live().grants[grant_id] = grant
-            action = rules.enabled_action("grant", enabled)
+            action = principal_rules.enabled_action("grant", enabled)
             self._changed(at, actor, action, "grant", str(grant_id), {})
             return grant
 
     def delete_grant(self, grant_id: int, *, actor: str) -> None:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             grant = self._grant(grant_id)
             del self._live().grants[grant_id]
-            details = rules.grant_details(grant)
+            details = principal_rules.grant_details(grant)
             self._changed(at, actor, "grant.delete", "grant", str(grant_id), details)
 
     # -- audit
@@ -347,7 +348,7 @@ class MemoryPrincipals(MemoryFlexOffers):
         details: Mapping[str, Any] | None = None,
     ) -> AuditEntry:
         """Append an entry without a change to the repository (the revision stays)."""
-        details = rules.check_audit(actor, action, object_type, object_id, details)
+        details = common.check_audit(actor, action, object_type, object_id, details)
         with self._lock:
             entry = AuditEntry(0, self._now(), actor, action, object_type, object_id, details)
             return _append_audit(self._live(), entry)
@@ -356,7 +357,7 @@ class MemoryPrincipals(MemoryFlexOffers):
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:
         """The newest entries first; `before_id` pages back through older ones."""
-        rules.check_limit(limit)
+        common.check_limit(limit)
         with self._lock:
             entries = list(self._live().audit)
         wanted = [
@@ -375,6 +376,6 @@ def _is_service_grant(grant: Grant, client_id: str) -> bool:
 def _append_audit(state: State, entry: AuditEntry) -> AuditEntry:
     """Number the entry and add it; details become a private JSON copy."""
     entry_id = state.audit[-1].id + 1 if state.audit else 1
-    entry = replace(entry, id=entry_id, details=rules.to_json(entry.details))
+    entry = replace(entry, id=entry_id, details=common.to_json(entry.details))
     state.audit.append(entry)
     return replace(entry, details=copy.deepcopy(entry.details))

@@ -20,7 +20,8 @@ from dataclasses import replace
 from typing import Any
 
 from pbgm.model import PolicyStatus
-from pbgm.store import _common as rules
+from pbgm.store import _common as common
+from pbgm.store import _policy_rules as policy_rules
 from pbgm.store._memory_principals import MemoryPrincipals, State
 from pbgm.store.base import (
     Clock,
@@ -88,14 +89,14 @@ class MemoryStore(MemoryPrincipals):
     def _policy(self, policy_id: str) -> PolicyRecord:
         record = self._live().policies.get(policy_id)
         if record is None:
-            raise rules.not_found("policy", policy_id)
+            raise common.not_found("policy", policy_id)
         return record
 
     def _version(self, policy_id: str, version: int) -> PolicyVersion:
         versions = self._live().versions[policy_id]
-        number = rules.positive_int(version)
+        number = common.positive_int(version)
         if number is None or number > len(versions):
-            raise rules.no_version(policy_id, version)
+            raise policy_rules.no_version(policy_id, version)
         return versions[number - 1]
 
     def get_policy(self, policy_id: str) -> PolicyRecord:
@@ -127,16 +128,16 @@ class MemoryStore(MemoryPrincipals):
     def create_policy(
         self, document: Mapping[str, Any], *, actor: str, reason: str = ""
     ) -> PolicyRecord:
-        doc, keys = rules.check_new_policy(document, actor, reason)
+        doc, keys = policy_rules.check_new_policy(document, actor, reason)
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             state = self._live()
             if keys.id in state.policies:
-                raise rules.already_exists("policy", keys.id)
-            record = rules.new_record(keys, doc, at, actor)
+                raise common.already_exists("policy", keys.id)
+            record = policy_rules.new_record(keys, doc, at, actor)
             state.policies[keys.id] = record
-            state.versions[keys.id] = [rules.version_entry(record, reason, "create")]
-            details = rules.with_reason({"version": 1}, reason)
+            state.versions[keys.id] = [policy_rules.version_entry(record, reason, "create")]
+            details = policy_rules.with_reason({"version": 1}, reason)
             self._changed(at, actor, "policy.create", "policy", keys.id, details)
             return _out(record)
 
@@ -150,16 +151,16 @@ class MemoryStore(MemoryPrincipals):
         reason: str = "",
         action: str = "update",
     ) -> PolicyRecord:
-        doc, keys = rules.check_policy_update(policy_id, document, actor, reason, action)
+        doc, keys = policy_rules.check_policy_update(policy_id, document, actor, reason, action)
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             current = self._policy(policy_id)
-            rules.check_expected(policy_id, current.version, expected_version)
-            record = rules.next_record(current, keys, doc, at, actor)
+            policy_rules.check_expected(policy_id, current.version, expected_version)
+            record = policy_rules.next_record(current, keys, doc, at, actor)
             state = self._live()
             state.policies[policy_id] = record
-            state.versions[policy_id].append(rules.version_entry(record, reason, action))
-            details = rules.with_reason({"version": record.version}, reason)
+            state.versions[policy_id].append(policy_rules.version_entry(record, reason, action))
+            details = policy_rules.with_reason({"version": record.version}, reason)
             self._changed(at, actor, f"policy.{action}", "policy", policy_id, details)
             return _out(record)
 
@@ -174,12 +175,12 @@ class MemoryStore(MemoryPrincipals):
         expected_version: int | None = None,
     ) -> PolicyRecord:
         """Publish `version` (default: the latest) or move the policy to another status."""
-        status = rules.check_status_change(status, version, actor, reason)
+        status = policy_rules.check_status_change(status, version, actor, reason)
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             current = self._policy(policy_id)
             if expected_version is not None:
-                rules.check_expected(policy_id, current.version, expected_version)
+                policy_rules.check_expected(policy_id, current.version, expected_version)
             record = replace(current, status=status, updated_by=actor)
             if status is PolicyStatus.PUBLISHED:
                 chosen = self._version(policy_id, current.version if version is None else version)
@@ -188,8 +189,10 @@ class MemoryStore(MemoryPrincipals):
                 )
             record = replace(record, updated_at=at)
             self._live().policies[policy_id] = record
-            details = rules.with_reason({"version": record.published_version}, reason)
-            self._changed(at, actor, rules.STATUS_ACTIONS[status], "policy", policy_id, details)
+            details = policy_rules.with_reason({"version": record.published_version}, reason)
+            self._changed(
+                at, actor, policy_rules.STATUS_ACTIONS[status], "policy", policy_id, details
+            )
             return _out(record)
 
     def policy_versions(self, policy_id: str) -> list[PolicyVersion]:
@@ -203,23 +206,23 @@ class MemoryStore(MemoryPrincipals):
             return _out_version(self._version(policy_id, version))
 
     def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None:
-        rules.check_change(actor, reason)
+        policy_rules.check_change(actor, reason)
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             record = self._policy(policy_id)
             state = self._live()
             del state.policies[policy_id]
             del state.versions[policy_id]
-            details = rules.with_reason({"version": record.version}, reason)
+            details = policy_rules.with_reason({"version": record.version}, reason)
             self._changed(at, actor, "policy.delete", "policy", policy_id, details)
 
     # -- policy groups
 
     def put_policy_group(self, group: PolicyGroup, *, actor: str) -> PolicyGroup:
-        rules.check_policy_group(group)
-        rules.check_id(actor, "actor")
+        policy_rules.check_policy_group(group)
+        common.check_id(actor, "actor")
         with self._lock:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             state = self._live()
             action = "update" if group.id in state.policy_groups else "create"
             state.policy_groups[group.id] = group
@@ -231,7 +234,7 @@ class MemoryStore(MemoryPrincipals):
         with self._lock:
             group = self._live().policy_groups.get(group_id)
         if group is None:
-            raise rules.not_found("policy group", group_id)
+            raise common.not_found("policy group", group_id)
         return group
 
     def list_policy_groups(self) -> list[PolicyGroup]:

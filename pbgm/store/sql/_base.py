@@ -20,7 +20,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError
-from pbgm.store import _common as rules
+from pbgm.store import _common as common
 from pbgm.store.base import AuditEntry, Clock
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, RevisionRow
@@ -49,13 +49,13 @@ class SqlBase:
         ).scalar_one_or_none()
         if bumped is None:
             raise ConfigurationError(_NO_REVISION)
-        return rules.now(self._clock)
+        return common.now(self._clock)
 
     @staticmethod
     def _audit(
         session: Session, at: datetime, actor: str, action: str, kind: str, oid: str, details: Any
     ) -> AuditRow:
-        row = audit_row(at, actor, action, kind, oid, rules.to_json(details))
+        row = audit_row(at, actor, action, kind, oid, common.to_json(details))
         session.add(row)
         return row
 
@@ -79,9 +79,9 @@ class SqlBase:
         details: Mapping[str, Any] | None = None,
     ) -> AuditEntry:
         """Append an entry without a change to the repository (the revision stays)."""
-        details = rules.check_audit(actor, action, object_type, object_id, details)
+        details = common.check_audit(actor, action, object_type, object_id, details)
         with self._tx(write=True) as session:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             row = self._audit(session, at, actor, action, object_type, object_id, details)
             session.flush()
             return to_audit(row)
@@ -90,7 +90,7 @@ class SqlBase:
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]:
         """The newest entries first; `before_id` pages back through older ones."""
-        rules.check_limit(limit)
+        common.check_limit(limit)
         query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if object_id is not None:
             query = query.where(AuditRow.object_id == object_id)

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pbgm.store import _common as rules
+from pbgm.store import _common as common
+from pbgm.store import _flexoffer_rules as flexoffer_rules
 from pbgm.store.base import FlexOfferRecord, ScheduleRecord
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.tables import FlexOfferRow, FlexOfferScheduleRow
@@ -53,15 +54,15 @@ class SqlFlexOffers(SqlBase):
         query = select(FlexOfferRow).where(FlexOfferRow.id == offer_id)
         row = session.scalars(query.with_for_update() if lock else query).first()
         if row is None:
-            raise rules.not_found("flexoffer", offer_id)
+            raise common.not_found("flexoffer", offer_id)
         return row
 
     def add_flexoffer(self, offer: FlexOfferRecord, *, actor: str) -> FlexOfferRecord:
         with self._tx(write=True) as session:
-            at = rules.now(self._clock)
-            offer = rules.check_flexoffer(offer, actor, at)
+            at = common.now(self._clock)
+            offer = flexoffer_rules.check_flexoffer(offer, actor, at)
             if session.get(FlexOfferRow, offer.id) is not None:
-                raise rules.already_exists("flexoffer", offer.id)
+                raise common.already_exists("flexoffer", offer.id)
             session.add(
                 FlexOfferRow(
                     id=offer.id,
@@ -74,7 +75,7 @@ class SqlFlexOffers(SqlBase):
                     updated_at=at,
                 )
             )
-            details = rules.flexoffer_details(offer)
+            details = flexoffer_rules.flexoffer_details(offer)
             self._audit(session, at, actor, "flexoffer.add", "flexoffer", offer.id, details)
             return offer
 
@@ -91,9 +92,9 @@ class SqlFlexOffers(SqlBase):
         reasons: Sequence[Mapping[str, str]] = (),
         actor: str,
     ) -> ScheduleRecord:
-        doc, checked = rules.check_schedule(document, state, reasons, actor)
+        doc, checked = flexoffer_rules.check_schedule(document, state, reasons, actor)
         with self._tx(write=True) as session:
-            at = rules.now(self._clock)
+            at = common.now(self._clock)
             offer = self._offer_row(session, offer_id, lock=True)
             last = session.scalar(
                 select(func.max(FlexOfferScheduleRow.number)).where(
@@ -112,7 +113,7 @@ class SqlFlexOffers(SqlBase):
             session.add(row)
             if state == "accepted":
                 offer.state, offer.updated_at = "assigned", at
-            details = rules.schedule_details(row.number, state, checked)
+            details = flexoffer_rules.schedule_details(row.number, state, checked)
             self._audit(session, at, actor, "flexoffer.schedule", "flexoffer", offer_id, details)
             session.flush()
             return _to_schedule(row)

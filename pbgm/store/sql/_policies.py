@@ -9,7 +9,8 @@ from sqlalchemy import Select, and_, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from pbgm.model import PolicyStatus
-from pbgm.store import _common as rules
+from pbgm.store import _common as common
+from pbgm.store import _policy_rules as policy_rules
 from pbgm.store.base import PolicyGroup, PolicyRecord, PolicyVersion
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.mapping import (
@@ -42,13 +43,13 @@ class SqlPolicies(SqlBase):
             query = query.with_for_update(of=PolicyRow)
         found = session.execute(query).first()
         if found is None:
-            raise rules.not_found("policy", policy_id)
+            raise common.not_found("policy", policy_id)
         return to_record(found[0], found[1])
 
     def _row(self, session: Session, policy_id: str) -> PolicyRow:
         row = session.get(PolicyRow, policy_id)
         if row is None:
-            raise rules.not_found("policy", policy_id)
+            raise common.not_found("policy", policy_id)
         return row
 
     def get_policy(self, policy_id: str) -> PolicyRecord:
@@ -80,16 +81,16 @@ class SqlPolicies(SqlBase):
     def create_policy(
         self, document: Mapping[str, Any], *, actor: str, reason: str = ""
     ) -> PolicyRecord:
-        doc, keys = rules.check_new_policy(document, actor, reason)
+        doc, keys = policy_rules.check_new_policy(document, actor, reason)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             if session.get(PolicyRow, keys.id) is not None:
-                raise rules.already_exists("policy", keys.id)
-            record = rules.new_record(keys, doc, at, actor)
+                raise common.already_exists("policy", keys.id)
+            record = policy_rules.new_record(keys, doc, at, actor)
             session.add(policy_row(record, keys.format))
             session.flush()  # the policy first: the version row refers to it
-            session.add(version_row(rules.version_entry(record, reason, "create")))
-            details = rules.with_reason({"version": 1}, reason)
+            session.add(version_row(policy_rules.version_entry(record, reason, "create")))
+            details = policy_rules.with_reason({"version": 1}, reason)
             self._audit(session, at, actor, "policy.create", "policy", keys.id, details)
             return record
 
@@ -103,17 +104,17 @@ class SqlPolicies(SqlBase):
         reason: str = "",
         action: str = "update",
     ) -> PolicyRecord:
-        doc, keys = rules.check_policy_update(policy_id, document, actor, reason, action)
+        doc, keys = policy_rules.check_policy_update(policy_id, document, actor, reason, action)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             current = self._load(session, policy_id, lock=True)
-            rules.check_expected(policy_id, current.version, expected_version)
-            record = rules.next_record(current, keys, doc, at, actor)
+            policy_rules.check_expected(policy_id, current.version, expected_version)
+            record = policy_rules.next_record(current, keys, doc, at, actor)
             row = self._row(session, policy_id)
             set_policy_keys(row, keys, doc)
             row.version, row.updated_at, row.updated_by = record.version, at, actor
-            session.add(version_row(rules.version_entry(record, reason, action)))
-            details = rules.with_reason({"version": record.version}, reason)
+            session.add(version_row(policy_rules.version_entry(record, reason, action)))
+            details = policy_rules.with_reason({"version": record.version}, reason)
             self._audit(session, at, actor, f"policy.{action}", "policy", policy_id, details)
             return record
 
@@ -128,28 +129,28 @@ class SqlPolicies(SqlBase):
         expected_version: int | None = None,
     ) -> PolicyRecord:
         """Publish `version` (default: the latest) or move the policy to another status."""
-        status = rules.check_status_change(status, version, actor, reason)
+        status = policy_rules.check_status_change(status, version, actor, reason)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             current = self._load(session, policy_id, lock=True)
             if expected_version is not None:
-                rules.check_expected(policy_id, current.version, expected_version)
+                policy_rules.check_expected(policy_id, current.version, expected_version)
             row = self._row(session, policy_id)
             if status is PolicyStatus.PUBLISHED:
                 number = current.version if version is None else version
                 row.published_version = self._version(session, policy_id, number).version
             row.status, row.updated_at, row.updated_by = str(status), at, actor
-            details = rules.with_reason({"version": row.published_version}, reason)
-            action = rules.STATUS_ACTIONS[status]
+            details = policy_rules.with_reason({"version": row.published_version}, reason)
+            action = policy_rules.STATUS_ACTIONS[status]
             self._audit(session, at, actor, action, "policy", policy_id, details)
             session.flush()
             return self._load(session, policy_id)
 
     def _version(self, session: Session, policy_id: str, version: int) -> PolicyVersion:
-        number = rules.positive_int(version)
+        number = common.positive_int(version)
         row = None if number is None else session.get(PolicyVersionRow, (policy_id, number))
         if row is None:
-            raise rules.no_version(policy_id, version)
+            raise policy_rules.no_version(policy_id, version)
         return to_version(row)
 
     def policy_versions(self, policy_id: str) -> list[PolicyVersion]:
@@ -169,20 +170,20 @@ class SqlPolicies(SqlBase):
 
     def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None:
         """Delete the policy and its history; the audit log keeps the deletion."""
-        rules.check_change(actor, reason)
+        policy_rules.check_change(actor, reason)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             current = self._load(session, policy_id, lock=True)
             session.execute(delete(PolicyVersionRow).where(PolicyVersionRow.policy_id == policy_id))
             session.execute(delete(PolicyRow).where(PolicyRow.id == policy_id))
-            details = rules.with_reason({"version": current.version}, reason)
+            details = policy_rules.with_reason({"version": current.version}, reason)
             self._audit(session, at, actor, "policy.delete", "policy", policy_id, details)
 
     # -- policy groups
 
     def put_policy_group(self, group: PolicyGroup, *, actor: str) -> PolicyGroup:
-        rules.check_policy_group(group)
-        rules.check_id(actor, "actor")
+        policy_rules.check_policy_group(group)
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             row = session.get(PolicyGroupRow, group.id)
@@ -200,7 +201,7 @@ class SqlPolicies(SqlBase):
         with self._tx(write=False) as session:
             row = session.get(PolicyGroupRow, group_id)
             if row is None:
-                raise rules.not_found("policy group", group_id)
+                raise common.not_found("policy group", group_id)
             return to_policy_group(row)
 
     def list_policy_groups(self) -> list[PolicyGroup]:

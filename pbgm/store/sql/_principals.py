@@ -7,7 +7,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
-from pbgm.store import _common as rules
+from pbgm.store import _common as common
+from pbgm.store import _principal_rules as principal_rules
 from pbgm.store.base import Grant, Group, ServiceAccount, User
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.mapping import (
@@ -38,7 +39,7 @@ _PRINCIPAL_ROWS: dict[str, Any] = {
 def _get(session: Session, row_class: Any, key: Any, what: str) -> Any:
     row = session.get(row_class, key)
     if row is None:
-        raise rules.not_found(what, key)
+        raise common.not_found(what, key)
     return row
 
 
@@ -48,12 +49,12 @@ class SqlPrincipals(SqlBase):
     # -- users
 
     def add_user(self, user: User, *, actor: str) -> User:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
-            user = rules.check_user(user, at)
+            user = principal_rules.check_user(user, at)
             if session.get(UserRow, user.name) is not None:
-                raise rules.already_exists("user", user.name)
+                raise common.already_exists("user", user.name)
             session.add(user_row(user))
             self._audit(session, at, actor, "user.add", "user", user.name, {})
             return user
@@ -68,18 +69,18 @@ class SqlPrincipals(SqlBase):
         return sorted(users, key=lambda u: u.name)
 
     def set_user_enabled(self, name: str, enabled: bool, *, actor: str) -> User:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             row = _get(session, UserRow, name, "user")
             row.enabled = bool(enabled)
-            action = rules.enabled_action("user", enabled)
+            action = principal_rules.enabled_action("user", enabled)
             self._audit(session, at, actor, action, "user", name, {})
             return to_user(row)
 
     def set_user_password_hash(self, name: str, password_hash: str, *, actor: str) -> User:
-        rules.check_id(actor, "actor")
-        rules.check_password_hash(password_hash)
+        common.check_id(actor, "actor")
+        principal_rules.check_password_hash(password_hash)
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             row = _get(session, UserRow, name, "user")
@@ -90,12 +91,12 @@ class SqlPrincipals(SqlBase):
     # -- groups and memberships
 
     def add_group(self, group: Group, *, actor: str) -> Group:
-        rules.check_group(group)
-        rules.check_id(actor, "actor")
+        principal_rules.check_group(group)
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             if session.get(GroupRow, group.name) is not None:
-                raise rules.already_exists("group", group.name)
+                raise common.already_exists("group", group.name)
             session.add(GroupRow(name=group.name, description=group.description))
             self._audit(session, at, actor, "group.add", "group", group.name, {})
             return group
@@ -110,19 +111,19 @@ class SqlPrincipals(SqlBase):
         return sorted(groups, key=lambda g: g.name)
 
     def add_member(self, group: str, user: str, *, actor: str) -> None:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             _get(session, GroupRow, group, "group")
             _get(session, UserRow, user, "user")
             if session.get(MembershipRow, (group, user)) is not None:
-                raise rules.already_exists(f"member of group `{group}`", user)
+                raise common.already_exists(f"member of group `{group}`", user)
             session.add(MembershipRow(group_name=group, user_name=user))
             details = {"user": user}
             self._audit(session, at, actor, "group.add_member", "group", group, details)
 
     def remove_member(self, group: str, user: str, *, actor: str) -> None:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             _get(session, MembershipRow, (group, user), f"member of group `{group}`")
@@ -149,12 +150,12 @@ class SqlPrincipals(SqlBase):
     # -- service accounts
 
     def add_service_account(self, account: ServiceAccount, *, actor: str) -> ServiceAccount:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
-            account = rules.check_service_account(account, at)
+            account = principal_rules.check_service_account(account, at)
             if session.get(ServiceAccountRow, account.client_id) is not None:
-                raise rules.already_exists("service account", account.client_id)
+                raise common.already_exists("service account", account.client_id)
             session.add(service_account_row(account))
             details = {"scopes": list(account.scopes)}
             kind, client_id = "service_account", account.client_id
@@ -175,18 +176,18 @@ class SqlPrincipals(SqlBase):
     def set_service_account_enabled(
         self, client_id: str, enabled: bool, *, actor: str
     ) -> ServiceAccount:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             row = _get(session, ServiceAccountRow, client_id, "service account")
             row.enabled = bool(enabled)
-            action = rules.enabled_action("service_account", enabled)
+            action = principal_rules.enabled_action("service_account", enabled)
             self._audit(session, at, actor, action, "service_account", client_id, {})
             return to_service_account(row)
 
     def delete_service_account(self, client_id: str, *, actor: str) -> None:
         """Delete the account and the grants made to it."""
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             _get(session, ServiceAccountRow, client_id, "service account")
@@ -215,18 +216,18 @@ class SqlPrincipals(SqlBase):
             GrantRow.permission == str(grant.permission),
         )
         if session.execute(same).first() is not None:
-            raise rules.already_exists("grant", f"{grant.permission} on {grant.target}")
+            raise common.already_exists("grant", f"{grant.permission} on {grant.target}")
 
     def add_grant(self, grant: Grant, *, actor: str) -> Grant:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
-            grant = rules.check_grant(grant, actor, at)
+            grant = principal_rules.check_grant(grant, actor, at)
             self._check_grant_refs(session, grant)
             row = grant_row(grant)
             session.add(row)
             session.flush()
-            details = rules.grant_details(grant)
+            details = principal_rules.grant_details(grant)
             self._audit(session, at, actor, "grant.add", "grant", str(row.id), details)
             return to_grant(row)
 
@@ -242,26 +243,26 @@ class SqlPrincipals(SqlBase):
             return [to_grant(row) for row in session.scalars(query)]
 
     def _grant(self, session: Session, grant_id: int) -> GrantRow:
-        row = session.get(GrantRow, grant_id) if rules.positive_int(grant_id) else None
+        row = session.get(GrantRow, grant_id) if common.positive_int(grant_id) else None
         if row is None:
-            raise rules.not_found("grant", grant_id)
+            raise common.not_found("grant", grant_id)
         return row
 
     def set_grant_enabled(self, grant_id: int, enabled: bool, *, actor: str) -> Grant:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             row = self._grant(session, grant_id)
             row.enabled = bool(enabled)
-            action = rules.enabled_action("grant", enabled)
+            action = principal_rules.enabled_action("grant", enabled)
             self._audit(session, at, actor, action, "grant", str(grant_id), {})
             return to_grant(row)
 
     def delete_grant(self, grant_id: int, *, actor: str) -> None:
-        rules.check_id(actor, "actor")
+        common.check_id(actor, "actor")
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             grant = to_grant(self._grant(session, grant_id))
             session.execute(delete(GrantRow).where(GrantRow.id == grant_id))
-            details = rules.grant_details(grant)
+            details = principal_rules.grant_details(grant)
             self._audit(session, at, actor, "grant.delete", "grant", str(grant_id), details)

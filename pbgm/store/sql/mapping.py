@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from pbgm.model import Permission, PolicyStatus
-from pbgm.store._common import PolicyKeys
+from pbgm.store._policy_rules import PolicyKeys
 from pbgm.store.base import (
     AuditEntry,
     Grant,
