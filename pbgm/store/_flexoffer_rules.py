@@ -13,19 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from pbgm.errors import InvalidInputError
+from pbgm.flexoffer import STATES
 from pbgm.store._common import check_id, check_text, to_json
 from pbgm.store.base import FlexOfferRecord
 
-FLEXOFFER_STATES = (
-    "initial",
-    "offered",
-    "accepted",
-    "rejected",
-    "assigned",
-    "executed",
-    "invalid",
-    "canceled",
-)
+FLEXOFFER_STATES = STATES
+"""The states of the FlexOffer specification, as `pbgm.flexoffer` names them."""
 SCHEDULE_STATES = ("accepted", "rejected")
 
 
