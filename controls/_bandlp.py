@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
@@ -50,23 +51,23 @@ _SEED = 20240611  # fixes the spread: the same problem always gets the same pric
 
 @dataclass(frozen=True)
 class BandProblem:
-    v_offset: np.ndarray
+    v_offset: npt.NDArray[np.float64]
     a: Operator
-    v_min: np.ndarray
-    v_max: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    reference: np.ndarray
-    cost: np.ndarray
-    tier: np.ndarray
+    v_min: npt.NDArray[np.float64]
+    v_max: npt.NDArray[np.float64]
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
+    reference: npt.NDArray[np.float64]
+    cost: npt.NDArray[np.float64]
+    tier: npt.NDArray[np.int_]
     e: sp.csr_matrix | None = None
-    e_rhs: np.ndarray | None = None
+    e_rhs: npt.NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)
 class BandSolution:
-    x: np.ndarray
-    v: np.ndarray
+    x: npt.NDArray[np.float64]
+    v: npt.NDArray[np.float64]
     max_violation_pu: float
     tier: int
 
@@ -97,14 +98,16 @@ def solve(problem: BandProblem, first_tier: int = 0) -> BandSolution:
     return solution
 
 
-def evaluate(problem: BandProblem, x: np.ndarray, tier: int) -> BandSolution:
+def evaluate(problem: BandProblem, x: npt.NDArray[np.float64], tier: int) -> BandSolution:
     v = problem.v_offset + problem.a.apply(x)
     violation = np.maximum(problem.v_min - v, v - problem.v_max)
     worst = float(violation.max(initial=0.0))
     return BandSolution(x, v, max(worst, 0.0), tier)
 
 
-def _reachable(problem: BandProblem, reference: np.ndarray, free: np.ndarray) -> bool:
+def _reachable(
+    problem: BandProblem, reference: npt.NDArray[np.float64], free: npt.NDArray[np.intp]
+) -> bool:
     """A necessary condition for restoring the band with the free variables.
 
     Each row's voltage can move at most as far as every free variable pushing it
@@ -121,7 +124,9 @@ def _reachable(problem: BandProblem, reference: np.ndarray, free: np.ndarray) ->
     return bool(np.all(lowest <= problem.v_max + _TOL) and np.all(highest >= problem.v_min - _TOL))
 
 
-def _solve_lazy(problem: BandProblem, reference: np.ndarray, free: np.ndarray) -> np.ndarray:
+def _solve_lazy(
+    problem: BandProblem, reference: npt.NDArray[np.float64], free: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float64]:
     v_ref = problem.v_offset + problem.a.apply(reference)
     rows = _violated(problem, v_ref, np.zeros(v_ref.size, dtype=bool))
     x = reference
@@ -135,14 +140,19 @@ def _solve_lazy(problem: BandProblem, reference: np.ndarray, free: np.ndarray) -
     return _solve_rows(problem, reference, free, np.arange(v_ref.size))
 
 
-def _violated(problem: BandProblem, v: np.ndarray, already: np.ndarray) -> np.ndarray:
+def _violated(
+    problem: BandProblem, v: npt.NDArray[np.float64], already: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
     out = (v < problem.v_min - _TOL / 10) | (v > problem.v_max + _TOL / 10)
     return out & ~already
 
 
 def _solve_rows(
-    problem: BandProblem, reference: np.ndarray, free: np.ndarray, rows: np.ndarray
-) -> np.ndarray:
+    problem: BandProblem,
+    reference: npt.NDArray[np.float64],
+    free: npt.NDArray[np.intp],
+    rows: npt.NDArray[np.intp],
+) -> npt.NDArray[np.float64]:
     """One LP over the given voltage rows; frozen variables stay at their reference.
 
     Variables: [up, down, s_lo, s_hi, w], x = reference + up - down on the free
@@ -171,9 +181,9 @@ def _solve_rows(
 
 
 def _inequalities(
-    problem: BandProblem, block: LpBlock, reference: np.ndarray, free: np.ndarray,
-    rows: np.ndarray,
-) -> tuple[sp.csr_matrix, np.ndarray]:  # fmt: skip
+    problem: BandProblem, block: LpBlock, reference: npt.NDArray[np.float64],
+    free: npt.NDArray[np.intp], rows: npt.NDArray[np.intp],
+) -> tuple[sp.csr_matrix, npt.NDArray[np.float64]]:  # fmt: skip
     """v_min - s_lo ≤ v ≤ v_max + s_hi on the rows (milli-pu), then the hard E·x ≤ e."""
     nr = rows.size
     v_ref = (problem.v_offset + problem.a.apply(reference))[rows] * _SCALE
@@ -188,7 +198,7 @@ def _inequalities(
     return sp.vstack([sp.hstack(b) for b in blocks], format="csr"), np.concatenate(rhs)
 
 
-def _equalities(block: LpBlock, nr: int) -> dict[str, sp.csr_matrix | np.ndarray]:
+def _equalities(block: LpBlock, nr: int) -> dict[str, sp.csr_matrix | npt.NDArray[np.float64]]:
     """The operator's equalities h_x·(up - down) + h_w·w = 0, if it has any."""
     h, hw = block.h_x, block.h_w
     if h.shape[0] == 0:
@@ -197,7 +207,7 @@ def _equalities(block: LpBlock, nr: int) -> dict[str, sp.csr_matrix | np.ndarray
     return {"A_eq": sp.hstack([h, -h, gap, hw], format="csr"), "b_eq": np.zeros(h.shape[0])}
 
 
-def _spread(index: np.ndarray, size: int) -> np.ndarray:
+def _spread(index: npt.NDArray[np.intp], size: int) -> npt.NDArray[np.float64]:
     """Fixed pseudo-random numbers in [0, 1), one per variable position.
 
     Not a regular sequence: a linear (or golden-ratio) spread leaves ties along
@@ -206,7 +216,7 @@ def _spread(index: np.ndarray, size: int) -> np.ndarray:
     return np.random.default_rng(_SEED).random(size)[index]
 
 
-def _penalty(strength: np.ndarray, cost: np.ndarray) -> float:
+def _penalty(strength: npt.NDArray[np.float64], cost: npt.NDArray[np.float64]) -> float:
     """A violation price high enough that any useful variable is always worth using."""
     useful = strength > 0
     if not useful.any():

@@ -22,6 +22,7 @@ at its corners (`range`), and the largest entry of a column is found on the tree
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
@@ -50,15 +51,17 @@ class RadialModel(NodeIndex):
         self.r_path = self.down(self.r)  # dV_k/dP_k: resistance from the slack to k
         self.x_path = self.down(self.x)
 
-    def up(self, injection: np.ndarray) -> np.ndarray:
+    def up(self, injection: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Branch flows: each line carries the injections of its subtree (M⁻¹·p)."""
         return injection.copy() if self._lu is None else self._lu.solve(injection)
 
-    def down(self, drop: np.ndarray) -> np.ndarray:
+    def down(self, drop: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Node values: the sum of line values along the path from the slack (M⁻ᵀ·z)."""
         return drop.copy() if self._lu is None else self._lu.solve(drop, trans="T")
 
-    def delta(self, p_kw: np.ndarray, q_kvar: np.ndarray) -> np.ndarray:
+    def delta(
+        self, p_kw: npt.NDArray[np.float64], q_kvar: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
         """Voltage changes (pu) of the injections; columns of 2-d arrays are separate cases."""
         r, x = (self.r, self.x) if p_kw.ndim == 1 else (self.r[:, None], self.x[:, None])
         return self.down(r * self.up(p_kw) + x * self.up(q_kvar))
@@ -66,7 +69,7 @@ class RadialModel(NodeIndex):
     def voltages(self, p_kw: np.ndarray, q_kvar: np.ndarray, v_slack_pu: float) -> np.ndarray:
         return v_slack_pu + self.delta(p_kw, q_kvar)
 
-    def subtree_max(self, values: np.ndarray) -> np.ndarray:
+    def subtree_max(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The largest value in each node's subtree (itself included)."""
         out = values.tolist()
         for node in range(len(out) - 1, -1, -1):
@@ -75,7 +78,7 @@ class RadialModel(NodeIndex):
                 out[parent] = out[node]
         return np.array(out, dtype=float)
 
-    def ancestor_max(self, values: np.ndarray) -> np.ndarray:
+    def ancestor_max(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The largest value on each node's path from the slack (itself included)."""
         out = values.tolist()
         for node, parent in enumerate(self.parent):
@@ -84,7 +87,11 @@ class RadialModel(NodeIndex):
         return np.array(out, dtype=float)
 
     def operator(
-        self, rows: np.ndarray, cols: np.ndarray, is_p: np.ndarray, row_scale: np.ndarray | None
+        self,
+        rows: npt.NDArray[np.intp],
+        cols: npt.NDArray[np.intp],
+        is_p: npt.NDArray[np.bool_],
+        row_scale: npt.NDArray[np.float64] | None,
     ) -> RadialOperator:
         """Voltage changes at `rows` (times `row_scale`) per kvar, or kW where `is_p`, at `cols`."""
         return RadialOperator(self, rows, cols, is_p, row_scale)
@@ -97,11 +104,13 @@ class RadialOperator:
     """
 
     def __init__(
-        self, model: RadialModel, rows: np.ndarray, cols: np.ndarray, is_p: np.ndarray,
-        row_scale: np.ndarray | None,
+        self, model: RadialModel, rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp],
+        is_p: npt.NDArray[np.bool_], row_scale: npt.NDArray[np.float64] | None,
     ) -> None:  # fmt: skip
         self.model, self.rows, self.cols, self.is_p = model, rows, cols, is_p
-        self.row_scale = np.ones(rows.size) if row_scale is None else row_scale
+        self.row_scale: npt.NDArray[np.float64] = (
+            np.ones(rows.size) if row_scale is None else row_scale
+        )
         self.shape = (rows.size, cols.size)
         self.inject_p, self.inject_q = self._injection(is_p), self._injection(~is_p)
 
@@ -111,14 +120,14 @@ class RadialOperator:
         shape = (len(self.model.nodes), self.cols.size)
         return sp.csr_matrix((np.ones(j.size), (self.cols[j], j)), shape=shape)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
+    def apply(self, x: np.ndarray) -> npt.NDArray[np.float64]:
         u = self.model.delta(self.inject_p @ x, self.inject_q @ x)[self.rows]
         return u * (self.row_scale if x.ndim == 1 else self.row_scale[:, None])
 
     def range(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.apply(low), self.apply(high)  # A ≥ 0
 
-    def strength(self, rows: np.ndarray) -> np.ndarray:
+    def strength(self, rows: np.ndarray) -> npt.NDArray[np.float64]:
         """max_r A[r, j] over the given rows, per column, in O(n).
 
         A row at node i and a column at node k share the path from the slack to

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from controls.feeder import NodeIndex, Sensitivities
@@ -39,7 +40,8 @@ class LpBlock:
     @property
     def aux(self) -> int:
         """Number of auxiliary variables w."""
-        return self.g_w.shape[1]
+        columns: int = self.g_w.shape[1]
+        return columns
 
 
 class Operator(Protocol):
@@ -62,16 +64,18 @@ class DenseOperator:
         self.shape = self.a.shape
         self._pos, self._neg = self.a.maximum(0), self.a.minimum(0)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        return self.a @ x
+    def apply(self, x: np.ndarray) -> npt.NDArray[np.float64]:
+        v: npt.NDArray[np.float64] = self.a @ x
+        return v
 
     def range(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._pos @ low + self._neg @ high, self._pos @ high + self._neg @ low
 
-    def strength(self, rows: np.ndarray) -> np.ndarray:
+    def strength(self, rows: np.ndarray) -> npt.NDArray[np.float64]:
         if rows.size == 0:
             return np.zeros(self.shape[1])
-        return abs(self.a[rows]).max(axis=0).toarray().ravel()
+        largest: npt.NDArray[np.float64] = abs(self.a[rows]).max(axis=0).toarray().ravel()
+        return largest
 
     def lp_block(self, rows: np.ndarray, cols: np.ndarray, scale: float) -> LpBlock:
         g = self.a[rows][:, cols] * scale
@@ -133,7 +137,11 @@ class DenseModel(NodeIndex):
         return self.sensitivities.voltages(p_kw, q_kvar, v_slack_pu)
 
     def operator(
-        self, rows: np.ndarray, cols: np.ndarray, is_p: np.ndarray, row_scale: np.ndarray | None
+        self,
+        rows: npt.NDArray[np.intp],
+        cols: npt.NDArray[np.intp],
+        is_p: npt.NDArray[np.bool_],
+        row_scale: npt.NDArray[np.float64] | None,
     ) -> DenseOperator:
         """dV/dQ columns, or dV/dP where `is_p`, of the given rows, each row times its scale."""
         s = self.sensitivities

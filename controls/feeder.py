@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from controls.errors import InvalidMeasurementError, InvalidTopologyError
 
@@ -44,14 +45,14 @@ class NodeIndex:
     nodes: tuple[int, ...]
     index: Mapping[int, int]
 
-    def positions(self, nodes: Iterable[int]) -> np.ndarray:
+    def positions(self, nodes: Iterable[int]) -> npt.NDArray[np.intp]:
         """Row/column positions of `nodes`; an unknown node is an error."""
         try:
             return np.array([self.index[n] for n in nodes], dtype=int)
         except KeyError as exc:
             raise InvalidMeasurementError(f"node `{exc.args[0]}` is not in the feeder") from None
 
-    def vector(self, values: Mapping[int, float]) -> np.ndarray:
+    def vector(self, values: Mapping[int, float]) -> npt.NDArray[np.float64]:
         """A dense vector over `nodes` from a sparse `{node: value}` mapping."""
         out = np.zeros(len(self.nodes))
         if values:
@@ -69,8 +70,8 @@ class Sensitivities(NodeIndex):
     """
 
     nodes: tuple[int, ...]
-    dv_dp: np.ndarray
-    dv_dq: np.ndarray
+    dv_dp: npt.NDArray[np.float64]
+    dv_dq: npt.NDArray[np.float64]
     v_nominal_v: float
     index: Mapping[int, int] = field(init=False, repr=False, compare=False)
     feeder: RadialFeeder | None = field(default=None, repr=False, compare=False)
@@ -78,7 +79,12 @@ class Sensitivities(NodeIndex):
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", {n: i for i, n in enumerate(self.nodes)})
 
-    def voltages(self, p_kw: np.ndarray, q_kvar: np.ndarray, v_slack_pu: float = 1.0) -> np.ndarray:
+    def voltages(
+        self,
+        p_kw: npt.NDArray[np.float64],
+        q_kvar: npt.NDArray[np.float64],
+        v_slack_pu: float = 1.0,
+    ) -> npt.NDArray[np.float64]:
         """Linearised node voltages for injections given as dense vectors over `nodes`."""
         return v_slack_pu + self.dv_dp @ p_kw + self.dv_dq @ q_kvar
 

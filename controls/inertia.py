@@ -27,9 +27,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from controls._common import LimitsSlot
-from controls._regression import fit, hinge_onset, series, sliding_slopes, window_samples
+from controls._regression import (
+    LinearFit,
+    fit,
+    hinge_onset,
+    series,
+    sliding_slopes,
+    window_samples,
+)
 from controls.errors import InvalidLimitsError
 
 REJECT_TOO_FEW_SAMPLES = "too_few_samples"
@@ -180,7 +188,10 @@ class _Windows:
     rocof_se: float
 
 
-def _windows(t, f, p, event: RocofEvent, lim: InertiaLimits) -> _Windows | str:
+def _windows(
+    t: npt.NDArray[np.float64], f: npt.NDArray[np.float64], p: npt.NDArray[np.float64],
+    event: RocofEvent, lim: InertiaLimits,
+) -> _Windows | str:  # fmt: skip
     t0 = event.t0
     pre = np.flatnonzero((t >= t0 - lim.pre_window_s) & (t < t0))
     fit_f = np.flatnonzero((t >= t0) & (t <= t0 + lim.fit_window_s + 1e-9))
@@ -197,7 +208,7 @@ def _windows(t, f, p, event: RocofEvent, lim: InertiaLimits) -> _Windows | str:
     return _Windows(pre, fit_f, ls, delta, se, float(slope.coef[1]), float(slope.stderr[1]))
 
 
-def _sd(result) -> float:
+def _sd(result: LinearFit) -> float:
     """Residual standard deviation of a fit, from its intercept's standard error."""
     return float(result.stderr[0]) * math.sqrt(result.n)
 
@@ -215,7 +226,13 @@ class InertiaEstimator(LimitsSlot[InertiaLimits]):
         super().__init__(limits)
 
     def run(
-        self, t, f, p_mw, *, method: Method = "least_squares", limits: InertiaLimits | None = None
+        self,
+        t: np.ndarray,
+        f: np.ndarray,
+        p_mw: np.ndarray,
+        *,
+        method: Method = "least_squares",
+        limits: InertiaLimits | None = None,
     ) -> list[InertiaEstimate | EventRejected]:
         """One result per detected event, in time order."""
         lim = self._current(limits)
@@ -228,8 +245,8 @@ class InertiaEstimator(LimitsSlot[InertiaLimits]):
         return [self.estimate(t, f, p, e, method=method, limits=lim) for e in events]
 
     def estimate(
-        self, t, f, p_mw, event: RocofEvent, *, method: Method = "least_squares",
-        limits: InertiaLimits | None = None,
+        self, t: np.ndarray, f: np.ndarray, p_mw: np.ndarray, event: RocofEvent, *,
+        method: Method = "least_squares", limits: InertiaLimits | None = None,
     ) -> InertiaEstimate | EventRejected:  # fmt: skip
         """H for one event, by the swing formula or the least-squares fit."""
         lim = self._current(limits)
@@ -268,7 +285,10 @@ class InertiaEstimator(LimitsSlot[InertiaLimits]):
         rel = math.hypot(w.delta_p_se / w.delta_p, w.rocof_se / w.rocof)
         return h, abs(h) * rel, 1.0 - (w.rocof_se / w.rocof) ** 2, w.fit.size
 
-    def _least_squares(self, t, f, p, t0, w: _Windows, lim: InertiaLimits):
+    def _least_squares(
+        self, t: npt.NDArray[np.float64], f: npt.NDArray[np.float64],
+        p: npt.NDArray[np.float64], t0: float, w: _Windows, lim: InertiaLimits,
+    ) -> tuple[float, float, float, int]:  # fmt: skip
         idx = w.ls
         tt, ff = t[idx], f[idx]
         dp = (p[idx] - p[w.pre].mean()) / self.s_base_mw

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,6 +52,9 @@ from controls.voltage import ControlCosts, VoltageLimits, VoltageSetpoints
 logger = logging.getLogger(__name__)
 
 NO_RESPONSE = "no flexibility response"
+
+_Traded: TypeAlias = Mapping[tuple[int, int], float]
+"""Traded flexibility (kW) by (step, node) of the current horizon."""
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,7 @@ class _Builder:
             rows.append(model.voltages(p, q, finite(self.state.v_slack_pu, "slack voltage")))
         return np.concatenate(rows)
 
-    def _step_bounds(self, k: int, traded: dict, open_flex: bool) -> tuple[np.ndarray, ...]:
+    def _step_bounds(self, k: int, traded: _Traded, open_flex: bool) -> tuple[np.ndarray, ...]:
         """Bounds, references, prices and tiers of step k's variables."""
         v, c, lay = self.limits.voltage, self.mpc.costs, self.layout
         forecast_pv = self.forecast.pv_kw[k]
@@ -305,7 +308,7 @@ class _Builder:
         tier = [0] * len(lay.dg) + [1] * len(lay.ess) + [2] * len(pv_top) + [3] * len(flex)
         return tuple(np.array(x, dtype=float) for x in (lower, upper, ref, cost, tier))
 
-    def problem(self, traded: dict, open_flex: bool = False) -> _bandlp.BandProblem:
+    def problem(self, traded: _Traded, open_flex: bool = False) -> _bandlp.BandProblem:
         parts = [self._step_bounds(k, traded, open_flex) for k in range(self.steps)]
         lower, upper, ref, cost, tier = (np.concatenate(p) for p in zip(*parts, strict=True))
         n = len(self.mpc._linear.nodes) * self.steps
@@ -341,13 +344,13 @@ class _Builder:
         shape = (len(rhs), lay.width * self.steps)
         return sp.csr_matrix((value, (r, c)), shape=shape), np.array(rhs)
 
-    def baseline(self, traded: dict) -> _bandlp.BandSolution:
+    def baseline(self, traded: _Traded) -> _bandlp.BandSolution:
         """The safe default: assets at their reference, traded flexibility as contracted."""
         problem = self.problem(traded)
         x = np.clip(problem.reference, problem.lower, problem.upper)
         return _bandlp.evaluate(problem, x, tier=-1)
 
-    def verify(self, x: np.ndarray, traded: dict) -> None:
+    def verify(self, x: np.ndarray, traded: _Traded) -> None:
         """The plan never leaves the asset limits or the storage energy window."""
         problem = self.problem(traded, open_flex=True)
         if np.any(x < problem.lower - 1e-9) or np.any(x > problem.upper + 1e-9):
@@ -356,7 +359,7 @@ class _Builder:
         if e is not None and e_rhs is not None and np.any(e @ x > e_rhs + 1e-6):
             raise SolverError("planned storage leaves its state-of-charge window")
 
-    def request(self, x: np.ndarray, traded: dict) -> FlexSchedule | None:
+    def request(self, x: np.ndarray, traded: _Traded) -> FlexSchedule | None:
         """The flexibility the wider plan needs beyond what is traded, where it needs any."""
         planned = self._trajectories(x)[3]
         extra = {

@@ -203,7 +203,7 @@ class _Assets:
     """Variable layout x = [q of DGs, p of ESSs, p of curtailable PVs] for one limits object."""
 
     def __init__(
-        self, model: DenseModel | RadialModel, limits: VoltageLimits, pv_kw: Mapping
+        self, model: DenseModel | RadialModel, limits: VoltageLimits, pv_kw: Mapping[int, float]
     ) -> None:
         self.dg = tuple(sorted(limits.dg))
         self.ess = tuple(sorted(limits.ess))

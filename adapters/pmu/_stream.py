@@ -81,7 +81,8 @@ class Counters:
     @property
     def dropped(self) -> int:
         """Frames refused, for any reason."""
-        return sum(getattr(self, reason) for reason in REASONS) + self.internal_error
+        refused: int = sum(getattr(self, reason) for reason in REASONS)
+        return refused + self.internal_error
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -53,6 +53,7 @@ from controls import (
     VoltageController,
     VoltageLimits,
     VoltageMeasurements,
+    VoltageSetpoints,
     chain_feeder,
     from_message,
     to_messages,
@@ -409,7 +410,9 @@ class VoltageService(LoopService):
                 self.counters.bump("published")
         self.counters.bump("steps")
 
-    def _status(self, limits: VoltageLimits, revision: int, result: Any, v: Mapping) -> None:
+    def _status(
+        self, limits: VoltageLimits, revision: int, result: VoltageSetpoints, v: Mapping[int, float]
+    ) -> None:
         if not self.status_topic:
             return
         status = {
