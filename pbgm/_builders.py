@@ -21,6 +21,8 @@ from pbgm.functions import FunctionSpec
 from pbgm.model import AttributeRef, Expr, Request
 
 Compiled = Callable[[Request], Any]
+#: A reference implementation of a two-argument boolean function (a comparison, a set test).
+BinaryTest = Callable[[Any, Any], bool]
 NOT_CONST: Any = object()
 
 
@@ -88,7 +90,8 @@ def build_strict(spec: FunctionSpec, ops: list[Operand]) -> Compiled:
 
 def _build_compare(spec: FunctionSpec, ops: list[Operand]) -> Compiled:
     """A comparison with a string or number literal: same-class values skip the checks."""
-    impl, (first, second) = spec.impl, ops
+    impl: BinaryTest | None = spec.impl
+    first, second = ops
     const = second.const
     if not second.is_const or const.__class__ not in (str, int, float) or impl is None:
         return build_strict(spec, ops)
@@ -103,7 +106,7 @@ def _build_compare(spec: FunctionSpec, ops: list[Operand]) -> Compiled:
     return compare
 
 
-_COMPARE = {
+_COMPARE: dict[str, BinaryTest] = {
     "equal": operator.eq,
     "not-equal": operator.ne,
     "less-than": operator.lt,
@@ -116,7 +119,8 @@ _COMPARE = {
 def _build_topic(spec: FunctionSpec, ops: list[Operand]) -> Compiled:
     """`topic-matches` with a literal filter: a plain topic string goes straight to the
     level match; anything else takes the checks of the reference implementation."""
-    impl, (first, second) = spec.impl, ops
+    impl: BinaryTest | None = spec.impl
+    first, second = ops
     if not isinstance(second.const, TopicFilter) or impl is None:
         return build_strict(spec, ops)
     fa, topic_filter, levels = first.fn, second.const, second.const.levels
@@ -181,7 +185,7 @@ def _build_set(spec: FunctionSpec, ops: list[Operand]) -> Compiled:
     return _SET_FAST[spec.name](first.fn, keys, plain, spec.impl)
 
 
-def _overlap(fn: Compiled, keys: frozenset, plain: bool, impl: Callable) -> Compiled:
+def _overlap(fn: Compiled, keys: frozenset[Any], plain: bool, impl: BinaryTest) -> Compiled:
     def overlap(request: Request) -> bool:
         value = fn(request)
         try:
@@ -194,7 +198,7 @@ def _overlap(fn: Compiled, keys: frozenset, plain: bool, impl: Callable) -> Comp
     return overlap
 
 
-def _member(fn: Compiled, keys: frozenset, plain: bool, impl: Callable) -> Compiled:
+def _member(fn: Compiled, keys: frozenset[Any], plain: bool, impl: BinaryTest) -> Compiled:
     def member(request: Request) -> bool:
         value = fn(request)
         if isinstance(value, BAG_TYPES):
@@ -209,7 +213,7 @@ def _member(fn: Compiled, keys: frozenset, plain: bool, impl: Callable) -> Compi
     return member
 
 
-def _within(fn: Compiled, keys: frozenset, plain: bool, impl: Callable) -> Compiled:
+def _within(fn: Compiled, keys: frozenset[Any], plain: bool, impl: BinaryTest) -> Compiled:
     def within(request: Request) -> bool:
         value = fn(request)
         try:
@@ -220,7 +224,7 @@ def _within(fn: Compiled, keys: frozenset, plain: bool, impl: Callable) -> Compi
     return within
 
 
-def _same(fn: Compiled, keys: frozenset, plain: bool, impl: Callable) -> Compiled:
+def _same(fn: Compiled, keys: frozenset[Any], plain: bool, impl: BinaryTest) -> Compiled:
     return lambda request: as_set(fn(request)) == keys
 
 

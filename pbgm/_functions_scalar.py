@@ -55,7 +55,9 @@ def _pair(a: Any, b: Any, fn: str, kinds: frozenset[str]) -> tuple[Any, Any]:
     return a, b
 
 
-def comparison(fn: str, op: Callable[[Any, Any], bool], kinds: frozenset[str]) -> Callable:
+def comparison(
+    fn: str, op: Callable[[Any, Any], bool], kinds: frozenset[str]
+) -> Callable[[Any, Any], bool]:
     """The function `fn` comparing two values with `op`; `kinds` are those it accepts."""
 
     def compare(a: Any, b: Any) -> bool:

@@ -83,10 +83,11 @@ def higher_order(want: bool) -> Callable[[FunctionSpec, Any, Any], bool]:
 
     def apply(spec: FunctionSpec, value: Any, bag: Any) -> bool:
         assert spec.impl is not None
+        impl: Callable[[Any, Any], object] = spec.impl
         failure = None
         for item in members(bag):
             try:
-                if spec.impl(value, item) is want:
+                if impl(value, item) is want:
                     return want
             except EvaluationFailure as exc:
                 failure = failure or exc

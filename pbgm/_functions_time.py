@@ -111,7 +111,8 @@ def as_datetime(value: Any, fn: str) -> datetime:
         if value.tzinfo is None:
             raise EvaluationFailure("type_error", f"`{fn}` got a date-time without a timezone")
         return value
-    return parsed(parse_datetime, value, fn, "a date-time")
+    moment: datetime = parsed(parse_datetime, value, fn, "a date-time")
+    return moment
 
 
 def as_time(value: Any, fn: str) -> time:

@@ -180,7 +180,8 @@ def _parse_json(text: str, source: str) -> Any:
         ) from None
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
+# PyYAML ships no type hints (`yaml.*` is `ignore_missing_imports`), so its base class is Any.
+class _StrictSafeLoader(yaml.SafeLoader):  # type: ignore[misc]
     """`yaml.SafeLoader` without implicit timestamps, duplicate keys or non-string keys."""
 
 

@@ -227,7 +227,8 @@ class Request:
     environment: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     def bag(self, category: str) -> Mapping[str, Any]:
-        return getattr(self, category)
+        bag: Mapping[str, Any] = getattr(self, category)
+        return bag
 
 
 @dataclass(frozen=True, slots=True)

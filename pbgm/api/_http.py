@@ -99,7 +99,8 @@ def path_id(encoded: str, what: str) -> str:
 
 def principal() -> Principal:
     """Who is calling: set by the enforcement hook before any handler runs."""
-    return g.pbgm_principal
+    who: Principal = g.pbgm_principal
+    return who
 
 
 def actor() -> str:

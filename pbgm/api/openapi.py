@@ -167,7 +167,10 @@ def _principal_paths() -> dict[str, Any]:
     base = "/api/v1/admin"
     gone = {204: {"description": "done"}}
     name = (param("name", "path", NAME),)
-    listing = lambda key, item: json_response(obj((key,), **{key: array(ref(item))}))  # noqa: E731
+
+    def listing(key: str, item: str) -> dict[str, Any]:
+        return json_response(obj((key,), **{key: array(ref(item))}))
+
     return {
         f"{base}/users": {
             "get": op("Users", {200: listing("users", "User")}),

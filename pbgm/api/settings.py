@@ -102,7 +102,8 @@ def settings_from(values: Mapping[str, Any], problems: list[Problem] | None = No
             problems.append(Problem(_var(str(key)), "unknown_setting", f"unknown setting `{key}`"))
             continue
         try:
-            parsed[key] = _PARSERS.get(key, _text)(value)
+            parse: Callable[[Any], Any] = _PARSERS.get(key, _text)
+            parsed[key] = parse(value)
         except ValueError as error:
             problems.append(Problem(_var(key), "invalid_setting", str(error)))
     settings = Settings(**parsed)

@@ -343,5 +343,8 @@ def policy_file_name(doc: Mapping[str, Any]) -> str:
 
 def _serialise(data: Any, *, yaml_form: bool) -> str:
     if yaml_form:
-        return yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False)
+        text: str = yaml.safe_dump(
+            data, sort_keys=True, allow_unicode=True, default_flow_style=False
+        )
+        return text
     return canonical_json(data)

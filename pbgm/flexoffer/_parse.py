@@ -226,7 +226,9 @@ def _read_slice(r: Reader, raw: Any, path: str, seconds: int) -> FlexOfferSlice 
 
 def _duration_seconds(r: Reader, item: Mapping[str, Any], path: str, seconds: int) -> int | None:
     """The older spec's `durationSeconds`, as a whole number of intervals."""
-    value = r.field(item, ("durationSeconds", "duration_seconds"), path, r.positive_integer)
+    value: int | None = r.field(
+        item, ("durationSeconds", "duration_seconds"), path, r.positive_integer
+    )
     if value is None:
         return None
     if value % seconds:

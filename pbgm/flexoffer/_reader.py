@@ -82,8 +82,8 @@ class Reader:
         required: bool = False,
     ) -> datetime | None:
         """A time given as a date-time or as an interval number since the epoch."""
-        moment = self.field(data, time_names, path, self.datetime)
-        number = self.field(data, interval_names, path, self.integer)
+        moment: datetime | None = self.field(data, time_names, path, self.datetime)
+        number: int | None = self.field(data, interval_names, path, self.integer)
         if moment is not None and number is not None:
             if _interval_number(moment, seconds_per_interval) != number:
                 self.fail(
@@ -98,7 +98,7 @@ class Reader:
             self.fail(f"{path}.{time_names[0]}", "missing_field", f"`{time_names[0]}` is required")
         return moment
 
-    def _from_interval(self, number: int, seconds_per_interval: int, path: str) -> Any:
+    def _from_interval(self, number: int, seconds_per_interval: int, path: str) -> datetime | None:
         try:
             return EPOCH + timedelta(seconds=number * seconds_per_interval)
         except OverflowError:

@@ -71,7 +71,8 @@ _PAIRS = (("min_slices", "max_slices"), ("min_slice_duration", "max_slice_durati
 def template_schema() -> Mapping[str, Any]:
     """The JSON Schema of a `flexoffer` policy's content."""
     text = resources.files("pbgm").joinpath("schemas/flexoffer.json").read_text("utf-8")
-    return json.loads(text)
+    schema: Mapping[str, Any] = json.loads(text)
+    return schema
 
 
 @cache
