@@ -1,0 +1,259 @@
+"""What the voltage-control service reads: its local config, its policies, its inputs.
+
+Kept apart from the running service (`adapters.services.voltage`) so that each mapping
+can be read and tested on its own, without a bus or a thread: the `voltage` config
+section into the feeder model and the assets, `operational_limits` contents into
+`controls.VoltageLimits` (refusing what is invalid or unsafe), a `service_config`
+content into the active `Source`, and an input payload into per-node values. The
+rules are described in the docstring of `adapters.services.voltage`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controls import (
+    ControlError,
+    DgLimits,
+    EssLimits,
+    Line,
+    RadialFeeder,
+    VoltageLimits,
+    chain_feeder,
+    from_message,
+)
+from controls.voltage import DEFAULT_TOPICS, PV_KEY, VOLTAGE_KEY
+from pbgm.errors import ConfigurationError, InvalidInputError
+
+__all__ = [
+    "DEFAULT_SOURCE",
+    "ENVELOPE_PU",
+    "OUTPUTS",
+    "Asset",
+    "Source",
+    "assets_from_config",
+    "feeder_from_config",
+    "read_inputs",
+    "refuse",
+    "source_from_config",
+    "voltage_band",
+    "voltage_limits",
+]
+
+ENVELOPE_PU = (0.85, 1.15)
+OUTPUTS = ("reactive_power", "active_power", "active_power_ESS")
+
+
+def refuse(message: str, code: str = "invalid_limits") -> InvalidInputError:
+    """The error that refuses limits: the service keeps the last good ones."""
+    return InvalidInputError(message, code=code)
+
+
+# --- the local configuration -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A controllable asset of the feeder: a generator (`dg`) or a storage (`ess`)."""
+
+    id: str
+    node: int
+    kind: str
+    curtailable: bool = False
+
+
+def feeder_from_config(data: Any) -> RadialFeeder:
+    """`{v_nominal_v, lines: [[parent, child, r_ohm, x_ohm], ...]}` or `{chain: {...}}`."""
+    if not isinstance(data, Mapping):
+        raise ConfigurationError("`voltage.feeder` must be a mapping")
+    try:
+        if "chain" in data:
+            return chain_feeder(**data["chain"], v_nominal_v=data.get("v_nominal_v", 400.0))
+        lines = tuple(Line(int(p), int(c), float(r), float(x)) for p, c, r, x in data["lines"])
+        return RadialFeeder(lines, float(data.get("v_nominal_v", 400.0)))
+    except ControlError as error:
+        raise ConfigurationError(f"`voltage.feeder`: {error.message}") from None
+    except (KeyError, TypeError, ValueError):
+        raise ConfigurationError(
+            "`voltage.feeder` needs `lines: [[parent, child, r_ohm, x_ohm], ...]` or `chain`"
+        ) from None
+
+
+def assets_from_config(data: Any) -> tuple[Asset, ...]:
+    if not isinstance(data, Mapping):
+        raise ConfigurationError("`voltage.assets` must map asset ids to `{node, kind}`")
+    assets = []
+    for asset_id, spec in data.items():
+        kind = spec.get("kind") if isinstance(spec, Mapping) else None
+        node = spec.get("node") if isinstance(spec, Mapping) else None
+        if kind not in ("dg", "ess") or not isinstance(node, int) or isinstance(node, bool):
+            raise ConfigurationError(f"asset `{asset_id}` needs an integer `node`, `kind` dg|ess")
+        assets.append(Asset(str(asset_id), node, kind, bool(spec.get("curtailable", False))))
+    return tuple(assets)
+
+
+# --- policies -> controller limits -----------------------------------------------------
+
+
+def _find(policies: Mapping[str, Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
+    """The content of the policy with this id, or whose asset id is `name`."""
+    if name in policies:
+        return policies[name]
+    return next((c for c in policies.values() if c.get("asset_id") == name), None)
+
+
+def voltage_band(content: Mapping[str, Any]) -> tuple[float, float, float]:
+    """(v_min, v_max, v_nominal_v): the control targets if given, narrowed by node bands."""
+    voltage = content.get("voltage")
+    if not isinstance(voltage, Mapping):
+        raise refuse("the band policy has no `voltage` section")
+    v_min = max(voltage["v_min_pu"], voltage.get("v_target_min_pu", 0.0))
+    v_max = min(voltage["v_max_pu"], voltage.get("v_target_max_pu", math.inf))
+    for node in (content.get("nodes") or {}).values():
+        v_min = max(v_min, node.get("v_min_pu", v_min))
+        v_max = min(v_max, node.get("v_max_pu", v_max))
+    return float(v_min), float(v_max), float(voltage["v_nominal_v"])
+
+
+def _asset_limits(
+    asset: Asset, own: Mapping[str, Any] | None, node: Mapping[str, Any] | None
+) -> DgLimits | EssLimits | None:
+    power = (own or {}).get("power") or node
+    if not power:
+        return None
+    if asset.kind == "dg":
+        return DgLimits(
+            power.get("q_min_kvar", 0.0),
+            power.get("q_max_kvar", 0.0),
+            power.get("p_max_kw", math.inf),
+            asset.curtailable,
+        )
+    if "p_min_kw" not in power or "p_max_kw" not in power:
+        raise refuse(f"storage `{asset.id}` needs `p_min_kw` and `p_max_kw`")
+    energy = (own or {}).get("energy") or {}
+    return EssLimits(
+        power["p_min_kw"],
+        power["p_max_kw"],
+        energy.get("capacity_kwh"),
+        energy.get("soc_min_pct", 0.0) / 100,
+        energy.get("soc_max_pct", 100.0) / 100,
+    )
+
+
+def voltage_limits(
+    policies: Mapping[str, Mapping[str, Any]],
+    assets: tuple[Asset, ...],
+    band_from: str,
+    envelope: tuple[float, float] = ENVELOPE_PU,
+) -> VoltageLimits:
+    """Map `operational_limits` contents (by policy id) to the controller's limits.
+
+    Raises `InvalidInputError`: code `limits_incomplete` while the band policy is
+    missing, `invalid_limits` when the band leaves the envelope or the contents do not
+    make valid limits.
+    """
+    band = _find(policies, band_from)
+    if band is None:
+        raise refuse(f"no limits policy for `{band_from}` yet", "limits_incomplete")
+    try:
+        return _map(policies, band, assets, envelope)
+    except ControlError as error:
+        raise refuse(error.message) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise refuse(f"limits policy content cannot be read: `{error}`") from None
+
+
+def _map(
+    policies: Mapping[str, Mapping[str, Any]],
+    band: Mapping[str, Any],
+    assets: tuple[Asset, ...],
+    envelope: tuple[float, float],
+) -> VoltageLimits:
+    v_min, v_max, v_nominal = voltage_band(band)
+    if not envelope[0] <= v_min < v_max <= envelope[1]:
+        raise refuse(
+            f"voltage band `{v_min}`-`{v_max}` pu is not inside the safe envelope "
+            f"`{envelope[0]}`-`{envelope[1]}` pu"
+        )
+    dg: dict[int, DgLimits] = {}
+    ess: dict[int, EssLimits] = {}
+    nodes = band.get("nodes") or {}
+    for asset in assets:
+        limits = _asset_limits(asset, _find(policies, asset.id), nodes.get(f"node_{asset.node}"))
+        if limits is not None:
+            if isinstance(limits, DgLimits):
+                dg[asset.node] = limits
+            else:
+                ess[asset.node] = limits
+    return VoltageLimits(v_min, v_max, v_nominal, dg, ess)
+
+
+# --- the data source -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """The active data source and outputs of one `service_config` version."""
+
+    name: str
+    topics: Mapping[str, str]
+    qos: int
+    outputs: Mapping[str, str]
+    period_s: float | None
+    on_missing: str
+    input_timeout_s: float | None
+
+
+DEFAULT_SOURCE = Source(
+    "default",
+    {k: DEFAULT_TOPICS[k] for k in (VOLTAGE_KEY, PV_KEY)},
+    1,
+    {k: DEFAULT_TOPICS[k] for k in OUTPUTS},
+    None,
+    "hold_last",
+    None,
+)
+
+
+def source_from_config(content: Mapping[str, Any], service: str) -> Source:
+    """The active source of a `service_config` content; only `mqtt` sources are followed."""
+    if content.get("service") != service:
+        raise InvalidInputError(
+            f"configuration for `{content.get('service')}`, not `{service}`", code="invalid_config"
+        )
+    name = content.get("active_source")
+    source = (content.get("data_sources") or {}).get(name)
+    if not isinstance(source, Mapping):
+        raise InvalidInputError(f"active source `{name}` is not defined", code="invalid_config")
+    if source.get("kind") != "mqtt" or VOLTAGE_KEY not in (source.get("topics") or {}):
+        raise InvalidInputError(
+            f"source `{name}` must be an `mqtt` source with a `{VOLTAGE_KEY}` topic",
+            code="unsupported_source",
+        )
+    fallback = content.get("fallback") or {}
+    return Source(
+        str(name),
+        {k: v for k, v in source["topics"].items() if k in (VOLTAGE_KEY, PV_KEY)},
+        int(source.get("qos", 1)),
+        {**DEFAULT_SOURCE.outputs, **(content.get("outputs") or {})},
+        content.get("loop_period_s"),
+        fallback.get("on_missing_input", "hold_last"),
+        fallback.get("input_timeout_s"),
+    )
+
+
+def read_inputs(payload: bytes, key: str) -> dict[int, float]:
+    """`{key: {"node_3": v}}` or a flat `{"node_3": v, "created": ms}` into `{3: v}`."""
+    try:
+        message = json.loads(payload)
+        if isinstance(message, dict) and key not in message:
+            message = {key: {k: v for k, v in message.items() if k != "created"}}
+        if key == VOLTAGE_KEY:
+            return dict(from_message(message).voltages)
+        return dict(from_message({VOLTAGE_KEY: {}}, message).pv_kw)
+    except (ValueError, ControlError) as error:
+        raise InvalidInputError(f"`{key}`: {error}", code="malformed_payload") from None
