@@ -4,6 +4,8 @@
   (`pbgm.events`) through a `run_service` obligation (`inertia-estimation`)
 - `adapters.services.voltage`, `.frequency`, `.pmu`: the control services run by
   `pbgm-service` (`adapters.cli`), with the plumbing in `adapters.services._runner`
+  (and the voltage service's reading of its configuration and policies in
+  `adapters.services._voltage_config`)
 
 Nothing is imported here, so importing one service does not load the others.
 """
