@@ -26,19 +26,6 @@ from jwt.exceptions import PyJWTError
 
 from pbgm.errors import InvalidInputError
 
-__all__ = [
-    "ALGORITHMS",
-    "RSA_KEY_SIZE",
-    "PrivateKey",
-    "PublicKey",
-    "SigningKey",
-    "VerificationKey",
-    "keys_from_jwks",
-    "new_private_key",
-    "public_jwk",
-    "thumbprint",
-]
-
 ALGORITHMS = ("ES256", "RS256")
 RSA_KEY_SIZE = 3072
 
