@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -22,7 +23,11 @@ import pytest
 from psycopg import sql
 from sqlalchemy import make_url
 
+from pbgm.bus import Bus
+
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+LOCAL_BROKER = ("127.0.0.1", 1883)
+"""The machine's Mosquitto: anonymous, plain TCP (tests that need TLS start their own)."""
 
 
 def require_service(name: str, reason: str) -> NoReturn:
@@ -31,6 +36,27 @@ def require_service(name: str, reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (a missing service fails the run in CI)", pytrace=False)
     pytest.skip(message)
+
+
+def require_local_broker() -> None:
+    """Skip the test (fail it when `CI=true`) unless the local Mosquitto accepts connections."""
+    host, port = LOCAL_BROKER
+    try:
+        socket.create_connection(LOCAL_BROKER, timeout=2).close()
+    except OSError:
+        hint = "install and start mosquitto (Debian: apt-get install mosquitto)"
+        require_service("mosquitto", f"not reachable at {host}:{port}: {hint}")
+
+
+@pytest.fixture
+def buses() -> Iterator[list[Bus]]:
+    """Buses a test opens on the local broker (`adapters.mqtt`), closed after it."""
+    pytest.importorskip("adapters.mqtt", reason="the MQTT adapter is not installed")
+    require_local_broker()
+    opened: list[Bus] = []
+    yield opened
+    for bus in opened:
+        bus.close()
 
 
 def _libpq(url: str) -> str:

@@ -13,12 +13,10 @@ import json
 import queue
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,27 +32,13 @@ from pbgm.secrets import hash_secret
 from pbgm.store.base import ServiceAccount
 from pbgm.testing import memory_store, permit, policy_document
 from pbgm.tokens import TokenIssuer, TokenVerifier
-from tests.conftest import require_service
+from tests.conftest import LOCAL_BROKER
 
 pytestmark = pytest.mark.mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
-BROKER = ("127.0.0.1", 1883)
-MQTT = {"factory": "adapters.mqtt:open_mqtt_bus", "host": BROKER[0], "port": BROKER[1]}
+MQTT = {"factory": "adapters.mqtt:open_mqtt_bus", "host": LOCAL_BROKER[0], "port": LOCAL_BROKER[1]}
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def buses() -> Iterator[list[Bus]]:
-    pytest.importorskip("adapters.mqtt", reason="the MQTT adapter is not installed")
-    try:
-        socket.create_connection(BROKER, timeout=1).close()
-    except OSError:
-        require_service("mosquitto", "not reachable at 127.0.0.1:1883: start a local broker")
-    opened: list[Bus] = []
-    yield opened
-    for bus in opened:
-        bus.close()
 
 
 @pytest.fixture

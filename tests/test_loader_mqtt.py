@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import queue
 import secrets
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,26 +17,12 @@ from pbgm.api._notify import install_change_notifications
 from pbgm.bus import Bus, BusMessage, open_bus
 from pbgm.keys import KeyRing
 from tests.api.conftest import SECRET, Server, World, make_world
-from tests.conftest import require_service
+from tests.conftest import LOCAL_BROKER
 from tests.test_loader import BESS, admin_update, make_loader
 
 pytestmark = pytest.mark.mosquitto
 
-BROKER = ("127.0.0.1", 1883)
-MQTT = {"factory": "adapters.mqtt:open_mqtt_bus", "host": BROKER[0], "port": BROKER[1]}
-
-
-@pytest.fixture
-def buses() -> Iterator[list[Bus]]:
-    pytest.importorskip("adapters.mqtt", reason="the MQTT adapter is not installed")
-    try:
-        socket.create_connection(BROKER, timeout=1).close()
-    except OSError:
-        require_service("mosquitto", "not reachable at 127.0.0.1:1883: start a local broker")
-    opened: list[Bus] = []
-    yield opened
-    for bus in opened:
-        bus.close()
+MQTT = {"factory": "adapters.mqtt:open_mqtt_bus", "host": LOCAL_BROKER[0], "port": LOCAL_BROKER[1]}
 
 
 @pytest.fixture

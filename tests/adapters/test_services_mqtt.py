@@ -26,13 +26,13 @@ from adapters.services.frequency import FrequencyService
 from adapters.services.voltage import VoltageService
 from pbgm.documents import load_file
 from tests.adapters.pmu_peer import OK_STAT, SOC, DataFrame, make_config, udp_sender
-from tests.conftest import require_service
+from tests.conftest import LOCAL_BROKER, require_local_broker
 
 pytestmark = pytest.mark.mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "examples" / "policies" / "policies"
-HOST, PORT = "127.0.0.1", 1883
+HOST, PORT = LOCAL_BROKER
 BUS = {"kind": "mqtt", "host": HOST, "port": PORT, "connect_timeout": 5}
 LINES = [[0, 1, 0.0192, 0.0048], [1, 2, 0.0192, 0.0048], [2, 3, 0.0192, 0.0048]]
 BAND = {
@@ -45,11 +45,7 @@ BAND = {
 
 @pytest.fixture(scope="module")
 def broker() -> None:
-    try:
-        socket.create_connection((HOST, PORT), timeout=2).close()
-    except OSError:
-        hint = "install mosquitto (Debian: apt-get install mosquitto)"
-        require_service("mosquitto", f"not reachable at {HOST}:{PORT}: {hint}")
+    require_local_broker()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from pbgm.store.sql import SqlStore
 from pbgm.store.sql.migrate import upgrade
 from pbgm.testing import sqlite_store
 from tests.api.conftest import EXAMPLES, SECRET, Reply, b64, seed
+from tests.conftest import require_local_broker
 
 pytestmark = pytest.mark.slow
 
@@ -258,13 +259,7 @@ def test_two_servers_on_one_postgresql_see_each_others_changes(postgres_db: str,
 @pytest.mark.mosquitto
 def test_pbgm_serve_announces_admin_changes_on_the_bus(sqlite_db: str, keys: Path):
     """`PBGM_NOTIFY_BUS_URL` makes every worker publish change notices on MQTT."""
-    broker = ("127.0.0.1", 1883)
-    try:
-        socket.create_connection(broker, timeout=1).close()
-    except OSError:
-        from tests.conftest import require_service
-
-        require_service("mosquitto", "not reachable at 127.0.0.1:1883: start a local broker")
+    require_local_broker()
     from pbgm.bus import open_bus
 
     topic = f"pbgm-test/changes/{os.getpid()}-{time.monotonic_ns()}"
