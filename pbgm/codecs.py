@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pbgm.bus import BusMessage, Handler
 from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
-from pbgm.syntax import parse_datetime
+from pbgm.syntax import json_strings, parse_datetime
 
 __all__ = [
     "CODECS",
@@ -106,13 +106,7 @@ def load_object(payload: bytes) -> dict[str, Any]:
 
 
 def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
+    return any(0xD800 <= ord(c) <= 0xDFFF for s in json_strings(value) for c in s)
 
 
 def dump_object(data: Mapping[str, Any]) -> bytes:

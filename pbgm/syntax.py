@@ -25,7 +25,7 @@ at the first structural fault; `pbgm.validate` is what lists every problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -71,6 +71,20 @@ def thaw(value: Any) -> Any:
     if isinstance(value, frozenset | set):
         return sorted(thaw(v) for v in value)
     return value
+
+
+def json_strings(value: Any) -> Iterator[str]:
+    """Every string of a JSON value (object keys included), for checks that refuse a
+    character anywhere in a document."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from json_strings(key)
+            yield from json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_strings(item)
 
 
 # --- datetimes --------------------------------------------------------------

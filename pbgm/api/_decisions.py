@@ -36,6 +36,7 @@ from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.store.base import Clock, Store
+from pbgm.syntax import json_strings
 
 MAX_CACHED_GROUPS = 64
 
@@ -111,15 +112,8 @@ def parse_requests(document: Any, *, max_batch: int) -> tuple[list[Request], boo
 
 
 def _reject_nul(value: Any) -> None:
-    if isinstance(value, str) and "\x00" in value:
+    if any("\x00" in s for s in json_strings(value)):
         raise InvalidInputError("the request contains a NUL character", code="invalid_request")
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _reject_nul(key)
-            _reject_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _reject_nul(item)
 
 
 # --- the endpoint --------------------------------------------------------------------------

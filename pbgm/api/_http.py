@@ -18,6 +18,7 @@ from pbgm.access import Principal, decode_id
 from pbgm.api.errors import UnsupportedMediaTypeError
 from pbgm.documents import canonical_json, load_document
 from pbgm.errors import InvalidInputError
+from pbgm.syntax import json_strings
 
 JSON_TYPES = ("application/json", "application/xacml+json")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -41,19 +42,11 @@ def json_body() -> Any:
 
 def _refuse_lone_surrogates(value: Any) -> None:
     """JSON may escape half a UTF-16 pair (`\\ud800`); no database can store it."""
-    if isinstance(value, str):
-        if _SURROGATE.search(value):
-            raise InvalidInputError(
-                "the body holds a lone UTF-16 surrogate (`\\ud800`-`\\udfff`)",
-                code="invalid_encoding",
-            )
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_lone_surrogates(key)
-            _refuse_lone_surrogates(item)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_lone_surrogates(item)
+    if any(_SURROGATE.search(s) for s in json_strings(value)):
+        raise InvalidInputError(
+            "the body holds a lone UTF-16 surrogate (`\\ud800`-`\\udfff`)",
+            code="invalid_encoding",
+        )
 
 
 def json_object() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pbgm.errors import AlreadyExistsError, ConfigurationError, InvalidInputError, NotFoundError
 from pbgm.store.base import Clock
-from pbgm.syntax import thaw
+from pbgm.syntax import json_strings, thaw
 
 MAX_ID_LENGTH = 255
 MAX_AUDIT_LIMIT = 10_000
@@ -47,18 +47,6 @@ def check_text(value: Any, what: str) -> str:
     return value
 
 
-def _reject_nul(value: Any) -> None:
-    if isinstance(value, str) and "\x00" in value:
-        raise InvalidInputError("a document must not contain a NUL character")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _reject_nul(key)
-            _reject_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _reject_nul(item)
-
-
 def to_json(value: Any) -> Any:
     """A private JSON copy of `value` (mappings become dicts, tuples lists).
 
@@ -70,7 +58,8 @@ def to_json(value: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"the document is not storable as JSON: {exc}") from None
     copy = json.loads(text)
-    _reject_nul(copy)
+    if any("\x00" in s for s in json_strings(copy)):
+        raise InvalidInputError("a document must not contain a NUL character")
     return copy
 
 
