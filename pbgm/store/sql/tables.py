@@ -37,6 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pbgm.store._flexoffer_rules import FLEXOFFER_STATES, SCHEDULE_STATES
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -267,19 +269,7 @@ class FlexOfferRow(Base):
     __tablename__ = "flexoffers"
     __table_args__ = (
         CheckConstraint(
-            _in(
-                "state",
-                (
-                    "initial",
-                    "offered",
-                    "accepted",
-                    "rejected",
-                    "assigned",
-                    "executed",
-                    "invalid",
-                    "canceled",
-                ),
-            ),
+            _in("state", FLEXOFFER_STATES),
             name="state",
         ),
     )
@@ -298,7 +288,7 @@ class FlexOfferScheduleRow(Base):
     """A schedule sent for a FlexOffer: numbered per offer, accepted or rejected."""
 
     __tablename__ = "flexoffer_schedules"
-    __table_args__ = (CheckConstraint(_in("state", ("accepted", "rejected")), name="state"),)
+    __table_args__ = (CheckConstraint(_in("state", SCHEDULE_STATES), name="state"),)
 
     offer_id: Mapped[str] = _name(ForeignKey("flexoffers.id", ondelete="CASCADE"), primary_key=True)
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
