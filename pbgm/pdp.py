@@ -2,8 +2,8 @@
 
 `evaluate(compiled_set, request, now)` is the pure decision core: it reads no
 clock, does no IO and raises on nothing but a naive `now`, so a decision can be
-replayed from a log (the compiled set itself is `pbgm._compiled`, whose names
-this module also exports). `PolicyDecisionPoint` wraps it with what a service needs:
+replayed from a log (the compiled set itself is `pbgm._compiled`; its compile
+functions are exported here too). `PolicyDecisionPoint` wraps it with what a service needs:
 a compiled policy set swapped atomically on reload, an optional Policy
 Information Point, and a clock.
 
@@ -26,14 +26,10 @@ from types import MappingProxyType
 from typing import Any
 
 from pbgm._compiled import (
-    NOT_APPLICABLE_RESPONSE,
-    STATUS_CODES,
     CompiledPolicySet,
     compile_documents,
     compile_policy_set,
-    gc_paused,
     report,
-    status_of,
 )
 from pbgm.combining import INDETERMINATE_DP, Result
 from pbgm.errors import ConfigurationError, InvalidInputError
@@ -42,17 +38,13 @@ from pbgm.model import EvaluationError, PolicySet, Request, Response
 from pbgm.pip import PolicyInformationPoint
 
 __all__ = [
-    "NOT_APPLICABLE_RESPONSE",
-    "STATUS_CODES",
     "CompiledPolicySet",
     "PolicyDecisionPoint",
     "compile_documents",
     "compile_policy_set",
     "evaluate",
-    "gc_paused",
     "report",
     "respond",
-    "status_of",
     "utc_now",
     "with_current_time",
 ]

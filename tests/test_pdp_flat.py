@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pbgm._compiled import gc_paused
 from pbgm._flat import FlatPolicy
 from pbgm._membership import expression, holds, membership
 from pbgm.conditions import EvaluationFailure, compile_condition
@@ -39,13 +40,7 @@ from pbgm.model import (
     Rule,
     Target,
 )
-from pbgm.pdp import (
-    PolicyDecisionPoint,
-    compile_documents,
-    compile_policy_set,
-    evaluate,
-    gc_paused,
-)
+from pbgm.pdp import PolicyDecisionPoint, compile_documents, compile_policy_set, evaluate
 from pbgm.syntax import dump_policy, policy_set_from_documents
 from tests import reference_pdp
 from tests.strategies import NOW, conditions
