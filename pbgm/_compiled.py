@@ -112,24 +112,29 @@ class CompiledPolicySet(Combining):
 
     def respond(self, request: Request, now: datetime) -> Response:
         """The response to `request`: straight from the leaf of the one flat policy its
-        key selects (`pbgm._flat`) when there is one, else from `evaluate`."""
-        leaves = self.leaves
-        if leaves is not None and (self.target is None or self.target(request)):
-            value = self.single[0](request).get(self.single[1])  # type: ignore[index]
-            if value.__class__ is str:
-                leaf = leaves.get(value)
-                if leaf is not None:
-                    bag, name, slots = leaf[0]
-                    key = bag(request).get(name)
-                    if key.__class__ is str:
-                        slot = slots.get(key)
-                        if slot is None:
-                            return leaf[1]  # type: ignore[no-any-return]
-                        at = 2 + LEAF_SEGMENT * slot
-                        hit = holds(leaf, request, at + 2, at + LEAF_SEGMENT)
-                        if hit is not None:
-                            return leaf[at] if hit else leaf[at + 1]  # type: ignore[no-any-return]
-        result = self.evaluate(request, now)
+        key selects (`pbgm._flat`) when there is one, else as `evaluate` decides (the
+        target checked and the key read once, whichever path decides)."""
+        if self.target is not None and not self.target(request):
+            return NOT_APPLICABLE_RESPONSE
+        single = self.single
+        if single is None:
+            result = self.combined(request, now)
+        else:
+            value = single[0](request).get(single[1])
+            leaves = self.leaves
+            leaf = leaves.get(value) if leaves is not None and value.__class__ is str else None
+            if leaf is not None:
+                bag, name, slots = leaf[0]
+                key = bag(request).get(name)
+                if key.__class__ is str:
+                    slot = slots.get(key)
+                    if slot is None:
+                        return leaf[1]  # type: ignore[no-any-return]
+                    at = 2 + LEAF_SEGMENT * slot
+                    hit = holds(leaf, request, at + 2, at + LEAF_SEGMENT)
+                    if hit is not None:
+                        return leaf[at] if hit else leaf[at + 1]  # type: ignore[no-any-return]
+            result = self._keyed(value, request, now)
         response = result.memo
         return response if response is not None else report(result)
 
@@ -137,12 +142,18 @@ class CompiledPolicySet(Combining):
         if self.target is not None and not self.target(request):
             return NOT_APPLICABLE_RESULT
         single = self.single
-        if single is not None:  # one candidate found by its key: the specialised path
-            value = single[0](request).get(single[1])
-            if value.__class__ is str:
-                found = single[2].get(value, single[3])
-                if len(found) == 1:
-                    return self.finish_one(found[0].evaluate_keyed(request, now), request)
+        if single is None:
+            return self.combined(request, now)
+        return self._keyed(single[0](request).get(single[1]), request, now)
+
+    def _keyed(self, value: Any, request: Request, now: datetime) -> Result:
+        """`evaluate` once the target holds, `value` being the request's value of the
+        key of the single index: one candidate found by a string key is evaluated
+        alone (the specialised path), anything else is combined."""
+        if value.__class__ is str:
+            found = self.single[2].get(value, self.single[3])  # type: ignore[index]
+            if len(found) == 1:
+                return self.finish_one(found[0].evaluate_keyed(request, now), request)
         return self.combined(request, now)
 
     def _share_results(self) -> None:
