@@ -79,12 +79,10 @@ class FlatPolicy(CompiledPolicy):
         node.outcomes, node.first = outcomes, algorithm == "first-applicable"
         node.unkeyed = tuple(rule for rule, key in zip(rules, keys, strict=True) if key is None)
         node.key_bag, node.key_name, node.key_slots, node.key_entries = None, "", {}, ()
-        node.key_layout = None
         if paths:
             ((category, name),) = paths
             node.key_bag, node.key_name = bag_getter(category), name
             node.key_slots, node.key_entries = _table(rules, keys)
-            node.key_layout = _layout(node.key_bag, name, node.key_slots)
         node.__class__ = FlatPolicy  # the same slots: only the evaluation differs
 
     def combined(self, request: Request, now: datetime) -> Result:
@@ -143,7 +141,7 @@ class FlatPolicy(CompiledPolicy):
         `LEAF_TESTS` membership tests."""
         if self.windowed or self.rest is not None or self.key_bag is None or self.unkeyed:
             return None
-        parts = [self.key_layout, answer(self.outcomes[0])]
+        parts = [_layout(self.key_bag, self.key_name, self.key_slots), answer(self.outcomes[0])]
         for rules in self.key_entries:
             rule = rules[0] if len(rules) == 1 else None
             if rule is None or rule.rest is not None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
+from pbgm._values import BAG_TYPES
 from pbgm.model import CATEGORIES, Match, Request, Target
 
 PREFERRED_KEYS = ("resource.id", "resource.policy_id", "resource.asset_id")
@@ -30,8 +31,6 @@ _PREFERRED = tuple(tuple(path.split(".", 1)) for path in PREFERRED_KEYS)
 
 MAX_MERGED = 4
 """A single index merges at most this many unkeyed children into every entry."""
-
-BAGS = (list, tuple, set, frozenset)
 
 Predicate = Callable[[Request], bool]
 
@@ -78,7 +77,7 @@ def compile_match(match: Match) -> Predicate:
             return value in values
         if value is None:
             return False
-        if isinstance(value, BAGS):
+        if isinstance(value, BAG_TYPES):
             return _any_holds(values, value, strict)
         if strict:
             return _holds_one(values, value, strict)
@@ -206,7 +205,7 @@ class CandidateIndex:
             value = get_bag(request).get(name)
             if value is None:
                 return unkeyed
-            if not isinstance(value, BAGS):
+            if not isinstance(value, BAG_TYPES):
                 try:
                     return table.get(value, unkeyed)  # type: ignore[no-any-return]
                 except TypeError:  # unhashable: equals no literal
@@ -236,7 +235,7 @@ class CandidateIndex:
 def _hits(table: dict[Any, Any], bag: Any) -> list[Any]:
     """The entries of `table` for every value of a bag (or a scalar)."""
     found = []
-    for item in bag if isinstance(bag, BAGS) else (bag,):
+    for item in bag if isinstance(bag, BAG_TYPES) else (bag,):
         try:
             hit = table.get(item)
         except TypeError:  # unhashable: equals no literal

@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from pbgm._index import bag_getter
+from pbgm._values import BAG_TYPES
 from pbgm.model import CATEGORIES, Apply, AttributeRef, Expr, Literal, Request
 
 Condition = tuple[Any, ...]
@@ -36,7 +37,7 @@ Keys = tuple[str, ...] | frozenset[str]
 
 _TESTS = {"at-least-one-member-of": True, "is-in": False, "equal": False}
 _JUNCTIONS = {"and": True, "or": False}
-_PLAIN_BAGS = frozenset({list, tuple, set, frozenset})
+_PLAIN_BAGS = frozenset(BAG_TYPES)  # read by exact class: subclasses take the general path
 _FEW = 4  # keys up to this many are kept in a tuple: smaller than a set, as fast
 _CACHE_SIZE = 4096
 _specs: dict[tuple[Any, ...], tuple[Any, ...]] = {}

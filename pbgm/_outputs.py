@@ -34,7 +34,7 @@ def _compile_value(expr: Expr) -> tuple[bool, Any]:
     try:
         compiled = compile_expression(expr)
     except Exception as exc:
-        return False, _broken(f"does not compile: {_reason(exc)}")
+        return False, _broken(f"does not compile: {reason(exc)}")
     if isinstance(expr, Literal):
         try:
             return True, compiled(Request())
@@ -50,7 +50,8 @@ def _broken(message: str) -> Callable[[Request], Any]:
     return fail
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
+    """Why an expression does not compile: the message of a `ValidationError`, else generic."""
     message = getattr(exc, "message", None)
     return message if isinstance(message, str) else "invalid expression"
 

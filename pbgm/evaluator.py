@@ -35,7 +35,7 @@ from pbgm._index import (
     target_and_rest,
 )
 from pbgm._membership import expression, membership
-from pbgm._outputs import Outputs, compile_outputs
+from pbgm._outputs import Outputs, compile_outputs, reason
 from pbgm.combining import (
     DENY,
     NOT_APPLICABLE_RESULT,
@@ -102,11 +102,6 @@ def _compile_condition(condition: Expr) -> Callable[[Request], bool]:
     return compiled
 
 
-def _reason(exc: Exception) -> str:
-    message = getattr(exc, "message", None)
-    return message if isinstance(message, str) else "invalid expression"
-
-
 class CompiledRule:
     """A rule ready to evaluate: NotApplicable, its effect, or Indeterminate{effect}.
 
@@ -162,7 +157,7 @@ class CompiledRule:
         try:
             return _compile_condition(condition)
         except Exception as exc:
-            self.failure = self.where(f"condition does not compile: {_reason(exc)}")
+            self.failure = self.where(f"condition does not compile: {reason(exc)}")
             return None
 
     def _condition(self) -> Callable[[Request], bool] | None:
@@ -238,7 +233,6 @@ class CompiledPolicy(Combining):
         "first",
         "key_bag",
         "key_entries",
-        "key_layout",
         "key_name",
         "key_slots",
         "outcomes",
@@ -255,7 +249,6 @@ class CompiledPolicy(Combining):
     first: bool
     key_bag: Callable[[Request], Any] | None
     key_entries: tuple[tuple[CompiledRule, ...], ...]
-    key_layout: tuple[Any, ...] | None
     key_name: str
     key_slots: dict[str, int]
     outcomes: tuple[Any, ...]

@@ -7,16 +7,15 @@ listed: a FlexOffer is never judged against an ambiguous template.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
+from pbgm._schemas import load_schema
 from pbgm.errors import Problem, ValidationError
 from pbgm.syntax import thaw
 
@@ -70,8 +69,8 @@ _PAIRS = (("min_slices", "max_slices"), ("min_slice_duration", "max_slice_durati
 @cache
 def template_schema() -> Mapping[str, Any]:
     """The JSON Schema of a `flexoffer` policy's content."""
-    text = resources.files("pbgm").joinpath("schemas/flexoffer.json").read_text("utf-8")
-    schema: Mapping[str, Any] = json.loads(text)
+    schema = load_schema("flexoffer")
+    assert schema is not None, "pbgm/schemas/flexoffer.json is part of the package"
     return schema
 
 
