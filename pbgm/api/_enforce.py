@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import cast
 
 from flask import g, request
 
@@ -117,7 +118,7 @@ class Enforcer:
             return self._scoped[key]
         subject = {"id": claims.subject, "kind": "service", "scopes": claims.scopes}
         action = {"id": endpoint, "method": request.method}
-        resource = resource_of(endpoint, self.store)
+        resource = resource_of(endpoint, cast(Store, self.reads))  # the request's memoised reads
         answer = self.pdp.decide(Request(subject=subject, resource=resource, action=action))
         if endpoint not in ADMIN_ENDPOINTS and len(self._scoped) < MAX_REMEMBERED:
             self._scoped[key] = answer
