@@ -136,15 +136,17 @@ class SqlPolicies(SqlBase):
             if expected_version is not None:
                 policy_rules.check_expected(policy_id, current.version, expected_version)
             row = self._row(session, policy_id)
+            published = current.published_document
             if status is PolicyStatus.PUBLISHED:
                 number = current.version if version is None else version
-                row.published_version = self._version(session, policy_id, number).version
+                chosen = self._version(session, policy_id, number)
+                row.published_version, published = chosen.version, chosen.document
             row.status, row.updated_at, row.updated_by = str(status), at, actor
             details = policy_rules.with_reason({"version": row.published_version}, reason)
             action = policy_rules.STATUS_ACTIONS[status]
             self._audit(session, at, actor, action, "policy", policy_id, details)
             session.flush()
-            return self._load(session, policy_id)
+            return to_record(row, published)
 
     def _version(self, session: Session, policy_id: str, version: int) -> PolicyVersion:
         number = common.positive_int(version)

@@ -6,6 +6,7 @@ The rows never leave `pbgm.store.sql`: every call maps them to the records of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ from pbgm.store.sql.tables import (
 _PRINCIPAL_COLUMNS = {"user": "user_name", "group": "group_name", "service": "client_id"}
 
 
-def to_record(row: PolicyRow, published: dict[str, Any] | None) -> PolicyRecord:
+def to_record(row: PolicyRow, published: Mapping[str, Any] | None) -> PolicyRecord:
     return PolicyRecord(
         id=row.id,
         type=row.type,
