@@ -351,23 +351,26 @@ def open_bus(config: Mapping[str, Any]) -> Bus:
         raise ConfigurationError("the bus configuration must be a mapping")
     rest = {k: v for k, v in config.items() if k not in ("kind", "factory")}
     if config.get("factory") is not None:
-        return _load_factory(config["factory"])(rest)
+        factory: Callable[[Mapping[str, Any]], Bus] = load_factory(config["factory"], "bus")
+        return factory(rest)
     kind = config.get("kind", "memory")
     if kind == "memory":
         return MemoryBus()
     return _entry_point_factory(kind)(rest)
 
 
-def _load_factory(spec: Any) -> Callable[[Mapping[str, Any]], Bus]:
+def load_factory(spec: Any, what: str) -> Callable[..., Any]:
+    """The `package.module:function` that `spec` names, imported; `what` says whose
+    factory it is in error messages (buses here, grid services in `pbgm.events`)."""
     if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ConfigurationError(f"bus factory `{spec}` must read `package.module:function`")
+        raise ConfigurationError(f"{what} factory `{spec}` must read `package.module:function`")
     module_name, _, attribute = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError):
-        raise ConfigurationError(f"bus factory `{spec}` cannot be imported") from None
+        raise ConfigurationError(f"{what} factory `{spec}` cannot be imported") from None
     if not callable(factory):
-        raise ConfigurationError(f"bus factory `{spec}` is not callable")
+        raise ConfigurationError(f"{what} factory `{spec}` is not callable")
     return factory  # type: ignore[no-any-return]
 
 

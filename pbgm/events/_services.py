@@ -16,7 +16,6 @@ never imports a grid service: `adapters.services.inertia` provides
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any
 
-from pbgm.bus import Bus
+from pbgm.bus import Bus, load_factory
 from pbgm.errors import ConfigurationError, NotFoundError
 
 from ._samples import Sample
@@ -47,20 +46,6 @@ class ServiceRun:
 
 GridService = Callable[[ServiceRun], object]
 ServiceFactory = Callable[[Bus, Mapping[str, Any]], GridService]
-
-
-def load_factory(spec: Any, what: str) -> Callable[..., Any]:
-    """`package.module:function`, imported."""
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ConfigurationError(f"{what} factory `{spec}` must read `package.module:function`")
-    module_name, _, attribute = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError):
-        raise ConfigurationError(f"{what} factory `{spec}` cannot be imported") from None
-    if not callable(factory):
-        raise ConfigurationError(f"{what} factory `{spec}` is not callable")
-    return factory  # type: ignore[no-any-return]
 
 
 class ServiceRegistry:
