@@ -246,6 +246,18 @@ def configure_logging(level: Any) -> None:
 # --- policies --------------------------------------------------------------------------
 
 
+def refuse(message: str, code: str = "invalid_limits") -> InvalidInputError:
+    """The error `build_limits` raises to refuse limits: the service keeps the last good ones."""
+    return InvalidInputError(message, code=code)
+
+
+def find_policy(policies: Mapping[str, Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
+    """Of the contents `build_limits` gets, the one of policy `name`, or whose asset id is it."""
+    if name in policies:
+        return policies[name]
+    return next((c for c in policies.values() if c.get("asset_id") == name), None)
+
+
 def deliver_policy(service: Service, sink: str, document: Any) -> bool:
     """Hand one policy document to a sink; a refusal is logged, never raised."""
     target = service.sinks().get(sink)

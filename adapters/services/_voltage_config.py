@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.services._runner import find_policy, refuse
 from controls import (
     ControlError,
     DgLimits,
@@ -46,11 +47,6 @@ __all__ = [
 
 ENVELOPE_PU = (0.85, 1.15)
 OUTPUTS = ("reactive_power", "active_power", "active_power_ESS")
-
-
-def refuse(message: str, code: str = "invalid_limits") -> InvalidInputError:
-    """The error that refuses limits: the service keeps the last good ones."""
-    return InvalidInputError(message, code=code)
 
 
 # --- the local configuration -----------------------------------------------------------
@@ -97,13 +93,6 @@ def assets_from_config(data: Any) -> tuple[Asset, ...]:
 
 
 # --- policies -> controller limits -----------------------------------------------------
-
-
-def _find(policies: Mapping[str, Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
-    """The content of the policy with this id, or whose asset id is `name`."""
-    if name in policies:
-        return policies[name]
-    return next((c for c in policies.values() if c.get("asset_id") == name), None)
 
 
 def voltage_band(content: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -156,7 +145,7 @@ def voltage_limits(
     missing, `invalid_limits` when the band leaves the envelope or the contents do not
     make valid limits.
     """
-    band = _find(policies, band_from)
+    band = find_policy(policies, band_from)
     if band is None:
         raise refuse(f"no limits policy for `{band_from}` yet", "limits_incomplete")
     try:
@@ -183,7 +172,8 @@ def _map(
     ess: dict[int, EssLimits] = {}
     nodes = band.get("nodes") or {}
     for asset in assets:
-        limits = _asset_limits(asset, _find(policies, asset.id), nodes.get(f"node_{asset.node}"))
+        content = find_policy(policies, asset.id)
+        limits = _asset_limits(asset, content, nodes.get(f"node_{asset.node}"))
         if limits is not None:
             if isinstance(limits, DgLimits):
                 dg[asset.node] = limits

@@ -44,7 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.services._runner import LoopService, PolicySink, number, section
+from adapters.services._runner import (
+    LoopService,
+    PolicySink,
+    find_policy,
+    number,
+    refuse,
+    section,
+)
 from controls import (
     AutomaticGenerationControl,
     ControlError,
@@ -66,10 +73,6 @@ GAINS = {
     "ffr_gain_per_hz": "ffr_gain_per_hz",
     "agc_bias_kw_per_hz": "agc_bias_kw_per_hz",
 }
-
-
-def _refuse(message: str, code: str = "invalid_limits") -> InvalidInputError:
-    return InvalidInputError(message, code=code)
 
 
 @dataclass(frozen=True)
@@ -103,16 +106,10 @@ def signal_from_config(data: Any, where: str) -> Signal:
 # --- policies -> controller bounds ----------------------------------------------------
 
 
-def _find(policies: Mapping[str, Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
-    if name in policies:
-        return policies[name]
-    return next((c for c in policies.values() if c.get("asset_id") == name), None)
-
-
 def _unit(unit_id: str, content: Mapping[str, Any]) -> UnitLimits:
     power = content.get("power") or {}
     if "p_min_kw" not in power or "p_max_kw" not in power:
-        raise _refuse(f"unit `{unit_id}` needs `power.p_min_kw` and `power.p_max_kw`")
+        raise refuse(f"unit `{unit_id}` needs `power.p_min_kw` and `power.p_max_kw`")
     droop = (content.get("frequency") or {}).get("droop_pct", 5.0) / 100
     return UnitLimits(power["p_min_kw"], power["p_max_kw"], droop)
 
@@ -128,7 +125,7 @@ def _vpp_parameters(content: Mapping[str, Any] | None) -> dict[str, float]:
     if low is not None and high is not None:
         nominal = out.get("f_nominal_hz", 50.0)
         if not low <= nominal <= high:
-            raise _refuse(f"deadband `{low}`-`{high}` Hz does not contain `{nominal}` Hz")
+            raise refuse(f"deadband `{low}`-`{high}` Hz does not contain `{nominal}` Hz")
         out["deadband_hz"] = (high - low) / 2
     gains = content.get("control_gains") or {}
     out.update({field: gains[name] for name, field in GAINS.items() if name in gains})
@@ -139,16 +136,17 @@ def frequency_limits(
     policies: Mapping[str, Mapping[str, Any]], units: tuple[str, ...], vpp: str | None
 ) -> FrequencyLimits:
     """Map `operational_limits` contents (by policy id) to the controllers' bounds."""
-    missing = [u for u in units if _find(policies, u) is None]
+    missing = [u for u in units if find_policy(policies, u) is None]
     if missing:
-        raise _refuse(f"no limits policy for unit `{missing[0]}` yet", "limits_incomplete")
+        raise refuse(f"no limits policy for unit `{missing[0]}` yet", "limits_incomplete")
     try:
-        limits = {u: _unit(u, _find(policies, u) or {}) for u in units}
-        return FrequencyLimits(limits, **_vpp_parameters(_find(policies, vpp) if vpp else None))
+        limits = {u: _unit(u, find_policy(policies, u) or {}) for u in units}
+        vpp_content = find_policy(policies, vpp) if vpp else None
+        return FrequencyLimits(limits, **_vpp_parameters(vpp_content))
     except ControlError as error:
-        raise _refuse(error.message) from None
+        raise refuse(error.message) from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise _refuse(f"limits policy content cannot be read: `{error}`") from None
+        raise refuse(f"limits policy content cannot be read: `{error}`") from None
 
 
 # --- the service ---------------------------------------------------------------------
@@ -199,7 +197,7 @@ class FrequencyService(LoopService):
             else:
                 self.controller.set_limits(limits)
         except ControlError as error:
-            raise _refuse(error.message) from None
+            raise refuse(error.message) from None
         log.info("bounds in force for %s", ", ".join(sorted(limits.units)))
 
     def subscriptions(self) -> dict[str, Callable[[BusMessage], None]]:
