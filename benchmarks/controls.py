@@ -22,15 +22,13 @@ forms must agree, like peers in the PDP benchmark. "cpu ms" is the controller's
 process time, steadier than the wall time on a shared machine.
 
 "nodes" is feeder nodes (voltage, mpc), VPP units (ffr, agc), metered devices,
-or PMU records (inertia). Rows of `benchmarks.pmu.run()` are appended when that
-module exists. Run: `python -m benchmarks.controls`; writes
-`benchmarks/results/controls.json`.
+or PMU records (inertia). PMU parsing has its own benchmark (`benchmarks.pmu`).
+Run: `python -m benchmarks.controls`; writes `benchmarks/results/controls.json`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 import statistics
@@ -289,16 +287,6 @@ def _row(
     }
 
 
-def pmu_rows() -> list[dict[str, Any]]:
-    """Rows of the PMU benchmark, if its module exists."""
-    try:
-        module = importlib.import_module("benchmarks.pmu")
-    except ModuleNotFoundError:
-        return []
-    run = getattr(module, "run", None)
-    return [{"module": "pmu", **row} for row in run()] if callable(run) else []
-
-
 def run() -> list[dict[str, Any]]:
     rows = [row for bench in (bench_voltage, bench_mpc) for n in SIZES for row in bench(n)]
     benches = (bench_ffr, bench_agc, bench_metering, bench_inertia)
@@ -325,11 +313,8 @@ def main() -> None:
     started = time.perf_counter()
     rows = run()
     _print(rows)
-    extra = pmu_rows()
-    if extra:
-        print(f"\npmu rows appended from benchmarks.pmu: {len(extra)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"controls": rows, "pmu": extra, "seconds": round(time.perf_counter() - started, 1)}
+    payload = {"controls": rows, "seconds": round(time.perf_counter() - started, 1)}
     RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwrote {RESULTS} in {payload['seconds']} s")
 

@@ -20,7 +20,6 @@ HEADLINE = "pbgm-pdp"
 THROUGHPUT_TARGET = 3.0
 THROUGHPUT_TARGET_FROM = 1_000
 P50_GROWTH_TARGET = 1.5
-FIGURES = ("load_s", "p50_us", "p99_us", "decisions_per_s", "rss_mb")
 
 
 def has_figures(row: dict[str, Any]) -> bool:
@@ -156,7 +155,7 @@ def markdown(report: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + ".",
         "",
-        f"Workload of docs/benchmarks.md; {report['requests']:,} measured requests per "
+        f"Workload of benchmarks/pdp_workload.py; {report['requests']:,} measured requests per "
         "engine and N after a separate warm-up stream, each timed alone; every decision "
         "compared with the plain-Python reference." + _rounds_sentence(report.get("rounds", 1)),
         "",

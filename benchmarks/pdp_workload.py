@@ -80,10 +80,6 @@ class Workload:
                 members[group].append(user)
         return {g: tuple(users) for g, users in members.items()}
 
-    def grant_count(self) -> int:
-        """Grant statements: one per read group, read user and write group."""
-        return sum(len(p.read_groups) + len(p.read_users) + 1 for p in self.policies)
-
 
 def make_workload(policies: int, seed: int = SEED) -> Workload:
     """The users, groups and `policies` policies drawn from `seed`."""
