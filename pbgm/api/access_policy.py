@@ -28,6 +28,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from pbgm.access import AccessPoint, Principal
+from pbgm.api.auth import PUBLIC_ENDPOINTS as AUTH_ENDPOINTS
 from pbgm.model import (
     Effect,
     Literal,
@@ -51,9 +52,7 @@ API_POLICY_SET = "pbgm-api"
 GLOBAL_ADMIN_GROUP = "*"
 """An `admin` grant on this policy group makes a global administrator."""
 
-PUBLIC_ENDPOINTS = frozenset(
-    {"auth.token", "auth.jwks", "ops.healthz", "ops.readyz", "ops.openapi"}
-)
+PUBLIC_ENDPOINTS = AUTH_ENDPOINTS | {"ops.healthz", "ops.readyz", "ops.openapi"}
 """Reachable without a token; `ops.metrics` joins them when `PBGM_METRICS_PUBLIC`."""
 
 SCOPED_ENDPOINTS: Mapping[str, frozenset[str]] = {
