@@ -28,6 +28,7 @@ from typing import Any
 
 from pbgm._index import bag_getter, index_key
 from pbgm._membership import holds
+from pbgm._shared import CACHE_SIZE, shared
 from pbgm.combining import DENY, NOT_APPLICABLE, PERMIT, Combining, Result
 from pbgm.evaluator import INDEX_THRESHOLD, CompiledPolicy, CompiledRule
 from pbgm.model import Policy, Request
@@ -45,7 +46,6 @@ none, Permit (flag 1), Deny (flag 2), both."""
 LEAF_TESTS = 2
 LEAF_SEGMENT = 4 + 2 * LEAF_TESTS
 _ALWAYS = (True, None)  # membership tests that always hold: no condition
-_CACHE_SIZE = 4096
 _layouts: dict[tuple[str, ...], dict[str, int]] = {}
 _leaf_layouts: dict[tuple[str, int], tuple[Any, str, dict[str, int]]] = {}
 
@@ -178,7 +178,7 @@ def _layout(bag: Any, name: str, slots: dict[str, int]) -> tuple[Any, str, dict[
     key = (name, id(slots))
     layout = _leaf_layouts.get(key)
     if layout is None or layout[2] is not slots or layout[0] is not bag:
-        if len(_leaf_layouts) >= _CACHE_SIZE:
+        if len(_leaf_layouts) >= CACHE_SIZE:
             _leaf_layouts.clear()
         layout = _leaf_layouts[key] = (bag, name, slots)
     return layout
@@ -196,11 +196,7 @@ def _table(
             if value.__class__ is str:
                 positions.setdefault(value, []).append(position)
     layout = tuple(sorted(positions))
-    slots = _layouts.get(layout)
-    if slots is None:
-        if len(_layouts) >= _CACHE_SIZE:
-            _layouts.clear()
-        slots = _layouts[layout] = {value: slot for slot, value in enumerate(layout)}
+    slots = shared(_layouts, layout, lambda: {value: slot for slot, value in enumerate(layout)})
     entries = tuple(
         tuple(rules[p] for p in sorted({*positions[value], *unkeyed})) for value in layout
     )

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
+from pbgm._shared import shared
 from pbgm._values import BAG_TYPES
 from pbgm.model import CATEGORIES, Match, Request, Target
 
@@ -110,7 +111,6 @@ def _conjunction(matchers: Sequence[Predicate]) -> Predicate | None:
     return holds
 
 
-_CACHE_SIZE = 4096
 _matches: dict[tuple[str, str, frozenset[Any]], Predicate] = {}
 
 
@@ -120,14 +120,7 @@ def shared_match(match: Match) -> Predicate:
     values = match.values
     if values.__class__ is not frozenset or not all(v.__class__ is str for v in values):
         return compile_match(match)
-    key = (match.category, match.name, values)
-    compiled = _matches.get(key)
-    if compiled is None:
-        compiled = compile_match(match)
-        if len(_matches) >= _CACHE_SIZE:
-            _matches.clear()
-        _matches[key] = compiled
-    return compiled
+    return shared(_matches, (match.category, match.name, values), lambda: compile_match(match))
 
 
 def index_key(matches: Sequence[Match]) -> Match | None:

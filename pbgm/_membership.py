@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from pbgm._index import bag_getter
+from pbgm._shared import shared
 from pbgm._values import BAG_TYPES
 from pbgm.model import CATEGORIES, Apply, AttributeRef, Expr, Literal, Request
 
@@ -39,7 +40,6 @@ _TESTS = {"at-least-one-member-of": True, "is-in": False, "equal": False}
 _JUNCTIONS = {"and": True, "or": False}
 _PLAIN_BAGS = frozenset(BAG_TYPES)  # read by exact class: subclasses take the general path
 _FEW = 4  # keys up to this many are kept in a tuple: smaller than a set, as fast
-_CACHE_SIZE = 4096
 _specs: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
@@ -109,11 +109,9 @@ def _test(expr: Expr | None) -> tuple[tuple[Any, ...], Keys] | None:
     if keys is None:
         return None
     source = (expr.function, ref.category, ref.name, ref.may_be_absent)
-    spec = _specs.get(source)
-    if spec is None:  # a few distinct ones: shared by every policy
-        if len(_specs) >= _CACHE_SIZE:
-            _specs.clear()
-        spec = _specs[source] = (_TESTS[expr.function], bag_getter(ref.category), ref.name, source)
+    spec = shared(  # a few distinct ones: shared by every policy
+        _specs, source, lambda: (_TESTS[expr.function], bag_getter(ref.category), ref.name, source)
+    )
     return spec, keys
 
 

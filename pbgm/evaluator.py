@@ -36,6 +36,7 @@ from pbgm._index import (
 )
 from pbgm._membership import expression, membership
 from pbgm._outputs import Outputs, compile_outputs, reason
+from pbgm._shared import shared
 from pbgm.combining import (
     DENY,
     NOT_APPLICABLE_RESULT,
@@ -85,21 +86,13 @@ _UNCOMPILED: Any = object()
 
 # --- rules -------------------------------------------------------------------------------
 
-_CACHE_SIZE = 4096
 _conditions: dict[str, Callable[[Request], bool]] = {}
 
 
 def _compile_condition(condition: Expr) -> Callable[[Request], bool]:
     """`compile_condition`, shared between equal conditions (grant sets repeat a few
     conditions many times). Keyed by `repr`, which tells `true` from `1`."""
-    key = repr(condition)
-    compiled = _conditions.get(key)
-    if compiled is None:
-        compiled = compile_condition(condition)
-        if len(_conditions) >= _CACHE_SIZE:
-            _conditions.clear()
-        _conditions[key] = compiled
-    return compiled
+    return shared(_conditions, repr(condition), lambda: compile_condition(condition))
 
 
 class CompiledRule:
