@@ -93,13 +93,13 @@ def _free_port() -> int:
 
 def _repository(directory: Path) -> tuple[str, Path, str]:
     """A migrated SQLite repository with the example bundle, a key ring, a token."""
+    from pbgm.auth.keys import KeyRing
+    from pbgm.auth.secrets import hash_secret
+    from pbgm.auth.tokens import TokenIssuer
     from pbgm.bundle import import_bundle, read_bundle
-    from pbgm.keys import KeyRing
     from pbgm.model import Permission
-    from pbgm.secrets import hash_secret
     from pbgm.store import Grant, ServiceAccount
     from pbgm.testing import sqlite_store
-    from pbgm.tokens import TokenIssuer
 
     store = sqlite_store(directory / "pbgm.db")
     import_bundle(store, read_bundle(ROOT / "examples" / "policies"), actor="bench", publish=True)

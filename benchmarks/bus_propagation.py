@@ -24,7 +24,7 @@ def propagation(port: int, pushes: int, polls: int) -> dict[str, Any]:
     """Admin change -> loader callback, by push over MQTT and by a 1 s poll."""
     from adapters.mqtt import open_mqtt_bus
     from pbgm.api._notify import install_change_notifications
-    from pbgm.keys import KeyRing
+    from pbgm.auth.keys import KeyRing
     from tests.api.conftest import SECRET, Server, make_world
     from tests.test_loader import BESS, admin_update, make_loader
 

@@ -27,12 +27,12 @@ from typing import Any
 from benchmarks.pdp_peers import Decide
 from benchmarks.pdp_workload import Grants, Triple, Workload, iter_grant_statements
 from pbgm.access import AccessPoint, Principal
-from pbgm.model import Decision, Permission, Request
+from pbgm.model import Decision, Permission, Request, utc_now
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
-from pbgm.store.base import Grant, User, utc_now
+from pbgm.policy import FORMAT
+from pbgm.store.base import Grant, User
 from pbgm.store.factory import open_store
-from pbgm.syntax import FORMAT
 
 POLICY_GROUP = "benchmark"
 ACTOR = "benchmark"

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from pbgm.documents import canonical_json
 from pbgm.errors import InvalidInputError, MalformedIdError, NotFoundError
 from pbgm.model import (
     POLICY_TYPES,
+    Clock,
     Decision,
     Effect,
     Match,
@@ -51,9 +51,11 @@ from pbgm.model import (
     Rule,
     Status,
     Target,
+    utc_now,
 )
 from pbgm.pdp import PolicyDecisionPoint
-from pbgm.store.base import Clock, Grant, PolicyRecord, Store, utc_now
+from pbgm.policy import canonical_json
+from pbgm.store.base import Grant, PolicyRecord, Store
 
 MAX_ID_BYTES = 512
 MAX_REMEMBERED = 10_000

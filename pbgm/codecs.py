@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pbgm.bus import BusMessage, Handler
 from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
-from pbgm.syntax import json_strings, parse_datetime
+from pbgm.policy import json_strings, parse_datetime
 
 __all__ = [
     "CODECS",

@@ -20,7 +20,7 @@ from typing import Any
 
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import CATEGORIES, EvaluationError, Request, Response
-from pbgm.syntax import format_datetime, freeze
+from pbgm.policy import format_datetime, freeze
 
 __all__ = ["json_value", "request_from_json", "request_problems", "response_to_json"]
 

@@ -1,14 +1,14 @@
 """The domain model: policies, requests and responses as frozen dataclasses.
 
-Nothing here knows about JSON, databases or HTTP. `pbgm.syntax` turns documents
-into these objects; `pbgm.conditions` compiles the expressions; the PDP evaluates.
+Nothing here knows about JSON, databases or HTTP. `pbgm.policy.syntax` turns documents
+into these objects; `pbgm.decision.conditions` compiles the expressions; the PDP evaluates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -34,6 +34,15 @@ COMBINING_ALGORITHMS = (
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+Clock = Callable[[], datetime]
+"""What pbgm reads the time from: injected everywhere a time is taken (never in the PDP's
+decision itself, which is given `now`), so that tests and replays fix it."""
+
+
+def utc_now() -> datetime:
+    """The default clock: timezone-aware UTC."""
+    return datetime.now(UTC)
 
 
 class Effect(StrEnum):
@@ -64,6 +73,15 @@ class Permission(StrEnum):
     def includes(self, other: Permission) -> bool:
         order = (Permission.READ, Permission.WRITE, Permission.ADMIN)
         return order.index(self) >= order.index(other)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyGroup:
+    """A policy set: the `policy_group` of the REST query."""
+
+    id: str
+    policy_combining: str = "deny-overrides"
+    description: str = ""
 
 
 # --- expressions -----------------------------------------------------------

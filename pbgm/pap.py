@@ -18,12 +18,16 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from pbgm.documents import canonical_json, load_document
 from pbgm.errors import NotFoundError, Problem, ValidationError
-from pbgm.model import Policy, PolicySet, PolicyStatus
-from pbgm.store.base import Clock, PolicyGroup, PolicyRecord, Store, iter_published, utc_now
-from pbgm.syntax import format_datetime, parse_policy
-from pbgm.validate import validate_policy_document
+from pbgm.model import Clock, Policy, PolicyGroup, PolicySet, PolicyStatus, utc_now
+from pbgm.policy import (
+    canonical_json,
+    format_datetime,
+    load_document,
+    parse_policy,
+    validate_policy_document,
+)
+from pbgm.store.base import PolicyRecord, Store, iter_published
 
 Document = Mapping[str, Any] | str | bytes
 

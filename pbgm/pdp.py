@@ -2,7 +2,7 @@
 
 `evaluate(compiled_set, request, now)` is the pure decision core: it reads no
 clock, does no IO and raises on nothing but a naive `now`, so a decision can be
-replayed from a log (the compiled set itself is `pbgm._compiled`; its compile
+replayed from a log (the compiled set itself is `pbgm.decision.compiled`; its compile
 functions are exported here too). `PolicyDecisionPoint` wraps it with what a service needs:
 a compiled policy set swapped atomically on reload, an optional Policy
 Information Point, and a clock.
@@ -21,21 +21,23 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from pbgm._compiled import (
+from pbgm.decision import (
+    INDETERMINATE_DP,
+    INDEX_THRESHOLD,
     CompiledPolicySet,
-    compile_documents,
+    Result,
+    compile_policies,
     compile_policy_set,
     report,
 )
-from pbgm.combining import INDETERMINATE_DP, Result
 from pbgm.errors import ConfigurationError, InvalidInputError
-from pbgm.evaluator import INDEX_THRESHOLD
-from pbgm.model import EvaluationError, PolicySet, Request, Response
+from pbgm.model import EvaluationError, PolicySet, Request, Response, utc_now
 from pbgm.pip import PolicyInformationPoint
+from pbgm.policy import parse_policy, parse_policy_set
 
 __all__ = [
     "CompiledPolicySet",
@@ -52,9 +54,24 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def utc_now() -> datetime:
-    """The default clock (the decision core itself never reads a clock)."""
-    return datetime.now(UTC)
+def compile_documents(
+    set_document: Mapping[str, Any],
+    policy_documents: Iterable[Mapping[str, Any]],
+    *,
+    revision: int = 0,
+    index_threshold: int = INDEX_THRESHOLD,
+    specialise: bool = True,
+) -> CompiledPolicySet:
+    """`compile_policy_set(policy_set_from_documents(set_document, policy_documents))`,
+    leaner: each `pbgm/v1` document is parsed (`pbgm.policy.syntax.parse_policy`) and
+    compiled in turn, so only one parsed policy is held at a time. For loading many
+    policies at once. The documents are expected valid (`pbgm.policy.validate`, as the
+    store keeps them); one that does not parse raises as `parse_policy` does."""
+    header = parse_policy_set(set_document, (), revision=revision)
+    policies = (parse_policy(document) for document in policy_documents)
+    return compile_policies(
+        header, policies, index_threshold=index_threshold, specialise=specialise
+    )
 
 
 # --- the pure core ---------------------------------------------------------------

@@ -21,13 +21,13 @@ from typing import Any
 
 from pbgm.bundle import Bundle, import_bundle, read_bundle
 from pbgm.messages import request_from_json
-from pbgm.model import CATEGORIES, Request
+from pbgm.model import CATEGORIES, Clock, Request
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
-from pbgm.store.base import Clock, Store
+from pbgm.policy import format_datetime
+from pbgm.store.base import Store
 from pbgm.store.memory import MemoryStore
-from pbgm.syntax import format_datetime
 
 __all__ = [
     "FrozenClock",

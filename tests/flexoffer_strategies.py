@@ -17,7 +17,7 @@ from pbgm.flexoffer import (
     ScheduleSlice,
     dump_flexoffer,
 )
-from pbgm.syntax import freeze
+from pbgm.policy.syntax import freeze
 
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)

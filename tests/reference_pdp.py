@@ -4,7 +4,7 @@ the optimised one against (Cedar's differential testing).
 No compilation of targets, no index, no shared results: every policy and rule
 is scanned, every combining algorithm is the pseudo-code of XACML 3.0
 Appendix C with its flags, decisions are strings. Only conditions and
-obligation expressions reuse `pbgm.conditions` (their meaning is defined there).
+obligation expressions reuse `pbgm.decision.conditions` (their meaning is defined there).
 
 Choices the XACML text leaves open, fixed the same way as `pbgm.pdp`:
 - the *-overrides and *-unless-* algorithms evaluate every child (obligations,
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pbgm.conditions import EvaluationFailure, compile_condition, compile_expression
+from pbgm.decision.conditions import EvaluationFailure, compile_condition, compile_expression
 from pbgm.model import (
     Advice,
     Decision,

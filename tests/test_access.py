@@ -17,9 +17,9 @@ from pbgm.access import (
     encode_id,
 )
 from pbgm.errors import InvalidInputError, MalformedIdError, NotFoundError
-from pbgm.model import Decision, Permission
+from pbgm.model import Decision, Permission, PolicyGroup
 from pbgm.pap import PolicyAdministrationPoint
-from pbgm.store.base import Grant, Group, PolicyGroup, ServiceAccount, User
+from pbgm.store.base import Grant, Group, ServiceAccount, User
 from pbgm.store.memory import MemoryStore
 from pbgm.testing import permit, policy_document, sqlite_store
 
@@ -65,7 +65,7 @@ def repo(store):
 
 
 def _hash(secret: str) -> str:
-    from pbgm.secrets import hash_secret
+    from pbgm.auth.secrets import hash_secret
 
     return hash_secret(secret)
 

@@ -26,7 +26,7 @@ from benchmarks.pdp_workload import (
     make_workload,
     reference_decide,
 )
-from pbgm.validate import problems_of
+from pbgm.policy.validate import problems_of
 
 N = 50
 REQUESTS = 300

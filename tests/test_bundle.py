@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pbgm.auth.secrets import hash_secret
 from pbgm.bundle import (
     Bundle,
     BundleGroup,
@@ -18,9 +19,8 @@ from pbgm.bundle import (
     write_bundle,
 )
 from pbgm.errors import InvalidInputError, PbgmError, ValidationError
-from pbgm.model import Decision, Permission, PolicyStatus
-from pbgm.secrets import hash_secret
-from pbgm.store.base import Grant, PolicyGroup, ServiceAccount, User
+from pbgm.model import Decision, Permission, PolicyGroup, PolicyStatus
+from pbgm.store.base import Grant, ServiceAccount, User
 from pbgm.store.memory import MemoryStore
 from pbgm.testing import (
     FrozenClock,

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pbgm.bundle import Bundle, BundleGroup, export_bundle, import_bundle, read_bundle, write_bundle
-from pbgm.model import COMBINING_ALGORITHMS, Permission
-from pbgm.store.base import Grant, PolicyGroup, User
+from pbgm.model import COMBINING_ALGORITHMS, Permission, PolicyGroup
+from pbgm.store.base import Grant, User
 from pbgm.store.memory import MemoryStore
 from pbgm.testing import policy_document
 

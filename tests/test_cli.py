@@ -24,10 +24,9 @@ from pbgm.errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from pbgm.model import Decision
-from pbgm.store.base import PolicyGroup
+from pbgm.model import Decision, PolicyGroup
+from pbgm.policy.validate import problems_of
 from pbgm.testing import permit, policy_document, sqlite_store
-from pbgm.validate import problems_of
 from tests.conformance import DEFAULT_NOW, load_cases, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -393,8 +392,8 @@ def test_service_accounts_get_a_secret_shown_once_and_stored_hashed(tmp_path):
     """`pbgm service-account add|list|disable`: the secret is printed once, only its hash kept."""
     from click.testing import CliRunner
 
+    from pbgm.auth.secrets import verify_secret
     from pbgm.cli import main
-    from pbgm.secrets import verify_secret
     from pbgm.store import open_store
     from pbgm.store.sql.migrate import upgrade
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pbgm.conditions import (
+from pbgm.decision.conditions import (
     EvaluationFailure,
     check_condition,
     check_expression,
@@ -18,7 +18,7 @@ from pbgm.conditions import (
 from pbgm.errors import PbgmError, ValidationError
 from pbgm.functions import FUNCTIONS
 from pbgm.model import Apply, AttributeRef, Literal, Request
-from pbgm.syntax import parse_expression
+from pbgm.policy.syntax import parse_expression
 
 
 def attr(path: str, **extra: Any) -> dict[str, Any]:

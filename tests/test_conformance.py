@@ -38,6 +38,6 @@ def test_reference_pdp_agrees_with_the_corpus(case: Case):
 
 @pytest.mark.parametrize("case", by_name([c for c in CASES if not c.name.startswith("broken-")]))
 def test_corpus_policies_are_valid_documents(case: Case):
-    validate = pytest.importorskip("pbgm.validate")
+    validate = pytest.importorskip("pbgm.policy.validate")
     for document in case.policy_document["policies"]:
         validate.validate_policy_document(document)

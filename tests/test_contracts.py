@@ -31,7 +31,7 @@ def listed(contract: str) -> set[str]:
 
 
 def test_the_core_is_found():
-    assert {"pbgm.pdp", "pbgm._compiled", "pbgm.store", "pbgm.model"} <= core_modules()
+    assert {"pbgm.pdp", "pbgm.decision", "pbgm.store", "pbgm.model"} <= core_modules()
     assert not {"pbgm.api", "pbgm.cli", "pbgm.testing"} & core_modules()
 
 

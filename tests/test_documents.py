@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbgm.documents import MAX_DEPTH, canonical_json, load_document, load_file
 from pbgm.errors import InvalidInputError
+from pbgm.policy.documents import MAX_DEPTH, canonical_json, load_document, load_file
 
 
 def nested(depth: int) -> str:

@@ -25,13 +25,13 @@ import pytest
 import yaml
 
 from controls.testing import simulate_swing
+from pbgm.auth.keys import KeyRing
+from pbgm.auth.secrets import hash_secret
+from pbgm.auth.tokens import TokenIssuer, TokenVerifier
 from pbgm.bus import Bus, BusMessage, open_bus
 from pbgm.events import EventService, EventServiceConfig
-from pbgm.keys import KeyRing
-from pbgm.secrets import hash_secret
 from pbgm.store.base import ServiceAccount
 from pbgm.testing import memory_store, permit, policy_document
-from pbgm.tokens import TokenIssuer, TokenVerifier
 from tests.conftest import LOCAL_BROKER
 
 pytestmark = pytest.mark.mosquitto

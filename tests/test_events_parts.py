@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pbgm.auth.secrets import hash_secret
 from pbgm.errors import ConfigurationError, InvalidInputError
 from pbgm.events import (
     Delivery,
@@ -34,9 +35,8 @@ from pbgm.events import (
 )
 from pbgm.functions import parse_topic_filter
 from pbgm.model import Obligation
-from pbgm.secrets import hash_secret
+from pbgm.policy.syntax import parse_policy
 from pbgm.store.base import ServiceAccount
-from pbgm.syntax import parse_policy
 from pbgm.testing import make_request, memory_store, policy_document
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,14 +18,14 @@ import pytest
 
 from adapters.services.inertia import InertiaService
 from controls.testing import simulate_swing
+from pbgm.auth.keys import KeyRing
+from pbgm.auth.secrets import hash_secret
+from pbgm.auth.tokens import TokenIssuer, TokenVerifier
 from pbgm.bus import BusMessage, MemoryBus
 from pbgm.events import EventService, EventServiceConfig
-from pbgm.keys import KeyRing
 from pbgm.pap import PolicyAdministrationPoint
-from pbgm.secrets import hash_secret
 from pbgm.store.base import ServiceAccount, Store
 from pbgm.testing import FrozenClock, memory_store, permit, policy_document, sqlite_store
-from pbgm.tokens import TokenIssuer, TokenVerifier
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "policies"
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from pbgm.documents import load_file
 from pbgm.functions import FUNCTIONS
 from pbgm.model import POLICY_TYPES, Decision, Permission, Request
 from pbgm.pdp import compile_policy_set, evaluate
-from pbgm.syntax import policy_set_from_documents
-from pbgm.validate import policy_set_problems, problems_of, validate_policy_document
+from pbgm.policy.documents import load_file
+from pbgm.policy.syntax import policy_set_from_documents
+from pbgm.policy.validate import policy_set_problems, problems_of, validate_policy_document
 
 BUNDLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "policies"
 POLICY_FILES = sorted(

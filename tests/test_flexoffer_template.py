@@ -19,7 +19,7 @@ from pbgm.flexoffer import (
     template_schema,
     validate_offer,
 )
-from pbgm.syntax import freeze
+from pbgm.policy.syntax import freeze
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "flexoffers"
 TEMPLATE = json.loads((EXAMPLES / "template-bess-01.json").read_text())

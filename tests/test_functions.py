@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbgm.conditions import EvaluationFailure, compile_expression
+from pbgm.decision.conditions import EvaluationFailure, compile_expression
 from pbgm.functions import FUNCTIONS, match_levels, parse_topic_filter
 from pbgm.model import Request
-from pbgm.syntax import parse_expression
+from pbgm.policy.syntax import parse_expression
 
 
 def attr(path: str, **extra: Any) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from pbgm.access import encode_id
+from pbgm.auth.keys import KeyRing
 from pbgm.bus import MemoryBus
-from pbgm.keys import KeyRing
 from pbgm.loader import CACHE_FORMAT, LoadedPolicy, PolicyLoader, parse_config
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.testing import FrozenClock

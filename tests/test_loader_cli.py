@@ -15,8 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from pbgm.auth.keys import KeyRing
 from pbgm.cli import main
-from pbgm.keys import KeyRing
 from tests.api.conftest import SECRET, Server, World, make_world
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from pbgm.api._notify import install_change_notifications
+from pbgm.auth.keys import KeyRing
 from pbgm.bus import Bus, BusMessage, open_bus
-from pbgm.keys import KeyRing
 from tests.api.conftest import SECRET, Server, World, make_world
 from tests.conftest import LOCAL_BROKER
 from tests.test_loader import BESS, admin_update, make_loader

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbgm._functions_time import parse_duration
 from pbgm.errors import ValidationError
+from pbgm.functions.temporal import parse_duration
 from pbgm.messages import json_value, request_from_json, response_to_json
 from pbgm.model import (
     Advice,
@@ -24,7 +24,7 @@ from pbgm.model import (
     Response,
     Status,
 )
-from pbgm.syntax import freeze
+from pbgm.policy.syntax import freeze
 from pbgm.testing import make_request
 
 # --- requests ----------------------------------------------------------------------------

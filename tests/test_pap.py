@@ -16,10 +16,9 @@ from pbgm.errors import (
     PbgmError,
     ValidationError,
 )
-from pbgm.model import Decision, PolicyStatus
+from pbgm.model import Decision, PolicyGroup, PolicyStatus
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
-from pbgm.store.base import PolicyGroup
 from pbgm.store.memory import MemoryStore
 from pbgm.testing import FrozenClock, make_request, permit, policy_document, sqlite_store
 

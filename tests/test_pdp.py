@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pbgm.combining import (
+from pbgm.decision.combining import (
     ALGORITHMS,
     DENY,
     INDETERMINATE_D,
@@ -19,11 +19,11 @@ from pbgm.combining import (
     PERMIT,
     Result,
 )
+from pbgm.decision.evaluator import CandidateIndex
 from pbgm.errors import ConfigurationError, InvalidInputError, StoreUnavailableError
-from pbgm.evaluator import CandidateIndex
 from pbgm.model import Decision, PolicySet, Request
 from pbgm.pdp import PolicyDecisionPoint, compile_policy_set, evaluate
-from pbgm.syntax import parse_policy, policy_set_from_documents
+from pbgm.policy.syntax import parse_policy, policy_set_from_documents
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 P, D, NA = PERMIT, DENY, NOT_APPLICABLE

@@ -1,5 +1,5 @@
-"""The specialised decision paths (`pbgm._flat`, `pbgm._membership`, the single index
-and the leaves of `pbgm.pdp`) against the general evaluator and the naive reference.
+"""The specialised decision paths (`pbgm.decision.flat`, `pbgm.decision.membership`, the single
+index and the leaves of `pbgm.pdp`) against the general evaluator and the naive reference.
 
 The policy sets drawn here have the shapes the specialised paths take (rules on
 `action.id` with membership conditions, policies on `resource.id`, no obligations)
@@ -21,10 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbgm._compiled import gc_paused
-from pbgm._flat import FlatPolicy
-from pbgm._membership import expression, holds, membership
-from pbgm.conditions import EvaluationFailure, compile_condition
+from pbgm.decision.compiled import gc_paused
+from pbgm.decision.conditions import EvaluationFailure, compile_condition
+from pbgm.decision.flat import FlatPolicy
+from pbgm.decision.membership import expression, holds, membership
 from pbgm.errors import ValidationError
 from pbgm.model import (
     COMBINING_ALGORITHMS,
@@ -41,7 +41,7 @@ from pbgm.model import (
     Target,
 )
 from pbgm.pdp import PolicyDecisionPoint, compile_documents, compile_policy_set, evaluate
-from pbgm.syntax import dump_policy, policy_set_from_documents
+from pbgm.policy.syntax import dump_policy, policy_set_from_documents
 from tests import reference_pdp
 from tests.strategies import NOW, conditions
 

@@ -11,7 +11,7 @@ from pbgm.errors import PermissionDeniedError
 from pbgm.model import Decision, Obligation, Request
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pep import PolicyEnforcementPoint
-from pbgm.syntax import policy_set_from_documents
+from pbgm.policy.syntax import policy_set_from_documents
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 MISSING = {"apply": "equal", "args": [{"attr": "environment.missing"}, 1]}

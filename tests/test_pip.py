@@ -17,7 +17,7 @@ from pbgm.pip import (
     PolicyInformationPoint,
     StaticAttributes,
 )
-from pbgm.syntax import policy_set_from_documents
+from pbgm.policy.syntax import policy_set_from_documents
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 MEMBERSHIPS = {"alice": ["operators"], "bob": ["admins", "operators"]}

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from pbgm.secrets import generate_secret, hash_secret, is_secret_hash, verify_secret
+from pbgm.auth.secrets import generate_secret, hash_secret, is_secret_hash, verify_secret
 
 
 @pytest.fixture(scope="module")

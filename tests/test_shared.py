@@ -1,8 +1,8 @@
-"""`pbgm._shared.shared`: one compiled part per key, in a bounded cache."""
+"""`pbgm.decision.shared.shared`: one compiled part per key, in a bounded cache."""
 
 from __future__ import annotations
 
-from pbgm._shared import CACHE_SIZE, shared
+from pbgm.decision.shared import CACHE_SIZE, shared
 
 
 def test_a_part_is_built_once_per_key_and_handed_out_again():

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pbgm.auth.keys import KeyRing, keys_from_jwks
+from pbgm.auth.tokens import SCOPES, TokenIssuer, TokenVerifier, parse_scope
 from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError
-from pbgm.keys import KeyRing, keys_from_jwks
 from pbgm.testing import FrozenClock
-from pbgm.tokens import SCOPES, TokenIssuer, TokenVerifier, parse_scope
 
 ISSUER = "https://pbgm.example/"
 AUDIENCE = "pbgm-api"

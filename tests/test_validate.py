@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from pbgm import validate
-from pbgm.documents import load_file
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import POLICY_TYPES
-from pbgm.syntax import dump_policy, parse_policy
-from pbgm.validate import (
+from pbgm.policy import validate
+from pbgm.policy.documents import load_file
+from pbgm.policy.syntax import dump_policy, parse_policy
+from pbgm.policy.validate import (
     ID_PATTERN,
     MAX_EXPRESSION_DEPTH,
     content_schema,
@@ -389,7 +389,7 @@ def test_registered_content_checks_run_and_a_broken_one_fails_closed(monkeypatch
 
 
 def test_validators_are_compiled_once():
-    from pbgm import _schemas
+    from pbgm.policy import schema as _schemas
 
     first = _schemas.content_validator("device_qos")
     problems_of(changed(type="device_qos", content={}))

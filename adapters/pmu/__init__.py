@@ -14,14 +14,8 @@ Units and the reading of FREQ/DFREQ are documented in `adapters.pmu._data`.
 
 from __future__ import annotations
 
-from adapters.pmu._config import (
-    AnalogUnit,
-    Config,
-    DigitalUnit,
-    PhasorUnit,
-    PmuConfig,
-    parse_config,
-)
+from adapters.pmu._blocks import AnalogUnit, DigitalUnit, PhasorUnit, PmuConfig
+from adapters.pmu._config import Config, parse_config
 from adapters.pmu._data import Measurement, Phasor
 from adapters.pmu._edgeflex import to_edgeflex
 from adapters.pmu._frames import (

@@ -11,98 +11,20 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
-from adapters.pmu._data import compile_decoder
+from adapters.pmu._blocks import (
+    AnalogUnit,
+    DigitalUnit,
+    PhasorUnit,
+    PmuConfig,
+    require,
+)
+from adapters.pmu._data import Measurement, compile_decoder
 from adapters.pmu._frames import CRC_SIZE, HEADER_SIZE, FrameError, FrameType, check_frame
-
-if TYPE_CHECKING:
-    from adapters.pmu._data import Measurement
-
-PHUNIT_VOLT_PER_BIT = 1e-5
-"""PHUNIT bits 23-0 give the integer phasor scale in 10^-5 V (or A) per bit."""
 
 NAME_SIZE = 16
 MAX_FRAME_SIZE = 0xFFFF
-
-
-class PhasorUnit(NamedTuple):
-    """PHUNIT: voltage or current, and the 24-bit scale in 10^-5 V or A per bit."""
-
-    current: bool
-    scale: int
-
-    @property
-    def factor(self) -> float:
-        """Engineering units per bit of an integer phasor."""
-        return self.scale * PHUNIT_VOLT_PER_BIT
-
-
-class AnalogUnit(NamedTuple):
-    """ANUNIT: kind (0 point-on-wave, 1 rms, 2 peak, >64 user) and the signed 24-bit scale."""
-
-    kind: int
-    scale: int
-
-
-class DigitalUnit(NamedTuple):
-    """DIGUNIT: the normal-state mask and the valid-inputs mask of one digital word."""
-
-    normal: int
-    valid: int
-
-
-@dataclass(frozen=True, slots=True)
-class PmuConfig:
-    """One PMU block of a CFG-2 frame (names stripped of their space/NUL padding)."""
-
-    station: str
-    id_code: int
-    format: int
-    phasor_names: tuple[str, ...]
-    phasor_units: tuple[PhasorUnit, ...]
-    analog_names: tuple[str, ...] = ()
-    analog_units: tuple[AnalogUnit, ...] = ()
-    digital_names: tuple[str, ...] = ()
-    digital_units: tuple[DigitalUnit, ...] = ()
-    nominal_frequency: int = 50
-    cfg_count: int = 0
-
-    def __post_init__(self) -> None:
-        _require(0 <= self.format <= 0xFFFF, f"format word `{self.format}` out of range")
-        _require(self.nominal_frequency in (50, 60), "nominal frequency must be 50 or 60 Hz")
-        _require(len(self.phasor_names) == len(self.phasor_units), "phasor names and units differ")
-        _require(len(self.analog_names) == len(self.analog_units), "analog names and units differ")
-        _require(
-            len(self.digital_names) == 16 * len(self.digital_units),
-            "a digital word needs 16 channel names",
-        )
-
-    @property
-    def phasor_polar(self) -> bool:
-        return bool(self.format & 0x1)
-
-    @property
-    def phasor_float(self) -> bool:
-        return bool(self.format & 0x2)
-
-    @property
-    def analog_float(self) -> bool:
-        return bool(self.format & 0x4)
-
-    @property
-    def freq_float(self) -> bool:
-        return bool(self.format & 0x8)
-
-    @property
-    def block_format(self) -> str:
-        """The `struct` layout of this PMU's block in a data frame (no byte-order prefix)."""
-        phasor = ("ff" if self.phasor_float else "Hh" if self.phasor_polar else "hh") * len(
-            self.phasor_units
-        )
-        freq = "ff" if self.freq_float else "hh"
-        analog = ("f" if self.analog_float else "h") * len(self.analog_units)
-        return "H" + phasor + freq + analog + "H" * len(self.digital_units)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +43,15 @@ class Config:
     _decode: Callable[[Any], tuple[Measurement, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _require(0 < self.time_base <= 0xFFFFFF, f"time base `{self.time_base}` out of range")
-        _require(len(self.pmus) > 0, "a configuration needs at least one pmu")
+        require(0 < self.time_base <= 0xFFFFFF, f"time base `{self.time_base}` out of range")
+        require(len(self.pmus) > 0, "a configuration needs at least one pmu")
         layout = struct.Struct(">" + "".join(p.block_format for p in self.pmus))
         size = HEADER_SIZE + layout.size + CRC_SIZE
-        _require(size <= MAX_FRAME_SIZE, f"data frames of {size} bytes do not fit a frame")
+        require(size <= MAX_FRAME_SIZE, f"data frames of {size} bytes do not fit a frame")
         object.__setattr__(self, "data_size", size)
-        object.__setattr__(self, "_decode", compile_decoder(self, layout))
+        object.__setattr__(
+            self, "_decode", compile_decoder(self.id_code, self.time_base, self.pmus, size, layout)
+        )
 
     def decode_data(self, frame: bytes) -> tuple[Measurement, ...]:
         """One `Measurement` per PMU block of a data frame of this stream.
@@ -135,11 +59,6 @@ class Config:
         Checks SYNC, type, size and CRC; raises `FrameError` on a frame that does not fit.
         """
         return self._decode(frame)
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise FrameError("bad_config", message)
 
 
 def parse_config(frame: bytes) -> Config:

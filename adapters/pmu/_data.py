@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from adapters.pmu._blocks import PmuConfig
 from adapters.pmu._frames import (
     HEADER,
     HEADER_SIZE,
@@ -41,7 +42,6 @@ from adapters.pmu._frames import (
 if TYPE_CHECKING:
     import struct
 
-    from adapters.pmu._config import Config, PmuConfig
 
 Number = int | float
 
@@ -117,11 +117,11 @@ BlockConverter = Callable[[Sequence[Any], int], tuple[Any, ...]]
 
 
 def compile_decoder(
-    config: Config, layout: struct.Struct
+    stream_id: int, time_base: int, pmus: Sequence[PmuConfig], size: int, layout: struct.Struct
 ) -> Callable[[bytes], tuple[Measurement, ...]]:
-    """Build the function that reads a data frame of `config` (see `Config.decode_data`)."""
-    blocks = [(pmu, _block_width(pmu), _block_converter(pmu)) for pmu in config.pmus]
-    size, stream_id, time_base = config.data_size, config.id_code, config.time_base
+    """Build the function that reads a data frame of a stream (see `Config.decode_data`):
+    its IDCODE, TIME_BASE, PMU blocks, frame size and payload layout."""
+    blocks = [(pmu, _block_width(pmu), _block_converter(pmu)) for pmu in pmus]
     unpack_payload = layout.unpack_from
 
     def decode(frame: bytes) -> tuple[Measurement, ...]:

@@ -33,8 +33,8 @@ from types import FrameType
 from typing import Any, Protocol
 
 from pbgm.bus import Bus, BusMessage, open_bus
-from pbgm.documents import load_file
 from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
+from pbgm.policy import load_file
 
 log = logging.getLogger("adapters.services")
 

@@ -85,9 +85,9 @@ class Api:
 
 
 def bootstrap(args: argparse.Namespace) -> None:
-    from pbgm.model import Permission
-    from pbgm.secrets import generate_secret, hash_secret
-    from pbgm.store import Grant, PolicyGroup, ServiceAccount, open_store
+    from pbgm.auth.secrets import generate_secret, hash_secret
+    from pbgm.model import Permission, PolicyGroup
+    from pbgm.store import Grant, ServiceAccount, open_store
 
     store = open_store(args.db)
     secret = generate_secret()

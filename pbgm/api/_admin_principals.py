@@ -17,12 +17,11 @@ from flask import Blueprint, Response
 from pbgm.api._admin_policies import add_policy_routes
 from pbgm.api._fields import fields, strings
 from pbgm.api._http import actor, integer, json_object, json_response, query
+from pbgm.auth import SCOPES, generate_secret, hash_secret
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import Permission
 from pbgm.pap import PolicyAdministrationPoint
-from pbgm.secrets import generate_secret, hash_secret
 from pbgm.store.base import AuditEntry, Grant, Group, ServiceAccount, Store, User
-from pbgm.tokens import SCOPES
 
 
 def _iso(moment: Any) -> str | None:

@@ -31,13 +31,13 @@ from pbgm.api.access_policy import PUBLIC_ENDPOINTS
 from pbgm.api.auth import make_auth_blueprint, make_verifier
 from pbgm.api.errors import register_error_handlers
 from pbgm.api.settings import Settings, load_settings, settings_from
+from pbgm.auth import KeyRing, TokenIssuer, TokenVerifier
 from pbgm.bus import Bus
-from pbgm.keys import KeyRing
+from pbgm.model import Clock, utc_now
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
-from pbgm.store.base import Clock, Store, utc_now
+from pbgm.store.base import Store
 from pbgm.store.factory import open_store
-from pbgm.tokens import TokenIssuer, TokenVerifier
 
 
 @dataclass(frozen=True)

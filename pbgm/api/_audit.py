@@ -19,8 +19,8 @@ from typing import Any
 
 from pbgm.model import CATEGORIES, Request, Response
 from pbgm.pap import plain_json
+from pbgm.policy import thaw
 from pbgm.store.base import Store
-from pbgm.syntax import thaw
 
 MASKED = "***"
 MAX_OBJECT_ID = 255

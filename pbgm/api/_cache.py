@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import g, has_request_context
 
+from pbgm.auth import Claims, TokenVerifier
 from pbgm.errors import AuthenticationError, NotFoundError
-from pbgm.store.base import Clock, Store
-from pbgm.tokens import Claims, TokenVerifier
+from pbgm.model import Clock
+from pbgm.store.base import Store
 
 MAX_ENTRIES = 10_000
 KEYS_TTL_S = 0.5

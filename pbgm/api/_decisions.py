@@ -30,13 +30,13 @@ from pbgm.api._metrics import Metrics
 from pbgm.api._xacml import parse_xacml, xacml_response
 from pbgm.errors import InvalidInputError, Problem, ValidationError
 from pbgm.messages import request_from_json, response_to_json
-from pbgm.model import Request
+from pbgm.model import Clock, Request
 from pbgm.model import Response as Decided
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
-from pbgm.store.base import Clock, Store
-from pbgm.syntax import json_strings
+from pbgm.policy import json_strings
+from pbgm.store.base import Store
 
 MAX_CACHED_GROUPS = 64
 

@@ -31,12 +31,12 @@ from pbgm.api.access_policy import (
 )
 from pbgm.api.auth import verify_bearer
 from pbgm.api.errors import RateLimitedError
+from pbgm.auth import Claims, TokenVerifier
 from pbgm.errors import AuthenticationError, PermissionDeniedError
-from pbgm.model import Decision, Request, Response
+from pbgm.model import Clock, Decision, Request, Response
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import PolicyInformationPoint
-from pbgm.store.base import Clock, Store
-from pbgm.tokens import Claims, TokenVerifier
+from pbgm.store.base import Store
 
 MAX_REMEMBERED = 10_000
 

@@ -27,7 +27,8 @@ from pbgm.access import AccessPoint, ServedPolicy, decode_id, encode_id
 from pbgm.api._http import actor, json_object, json_response, path_id, principal, query
 from pbgm.errors import InvalidInputError, NotFoundError, Problem, ValidationError
 from pbgm.flexoffer import SCHEDULABLE_STATES, validate_offer, validate_schedule
-from pbgm.store.base import Clock, FlexOfferRecord, ScheduleRecord, Store
+from pbgm.model import Clock
+from pbgm.store.base import FlexOfferRecord, ScheduleRecord, Store
 
 MAX_ID = 255
 

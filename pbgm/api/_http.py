@@ -1,6 +1,6 @@
 """Small HTTP helpers every blueprint shares: bodies, query parameters, ids, ETags.
 
-Bodies are read through `pbgm.documents.load_document`, the same gate as every
+Bodies are read through `pbgm.policy.documents.load_document`, the same gate as every
 other untrusted input (size, depth, duplicate keys, encoding, NaN); query
 parameters must be known and given once.
 """
@@ -16,9 +16,8 @@ from flask import Response, current_app, g, jsonify, request
 
 from pbgm.access import Principal, decode_id
 from pbgm.api.errors import UnsupportedMediaTypeError
-from pbgm.documents import canonical_json, load_document
 from pbgm.errors import InvalidInputError
-from pbgm.syntax import json_strings
+from pbgm.policy import canonical_json, json_strings, load_document
 
 JSON_TYPES = ("application/json", "application/xacml+json")
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -32,7 +32,7 @@ from typing import Any
 from pbgm.errors import Problem, ValidationError
 from pbgm.messages import json_value, request_from_json
 from pbgm.model import Advice, Obligation, Request, Response
-from pbgm.syntax import parse_datetime
+from pbgm.policy import parse_datetime
 
 XACML = "urn:oasis:names:tc:xacml:"
 CATEGORY_IDS = {

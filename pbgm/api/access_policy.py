@@ -29,6 +29,12 @@ from typing import Any
 
 from pbgm.access import AccessPoint, Principal
 from pbgm.api.auth import PUBLIC_ENDPOINTS as AUTH_ENDPOINTS
+from pbgm.auth import (
+    SCOPE_ADMIN,
+    SCOPE_DECISIONS_WRITE,
+    SCOPE_FLEXOFFERS_WRITE,
+    SCOPE_POLICIES_READ,
+)
 from pbgm.model import (
     Effect,
     Literal,
@@ -41,12 +47,6 @@ from pbgm.model import (
     Target,
 )
 from pbgm.pip import Attributes
-from pbgm.tokens import (
-    SCOPE_ADMIN,
-    SCOPE_DECISIONS_WRITE,
-    SCOPE_FLEXOFFERS_WRITE,
-    SCOPE_POLICIES_READ,
-)
 
 API_POLICY_SET = "pbgm-api"
 GLOBAL_ADMIN_GROUP = "*"

@@ -37,11 +37,18 @@ from urllib.parse import unquote_plus
 
 from flask import Blueprint, Request, Response, jsonify, request
 
+from pbgm.auth import (
+    Claims,
+    KeyRing,
+    TokenIssuer,
+    TokenVerifier,
+    hash_secret,
+    parse_scope,
+    verify_secret,
+)
 from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError, NotFoundError
-from pbgm.keys import KeyRing
-from pbgm.secrets import hash_secret, verify_secret
-from pbgm.store.base import Clock, ServiceAccount, Store
-from pbgm.tokens import Claims, TokenIssuer, TokenVerifier, parse_scope
+from pbgm.model import Clock
+from pbgm.store.base import ServiceAccount, Store
 
 BLUEPRINT_NAME = "auth"
 TOKEN_PATH = "/api/v1/token"  # noqa: S105  (a URL path, not a secret)

@@ -41,8 +41,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pbgm.documents import load_file
 from pbgm.errors import ConfigurationError, Problem
+from pbgm.policy import load_file
 
 ENV_PREFIX = "PBGM_"
 _MASK = re.compile(r"(subject|resource|action|environment)\.([A-Za-z0-9_:.\-]+|\*)")

@@ -10,11 +10,11 @@ from typing import Any
 
 import yaml
 
-from pbgm.documents import canonical_json, load_file
 from pbgm.errors import InvalidInputError, Problem, ValidationError
-from pbgm.model import Permission
+from pbgm.model import Permission, PolicyGroup
 from pbgm.pap import plain_json
-from pbgm.store.base import Grant, PolicyGroup, User
+from pbgm.policy import canonical_json, load_file
+from pbgm.store.base import Grant, User
 
 FORMAT = "pbgm/bundle/v1"
 BUNDLE_FILE = "bundle.json"

@@ -9,10 +9,10 @@ from typing import Any
 
 from pbgm.bundle._format import Bundle, BundleGroup
 from pbgm.errors import ConflictError, NotFoundError, PbgmError, Problem, ValidationError
-from pbgm.model import PolicyStatus
+from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.pap import PolicyAdministrationPoint, checked_document, plain_json
-from pbgm.store.base import Grant, Group, PolicyGroup, Store, User
-from pbgm.validate import validate_policy_set_document
+from pbgm.policy import validate_policy_set_document
+from pbgm.store.base import Grant, Group, Store, User
 
 Progress = Callable[[int, int], None]
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import click
 
+from pbgm.auth import SCOPES, generate_secret, hash_secret
 from pbgm.cli._app import Env, main, pass_env
-from pbgm.secrets import generate_secret, hash_secret
 from pbgm.store.base import ServiceAccount
-from pbgm.tokens import SCOPES
 
 
 @main.group("service-account")

@@ -6,8 +6,8 @@ import click
 
 from pbgm.cli._app import Env, main, masked, pass_env
 from pbgm.errors import ConfigurationError, NotFoundError
-from pbgm.model import Permission
-from pbgm.store.base import Grant, Group, PolicyGroup, Store, User
+from pbgm.model import Permission, PolicyGroup
+from pbgm.store.base import Grant, Group, Store, User
 
 GLOBAL_GROUP = "*"
 

@@ -25,11 +25,11 @@ from pbgm.errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from pbgm.model import Decision
+from pbgm.model import Decision, utc_now
 from pbgm.pap import PolicyAdministrationPoint
-from pbgm.store.base import Store, utc_now
+from pbgm.policy import parse_datetime
+from pbgm.store.base import Store
 from pbgm.store.factory import open_store
-from pbgm.syntax import parse_datetime
 
 DEFAULT_DB = "sqlite:///pbgm.db"
 

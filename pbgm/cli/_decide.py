@@ -18,15 +18,14 @@ from typing import Any
 import click
 
 from pbgm.cli._app import DECISION_STATUS, Env, main, parse_now, pass_env
-from pbgm.documents import load_file
 from pbgm.errors import InvalidInputError, NotFoundError, Problem, ValidationError
 from pbgm.flexoffer import validate_offer
 from pbgm.messages import request_from_json, request_problems, response_to_json
-from pbgm.model import PolicyStatus, Request
+from pbgm.model import PolicyStatus, Request, utc_now
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
-from pbgm.store.base import PolicyRecord, utc_now
-from pbgm.syntax import parse_datetime
+from pbgm.policy import load_file, parse_datetime
+from pbgm.store.base import PolicyRecord
 
 DOCUMENT_KEYS = ("now", "memberships")
 

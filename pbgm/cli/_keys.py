@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
+from pbgm.auth import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_RETIRE_AFTER, KeyInfo, KeyRing
 from pbgm.cli._app import Env, main, pass_env, table
-from pbgm.keys import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_RETIRE_AFTER, KeyInfo, KeyRing
 
 _DIR = click.option(
     "--dir",

@@ -13,10 +13,10 @@ import click
 
 from pbgm.bundle import check_documents, export_bundle, import_bundle, read_bundle, write_bundle
 from pbgm.cli._app import Env, main, pass_env, table
-from pbgm.documents import canonical_json, load_file
 from pbgm.errors import InvalidInputError, Problem, ValidationError
 from pbgm.model import PolicyStatus
 from pbgm.pap import checked_document
+from pbgm.policy import canonical_json, load_file
 
 # --- policy -------------------------------------------------------------------------------
 

@@ -16,17 +16,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pbgm.auth import KeyRing, TokenVerifier, VerificationKey, keys_from_jwks
 from pbgm.bundle import import_bundle, read_bundle
 from pbgm.bus import Bus, open_bus
-from pbgm.documents import load_file
 from pbgm.errors import ConfigurationError, PbgmError
-from pbgm.keys import KeyRing, VerificationKey, keys_from_jwks
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import utc_now
+from pbgm.policy import load_file
 from pbgm.store.base import Store
 from pbgm.store.factory import open_store
 from pbgm.store.memory import MemoryStore
-from pbgm.tokens import TokenVerifier
 
 from ._config import EventServiceConfig, JwtConfig
 from ._service import EventService

@@ -14,9 +14,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pbgm.documents import load_file
 from pbgm.errors import ConfigurationError
 from pbgm.functions import parse_topic_filter
+from pbgm.policy import load_file
 
 KINDS = ("measurement", "data_request", "grid_state")
 DEFAULT_CODECS = {"measurement": "json.edgeflex", "data_request": "json", "grid_state": "json"}

@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from pbgm.auth import Claims, TokenVerifier
 from pbgm.bus import Bus, BusMessage, check_topic
 from pbgm.errors import AuthenticationError, InvalidInputError, PbgmError
 from pbgm.model import Request
-from pbgm.tokens import Claims, TokenVerifier
 
 from ._config import EventServiceConfig, SubscriptionConfig
 from ._enforce import Enforcer

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from pbgm.auth import TokenVerifier
 from pbgm.bus import Bus, BusMessage
 from pbgm.codecs import Codec, get_codec
 from pbgm.errors import InvalidInputError, PbgmError
@@ -54,7 +55,6 @@ from pbgm.model import Request
 from pbgm.pdp import utc_now
 from pbgm.pep import Decider
 from pbgm.store.base import Store
-from pbgm.tokens import TokenVerifier
 
 from ._config import EventServiceConfig, SubscriptionConfig
 from ._data_requests import DataRequests

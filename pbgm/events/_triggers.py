@@ -1,7 +1,7 @@
 """`service_trigger` policies as the event service runs them.
 
 The content of a published `service_trigger` policy (schema
-`pbgm/schemas/service_trigger.json`) says when to act: `event.topics` (filters),
+`pbgm/policy/schemas/service_trigger.json`) says when to act: `event.topics` (filters),
 `event.conditions` (all must hold), `event.hold_off_s`, `cooldown_s`,
 `max_runs_per_hour`, `enabled`; and what to do: `actions`, which become obligations
 (`run_service`, `return_data`, `revoke_access`, `publish_notification`, their
@@ -32,7 +32,7 @@ from typing import Any
 
 from pbgm.functions import TopicFilter, match_levels, parse_topic_filter
 from pbgm.model import Obligation, Policy, PolicySet
-from pbgm.syntax import thaw
+from pbgm.policy import thaw
 
 from ._samples import TopicHistory
 

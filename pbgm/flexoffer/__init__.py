@@ -3,7 +3,7 @@
 `parse_flexoffer` reads every spelling seen in the wild (spec camelCase, GOFLEX
 Java, the older spec shape, snake_case) and applies the spec's defaults;
 `dump_flexoffer` writes the spec's camelCase. `validate_offer` checks an offer
-against the content of a `flexoffer` policy (schema: `pbgm/schemas/flexoffer.json`)
+against the content of a `flexoffer` policy (schema: `pbgm/policy/schemas/flexoffer.json`)
 and `validate_schedule` an assignment against its offer; both take `now` (the
 core reads no clock) and return every violation as `Violation(path, code, message)`.
 

@@ -16,7 +16,7 @@ from pbgm.flexoffer._model import (
     FlexOfferSlice,
     ScheduleSlice,
 )
-from pbgm.syntax import format_datetime, thaw
+from pbgm.policy import format_datetime, thaw
 
 
 def dump_flexoffer(offer: FlexOffer) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pbgm.flexoffer._model import (
     ScheduleSlice,
 )
 from pbgm.flexoffer._reader import BAD, Reader
-from pbgm.syntax import freeze
+from pbgm.policy import freeze
 
 _SECONDS_PER_INTERVAL = ("numSecondsPerInterval", "num_seconds_per_interval")
 _TIMES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -14,7 +14,7 @@ from typing import Any
 
 from pbgm.errors import Problem, ValidationError
 from pbgm.flexoffer._model import EPOCH
-from pbgm.syntax import parse_datetime
+from pbgm.policy import parse_datetime
 
 Convert = Callable[[Any, str], Any]
 

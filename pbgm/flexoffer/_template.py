@@ -1,6 +1,6 @@
 """The `flexoffer` policy type: its content schema and the template read from it.
 
-The schema is `pbgm/schemas/flexoffer.json` (JSON Schema 2020-12). A template
+The schema is `pbgm/policy/schemas/flexoffer.json` (JSON Schema 2020-12). A template
 that breaks it, or whose ranges are inverted, is refused with every problem
 listed: a FlexOffer is never judged against an ambiguous template.
 """
@@ -15,9 +15,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
-from pbgm._schemas import load_schema
 from pbgm.errors import Problem, ValidationError
-from pbgm.syntax import thaw
+from pbgm.policy import load_schema, thaw
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +69,7 @@ _PAIRS = (("min_slices", "max_slices"), ("min_slice_duration", "max_slice_durati
 def template_schema() -> Mapping[str, Any]:
     """The JSON Schema of a `flexoffer` policy's content."""
     schema = load_schema("flexoffer")
-    assert schema is not None, "pbgm/schemas/flexoffer.json is part of the package"
+    assert schema is not None, "pbgm/policy/schemas/flexoffer.json is part of the package"
     return schema
 
 

@@ -11,7 +11,7 @@ import math
 from datetime import datetime, timedelta
 
 from pbgm.flexoffer._model import EPOCH, Bounds, FlexOffer
-from pbgm.syntax import format_datetime
+from pbgm.policy import format_datetime
 
 _MICROSECOND = timedelta(microseconds=1)
 SECOND = 1_000_000

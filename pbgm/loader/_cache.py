@@ -21,11 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pbgm.documents import load_file
 from pbgm.errors import PbgmError
 from pbgm.loader._config import PolicySpec
-from pbgm.syntax import format_datetime, freeze, parse_datetime, thaw
-from pbgm.validate import validate_policy_document
+from pbgm.policy import (
+    format_datetime,
+    freeze,
+    load_file,
+    parse_datetime,
+    thaw,
+    validate_policy_document,
+)
 
 log = logging.getLogger("pbgm.loader")
 

@@ -3,7 +3,7 @@
 Standard library only (`http.client`, `ssl`): a timeout on every call, TLS
 verified against the system's CAs or the configured `ca_file`, no redirects
 followed (a bearer token never travels to another host), answers read up to a
-size limit and parsed by `pbgm.documents`. The token is fetched on first use
+size limit and parsed by `pbgm.policy.documents`. The token is fetched on first use
 and again shortly before it expires, or when the server answers `401`.
 
 Errors: `ServerUnavailableError` when the server cannot be used at all (no
@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
 from pbgm.access import encode_id
-from pbgm.documents import load_document
 from pbgm.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -34,6 +33,7 @@ from pbgm.errors import (
     PermissionDeniedError,
 )
 from pbgm.loader._config import LoaderConfig, PolicySpec
+from pbgm.policy import load_document
 
 MAX_ANSWER_BYTES = 8 * 1_048_576
 TOKEN_PATH = "/api/v1/token"  # noqa: S105  (a URL path, not a secret)

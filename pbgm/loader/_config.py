@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pbgm.documents import load_file
 from pbgm.errors import ConfigurationError, PbgmError, Problem
 from pbgm.model import POLICY_TYPES
+from pbgm.policy import load_file
 
 DEFAULT_REFRESH_S = 30.0
 DEFAULT_TOPIC = "pbgm/changes"

@@ -12,7 +12,7 @@ Runs in a background thread (`start()`, `stop()`), or on demand (`refresh_now()`
   Polling stays as the fallback. The bus handler only records the names: no HTTP
   on the bus thread.
 - **Validate before delivering**: a new document must pass
-  `pbgm.validate.validate_policy_document` and be the policy that was asked for;
+  `pbgm.policy.validate.validate_policy_document` and be the policy that was asked for;
   otherwise it is refused (logged once per content, counted) and the last good
   copy stays in force.
 - **Last good copy**: each accepted copy is written to the disk cache; at start
@@ -41,13 +41,13 @@ from datetime import datetime
 from typing import Any
 
 from pbgm.bus import Bus, BusMessage
-from pbgm.documents import load_document
 from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError, PbgmError
 from pbgm.loader._cache import DiskCache, GoodCopy
 from pbgm.loader._client import Fetched, PolicyClient, ServerUnavailableError
 from pbgm.loader._config import Delivery, LoaderConfig, PolicySpec
 from pbgm.loader._slot import LoadedPolicy, PolicyState, Slot, accept
-from pbgm.store.base import Clock, utc_now
+from pbgm.model import Clock, utc_now
+from pbgm.policy import load_document
 
 log = logging.getLogger("pbgm.loader")
 

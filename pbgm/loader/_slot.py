@@ -13,8 +13,7 @@ from pbgm.errors import InvalidInputError, NotFoundError, PbgmError
 from pbgm.loader._cache import GoodCopy
 from pbgm.loader._client import Fetched, answer_json
 from pbgm.loader._config import PolicySpec
-from pbgm.syntax import format_datetime, freeze, thaw
-from pbgm.validate import validate_policy_document
+from pbgm.policy import format_datetime, freeze, thaw, validate_policy_document
 
 COUNTERS = (
     "fetched",

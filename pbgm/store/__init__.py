@@ -6,13 +6,12 @@ use (`from pbgm.store import SqlStore`), so the core never pulls in SQLAlchemy.
 
 from typing import Any
 
+from pbgm.model import Clock, PolicyGroup, utc_now
 from pbgm.store.base import (
     AuditEntry,
-    Clock,
     FlexOfferRecord,
     Grant,
     Group,
-    PolicyGroup,
     PolicyRecord,
     PolicyVersion,
     ScheduleRecord,
@@ -20,7 +19,6 @@ from pbgm.store.base import (
     Store,
     User,
     iter_published,
-    utc_now,
 )
 from pbgm.store.factory import open_store
 from pbgm.store.memory import MemoryStore

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pbgm.errors import AlreadyExistsError, ConfigurationError, InvalidInputError, NotFoundError
-from pbgm.store.base import Clock
-from pbgm.syntax import json_strings, thaw
+from pbgm.model import Clock
+from pbgm.policy import json_strings, thaw
 
 MAX_ID_LENGTH = 255
 MAX_AUDIT_LIMIT = 10_000

@@ -12,14 +12,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pbgm.model import Clock
 from pbgm.store import _common as common
 from pbgm.store import _flexoffer_rules as flexoffer_rules
-from pbgm.store.base import AuditEntry, Clock, FlexOfferRecord, ScheduleRecord
-
-if TYPE_CHECKING:
-    from pbgm.store._memory_principals import State
+from pbgm.store._memory_state import State
+from pbgm.store.base import AuditEntry, FlexOfferRecord, ScheduleRecord
 
 
 def _out(offer: FlexOfferRecord) -> FlexOfferRecord:

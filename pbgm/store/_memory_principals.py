@@ -1,4 +1,4 @@
-"""The memory store's state, and its principals, grants and audit log.
+"""The memory store's principals, grants and audit log.
 
 A mixin of `pbgm.store.memory.MemoryStore`, kept apart so that each module holds
 one concept: here who may do what, there the policies and the transactions.
@@ -9,63 +9,17 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from pbgm.errors import UnsupportedOperationError
+from pbgm.model import Clock
 from pbgm.store import _common as common
 from pbgm.store import _principal_rules as principal_rules
 from pbgm.store._memory_flexoffers import MemoryFlexOffers
-from pbgm.store.base import (
-    AuditEntry,
-    Clock,
-    FlexOfferRecord,
-    Grant,
-    Group,
-    PolicyGroup,
-    PolicyRecord,
-    PolicyVersion,
-    ScheduleRecord,
-    ServiceAccount,
-    User,
-)
-
-
-@dataclass
-class State:
-    """Everything the memory store holds. Records are immutable, so copying the
-    containers is enough to get an independent draft for `atomic()`."""
-
-    revision: int = 0
-    policies: dict[str, PolicyRecord] = field(default_factory=dict)
-    versions: dict[str, list[PolicyVersion]] = field(default_factory=dict)
-    policy_groups: dict[str, PolicyGroup] = field(default_factory=dict)
-    users: dict[str, User] = field(default_factory=dict)
-    groups: dict[str, Group] = field(default_factory=dict)
-    members: set[tuple[str, str]] = field(default_factory=set)  # (group, user)
-    services: dict[str, ServiceAccount] = field(default_factory=dict)
-    grants: dict[int, Grant] = field(default_factory=dict)
-    audit: list[AuditEntry] = field(default_factory=list)
-    next_grant_id: int = 1
-    flexoffers: dict[str, FlexOfferRecord] = field(default_factory=dict)
-    schedules: dict[str, list[ScheduleRecord]] = field(default_factory=dict)
-
-    def copy(self) -> State:
-        return replace(
-            self,
-            policies=dict(self.policies),
-            versions={key: list(items) for key, items in self.versions.items()},
-            policy_groups=dict(self.policy_groups),
-            users=dict(self.users),
-            groups=dict(self.groups),
-            members=set(self.members),
-            services=dict(self.services),
-            grants=dict(self.grants),
-            audit=list(self.audit),
-            flexoffers=dict(self.flexoffers),
-            schedules={key: list(items) for key, items in self.schedules.items()},
-        )
+from pbgm.store._memory_state import State
+from pbgm.store.base import AuditEntry, Grant, Group, ServiceAccount, User
 
 
 class MemoryPrincipals(MemoryFlexOffers):

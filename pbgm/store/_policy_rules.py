@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from pbgm.errors import ConflictError, InvalidInputError, NotFoundError
-from pbgm.model import COMBINING_ALGORITHMS, PolicyStatus
+from pbgm.model import COMBINING_ALGORITHMS, PolicyGroup, PolicyStatus
+from pbgm.policy import FORMAT
 from pbgm.store._common import check_id, check_text, to_json
-from pbgm.store.base import PolicyGroup, PolicyRecord, PolicyVersion
-from pbgm.syntax import FORMAT
+from pbgm.store.base import PolicyRecord, PolicyVersion
 
 VERSION_ACTIONS = ("update", "rollback")
 STATUS_ACTIONS = {

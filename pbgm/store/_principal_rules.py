@@ -11,9 +11,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from pbgm.auth import is_secret_hash
 from pbgm.errors import InvalidInputError
 from pbgm.model import Permission
-from pbgm.secrets import is_secret_hash
 from pbgm.store._common import as_utc, check_id, check_text
 from pbgm.store.base import Grant, Group, ServiceAccount, User
 

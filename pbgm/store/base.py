@@ -21,19 +21,13 @@ Conventions every implementation follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from pbgm.model import Permission, PolicyStatus
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from pbgm.model import Permission, PolicyGroup, PolicyStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +64,6 @@ class PolicyVersion:
     created_at: datetime
     reason: str
     action: str  # create | update | rollback
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyGroup:
-    """A policy set: the `policy_group` of the REST query."""
-
-    id: str
-    policy_combining: str = "deny-overrides"
-    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)

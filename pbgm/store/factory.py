@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pbgm.store.base import Clock, Store, utc_now
+from pbgm.model import Clock, utc_now
+from pbgm.store.base import Store
 from pbgm.store.memory import MemoryStore
 
 MEMORY_URL = "memory://"

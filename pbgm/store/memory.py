@@ -19,17 +19,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from pbgm.model import PolicyStatus
+from pbgm.model import Clock, PolicyGroup, PolicyStatus, utc_now
 from pbgm.store import _common as common
 from pbgm.store import _policy_rules as policy_rules
-from pbgm.store._memory_principals import MemoryPrincipals, State
-from pbgm.store.base import (
-    Clock,
-    PolicyGroup,
-    PolicyRecord,
-    PolicyVersion,
-    utc_now,
-)
+from pbgm.store._memory_principals import MemoryPrincipals
+from pbgm.store._memory_state import State
+from pbgm.store.base import PolicyRecord, PolicyVersion
 
 
 def _out(record: PolicyRecord) -> PolicyRecord:

@@ -11,8 +11,8 @@ import pytest
 
 from adapters.services.frequency import FrequencyService, frequency_limits
 from pbgm.bus import MemoryBus
-from pbgm.documents import load_file
 from pbgm.errors import ConfigurationError, InvalidInputError
+from pbgm.policy.documents import load_file
 
 POLICIES = Path(__file__).resolve().parents[2] / "examples" / "policies" / "policies"
 BESS_DOC = load_file(POLICIES / "limits-bess-01.json")

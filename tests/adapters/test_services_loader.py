@@ -22,13 +22,13 @@ from adapters.services._runner import start_loader
 from adapters.services.voltage import VoltageService
 from pbgm.access import encode_id
 from pbgm.api import create_app
+from pbgm.auth.keys import KeyRing
+from pbgm.auth.secrets import hash_secret
 from pbgm.bus import MemoryBus
-from pbgm.documents import load_file
-from pbgm.keys import KeyRing
-from pbgm.model import Permission
+from pbgm.model import Permission, PolicyGroup
 from pbgm.pap import PolicyAdministrationPoint
-from pbgm.secrets import hash_secret
-from pbgm.store import Grant, PolicyGroup, ServiceAccount
+from pbgm.policy.documents import load_file
+from pbgm.store import Grant, ServiceAccount
 from pbgm.testing import memory_store
 
 ROOT = Path(__file__).resolve().parents[2]

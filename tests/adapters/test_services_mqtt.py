@@ -24,7 +24,7 @@ import pytest
 from adapters.services._runner import open_service_bus
 from adapters.services.frequency import FrequencyService
 from adapters.services.voltage import VoltageService
-from pbgm.documents import load_file
+from pbgm.policy.documents import load_file
 from tests.adapters.pmu_peer import OK_STAT, SOC, DataFrame, make_config, udp_sender
 from tests.conftest import LOCAL_BROKER, require_local_broker
 

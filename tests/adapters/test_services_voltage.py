@@ -23,8 +23,8 @@ from adapters.services.voltage import (
 )
 from controls.testing import lv_feeder, power_flow
 from pbgm.bus import MemoryBus
-from pbgm.documents import load_file
 from pbgm.errors import ConfigurationError, InvalidInputError
+from pbgm.policy.documents import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "examples" / "policies" / "policies"

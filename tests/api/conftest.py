@@ -42,11 +42,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from pbgm.access import encode_id
 from pbgm.api import create_app
+from pbgm.auth.keys import KeyRing
+from pbgm.auth.secrets import hash_secret
 from pbgm.bundle import export_bundle
-from pbgm.keys import KeyRing
-from pbgm.model import Permission
-from pbgm.secrets import hash_secret
-from pbgm.store import Grant, MemoryStore, PolicyGroup, ServiceAccount, Store, open_store
+from pbgm.model import Permission, PolicyGroup
+from pbgm.store import Grant, MemoryStore, ServiceAccount, Store, open_store
 from pbgm.testing import FrozenClock, memory_store, sqlite_store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import base64
 from typing import Any
 from urllib.parse import urlencode
 
-from pbgm.secrets import is_secret_hash, verify_secret
+from pbgm.auth.secrets import is_secret_hash, verify_secret
 from pbgm.testing import permit, policy_document
 from tests.api.conftest import World, b64
 

@@ -215,7 +215,7 @@ def test_a_token_seen_before_is_still_checked_on_every_request(world: World, tmp
 
 
 def test_a_token_of_a_removed_key_stops_within_a_second(server: Server, tmp_path: Path):
-    from pbgm.keys import KeyRing
+    from pbgm.auth.keys import KeyRing
 
     ring = KeyRing(tmp_path / "keys")
     ring.generate()
@@ -225,7 +225,7 @@ def test_a_token_of_a_removed_key_stops_within_a_second(server: Server, tmp_path
     kid = ring.active().kid
     (tmp_path / "keys" / f"{kid}.pem").unlink()
     (tmp_path / "keys" / "keys.json").write_text(
-        '{"format": "pbgm/keys/v1", "active": null, "keys": []}'
+        '{"format": "pbgm/auth/keys/v1", "active": null, "keys": []}'
     )
     time.sleep(KEYS_TTL_S)
     reply = world.call("GET", "/api/v1/policies", headers=headers)

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from jwt.algorithms import RSAAlgorithm
 
+from pbgm.auth.keys import KeyRing, thumbprint
 from pbgm.cli import main
 from pbgm.errors import AlreadyExistsError, ConfigurationError, InvalidInputError, NotFoundError
-from pbgm.keys import KeyRing, thumbprint
 from pbgm.testing import FrozenClock
 
 # RFC 7638 §3.1: this public key's thumbprint
@@ -168,7 +168,7 @@ def test_metadata_is_valid_json_without_leftover_temporary_files(ring: KeyRing) 
     ring.generate()
     ring.rotate()
     data = json.loads((ring.directory / "keys.json").read_text())
-    assert data["format"] == "pbgm/keys/v1" and data["active"] == ring.active().kid
+    assert data["format"] == "pbgm/auth/keys/v1" and data["active"] == ring.active().kid
     assert [p.name for p in ring.directory.iterdir() if p.name.endswith(".tmp")] == []
     assert "PRIVATE" not in json.dumps(data)
 

@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
 from pbgm.api.auth import RateLimit, make_auth_blueprint
-from pbgm.keys import KeyRing
+from pbgm.auth.keys import KeyRing
+from pbgm.auth.tokens import TokenIssuer
 from pbgm.store.base import ServiceAccount
 from pbgm.store.memory import MemoryStore
 from pbgm.testing import FrozenClock
-from pbgm.tokens import TokenIssuer
 from tests.api.conftest import SECRET, SECRET_HASH, Reply, Server, World, make_world
 
 ODD_ID = "svc:odd+id é"

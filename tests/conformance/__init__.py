@@ -31,7 +31,7 @@ from pbgm.model import CATEGORIES as CATEGORIES  # the REST tests import it from
 from pbgm.model import PolicySet, Request, Response
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import AssetAttributeProvider, GroupMembershipProvider, PolicyInformationPoint
-from pbgm.syntax import parse_datetime, policy_set_from_documents
+from pbgm.policy.syntax import parse_datetime, policy_set_from_documents
 
 CORPUS = Path(__file__).parent
 DEFAULT_NOW = "2026-03-02T12:00:00Z"

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from pbgm.auth.secrets import generate_secret, hash_secret, verify_secret
 from pbgm.errors import AlreadyExistsError, InvalidInputError, NotFoundError
-from pbgm.model import Permission
-from pbgm.secrets import generate_secret, hash_secret, verify_secret
-from pbgm.store import Grant, Group, PolicyGroup, ServiceAccount, Store, User
+from pbgm.model import Permission, PolicyGroup
+from pbgm.store import Grant, Group, ServiceAccount, Store, User
 from pbgm.store.sql import SqlStore
 from tests.store.conftest import FakeClock, table_ids
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
+from pbgm.auth.secrets import hash_secret
 from pbgm.errors import (
     AlreadyExistsError,
     ConflictError,
     PbgmError,
     UnsupportedOperationError,
 )
-from pbgm.model import PolicyStatus
-from pbgm.secrets import hash_secret
-from pbgm.store import Grant, Group, PolicyGroup, ServiceAccount, Store, User
+from pbgm.model import PolicyGroup, PolicyStatus
+from pbgm.store import Grant, Group, ServiceAccount, Store, User
 from tests.store.conftest import FakeClock, policy_doc, snapshot, table_ids
 
 PUBLISHED, RETIRED = PolicyStatus.PUBLISHED, PolicyStatus.RETIRED

@@ -20,8 +20,9 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError
+from pbgm.model import Clock
 from pbgm.store import _common as common
-from pbgm.store.base import AuditEntry, Clock
+from pbgm.store.base import AuditEntry
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, RevisionRow
 

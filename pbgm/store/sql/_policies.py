@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import Select, and_, delete, select
 from sqlalchemy.orm import Session, aliased
 
-from pbgm.model import PolicyStatus
+from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.store import _common as common
 from pbgm.store import _policy_rules as policy_rules
-from pbgm.store.base import PolicyGroup, PolicyRecord, PolicyVersion
+from pbgm.store.base import PolicyRecord, PolicyVersion
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.mapping import (
     policy_row,

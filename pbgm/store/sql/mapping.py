@@ -10,13 +10,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pbgm.model import Permission, PolicyStatus
+from pbgm.model import Permission, PolicyGroup, PolicyStatus
 from pbgm.store._policy_rules import PolicyKeys
 from pbgm.store.base import (
     AuditEntry,
     Grant,
     Group,
-    PolicyGroup,
     PolicyRecord,
     PolicyVersion,
     ServiceAccount,

@@ -18,7 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError, UnsupportedOperationError
-from pbgm.store.base import Clock, Store, utc_now
+from pbgm.model import Clock, utc_now
+from pbgm.store.base import Store
 from pbgm.store.sql._base import _NO_REVISION
 from pbgm.store.sql._flexoffers import SqlFlexOffers
 from pbgm.store.sql._policies import SqlPolicies

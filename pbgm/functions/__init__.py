@@ -1,12 +1,13 @@
 """The functions of pbgm's condition language: what each one means, and the registry.
 
-`pbgm.conditions` compiles `Apply` trees against `FUNCTIONS`; `pbgm.validate` reads it to
-report unknown functions and bad arity. The implementations work on evaluated values
-and are the reference meaning; the compiler may specialise some of them for speed. They
-live in private modules, one per concept: `pbgm._values` (bags, absence, kinds),
-`pbgm._functions_scalar` (comparison, arithmetic), `pbgm._functions_set`,
-`pbgm._functions_text` (strings, regular expressions, MQTT topics) and
-`pbgm._functions_time`.
+`pbgm.decision.conditions` compiles `Apply` trees against `FUNCTIONS`;
+`pbgm.policy.validate` reads it to report unknown functions and bad arity. The
+implementations work on evaluated values and are the reference meaning; the compiler may
+specialise some of them for speed. They live in the modules of this wing, one per concept:
+`values` (bags, absence, kinds), `scalar` (comparison, arithmetic), `sets`, `text`
+(strings and MQTT topics), `regex` (regular expressions that cannot backtrack for long),
+`temporal` (date-times, times of day, durations, weekdays) and `spec` (a registry entry).
+This wing imports nothing of pbgm but itself (an import-linter contract).
 
 Values
     An expression yields a scalar (string, number, boolean, date-time, time of day,
@@ -50,11 +51,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from pbgm._functions_scalar import (
+from pbgm.functions.regex import safe_regex
+from pbgm.functions.scalar import (
     EQUATABLE,
     ORDERABLE,
     absolute,
@@ -65,7 +67,7 @@ from pbgm._functions_scalar import (
     multiply,
     subtract,
 )
-from pbgm._functions_set import (
+from pbgm.functions.sets import (
     as_set,
     at_least_one_member_of,
     bag_size,
@@ -75,16 +77,8 @@ from pbgm._functions_set import (
     set_equals,
     subset,
 )
-from pbgm._functions_text import (
-    MAX_REGEX_INPUT,
-    TopicFilter,
-    match_levels,
-    parse_topic_filter,
-    regex_match,
-    string_test,
-    topic_matches,
-)
-from pbgm._functions_time import (
+from pbgm.functions.spec import FunctionSpec
+from pbgm.functions.temporal import (
     day_of_week,
     day_of_week_in,
     parse_datetime,
@@ -94,10 +88,28 @@ from pbgm._functions_time import (
     time_in_window,
     zone,
 )
-from pbgm._values import BAG_TYPES, NOTHING, EvaluationFailure, kind_of, members, negate, one, truth
+from pbgm.functions.text import (
+    MAX_REGEX_INPUT,
+    TopicFilter,
+    match_levels,
+    parse_topic_filter,
+    regex_match,
+    string_test,
+    topic_matches,
+)
+from pbgm.functions.values import (
+    BAG_TYPES,
+    NOTHING,
+    EvaluationFailure,
+    kind_of,
+    members,
+    negate,
+    one,
+    truth,
+)
 
-# The registry and its spec are the public API; the helpers the compiler used to import
-# from here stay importable from here.
+# The registry and its spec, and the value helpers and parsers that the decision core
+# (`pbgm.decision`) builds its closures from: the whole face of this wing.
 __all__ = [
     "BAG_TYPES",
     "FUNCTIONS",
@@ -117,36 +129,13 @@ __all__ = [
     "parse_time",
     "parse_topic_filter",
     "parse_weekdays",
+    "safe_regex",
     "truth",
     "zone",
 ]
 
 
 # --- the registry ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionSpec:
-    """A function of the condition language.
-
-    `params` gives the kind of each parameter; when `max_args` is None the last one repeats.
-    Kinds: `boolean`, `number`, `string`, `value` (any scalar), `orderable`, `arithmetic`,
-    `bag`, `date-time`, `time`, `timezone`, `weekdays`, `topic-filter` (checked when
-    literal), `regex` and `function` (must be literals), `attribute` (an attribute reference).
-    `impl` works on evaluated values; None for the lazy ones compiled specially.
-    """
-
-    name: str
-    min_args: int
-    max_args: int | None
-    description: str
-    params: tuple[str, ...]
-    returns: str = "boolean"
-    impl: Callable[..., Any] | None = field(default=None, compare=False)
-    category: str = ""
-
-    def param(self, index: int) -> str:
-        return self.params[min(index, len(self.params) - 1)]
 
 
 def _group(category: str, *specs: FunctionSpec) -> list[FunctionSpec]:

@@ -1,10 +1,10 @@
 """The compiled policy set: what the decision point decides with.
 
-`compile_policy_set` (or `compile_documents`, one `pbgm/v1` document at a time)
+`compile_policy_set` (or `compile_policies`, one policy at a time)
 turns a policy set into a `CompiledPolicySet` once; its `respond` decides one
-request, from the leaf of the one flat policy its key selects (`pbgm._flat`)
-when there is one, else through the general evaluator (`pbgm.evaluator`,
-`pbgm.combining`). `report` turns a policy set's result into the response.
+request, from the leaf of the one flat policy its key selects (`pbgm.decision.flat`)
+when there is one, else through the general evaluator (`pbgm.decision.evaluator`,
+`pbgm.decision.combining`). `report` turns a policy set's result into the response.
 The decision point (`pbgm.pdp`) wraps it with the clock, the PIP and the
 atomic swap on reload.
 """
@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from pbgm._flat import LEAF_SEGMENT, FlatPolicy, compile_policy
-from pbgm._membership import holds
-from pbgm.combining import (
+from pbgm.decision.combining import (
     INDETERMINATE_D,
     NOT_APPLICABLE,
     NOT_APPLICABLE_RESULT,
@@ -28,7 +26,9 @@ from pbgm.combining import (
     Result,
     collapse,
 )
-from pbgm.evaluator import INDEX_THRESHOLD, CandidateIndex, combining_parts, compile_target
+from pbgm.decision.evaluator import INDEX_THRESHOLD, CandidateIndex, combining_parts, compile_target
+from pbgm.decision.flat import LEAF_SEGMENT, FlatPolicy, compile_policy
+from pbgm.decision.membership import holds
 from pbgm.model import (
     STATUS_OK,
     Apply,
@@ -43,7 +43,6 @@ from pbgm.model import (
     Response,
     Status,
 )
-from pbgm.syntax import parse_policy, parse_policy_set
 
 NOT_APPLICABLE_RESPONSE = Response(Decision.NOT_APPLICABLE)
 _NO_REQUEST = Request()
@@ -112,7 +111,7 @@ class CompiledPolicySet(Combining):
 
     def respond(self, request: Request, now: datetime) -> Response:
         """The response to `request`: straight from the leaf of the one flat policy its
-        key selects (`pbgm._flat`) when there is one, else as `evaluate` decides (the
+        key selects (`pbgm.decision.flat`) when there is one, else as `evaluate` decides (the
         target checked and the key read once, whichever path decides)."""
         if self.target is not None and not self.target(request):
             return NOT_APPLICABLE_RESPONSE
@@ -205,7 +204,7 @@ def compile_policy_set(
     Never raises on bad policy data: see `CompiledPolicySet.problems`.
 
     `specialise=False` compiles only the general evaluator (the specialised paths
-    of `pbgm._flat` are tested against it). The garbage collector is paused while
+    of `pbgm.decision.flat` are tested against it). The garbage collector is paused while
     compiling: the compiled set is a large graph without cycles it need not scan.
     """
     with gc_paused():
@@ -214,23 +213,18 @@ def compile_policy_set(
         )
 
 
-def compile_documents(
-    set_document: Mapping[str, Any],
-    policy_documents: Iterable[Mapping[str, Any]],
+def compile_policies(
+    header: PolicySet,
+    policies: Iterable[Policy],
     *,
-    revision: int = 0,
     index_threshold: int = INDEX_THRESHOLD,
     specialise: bool = True,
 ) -> CompiledPolicySet:
-    """`compile_policy_set(policy_set_from_documents(set_document, policy_documents))`,
-    leaner: each `pbgm/v1` document is parsed (`pbgm.syntax.parse_policy`) and compiled
-    in turn, so only one parsed policy is held at a time, and the garbage collector
-    stays paused throughout. For loading many policies at once. The documents are
-    expected valid (`pbgm.validate`, as the store keeps them); one that does not
-    parse raises as `parse_policy` does."""
-    header = parse_policy_set(set_document, (), revision=revision)
+    """Compile `header` (a policy set whose own policies are ignored) with `policies`,
+    taken one at a time: a lazy iterable keeps only one parsed policy alive, so this is
+    the lean way to load many (`pbgm.pdp.compile_documents` parses documents into it). The
+    garbage collector stays paused throughout."""
     with gc_paused():
-        policies = (parse_policy(document) for document in policy_documents)
         return CompiledPolicySet(header, index_threshold, specialise=specialise, policies=policies)
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from pbgm._functions_time import as_datetime, parse_datetime, parse_duration, parse_time
-from pbgm._values import (
+from pbgm.functions.temporal import as_datetime, parse_datetime, parse_duration, parse_time
+from pbgm.functions.values import (
     BAG_TYPES,
     EMPTY,
     NOTHING,

@@ -4,7 +4,7 @@ A policy is *flat* when each of its rules carries nothing but its effect (no
 obligations or advice, a condition that compiled), its own obligations and
 advice are literal, its algorithm is deny-overrides, permit-overrides,
 deny-unless-permit, permit-unless-deny or first-applicable, and its rules with a
-target are indexed (`pbgm._index.index_key`) on one attribute, usually
+target are indexed (`pbgm.decision.index.index_key`) on one attribute, usually
 `action.id`. Grants and access policies mostly look like this.
 
 A flat policy decides with one dict lookup (its rules by the string value of
@@ -12,7 +12,7 @@ that attribute; the layout of that table is shared by every policy with the same
 keys), the `rest` of the target and the condition of the few rules found, and a
 table from the effects seen (none, Permit, Deny, both) to its ready result.
 
-Where the fast path could differ from the general one of `pbgm.evaluator`, the
+Where the fast path could differ from the general one of `pbgm.decision.evaluator`, the
 policy takes the general path: when the attribute's value is not a string (a
 bag, a number, absent), and when a condition raises (the general path evaluates
 again and reports the error as Indeterminate; conditions are pure functions of
@@ -26,11 +26,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pbgm._index import bag_getter, index_key
-from pbgm._membership import holds
-from pbgm._shared import CACHE_SIZE, shared
-from pbgm.combining import DENY, NOT_APPLICABLE, PERMIT, Combining, Result
-from pbgm.evaluator import INDEX_THRESHOLD, CompiledPolicy, CompiledRule
+from pbgm.decision.combining import DENY, NOT_APPLICABLE, PERMIT, Combining, Result
+from pbgm.decision.evaluator import INDEX_THRESHOLD, CompiledPolicy, CompiledRule
+from pbgm.decision.index import bag_getter, index_key
+from pbgm.decision.membership import holds
+from pbgm.decision.shared import CACHE_SIZE, shared
 from pbgm.model import Policy, Request
 
 OUTCOMES: dict[str, tuple[int, int, int, int]] = {

@@ -12,20 +12,19 @@ wrong kind, an unsafe regular expression...) as `Problem`s with JSON paths such 
 yield a boolean. The value semantics (bags, absence, types) are documented in
 `pbgm.functions`.
 
-The work is done in private modules: `pbgm._compiler` walks and checks the tree,
-`pbgm._builders` makes the closures, and `pbgm._regex` bounds regular expressions (its
-docstring says which patterns are accepted).
+The work is done in `pbgm.decision.compiler`, which walks and checks the tree, and
+`pbgm.decision.builders`, which makes the closures; `pbgm.functions.regex` bounds regular
+expressions (its docstring says which patterns are accepted).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pbgm._builders import Compiled, Operand
-from pbgm._compiler import Compiler, static_kind
-from pbgm._values import EvaluationFailure, truth
+from pbgm.decision.builders import Compiled, Operand
+from pbgm.decision.compiler import Compiler, static_kind
 from pbgm.errors import Problem, ValidationError
-from pbgm.functions import FUNCTIONS
+from pbgm.functions import FUNCTIONS, EvaluationFailure, truth
 from pbgm.model import Apply, Expr, Literal, Request
 
 __all__ = [

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pbgm._values import (
+from pbgm.functions.values import (
     EMPTY,
     NOTHING,
     EvaluationFailure,

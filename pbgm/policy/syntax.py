@@ -20,7 +20,7 @@ Expressions: `{"attr": "category.name", "may_be_absent": false}`, `{"apply": "fn
 (a literal). Targets: `{category: {name: value-or-list-of-values}}`, a conjunction.
 
 `parse_policy` assumes a structurally sound document and raises `ValidationError`
-at the first structural fault; `pbgm.validate` is what lists every problem.
+at the first structural fault; `pbgm.policy.validate` is what lists every problem.
 """
 
 from __future__ import annotations

@@ -13,11 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pbgm._functions_set import as_set, norm
-from pbgm._functions_text import TopicFilter, match_levels
-from pbgm._index import bag_getter
-from pbgm._values import BAG_TYPES, NOTHING, EvaluationFailure, members, one, truth
-from pbgm.functions import FunctionSpec
+from pbgm.decision.index import bag_getter
+from pbgm.functions import (
+    BAG_TYPES,
+    NOTHING,
+    EvaluationFailure,
+    FunctionSpec,
+    TopicFilter,
+    as_set,
+    match_levels,
+    members,
+    norm,
+    one,
+    truth,
+)
 from pbgm.model import AttributeRef, Expr, Request
 
 Compiled = Callable[[Request], Any]

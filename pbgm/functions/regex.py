@@ -21,7 +21,7 @@ from re import _constants as sre  # type: ignore[attr-defined]  # private module
 from re import _parser as sre_parser  # type: ignore[attr-defined]  # private module, no stubs
 from typing import Any
 
-from pbgm._functions_text import MAX_REGEX_INPUT
+from pbgm.functions.text import MAX_REGEX_INPUT
 
 MAX_PATTERN = 256
 

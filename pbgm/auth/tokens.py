@@ -42,9 +42,9 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from pbgm.auth.keys import ALGORITHMS, SigningKey, VerificationKey
 from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError
-from pbgm.keys import ALGORITHMS, SigningKey, VerificationKey
-from pbgm.store.base import Clock, utc_now
+from pbgm.model import Clock, utc_now
 
 SCOPE_POLICIES_READ = "policies:read"
 SCOPE_DECISIONS_WRITE = "decisions:write"

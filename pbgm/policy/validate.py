@@ -30,14 +30,14 @@ Codes (stable; the REST API and the CLI show them):
 | `invalid_attribute`             | a bad attribute name or `attr` reference                 |
 | `unsupported_format`            | `format` present and not `pbgm/v1`                       |
 | `unknown_policy_type`           | `type` not in `pbgm.model.POLICY_TYPES`                  |
-| `content_schema_missing`        | no `pbgm/schemas/<type>.json` installed (fails closed)   |
+| `content_schema_missing`        | no `schemas/<type>.json` installed (fails closed)        |
 | `unknown_combining_algorithm`   | not in `pbgm.model.COMBINING_ALGORITHMS`                 |
 | `duplicate_rule_id`             | two rules of one policy share an id                      |
 | `obligation_effect_mismatch`    | a rule obligation for the other effect (never returned)  |
 | `invalid_datetime`, `naive_datetime` | `valid_from`/`valid_until` unreadable or without zone |
 | `invalid_validity_window`       | `valid_until` not after `valid_from`                     |
 | `invalid_expression`, `invalid_literal`, `expression_too_deep` | malformed conditions |
-| codes of `pbgm.conditions.check_condition` | unknown function, arity, bad literals, not boolean |
+| codes of `pbgm.decision.check_condition` | unknown function, arity, bad literals, not boolean |
 | `asset_id_mismatch`             | `content.asset_id` differs from the policy's `asset_id`  |
 | `min_greater_than_max`, `inconsistent_limits`, `unknown_reference` | content cross-checks |
 | `check_failed`                  | a checker failed; the policy is refused (fail closed)    |
@@ -45,11 +45,11 @@ Codes (stable; the REST API and the CLI show them):
 Content cross-checks that JSON Schema cannot express (min <= max, references
 between parts of the content) are registered per policy type with
 `register_content_check`; they run on content that already passed its schema.
-Likewise the function checks of a condition (`pbgm.conditions.check_condition`)
+Likewise the function checks of a condition (`pbgm.decision.conditions.check_condition`)
 run once its shape is sound, so a malformed expression shows its shape problems
 first. Anything unexpected while checking (e.g. a document built in Python with
 a cycle) is reported as `check_failed`, never raised. Loading, caching and error
-conversion of the JSON Schemas live in `pbgm._schemas`.
+conversion of the JSON Schemas live in `pbgm.policy.schema`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from pbgm._schemas import (
+from pbgm.decision import check_condition, check_expression
+from pbgm.errors import Problem, ValidationError
+from pbgm.model import CATEGORIES, COMBINING_ALGORITHMS, POLICY_TYPES, Expr, Policy, PolicyGroup
+from pbgm.policy.schema import (
     TABLE_CHECKED_TYPES,
     choices,
     content_validator,
@@ -70,11 +73,7 @@ from pbgm._schemas import (
     show,
     table_check,
 )
-from pbgm.conditions import check_condition, check_expression
-from pbgm.errors import Problem, ValidationError
-from pbgm.model import CATEGORIES, COMBINING_ALGORITHMS, POLICY_TYPES, Expr, Policy
-from pbgm.store.base import PolicyGroup
-from pbgm.syntax import FORMAT, parse_datetime, parse_expression, parse_policy
+from pbgm.policy.syntax import FORMAT, parse_datetime, parse_expression, parse_policy
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
 MAX_ID_LENGTH = 200
@@ -272,7 +271,7 @@ _EXPRESSION_KEYS = {
 def _expression_problems(
     data: Any, path: str, check: Callable[[Expr, str], list[Problem]] = check_expression
 ) -> list[Problem]:
-    """Shape problems of the whole tree first; then `check` from `pbgm.conditions`."""
+    """Shape problems of the whole tree first; then `check` from `pbgm.decision.conditions`."""
     problems = _expression_shape(data, path, 1)
     if problems:
         return problems

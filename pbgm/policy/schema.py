@@ -1,6 +1,6 @@
-"""JSON Schema support for `pbgm.validate` (private).
+"""JSON Schema support for `pbgm.policy.validate` (private).
 
-Loading and caching the schemas of `pbgm/schemas/` (one compiled
+Loading and caching the schemas of `pbgm/policy/schemas/` (one compiled
 `Draft202012Validator` per schema, with format checks for `date-time`, `uri`,
 `ipv4` and `ipv6` that need no extra package), turning jsonschema errors into
 `Problem`s with stable codes and `$.a[0].b` paths, and the content cross-checks
@@ -23,7 +23,7 @@ from jsonschema.exceptions import best_match
 
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import CATEGORIES
-from pbgm.syntax import parse_datetime
+from pbgm.policy.syntax import parse_datetime
 
 # --- loading and caching --------------------------------------------------------
 
@@ -69,7 +69,7 @@ def _is_ipv6(value: object) -> bool:
 
 
 def load_schema(name: str) -> dict[str, Any] | None:
-    resource = resources.files("pbgm").joinpath("schemas", f"{name}.json")
+    resource = resources.files("pbgm.policy").joinpath("schemas", f"{name}.json")
     if not resource.is_file():
         return None
     schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
@@ -90,7 +90,7 @@ def validator_for(
 
 def envelope_validator() -> Draft202012Validator:
     validator = validator_for("policy", lambda: load_schema("policy"))
-    assert validator is not None, "pbgm/schemas/policy.json is part of the package"
+    assert validator is not None, "pbgm/policy/schemas/policy.json is part of the package"
     return validator
 
 

@@ -8,12 +8,10 @@ unequal to everything, so a bag from JSON may mix kinds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pbgm._values import BAG_TYPES, NOTHING, EvaluationFailure, members, one
-
-if TYPE_CHECKING:
-    from pbgm.functions import FunctionSpec
+from pbgm.functions.spec import FunctionSpec
+from pbgm.functions.values import BAG_TYPES, NOTHING, EvaluationFailure, members, one
 
 
 class _Bool:

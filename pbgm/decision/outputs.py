@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from pbgm.conditions import EvaluationFailure, compile_expression
+from pbgm.decision.conditions import EvaluationFailure, compile_expression
 from pbgm.model import (
     Advice,
     Effect,
@@ -24,7 +24,7 @@ from pbgm.model import (
     Request,
 )
 
-log = logging.getLogger("pbgm.evaluator")
+log = logging.getLogger("pbgm.decision.evaluator")
 
 Where = Callable[..., EvaluationError]
 

@@ -3,8 +3,8 @@
 Everything here works on one key at a time and touches no disk: making a fresh
 private key for an algorithm, the public JWK members of a public key, its
 thumbprint (the key id pbgm uses everywhere), and the verification keys of a
-published JWKS. `pbgm.keys` keeps the key ring (a directory of such keys) and
-re-exports these names; `pbgm.tokens` signs and verifies with them.
+published JWKS. `pbgm.auth.keys` keeps the key ring (a directory of such keys) and
+re-exports these names; `pbgm.auth.tokens` signs and verifies with them.
 
 Each key is bound to one algorithm (ES256 on P-256, RS256 on RSA-3072): the
 algorithm is the key's own, never a token header's choice.

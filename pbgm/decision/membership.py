@@ -3,7 +3,7 @@
 Most access conditions ask whether an attribute holds one of a few strings:
 `at-least-one-member-of(subject.groups, ["ops", "admins"])`, `is-in(subject.id,
 ["alice"])`, `equal(subject.id, "alice")`, or an `or` / `and` of such tests. The
-flat policies (`pbgm._flat`) evaluate them from one small tuple, `holds`, instead
+flat policies (`pbgm.decision.flat`) evaluate them from one small tuple, `holds`, instead
 of calling the condition's closures: a decision that reaches one policy among
 100,000 then touches a few objects rather than a few dozen, and the closures,
 which weigh far more than the tuple, are compiled only if the general path ever
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pbgm._index import bag_getter
-from pbgm._shared import shared
-from pbgm._values import BAG_TYPES
+from pbgm.decision.index import bag_getter
+from pbgm.decision.shared import shared
+from pbgm.functions import BAG_TYPES
 from pbgm.model import CATEGORIES, Apply, AttributeRef, Expr, Literal, Request
 
 Condition = tuple[Any, ...]

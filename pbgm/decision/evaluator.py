@@ -1,12 +1,12 @@
 """Compiled rules and policies: targets, conditions, obligations and an index,
 prepared once and evaluated many times.
 
-Matching and the candidate index are in `pbgm._index` (re-exported here), the
-obligations and advice in `pbgm._outputs`, and the specialised policies of the
-common shapes in `pbgm._flat`.
+Matching and the candidate index are in `pbgm.decision.index` (re-exported here), the
+obligations and advice in `pbgm.decision.outputs`, and the specialised policies of the
+common shapes in `pbgm.decision.flat`.
 
 Everything that can be prepared is prepared at compile time: conditions and
-obligation expressions become closures (`pbgm.conditions`), equal conditions and
+obligation expressions become closures (`pbgm.decision.conditions`), equal conditions and
 equal string matches share one closure, literal obligations become ready
 `Obligation` objects, results without obligations are shared, and a
 `CandidateIndex` maps the most selective equality of each target to the children
@@ -24,7 +24,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pbgm._index import (
+from pbgm.decision.combining import (
+    DENY,
+    NOT_APPLICABLE_RESULT,
+    PERMIT,
+    Combining,
+    Result,
+    failed,
+    indeterminate_of,
+)
+from pbgm.decision.conditions import EvaluationFailure, compile_condition
+from pbgm.decision.index import (
     PREFERRED_KEYS,
     CandidateIndex,
     Predicate,
@@ -34,19 +44,9 @@ from pbgm._index import (
     rest_target,
     target_and_rest,
 )
-from pbgm._membership import expression, membership
-from pbgm._outputs import Outputs, compile_outputs, reason
-from pbgm._shared import shared
-from pbgm.combining import (
-    DENY,
-    NOT_APPLICABLE_RESULT,
-    PERMIT,
-    Combining,
-    Result,
-    failed,
-    indeterminate_of,
-)
-from pbgm.conditions import EvaluationFailure, compile_condition
+from pbgm.decision.membership import expression, membership
+from pbgm.decision.outputs import Outputs, compile_outputs, reason
+from pbgm.decision.shared import shared
 from pbgm.model import (
     Effect,
     EvaluationError,
@@ -98,9 +98,9 @@ def _compile_condition(condition: Expr) -> Callable[[Request], bool]:
 class CompiledRule:
     """A rule ready to evaluate: NotApplicable, its effect, or Indeterminate{effect}.
 
-    For the flat policies of `pbgm._flat`: `rest` is the target without its index
-    key (`pbgm._index`), `flag` is 1 for Permit and 2 for Deny, and `tests` holds
-    the condition as membership tests (`pbgm._membership`) when it is one; the
+    For the flat policies of `pbgm.decision.flat`: `rest` is the target without its index
+    key (`pbgm.decision.index`), `flag` is 1 for Permit and 2 for Deny, and `tests` holds
+    the condition as membership tests (`pbgm.decision.membership`) when it is one; the
     closures of such a condition are then compiled on first use only.
     """
 
@@ -219,7 +219,7 @@ class CompiledPolicy(Combining):
     it checks only the `rest` of the target. The whole target is compiled on
     first use (a set of many policies mostly finds them by their key).
     The slots `first`, `key_*`, `outcomes` and `unkeyed` belong to the
-    specialised form (`pbgm._flat.FlatPolicy`), which only they set.
+    specialised form (`pbgm.decision.flat.FlatPolicy`), which only they set.
     """
 
     __slots__ = (

@@ -11,7 +11,7 @@ nothing more but stays published in the JWKS and valid for verification for
 expires first); after that it is no longer published and the next write prunes
 it from disk. The key id is the RFC 7638 JWK thumbprint (SHA-256, base64url),
 stable and derived from the public key alone. The key material itself (key types,
-JWKs, thumbprints) lives in `pbgm._jwk`; its names are re-exported here.
+JWKs, thumbprints) lives in `pbgm.auth.jwk`; its names are re-exported here.
 
 Several processes may share the directory (gunicorn workers): writes take an
 exclusive `fcntl` lock, and readers reload when `keys.json` changes on disk.
@@ -35,7 +35,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pbgm._jwk import (
+from pbgm.auth.jwk import (
     ALGORITHMS,
     RSA_KEY_SIZE,
     PrivateKey,
@@ -48,7 +48,7 @@ from pbgm._jwk import (
     thumbprint,
 )
 from pbgm.errors import AlreadyExistsError, ConfigurationError, NotFoundError
-from pbgm.store.base import Clock, utc_now
+from pbgm.model import Clock, utc_now
 
 __all__ = [
     "ALGORITHMS",
@@ -72,7 +72,7 @@ __all__ = [
 DEFAULT_ALGORITHM = "ES256"
 DEFAULT_RETIRE_AFTER = timedelta(days=1)
 METADATA = "keys.json"
-FORMAT = "pbgm/keys/v1"
+FORMAT = "pbgm/auth/keys/v1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Functions of text: the string tests, `regex-match` and MQTT `topic-matches`.
 
-The regular expression of `regex-match` arrives checked and compiled (`pbgm._regex`); here
+The regular expression of `regex-match` arrives checked and compiled (`pbgm.functions.regex`); here
 only the input length is bounded. Topic filters are checked against MQTT 3.1.1 §4.7.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pbgm._values import NOTHING, EvaluationFailure, one, scalars, type_error
+from pbgm.functions.values import NOTHING, EvaluationFailure, one, scalars, type_error
 
 MAX_REGEX_INPUT = 4096
 

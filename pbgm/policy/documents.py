@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from pbgm.errors import InvalidInputError
-from pbgm.syntax import format_datetime, thaw
+from pbgm.policy.syntax import format_datetime, thaw
 
 MAX_BYTES = 1_048_576
 MAX_DEPTH = 64

@@ -262,7 +262,7 @@ def reachable(algorithm: str, effects: AbstractSet[int]) -> set[int]:
 
 
 class Outputs(Protocol):
-    """A node's own obligations and advice for one decision (`pbgm.evaluator`):
+    """A node's own obligations and advice for one decision (`pbgm.decision.evaluator`):
     `fixed` when they do not depend on the request, else `resolve`d per request."""
 
     fixed: tuple[tuple[Obligation, ...], tuple[Advice, ...]] | None

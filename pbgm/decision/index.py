@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
-from pbgm._shared import shared
-from pbgm._values import BAG_TYPES
+from pbgm.decision.shared import shared
+from pbgm.functions import BAG_TYPES
 from pbgm.model import CATEGORIES, Match, Request, Target
 
 PREFERRED_KEYS = ("resource.id", "resource.policy_id", "resource.asset_id")

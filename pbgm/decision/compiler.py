@@ -3,7 +3,7 @@
 One pass over an `Apply` / `AttributeRef` / `Literal` tree records every static problem
 (unknown function, arity, a literal of the wrong kind, an unsafe regular expression...) as
 a `Problem` with its JSON path, and, where a node is sound, builds its `Operand` with the
-closures of `pbgm._builders`. Literal arguments are resolved here, once: date-times, times
+closures of `pbgm.decision.builders`. Literal arguments are resolved here, once: date-times, times
 of day, timezones, weekday names, topic filters, regular expressions and function names.
 """
 
@@ -13,19 +13,21 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from pbgm._builders import BUILDERS, Operand, build_strict, constant, reference
-from pbgm._functions_text import parse_topic_filter
-from pbgm._functions_time import (
+from pbgm.decision.builders import BUILDERS, Operand, build_strict, constant, reference
+from pbgm.errors import Problem
+from pbgm.functions import (
+    FUNCTIONS,
+    FunctionSpec,
+    kind_of,
+    members,
     parse_datetime,
     parse_duration,
     parse_time,
+    parse_topic_filter,
     parse_weekdays,
+    safe_regex,
     zone,
 )
-from pbgm._regex import safe_regex
-from pbgm._values import kind_of, members
-from pbgm.errors import Problem
-from pbgm.functions import FUNCTIONS, FunctionSpec
 from pbgm.model import CATEGORIES, Apply, AttributeRef, Expr, Literal
 
 MAX_DEPTH = 64
