@@ -38,10 +38,12 @@ from urllib.parse import unquote_plus
 from flask import Blueprint, Request, Response, jsonify, request
 
 from pbgm.auth import (
+    AccountCheck,
     Claims,
     KeyRing,
     TokenIssuer,
     TokenVerifier,
+    bind_to_account,
     hash_secret,
     parse_scope,
     verify_secret,
@@ -114,14 +116,21 @@ class FailureCounter:
         return times
 
 
-def account_check(store: Store) -> Callable[[str], bool]:
-    """True while the service account `subject` exists and is enabled."""
+def account_check(store: Store) -> AccountCheck:
+    """Binds verified claims to the service account instance they were issued for:
+    refused once it is gone, disabled or re-created; scopes cut to its current ones."""
 
-    def check(subject: str) -> bool:
+    def check(claims: Claims) -> Claims | None:
         try:
-            return store.get_service_account(subject).enabled
+            account = store.get_service_account(claims.subject)
         except NotFoundError:
-            return False
+            return None
+        return bind_to_account(
+            claims,
+            enabled=account.enabled,
+            generation=account.token_generation,
+            scopes=account.scopes,
+        )
 
     return check
 
@@ -163,10 +172,13 @@ def verify_bearer(
             "the Authorization header must read `Bearer <token>`", code="token_invalid"
         )
     claims = verifier.verify(match.group(1))
-    if store is not None and not account_check(store)(claims.subject):
-        raise AuthenticationError(
-            "the token's account is disabled or deleted", code="token_revoked"
-        )
+    if store is not None:
+        checked = account_check(store)(claims)
+        if checked is None:
+            raise AuthenticationError(
+                "the token's account is disabled, deleted or renewed", code="token_revoked"
+            )
+        return checked
     return claims
 
 
@@ -277,7 +289,9 @@ class _TokenEndpoint:
 
     def _issue(self, account: ServiceAccount, requested: str | None) -> Response:
         scopes = _granted_scopes(account, requested)
-        token = self.issuer.issue(account.client_id, scopes)
+        token = self.issuer.issue(
+            account.client_id, scopes, generation=account.token_generation
+        )
         self.store.record_audit(
             actor=account.client_id,
             action="token.issue",

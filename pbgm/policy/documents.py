@@ -13,6 +13,8 @@ Everything a user, a REST client or a bundle file hands to pbgm goes through
 |                      | non-string keys, YAML values with no JSON equivalent              |
 | `duplicate_key`      | the same key twice in one object (JSON and YAML alike)            |
 | `document_too_deep`  | containers nested deeper than `MAX_DEPTH` levels                  |
+| `number_out_of_range`| an integer beyond the IEEE-754 double range (about 1.8e308): no   |
+|                      | JSON peer reads it, and no check or column of pbgm holds it       |
 | `unknown_format`     | `fmt` other than `json` or `yaml`                                 |
 | `unreadable_file`    | `load_file` cannot open or read the path                          |
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from os import PathLike
@@ -37,6 +40,8 @@ from pbgm.policy.syntax import format_datetime, thaw
 
 MAX_BYTES = 1_048_576
 MAX_DEPTH = 64
+MAX_INTEGER = int(sys.float_info.max)
+"""The largest integer magnitude read: what an IEEE-754 double can still hold."""
 FORMATS = ("json", "yaml")
 _YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -277,6 +282,12 @@ def _check_tree(root: Any, source: str, *, max_values: int) -> None:
                 raise _too_deep(source)
             children = value.values() if isinstance(value, Mapping) else value
             stack.extend((child, depth + 1) for child in children)
+        elif isinstance(value, int) and not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise InvalidInputError(
+                f"`{source}` holds an integer beyond the range of a double (about 1.8e308)",
+                code="number_out_of_range",
+                limit=sys.float_info.max,
+            )
         elif not _is_json_scalar(value):
             raise InvalidInputError(
                 f"`{source}` holds a value of a kind JSON does not have ({_kind(value)})",

@@ -45,6 +45,7 @@ from pbgm.api import create_app
 from pbgm.auth.keys import KeyRing
 from pbgm.auth.secrets import hash_secret
 from pbgm.bundle import export_bundle
+from pbgm.errors import NotFoundError
 from pbgm.model import Permission, PolicyGroup
 from pbgm.store import Grant, MemoryStore, ServiceAccount, Store, open_store
 from pbgm.testing import FrozenClock, memory_store, sqlite_store
@@ -152,11 +153,18 @@ class World:
         return self.app.extensions["pbgm"]
 
     def token(self, caller: str, scopes: tuple[str, ...] | None = None) -> str:
+        """A token as the token endpoint issues it: bound to the account's generation."""
         if scopes is not None:
-            return self.services.issuer.issue(caller, scopes)
+            return self.services.issuer.issue(caller, scopes, generation=self.generation(caller))
         if caller not in self.tokens:
-            self.tokens[caller] = self.services.issuer.issue(caller, CALLERS[caller][0])
+            self.tokens[caller] = self.token(caller, CALLERS[caller][0])
         return self.tokens[caller]
+
+    def generation(self, caller: str) -> str | None:
+        try:
+            return self.store.get_service_account(caller).token_generation
+        except NotFoundError:
+            return None
 
     def call(
         self,
