@@ -35,6 +35,7 @@ CACHED_READS = frozenset(
         "get_service_account",
         "groups_of",
         "list_grants",
+        "list_policy_groups",
     }
 )
 

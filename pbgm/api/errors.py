@@ -207,12 +207,14 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "request_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 _HTTP_DETAILS = {
     404: "no such resource",
     405: "this method is not allowed here",
     413: "the request body is too large",
     415: "send the body as `application/json`",
+    429: "too many requests: retry later",
 }
 
 

@@ -26,6 +26,7 @@ Scopes the REST API knows (a service account holds some of them):
 `decisions:write`   ask the PDP for decisions (`POST /api/v1/decisions`)
 `flexoffers:write`  validate FlexOffers and schedules (`POST /api/v1/flexoffers`)
 `admin`             the administration endpoints (still subject to grants)
+`metrics:read`      scrape `/metrics` (Prometheus), nothing else
 ==================  ===========================================================
 """
 
@@ -58,8 +59,15 @@ SCOPE_POLICIES_READ = "policies:read"
 SCOPE_DECISIONS_WRITE = "decisions:write"
 SCOPE_FLEXOFFERS_WRITE = "flexoffers:write"
 SCOPE_ADMIN = "admin"
+SCOPE_METRICS_READ = "metrics:read"
 SCOPES = frozenset(
-    {SCOPE_POLICIES_READ, SCOPE_DECISIONS_WRITE, SCOPE_FLEXOFFERS_WRITE, SCOPE_ADMIN}
+    {
+        SCOPE_POLICIES_READ,
+        SCOPE_DECISIONS_WRITE,
+        SCOPE_FLEXOFFERS_WRITE,
+        SCOPE_ADMIN,
+        SCOPE_METRICS_READ,
+    }
 )
 
 DEFAULT_LIFETIME = timedelta(minutes=15)

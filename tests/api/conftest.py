@@ -17,6 +17,7 @@ svc-voltage         policies:read, decisions:write,             read on operatio
                     flexoffers:write                            and voltage-control
 svc-market          policies:read, flexoffers:write             read on flexibility
 svc-nobody          all                                         none
+svc-metrics         metrics:read                                none
 ==================  ==========================================  =========================
 """
 
@@ -55,7 +56,7 @@ EXAMPLES = ROOT / "examples"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the example FlexOffers are for this day
 SECRET = "a-test-secret-of-the-world"
 SECRET_HASH = hash_secret(SECRET)  # scrypt once per session
-ALL_SCOPES = ("admin", "decisions:write", "flexoffers:write", "policies:read")
+ALL_SCOPES = ("admin", "decisions:write", "flexoffers:write", "metrics:read", "policies:read")
 
 CALLERS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
     "svc-admin": (ALL_SCOPES, (("policy_group", "*", "admin"),)),
@@ -75,6 +76,7 @@ CALLERS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
         (("policy_group", "flexibility", "read"),),
     ),
     "svc-nobody": (ALL_SCOPES, ()),
+    "svc-metrics": (("metrics:read",), ()),
 }
 
 

@@ -408,25 +408,60 @@ def test_the_token_endpoint_takes_one_form_only(
 # --- rate limiting ---------------------------------------------------------------------
 
 
-def test_the_sixth_failed_login_of_a_client_within_a_minute_is_429(world: World) -> None:
-    for attempt in range(5):  # each from its own address: only the client id links them
-        reply = post_token(world, **refused_login(), source=f"127.0.0.{attempt + 2}")
-        assert reply.status == 401
-    blocked = post_token(world, **refused_login("svc-voltage", SECRET), source="127.0.0.9")
+def test_wrong_secrets_back_off_but_the_right_one_always_gets_its_token(world: World) -> None:
+    for _ in range(5):
+        assert post_token(world, **refused_login(), source="127.0.0.2").status == 401
+    blocked = post_token(world, **refused_login(), source="127.0.0.2")
     assert blocked.status == 429 and 1 <= int(blocked.headers["Retry-After"]) <= 60
     assert "access_token" not in blocked.json
+    # the owner, from the very address of the attacker (one proxy for everybody), still logs in
+    owner = post_token(world, **refused_login("svc-voltage", SECRET), source="127.0.0.2")
+    assert owner.status == 200 and owner.json["access_token"]
+    other = post_token(world, **refused_login("svc-market", SECRET), source="127.0.0.2")
+    assert other.status == 200
     world.clock.advance(seconds=61)
-    assert post_token(world, **refused_login("svc-voltage", SECRET)).status == 200
+    assert post_token(world, **refused_login(), source="127.0.0.2").status == 401
 
 
-def test_the_sixth_failed_login_from_an_address_within_a_minute_is_429(world: World) -> None:
-    for attempt in range(5):  # each for its own client id: only the address links them
-        reply = post_token(world, **refused_login(f"guess-{attempt}"), source="127.0.0.2")
+def test_the_back_off_is_per_client_id_and_address(world: World) -> None:
+    for attempt in range(6):  # each from its own address: no pair backs off
+        reply = post_token(world, **refused_login(), source=f"127.0.0.{attempt + 2}")
         assert reply.status == 401
-    blocked = post_token(world, **refused_login("svc-market", SECRET), source="127.0.0.2")
-    assert blocked.status == 429
-    elsewhere = post_token(world, **refused_login("svc-market", SECRET), source="127.0.0.3")
-    assert elsewhere.status == 200
+    for attempt in range(6):  # each for its own client id from one address
+        assert post_token(world, **refused_login(f"guess-{attempt}")).status == 401
+
+
+def test_refused_logins_are_audited_until_they_back_off(world: World) -> None:
+    before = len(world.store.list_audit(limit=1000))
+    for _ in range(20):
+        post_token(world, **refused_login(), source="127.0.0.5")
+    refusals = [e for e in world.store.list_audit(limit=1000)[: 1000 - before]]
+    assert sum(e.action == "token.refuse" for e in refusals) == 5
+
+
+def test_a_flooding_address_has_its_guesses_unchecked_but_known_owners_pass(
+    world: World, tmp_path: Path
+) -> None:
+    clock = world.clock
+    keyring = KeyRing(tmp_path / "own-keys", clock=clock)
+    keyring.generate()
+    issuer = TokenIssuer(keyring, issuer="pbgm", audience="pbgm-api", clock=clock)
+    store = MemoryStore(clock=clock)
+    store.add_service_account(ServiceAccount("svc", SECRET_HASH, ("policies:read",)), actor="t")
+    limit = RateLimit(failures=2, address_failures=3)
+    app = Flask(__name__)
+    app.register_blueprint(
+        make_auth_blueprint(store=store, issuer=issuer, keyring=keyring, rate_limit=limit)
+    )
+    client = app.test_client()
+    good = {"grant_type": "client_credentials", "client_id": "svc", "client_secret": SECRET}
+    assert client.post("/api/v1/token", data=good).status_code == 200  # verified once
+    for attempt in range(3):
+        bad = {**good, "client_id": f"guess-{attempt}", "client_secret": "nope"}
+        assert client.post("/api/v1/token", data=bad).status_code == 401
+    flooded = {**good, "client_secret": "another-guess"}
+    assert client.post("/api/v1/token", data=flooded).status_code == 429
+    assert client.post("/api/v1/token", data=good).status_code == 200
 
 
 def test_failures_spread_over_more_than_a_minute_are_not_blocked(world: World) -> None:
