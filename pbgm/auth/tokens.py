@@ -32,10 +32,10 @@ Scopes the REST API knows (a service account holds some of them):
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-import base64
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
