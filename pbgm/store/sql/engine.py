@@ -1,6 +1,8 @@
 """Engines for the SQL store, and database errors turned into pbgm errors.
 
-SQLite: WAL journal, foreign keys on, a busy timeout, and transactions begun by
+SQLite: a new database file is created mode 0600 (its `-wal` and `-shm` files
+follow the database file's mode), WAL journal, foreign keys on, a busy timeout,
+and transactions begun by
 SQLAlchemy rather than the `sqlite3` module (whose legacy mode skips `BEGIN` for
 reads and savepoints). A write transaction begins with `BEGIN IMMEDIATE`, so two
 writers queue on the busy timeout instead of failing on a lock upgrade.
@@ -13,7 +15,9 @@ URLs only ever appear with the password hidden.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,9 +80,23 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     raise ConfigurationError(f"unsupported database `{backend}`; use sqlite or postgresql")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only, unless it exists already."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+
+
 def _sqlite_engine(url: URL, **options: Any) -> Engine:
     engine = create_engine(url, **options)
-    in_memory = url.database in (None, "", ":memory:")
+    in_memory = url.database in (None, "", ":memory:") or str(url.database).startswith("file:")
+    if not in_memory and url.database is not None:
+        database = url.database
+        try:
+            _create_private(database)
+        except OSError as error:
+            raise ConfigurationError(
+                f"the database file `{database}` cannot be created: {error.strerror}"
+            ) from None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
