@@ -20,6 +20,7 @@ from flask import g, request
 
 from pbgm.access import AccessPoint, Principal
 from pbgm.api._cache import RevisionReads
+from pbgm.api._http import path_names
 from pbgm.api._resources import resource_of
 from pbgm.api.access_policy import (
     ADMIN_ENDPOINTS,
@@ -68,6 +69,7 @@ class Enforcer:
             return  # unknown routes answer 404; public ones need no token
         self.reads.begin_request()
         claims = self._authenticate()
+        path_names()
         who = Principal(claims.subject, kind="service")
         g.pbgm_claims, g.pbgm_principal = claims, who
         decision = self.decide(claims, endpoint)

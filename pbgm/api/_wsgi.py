@@ -151,6 +151,6 @@ class Deadline:
     def _timeout(start_response: StartResponse) -> list[bytes]:
         head, _, body = problem_bytes(503).partition(b"\r\n\r\n")
         headers = [tuple(line.split(": ", 1)) for line in head.decode("latin-1").split("\r\n")[1:]]
-        kept = [(k, v) for k, v in headers if k not in ("Connection", "Content-Length")]
+        kept = [(k, v) for k, v in headers if k != "Connection"]  # hop-by-hop: not for WSGI
         start_response("503 Service Unavailable", kept, sys.exc_info())
         return [body]

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     IntegrityError,
     InterfaceError,
@@ -131,6 +132,10 @@ def translate_errors(where: str) -> Iterator[None]:
         raise
     except IntegrityError as exc:
         raise _integrity_error(exc) from exc
+    except DataError as exc:  # a value the database cannot hold: out of range, a NUL
+        raise InvalidInputError(
+            "a value is out of the range the policy repository holds", code="out_of_range"
+        ) from exc
     except (OperationalError, InterfaceError, ProgrammingError) as exc:
         if _missing_schema(exc):
             raise ConfigurationError(
