@@ -100,7 +100,7 @@ HOSTILE: list[tuple[str, str, str, dict[str, str] | None, Any, dict[str, str], i
         None,
         {},
         400,
-        "invalid_input",
+        "invalid_parameter",
     ),
     (
         "a parameter of 3000 characters",

@@ -90,14 +90,17 @@ def _create_private(path: str) -> None:
 def _sqlite_engine(url: URL, **options: Any) -> Engine:
     engine = create_engine(url, **options)
     in_memory = url.database in (None, "", ":memory:") or str(url.database).startswith("file:")
-    if not in_memory and url.database is not None:
-        database = url.database
-        try:
-            _create_private(database)
-        except OSError as error:
-            raise ConfigurationError(
-                f"the database file `{database}` cannot be created: {error.strerror}"
-            ) from None
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_args: Any) -> None:
+        """On first use, not when the engine is made: an app factory touches no disk."""
+        if not in_memory and url.database:
+            try:
+                _create_private(url.database)
+            except OSError as error:
+                raise ConfigurationError(
+                    f"the database file `{url.database}` cannot be created: {error.strerror}"
+                ) from None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
