@@ -280,7 +280,7 @@ def run() -> dict[str, Any]:
         db, keys, token = _repository(directory)
         pbgm_port, bare_port = _free_port(), _free_port()
         env = {**os.environ, "PBGM_KEYS_DIR": str(keys), "PBGM_WORKERS": str(WORKERS)}
-        env["PBGM_RATE_LIMIT"] = "0"  # one client at thousands of calls a second: measured, not limited
+        env["PBGM_RATE_LIMIT"] = "0"  # one client, thousands of calls a second: not limited
         python = sys.executable
         pbgm = _start(
             [python, "-m", "pbgm", "--db", db, "serve", "--bind", f"127.0.0.1:{pbgm_port}"],
