@@ -106,11 +106,13 @@ def _repository(directory: Path) -> tuple[str, Path, str]:
     store.add_service_account(ServiceAccount(CALLER, hash_secret("x"), SCOPES), actor="bench")
     grant = Grant("service", CALLER, "policy_group", "operational-limits", Permission.READ)
     store.add_grant(grant, actor="bench")
+    generation = store.get_service_account(CALLER).token_generation
     store.close()
     keys = directory / "keys"
     ring = KeyRing(keys)
     ring.generate()
-    token = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api").issue(CALLER, SCOPES)
+    issuer = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api")
+    token = issuer.issue(CALLER, SCOPES, generation=generation)
     return f"sqlite:///{directory / 'pbgm.db'}", keys, token
 
 
@@ -278,6 +280,7 @@ def run() -> dict[str, Any]:
         db, keys, token = _repository(directory)
         pbgm_port, bare_port = _free_port(), _free_port()
         env = {**os.environ, "PBGM_KEYS_DIR": str(keys), "PBGM_WORKERS": str(WORKERS)}
+        env["PBGM_RATE_LIMIT"] = "0"  # one client, thousands of calls a second: not limited
         python = sys.executable
         pbgm = _start(
             [python, "-m", "pbgm", "--db", db, "serve", "--bind", f"127.0.0.1:{pbgm_port}"],

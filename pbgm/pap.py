@@ -6,6 +6,15 @@ the store untouched. The PAP is also the `source` a `PolicyDecisionPoint`
 refreshes from: `load_policy_set()` builds a `PolicySet` of the *published*
 policies, stamped with the store revision it was read at.
 
+A published policy decides for its policy group, so what is published always
+belongs to the group the repository files the policy under: `publish` refuses a
+version of another group (roll back to it instead: the new version moves the
+policy), an update or a rollback that leaves the old version published refuses
+to move a published policy to another group (retire it first), and
+`load_policy_set(group)` skips a published document that names another group,
+should older data hold one. `version_in_other_group` and
+`published_in_other_group` are the problem codes.
+
 Documents are stored as given (after validation), as plain JSON data: YAML
 timestamps become ISO 8601 strings, read-only mappings become dicts. Exports and
 diffs use `canonical_json`, so key order in the stored document never matters.
@@ -89,6 +98,7 @@ class PolicyAdministrationPoint:
         """A new version; `ConflictError` when `expected_version` is not the latest."""
         plain, policy = checked_document(doc)
         _require_same_id(policy_id, policy.id)
+        _refuse_moving_published(self.store.get_policy(policy_id), policy.policy_group)
         return self.store.update_policy(
             policy_id, plain, expected_version=expected_version, actor=actor, reason=reason
         )
@@ -97,6 +107,15 @@ class PolicyAdministrationPoint:
         self, policy_id: str, *, actor: str, version: int | None = None, reason: str = ""
     ) -> PolicyRecord:
         """Make `version` (default: the latest) the one services receive and the PDP uses."""
+        if version is not None:
+            current = self.store.get_policy(policy_id)
+            group = self.store.get_policy_version(policy_id, version).document.get("policy_group")
+            if group != current.policy_group:
+                message = (
+                    f"version {version} of `{policy_id}` belongs to policy group `{group}`, "
+                    f"not `{current.policy_group}`: roll back to it instead"
+                )
+                raise ValidationError([Problem("$.version", "version_in_other_group", message)])
         return self.store.set_policy_status(
             policy_id, PolicyStatus.PUBLISHED, actor=actor, reason=reason, version=version
         )
@@ -125,7 +144,10 @@ class PolicyAdministrationPoint:
         with self.store.atomic() as view:
             current = view.get_policy(policy_id)
             old = view.get_policy_version(policy_id, to_version)
-            plain, _ = checked_document(old.document)
+            plain, policy = checked_document(old.document)
+            republish = publish or (publish is None and current.status is PolicyStatus.PUBLISHED)
+            if not republish:
+                _refuse_moving_published(current, policy.policy_group)
             record = view.update_policy(
                 policy_id,
                 plain,
@@ -134,7 +156,7 @@ class PolicyAdministrationPoint:
                 reason=reason or f"rollback to version {to_version}",
                 action="rollback",
             )
-            if publish or (publish is None and current.status is PolicyStatus.PUBLISHED):
+            if republish:
                 record = view.set_policy_status(
                     policy_id, PolicyStatus.PUBLISHED, actor=actor, reason=reason
                 )
@@ -168,6 +190,7 @@ class PolicyAdministrationPoint:
         policies = tuple(
             parse_policy(r.published_document or r.document, version=r.published_version or 0)
             for r in iter_published(self.store, policy_group=policy_group)
+            if policy_group is None or _published_group(r) == policy_group
         )
         return PolicySet(
             id=group.id,
@@ -188,6 +211,20 @@ class PolicyAdministrationPoint:
             return self.store.get_policy_group(policy_group)
         except NotFoundError:
             return PolicyGroup(policy_group)
+
+
+def _published_group(record: PolicyRecord) -> Any:
+    return (record.published_document or record.document).get("policy_group")
+
+
+def _refuse_moving_published(current: PolicyRecord, group: str) -> None:
+    """A published policy stays in its group until it is retired (module docstring)."""
+    if current.status is PolicyStatus.PUBLISHED and group != current.policy_group:
+        message = (
+            f"`{current.id}` is published in policy group `{current.policy_group}`: "
+            f"retire it before moving it to `{group}`"
+        )
+        raise ValidationError([Problem("$.policy_group", "published_in_other_group", message)])
 
 
 def _require_same_id(policy_id: str, document_id: str) -> None:

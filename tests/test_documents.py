@@ -93,6 +93,27 @@ def nested(depth: int) -> str:
             "line",
         ),
         ("an unknown format", "{}", {"fmt": "toml"}, "unknown_format", "`toml`"),
+        (
+            "a JSON integer of 4000 digits",
+            '{"upper": ' + "9" * 4000 + "}",
+            {},
+            "number_out_of_range",
+            "double",
+        ),
+        (
+            "a negative one of 400 digits",
+            "[-" + "1" * 400 + "]",
+            {},
+            "number_out_of_range",
+            "double",
+        ),
+        (
+            "a YAML integer of 400 digits",
+            "a: " + "7" * 400 + "\n",
+            {"fmt": "yaml"},
+            "number_out_of_range",
+            "double",
+        ),
     ],
 )
 def test_refuses_bad_input(what_is_refused, data, kwargs, code, in_message):
@@ -129,6 +150,12 @@ def test_dense_documents_within_the_byte_limit_are_not_mistaken_for_bombs(
     text = prefix + joiner.join([item] * count) + suffix
     assert len(text) <= limit
     assert load_document(text, fmt=fmt, max_bytes=limit) == [0] * count
+
+
+def test_the_largest_integer_a_double_holds_is_read():
+    from pbgm.policy.documents import MAX_INTEGER
+
+    assert load_document(f"[{MAX_INTEGER}, -{MAX_INTEGER}]") == [MAX_INTEGER, -MAX_INTEGER]
 
 
 def test_the_depth_limit_itself_is_accepted():

@@ -171,6 +171,7 @@ def test_a_data_request_over_mqtt5_is_answered_on_its_response_topic(
     ring = KeyRing(tmp_path / "keys")
     ring.generate()
     issuer = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api")
+    gen = store.get_service_account("svc-k").token_generation  # as the token endpoint binds it
     verifier = TokenVerifier(ring.verification_keys, issuer="pbgm", audience="pbgm-api")
     config = EventServiceConfig.from_mapping(
         {
@@ -193,7 +194,9 @@ def test_a_data_request_over_mqtt5_is_answered_on_its_response_topic(
         properties = {
             "response_topic": f"{prefix}/replies/1",
             "correlation_data": b"req-7",
-            "user_properties": {"authorization": f"Bearer {issuer.issue('svc-k', [])}"},
+            "user_properties": {
+                "authorization": f"Bearer {issuer.issue('svc-k', [], generation=gen)}"
+            },
         }
         request = json.dumps({"topic": data_topic}).encode()
         client.publish(f"{prefix}/requests", request, qos=1, properties=properties)

@@ -22,6 +22,7 @@ from pbgm.auth.keys import KeyRing
 from pbgm.auth.secrets import hash_secret
 from pbgm.auth.tokens import TokenIssuer, TokenVerifier
 from pbgm.bus import BusMessage, MemoryBus
+from pbgm.errors import NotFoundError
 from pbgm.events import EventService, EventServiceConfig
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.store.base import ServiceAccount, Store
@@ -109,9 +110,25 @@ def keyring(tmp_path: Path, clock: FrozenClock) -> KeyRing:
     return ring
 
 
+class BoundIssuer(TokenIssuer):
+    """Issues tokens as the token endpoint does: bound to the account's token generation."""
+
+    def __init__(self, keyring: KeyRing, clock: FrozenClock, store: Store) -> None:
+        super().__init__(keyring, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+        self.store = store
+
+    def issue(self, subject: str, scopes: Any, **options: Any) -> str:
+        try:
+            generation = self.store.get_service_account(subject).token_generation
+            options.setdefault("generation", generation)
+        except NotFoundError:
+            pass
+        return super().issue(subject, scopes, **options)
+
+
 @pytest.fixture
-def issuer(keyring: KeyRing, clock: FrozenClock) -> TokenIssuer:
-    return TokenIssuer(keyring, issuer=ISSUER, audience=AUDIENCE, clock=clock)
+def issuer(keyring: KeyRing, clock: FrozenClock, store: Store) -> TokenIssuer:
+    return BoundIssuer(keyring, clock, store)
 
 
 @pytest.fixture
@@ -340,6 +357,26 @@ def test_a_data_request_without_a_good_token_is_denied_and_answered_with_the_cod
     }
     assert token is None or token.encode() not in message.payload
     assert service.stats()["bad_token"] == 1
+
+
+@pytest.mark.parametrize("change", ["re-created", "disabled and enabled again"])
+def test_a_token_of_an_earlier_instance_of_the_account_is_denied(
+    bus: MemoryBus, service: EventService, issuer: TokenIssuer, store: Store, change: str
+) -> None:
+    field_samples(bus, 3)
+    replies = Recorder(bus, "/pbgm/replies/#")
+    old = issuer.issue("svc-kibernet", [])
+    if change == "re-created":
+        store.delete_service_account("svc-kibernet", actor="test")
+        account = ServiceAccount("svc-kibernet", SECRET_HASH, ("policies:read",))
+        store.add_service_account(account, actor="test")
+    else:
+        store.set_service_account_enabled("svc-kibernet", False, actor="test")
+        store.set_service_account_enabled("svc-kibernet", True, actor="test")
+    service.policies.refresh(force=True)
+    data_request(bus, old)
+    [(_, answer, _)] = replies.messages
+    assert (answer["status"], answer["error"]["code"]) == ("denied", "token_revoked")
 
 
 def test_an_expired_token_is_denied(

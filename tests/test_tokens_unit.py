@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbgm.auth.keys import KeyRing, keys_from_jwks
-from pbgm.auth.tokens import SCOPES, TokenIssuer, TokenVerifier, parse_scope
+from pbgm.auth.tokens import SCOPES, TokenIssuer, TokenVerifier, low_s, parse_scope
 from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError
 from pbgm.testing import FrozenClock
 
@@ -53,7 +53,7 @@ class Setup:
             issuer=ISSUER,
             audience=AUDIENCE,
             clock=self.clock,
-            account_check=lambda subject: subject not in self.revoked,
+            account_check=lambda claims: None if claims.subject in self.revoked else claims,
         )
 
     @property
@@ -78,8 +78,10 @@ class Setup:
     def sign(self, claims: dict[str, Any], **header: Any) -> str:
         """Signed with the real active key (so only the claims are wrong)."""
         key = self.ring.active()
-        return jwt.encode(
-            claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, **header}
+        return low_s(
+            jwt.encode(
+                claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, **header}
+            )
         )
 
     def public_pem(self) -> bytes:

@@ -7,6 +7,11 @@ base64. A policy answer carries `ETag: "v<version>"`; `PUT` must send it back in
 nothing changes). `reason` (query parameter of `POST`/`PUT`, member of the action
 bodies) goes to the audit log and the version history.
 
+Policy ids are global: one id names one policy across every policy group. Creating
+a policy whose id is taken is `409 already_exists` whichever group holds it, and
+the answer names neither that group nor anything of the policy (only an
+administrator of the group the new document names gets this far).
+
 ==========================================  ======================================
 `GET    /policies?policy_group&policy_type   every policy, any status
         &status`
@@ -31,7 +36,7 @@ from pbgm.access import encode_id
 from pbgm.api._fields import fields, optional_body
 from pbgm.api._http import actor, json_body, json_response, path_id, query
 from pbgm.api.errors import PreconditionRequiredError
-from pbgm.errors import InvalidInputError
+from pbgm.errors import AlreadyExistsError, InvalidInputError
 from pbgm.model import POLICY_TYPES, PolicyStatus
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.store.base import PolicyRecord, PolicyVersion
@@ -119,7 +124,14 @@ def add_policy_routes(blueprint: Blueprint, pap: PolicyAdministrationPoint) -> N
     @blueprint.post("/policies", endpoint="create_policy")
     def create_policy() -> Response:
         reason = _reason(query(["reason"]).get("reason"))
-        record = pap.create(json_body(), actor=actor(), reason=reason)
+        document = json_body()
+        try:
+            record = pap.create(document, actor=actor(), reason=reason)
+        except AlreadyExistsError:
+            raise AlreadyExistsError(
+                f"policy id `{document.get('id')}` is taken: policy ids are unique across "
+                "every policy group"
+            ) from None
         return _record_response(record, 201)
 
     @blueprint.get("/policies/<policy_id>", endpoint="get_policy")

@@ -21,7 +21,7 @@ from pbgm.auth import SCOPES, generate_secret, hash_secret
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import Permission
 from pbgm.pap import PolicyAdministrationPoint
-from pbgm.store.base import AuditEntry, Grant, Group, ServiceAccount, Store, User
+from pbgm.store.base import MAX_ROW_ID, AuditEntry, Grant, Group, ServiceAccount, Store, User
 
 
 def _iso(moment: Any) -> str | None:
@@ -232,7 +232,7 @@ def add_grant_routes(blueprint: Blueprint, store: Store) -> None:
         entries = store.list_audit(
             limit=limit,
             object_id=values.get("object_id"),
-            before_id=integer(values, "before_id", low=1),
+            before_id=integer(values, "before_id", low=1, high=MAX_ROW_ID),
         )
         next_before = entries[-1].id if len(entries) == limit else None
         return json_response(

@@ -15,14 +15,16 @@ from datetime import timedelta
 from typing import Any, cast
 
 from flask import Flask, Response, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pbgm.access import AccessPoint
 from pbgm.api._admin_principals import admin_blueprint
 from pbgm.api._audit import DecisionLog
 from pbgm.api._cache import RevisionReads, VerifiedTokens
 from pbgm.api._decisions import DecisionService, decisions_blueprint
-from pbgm.api._enforce import Enforcer, RateLimiter
+from pbgm.api._enforce import Enforcer
 from pbgm.api._flexoffers import flexoffers_blueprint
+from pbgm.api._limits import install_rate_limit
 from pbgm.api._metrics import Metrics
 from pbgm.api._notify import install_change_notifications
 from pbgm.api._ops import ops_blueprint
@@ -88,6 +90,9 @@ def create_app(
     keyring = keyring if keyring is not None else KeyRing(settings.keys_dir, clock=clock)
     app = Flask("pbgm.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    if settings.proxy_hops:  # the client address and scheme as the trusted proxies saw them
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     services = _wire(app, settings, store, keyring, pdp, clock)
     app.extensions["pbgm"] = services
     if bus is not None:
@@ -120,15 +125,15 @@ def _wire(
         access=access,
         verifier=cast(TokenVerifier, VerifiedTokens(verifier, clock)),
         public=frozenset(public),
-        limiter=RateLimiter(settings.rate_limit),
         clock=clock,
         on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),
     )
     app.before_request(enforcer)
+    install_rate_limit(app, settings, frozenset(public))
     register_error_handlers(app)
     app.after_request(_counting(metrics))
-    decisions = DecisionService(store, reads, pdp=pdp, clock=clock)
-    log = DecisionLog(store, settings.audit_mask)
+    decisions = DecisionService(store, reads, access, pdp=pdp, clock=clock)
+    log = DecisionLog(store, settings.audit_mask, max_request=settings.audit_max_request)
     pap = PolicyAdministrationPoint(store, clock=clock)
     for blueprint in (
         make_auth_blueprint(store=store, issuer=issuer, keyring=keyring, clock=clock),

@@ -35,6 +35,7 @@ CACHED_READS = frozenset(
         "get_service_account",
         "groups_of",
         "list_grants",
+        "list_policy_groups",
     }
 )
 
@@ -130,7 +131,7 @@ class VerifiedTokens:
     def verify(self, token: str) -> Claims:
         claims = self._claims.get(token) if isinstance(token, str) else None
         if claims is None:
-            claims = self.verifier.verify(token)
+            claims = self.verifier.verify(token)  # account-checked: scopes already cut
             with self._lock:
                 if len(self._claims) >= MAX_ENTRIES:
                     self._claims.clear()
@@ -143,8 +144,4 @@ class VerifiedTokens:
             raise AuthenticationError(
                 "the token names an unknown signing key", code="token_unknown_key"
             )
-        if self.account_check is not None and not self.account_check(claims.subject):
-            raise AuthenticationError(
-                "the token's account is disabled or deleted", code="token_revoked"
-            )
-        return claims
+        return self.verifier.check_account(claims)

@@ -5,8 +5,19 @@ pbgm's own form: `{"subject": {...}, "resource": {...}, "action": {...},
 `Response` as JSON (`decision`, `status`, `obligations`, `advice`, `policy_ids`,
 `errors`), or `{"responses": [...]}`; one request and one answer are read and written
 by `pbgm.messages`. The XACML 3.0 JSON Profile (`{"Request": ...}`) is answered in
-kind (`pbgm.api._xacml`). `?policy_group=` decides against one policy group; by
-default against every published policy (deny-overrides).
+kind (`pbgm.api._xacml`).
+
+Which policies decide: a caller decides only against policy groups it may read,
+that is, groups on which it holds a `read` (or `write`, `admin`) grant; a decision
+shows what the group's policies say (obligations, policy ids, errors), so it needs
+the grant that reading them needs. `?policy_group=G` decides against G, and is
+`404 not_found` when the caller holds no such grant, exactly as when G does not
+exist. Without it, the published policies of every group the caller may read are
+combined with deny-overrides; policies of other groups never decide, so their ids
+and rules never show in `policy_ids` or `errors`. A grant on `*` does not count:
+as for fetching policies, only a grant on the group itself does. An injected
+`pdp` (`create_app(pdp=...)`, for embedding) is the embedder's choice and answers
+every caller with `decisions:write` as it is.
 
 The server's clock is the decision time; group memberships come from the
 repository (`subject.groups` when the request does not carry them). A batch is
@@ -19,66 +30,130 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Blueprint, Response
 
+from pbgm.access import AccessPoint, Principal
 from pbgm.api._audit import DecisionLog
-from pbgm.api._http import actor, json_body, json_response, query
+from pbgm.api._http import actor, json_body, json_response, principal, query
 from pbgm.api._metrics import Metrics
 from pbgm.api._xacml import parse_xacml, xacml_response
-from pbgm.errors import InvalidInputError, Problem, ValidationError
+from pbgm.errors import InvalidInputError, NotFoundError, Problem, ValidationError
 from pbgm.messages import request_from_json, response_to_json
-from pbgm.model import Clock, Request
+from pbgm.model import Clock, PolicySet, Request
 from pbgm.model import Response as Decided
-from pbgm.pap import PolicyAdministrationPoint
+from pbgm.pap import ALL_POLICIES, PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.policy import json_strings
 from pbgm.store.base import Store
 
 MAX_CACHED_GROUPS = 64
+MAX_REMEMBERED_CALLERS = 10_000
+Groups = str | frozenset[str]
+"""What a PDP decides against: one policy group, or the union of several."""
 
 
 class DecisionService:
-    """A PDP per policy group, each refreshed when the store revision moves.
+    """A PDP per policy group (or per set of groups a caller may read), each
+    refreshed when the store revision moves.
 
     `reads` is the store as read during a request (`pbgm.api._cache`): its
-    revision is the request's, its memberships memoised per revision.
+    revision is the request's, its memberships memoised per revision. `access`
+    answers which groups a caller may read (module docstring).
 
     An injected `pdp` answers calls without `policy_group` and is used as given
     (its owner refreshes it).
     """
 
     def __init__(
-        self, store: Store, reads: Store, *, pdp: PolicyDecisionPoint | None, clock: Clock
+        self,
+        store: Store,
+        reads: Store,
+        access: AccessPoint,
+        *,
+        pdp: PolicyDecisionPoint | None,
+        clock: Clock,
     ) -> None:
+        self._store = store
         self.reads = reads
+        self.access = access
         self.clock = clock
         self._injected = pdp
         self._pap = PolicyAdministrationPoint(store)
         self._pip = PolicyInformationPoint([GroupMembershipProvider(reads.groups_of)])
         self._lock = threading.Lock()
-        self._pdps: OrderedDict[str | None, PolicyDecisionPoint] = OrderedDict()
+        self._pdps: OrderedDict[Groups, PolicyDecisionPoint] = OrderedDict()
+        self._readable: tuple[int, dict[Principal, frozenset[str]]] = (-1, {})
 
-    def decide(self, requests: list[Request], policy_group: str | None) -> list[Decided]:
+    def decide(
+        self, requests: list[Request], policy_group: str | None, caller: Principal
+    ) -> list[Decided]:
         if policy_group is None and self._injected is not None:
             return self._injected.decide_batch(requests, now=self.clock())
-        pdp = self._pdp(policy_group)
+        pdp = self._pdp(self.groups_for(caller, policy_group))
         pdp.refresh(self.reads.revision())
         return pdp.decide_batch(requests, now=self.clock())
 
-    def _pdp(self, policy_group: str | None) -> PolicyDecisionPoint:
+    def groups_for(self, caller: Principal, policy_group: str | None) -> Groups:
+        """The group (or groups) `caller` decides against; `NotFoundError` when it
+        names one it may not read."""
+        readable = self.readable_groups(caller)
+        if policy_group is None:
+            return readable
+        if policy_group not in readable:
+            raise NotFoundError(f"policy group `{policy_group}` not found")
+        return policy_group
+
+    def readable_groups(self, caller: Principal) -> frozenset[str]:
+        """The policy groups `caller` holds a read grant on, remembered per revision."""
+        revision = self.reads.revision()
         with self._lock:
-            pdp = self._pdps.pop(policy_group, None)
+            seen, known = self._readable
+            if seen != revision or len(known) >= MAX_REMEMBERED_CALLERS:
+                known = {}
+                self._readable = (revision, known)
+            found = known.get(caller)
+        if found is None:
+            found = frozenset(
+                group.id
+                for group in self.reads.list_policy_groups()
+                if self.access.allowed(caller, "read", {"policy_group": group.id})
+            )
+            with self._lock:
+                known[caller] = found
+        return found
+
+    def _pdp(self, groups: Groups) -> PolicyDecisionPoint:
+        with self._lock:
+            pdp = self._pdps.pop(groups, None)
             if pdp is None:
-                source = self._pap.policy_source(policy_group)
-                pdp = PolicyDecisionPoint(source=source, pip=self._pip, clock=self.clock)
-            self._pdps[policy_group] = pdp
+                pdp = PolicyDecisionPoint(
+                    source=self._source(groups), pip=self._pip, clock=self.clock
+                )
+            self._pdps[groups] = pdp
             if len(self._pdps) > MAX_CACHED_GROUPS:
                 self._pdps.popitem(last=False)
             return pdp
+
+    def _source(self, groups: Groups) -> Callable[[], PolicySet]:
+        if isinstance(groups, str):
+            return self._pap.policy_source(groups)
+        return lambda: self._union(groups)
+
+    def _union(self, groups: frozenset[str]) -> PolicySet:
+        """The published policies of `groups`, combined with deny-overrides."""
+        revision = self._store.revision()  # read first: a change meanwhile shows as newer
+        sets = [self._pap.load_policy_set(group) for group in sorted(groups)]
+        return PolicySet(
+            id=ALL_POLICIES,
+            policies=tuple(policy for each in sets for policy in each.policies),
+            policy_combining="deny-overrides",
+            revision=revision,
+            description="the published policies of the groups the caller may read",
+        )
 
 
 # --- pbgm's request form ---------------------------------------------------------------
@@ -152,7 +227,7 @@ def _decide(
     requests: list[Request],
     group: str | None,
 ) -> list[Decided]:
-    decided = service.decide(requests, group)
+    decided = service.decide(requests, group, principal())
     log.record(actor(), requests, decided)
     for response in decided:
         metrics.decisions.labels(str(response.decision)).inc()

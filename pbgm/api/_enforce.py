@@ -1,8 +1,9 @@
 """The one enforcement point of the REST API: a `before_request` hook.
 
-For every endpoint but the public ones it authenticates the bearer token, applies
-the per-client rate limit, works out what the call addresses (`_resources`) and
-asks pbgm's own PDP (`access_policy`) whether the caller may make it. Handlers
+For every endpoint but the public ones it authenticates the bearer token, works
+out what the call addresses (`_resources`) and asks pbgm's own PDP
+(`access_policy`) whether the caller may make it; the per-client rate limit
+(`_limits`) is counted right after. Handlers
 run only after a Permit and contain no access checks of their own; what they do
 with grants (serving only readable policies) goes through the Access Point.
 
@@ -12,9 +13,6 @@ audit log beside the changes.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import cast
 
@@ -22,6 +20,7 @@ from flask import g, request
 
 from pbgm.access import AccessPoint, Principal
 from pbgm.api._cache import RevisionReads
+from pbgm.api._http import path_names
 from pbgm.api._resources import resource_of
 from pbgm.api.access_policy import (
     ADMIN_ENDPOINTS,
@@ -30,7 +29,6 @@ from pbgm.api.access_policy import (
     api_policy_set,
 )
 from pbgm.api.auth import verify_bearer
-from pbgm.api.errors import RateLimitedError
 from pbgm.auth import Claims, TokenVerifier
 from pbgm.errors import AuthenticationError, PermissionDeniedError
 from pbgm.model import Clock, Decision, Request, Response
@@ -39,32 +37,6 @@ from pbgm.pip import PolicyInformationPoint
 from pbgm.store.base import Store
 
 MAX_REMEMBERED = 10_000
-
-
-class RateLimiter:
-    """At most `per_minute` requests per client in any minute, in this process."""
-
-    def __init__(self, per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._now = monotonic
-        self._lock = threading.Lock()
-        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def check(self, client: str) -> None:
-        if self.per_minute <= 0:
-            return
-        now = self._now()
-        with self._lock:
-            times = self._seen.pop(client, deque())
-            while times and times[0] <= now - 60:
-                times.popleft()
-            self._seen[client] = times
-            if len(self._seen) > 10_000:
-                self._seen.popitem(last=False)
-            if len(times) >= self.per_minute:
-                wait = max(1, int(times[0] + 60 - now) + 1)
-                raise RateLimitedError("too many requests: retry later", retry_after=wait)
-            times.append(now)
 
 
 class Enforcer:
@@ -78,7 +50,6 @@ class Enforcer:
         access: AccessPoint,
         verifier: TokenVerifier,
         public: frozenset[str],
-        limiter: RateLimiter,
         clock: Clock,
         on_auth_failure: Callable[[str], None],
     ) -> None:
@@ -86,7 +57,6 @@ class Enforcer:
         self.reads = reads
         self.verifier = verifier
         self.public = public
-        self.limiter = limiter
         self.clock = clock
         self.on_auth_failure = on_auth_failure
         pip = PolicyInformationPoint([AdminGrants(access)])
@@ -99,9 +69,9 @@ class Enforcer:
             return  # unknown routes answer 404; public ones need no token
         self.reads.begin_request()
         claims = self._authenticate()
+        path_names()
         who = Principal(claims.subject, kind="service")
         g.pbgm_claims, g.pbgm_principal = claims, who
-        self.limiter.check(claims.subject)
         decision = self.decide(claims, endpoint)
         if decision.decision is not Decision.PERMIT:
             self._refuse(claims, endpoint, decision)

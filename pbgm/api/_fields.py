@@ -10,7 +10,14 @@ from flask import request
 from pbgm.api._http import json_object
 from pbgm.errors import Problem, ValidationError
 
-_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "an array"}
+MAX_INTEGER = 2**31 - 1
+"""Integers of these bodies are version numbers: a PostgreSQL INTEGER column holds them."""
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "true or false",
+    int: f"a whole number from 1 to {MAX_INTEGER}",
+    list: "an array",
+}
 
 
 def optional_body() -> dict[str, Any]:
@@ -49,7 +56,7 @@ def fields(
 
 def _is(value: Any, kind: type) -> bool:
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INTEGER
     return isinstance(value, kind)
 
 

@@ -13,7 +13,9 @@
   `accepted` (the offer becomes `assigned`) or `rejected` with the reasons.
 
 An offer is visible to callers who may read its template policy (Access Point
-grants); to anyone else it does not exist.
+grants); to anyone else it does not exist. Offer ids are global, like policy ids:
+submitting an offer whose id is taken is `409 already_exists` whoever holds it,
+and the answer says nothing about that offer or its template.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from flask import Blueprint, Response, url_for
 
 from pbgm.access import AccessPoint, ServedPolicy, decode_id, encode_id
 from pbgm.api._http import actor, json_object, json_response, path_id, principal, query
-from pbgm.errors import InvalidInputError, NotFoundError, Problem, ValidationError
+from pbgm.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    Problem,
+    ValidationError,
+)
 from pbgm.flexoffer import SCHEDULABLE_STATES, validate_offer, validate_schedule
 from pbgm.model import Clock
 from pbgm.store.base import FlexOfferRecord, ScheduleRecord, Store
@@ -97,7 +105,12 @@ class FlexOfferDesk:
         violations = validate_offer(document, content, now=self.clock())
         state = "rejected" if violations else "accepted"
         record = FlexOfferRecord(offer_id, template.id, state, document, _reasons(violations))
-        return self.store.add_flexoffer(record, actor=actor())
+        try:
+            return self.store.add_flexoffer(record, actor=actor())
+        except AlreadyExistsError:
+            raise AlreadyExistsError(
+                f"offer id `{offer_id}` is taken: offer ids are unique across every policy group"
+            ) from None
 
     def schedule(
         self, record: FlexOfferRecord, template: ServedPolicy, document: dict[str, Any]

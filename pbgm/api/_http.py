@@ -68,8 +68,23 @@ def query(allowed: Iterable[str]) -> dict[str, str]:
             raise InvalidInputError(f"`{name}` given more than once", code="duplicate_parameter")
         if len(given[0]) > MAX_PARAMETER_CHARS:
             raise InvalidInputError(f"`{name}` is too long", code="invalid_parameter")
+        refuse_control_characters(given[0], name)
         values[name] = given[0]
     return values
+
+
+def refuse_control_characters(value: str, name: str) -> None:
+    """Names and ids in URLs are printable text: a NUL or another control character is
+    `400 invalid_parameter` (no repository stores a NUL)."""
+    if not value.isprintable():
+        raise InvalidInputError(f"`{name}` holds a control character", code="invalid_parameter")
+
+
+def path_names() -> None:
+    """Refuse control characters in every part of the request's path."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str):
+            refuse_control_characters(value, name)
 
 
 def integer(values: Mapping[str, str], name: str, *, low: int = 0, high: int = 2**62) -> int | None:

@@ -31,7 +31,7 @@ _ERROR_TEXT = {
     422: "the input breaks the rules; every problem listed",
     428: "`If-Match` is required",
     429: "rate limited (see `Retry-After`)",
-    503: "the policy repository is unavailable",
+    503: "the policy repository is unavailable, or the request ran past its time",
 }
 
 

@@ -2,7 +2,8 @@
 
 `/healthz` answers while the process serves; `/readyz` also reads the repository
 revision (`503 store_unavailable` when it cannot); `/metrics` is Prometheus text
-(public unless `PBGM_METRICS_PUBLIC=false`, then for global administrators);
+(for a token with the `metrics:read` scope; public with `PBGM_METRICS_PUBLIC=true`,
+for a port only the scraper reaches);
 `/api/v1/openapi.json` describes every endpoint.
 """
 

@@ -3,8 +3,10 @@
 For administrative endpoints the resource lists its `targets`, the policies and
 policy groups the call reads or changes, each `{"policy_id", "policy_group"}`
 as the grants match them: the policy in the path (with its current group), the
-group a new or updated document names, the group of the version a rollback
-restores, the target of a grant. Calls on users, groups, service accounts and
+group a new or updated document names, the group of every version a lifecycle
+call acts on (the version a publish names, the version a retire takes out of
+service, the version a rollback restores, every version a history shows), the
+target of a grant. Calls on users, groups, service accounts and
 the audit log have no target: only a global administrator may make them.
 
 Resolvers never decide anything; a body they cannot read gives no target, and
@@ -86,9 +88,8 @@ def _existing_and_document(store: Store) -> list[Target]:
     return found
 
 
-def _rollback(store: Store) -> list[Target]:
-    found = _existing(store)
-    version = _body_field("version")
+def _with_version(store: Store, found: list[Target], version: Any) -> list[Target]:
+    """`found` plus the group of `version` of the policy (when there is such a version)."""
     if not found or not isinstance(version, int) or isinstance(version, bool):
         return found
     try:
@@ -98,6 +99,42 @@ def _rollback(store: Store) -> list[Target]:
     group = old.document.get("policy_group")
     if isinstance(group, str):
         found.append({"policy_id": found[0]["policy_id"], "policy_group": group})
+    return found
+
+
+def _rollback(store: Store) -> list[Target]:
+    return _with_version(store, _existing(store), _body_field("version"))
+
+
+def _publish(store: Store) -> list[Target]:
+    """The version published: the one named, or the latest (in the current group)."""
+    return _with_version(store, _existing(store), _body_field("version"))
+
+
+def _published_version(store: Store) -> list[Target]:
+    """A retire acts on what is published, whatever group that version names."""
+    found = _existing(store)
+    try:
+        record = store.get_policy(found[0]["policy_id"]) if found else None
+    except PbgmError:
+        return found
+    published = record.published_version if record is not None else None
+    return _with_version(store, found, published)
+
+
+def _history(store: Store) -> list[Target]:
+    """A history shows every version: each version's group is addressed."""
+    found = _existing(store)
+    if not found:
+        return found
+    try:
+        versions = store.policy_versions(found[0]["policy_id"])
+    except PbgmError:
+        return found
+    for version in versions:
+        group = version.document.get("policy_group")
+        if isinstance(group, str):
+            found.append({"policy_id": found[0]["policy_id"], "policy_group": group})
     return found
 
 
@@ -129,9 +166,9 @@ RESOLVERS: dict[str, Resolver] = {
     "admin.create_policy": _create,
     "admin.get_policy": _existing,
     "admin.update_policy": _existing_and_document,
-    "admin.publish_policy": _existing,
-    "admin.retire_policy": _existing,
-    "admin.policy_versions": _existing,
+    "admin.publish_policy": _publish,
+    "admin.retire_policy": _published_version,
+    "admin.policy_versions": _history,
     "admin.rollback_policy": _rollback,
     "admin.create_grant": _new_grant,
     "admin.update_grant": _existing_grant,

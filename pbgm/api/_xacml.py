@@ -18,6 +18,15 @@ array, or one id given twice, form a bag.
 Read requests become `Request`s and attribute values are written back through
 `pbgm.messages`, as pbgm's own JSON form is.
 
+Bounds (each refusal a problem with a stable code, every check linear in the
+body): at most `max_batch` requests (`batch_too_large`), counted before any
+combination is built; a `RequestReference` names at most `MAX_REFERENCE_IDS`
+distinct ids (`too_many_references`, `duplicate_reference`), an `Id` has at most
+`MAX_ID_CHARS` characters (`invalid_id`); the requests of one call hold at most
+`MAX_VALUES` attribute values in total, counted before they are built
+(`request_too_complex`): a category named by 100 references counts 100 times, so
+no reference can multiply the work of a small body.
+
 Written: `{"Response": [{"Decision", "Status": {"StatusCode": {"Value"},
 "StatusMessage"}, "Obligations", "AssociatedAdvice", "Category" (the attributes
 asked with `IncludeInResult`), "PolicyIdentifierList"}]}`.
@@ -63,6 +72,9 @@ STATUS_URNS = {
     "syntax-error": "urn:oasis:names:tc:xacml:1.0:status:syntax-error",
     "processing-error": "urn:oasis:names:tc:xacml:1.0:status:processing-error",
 }
+MAX_REFERENCE_IDS = 16
+MAX_ID_CHARS = 200
+MAX_VALUES = 100_000
 REQUEST_KEYS = {
     *SHORTHANDS,
     "Category",
@@ -97,6 +109,8 @@ def parse_xacml(document: Mapping[str, Any], *, max_batch: int) -> XacmlCall:
     ]
     parts = _parts(body, problems)
     combos = _combinations(body, parts, problems, max_batch)
+    if not problems:
+        _check_work(combos, problems)
     if problems:
         raise ValidationError(problems)
     requests, echoes = [], []
@@ -146,7 +160,7 @@ def _combinations(
     body: Mapping[str, Any], parts: list[Part], problems: list[Problem], max_batch: int
 ) -> list[list[Part]]:
     if "MultiRequests" in body:
-        combos = _references(body["MultiRequests"], parts, problems)
+        combos = _references(body["MultiRequests"], parts, problems, max_batch)
     else:
         by_category: dict[str, list[Part]] = {}
         for part in parts:
@@ -163,26 +177,90 @@ def _combinations(
     return combos
 
 
+def _values_of(item: Mapping[str, Any]) -> int:
+    """How many attribute values a category object adds to each request naming it."""
+    attributes = item.get("Attribute", [])
+    if not isinstance(attributes, list):
+        return 1
+    count = 0
+    for attribute in attributes:
+        value = attribute.get("Value") if isinstance(attribute, Mapping) else None
+        count += len(value) + 1 if isinstance(value, list) else 1
+    return count
+
+
+def _check_work(combos: list[list[Part]], problems: list[Problem]) -> None:
+    """Refuse a call whose requests would hold more than `MAX_VALUES` values in total."""
+    sizes: dict[int, int] = {}
+    total = 0
+    for combo in combos:
+        for _, item, _ in combo:
+            key = id(item)
+            if key not in sizes:
+                sizes[key] = _values_of(item)
+            total += sizes[key]
+        if total > MAX_VALUES:
+            message = f"the requests hold more than {MAX_VALUES} attribute values in total"
+            problems.append(Problem("$.Request", "request_too_complex", message))
+            return
+
+
 def _too_many(count: int, max_batch: int) -> Problem:
     return Problem("$.Request", "batch_too_large", f"{count} requests, at most {max_batch}")
 
 
-def _references(multi: Any, parts: list[Part], problems: list[Problem]) -> list[list[Part]]:
-    by_id = {p[1]["Id"]: p for p in parts if isinstance(p[1].get("Id"), str)}
+def _references(
+    multi: Any, parts: list[Part], problems: list[Problem], max_batch: int
+) -> list[list[Part]]:
     references = multi.get("RequestReference") if isinstance(multi, Mapping) else None
     if not isinstance(references, list) or not references:
         path = "$.Request.MultiRequests"
         problems.append(Problem(path, "invalid_type", "expected a `RequestReference` array"))
         return []
+    if len(references) > max_batch:
+        problems.append(_too_many(len(references), max_batch))
+        return []
+    by_id = _ids(parts, problems)
     combos = []
     for index, reference in enumerate(references):
-        ids = reference.get("ReferenceId") if isinstance(reference, Mapping) else None
         path = f"$.Request.MultiRequests.RequestReference[{index}]"
-        if not isinstance(ids, list) or not all(isinstance(i, str) and i in by_id for i in ids):
-            problems.append(Problem(path, "unknown_reference", "every `ReferenceId` names an `Id`"))
-            continue
-        combos.append([by_id[i] for i in ids])
+        combo = _reference(reference, by_id, path, problems)
+        if combo is not None:
+            combos.append(combo)
     return combos
+
+
+def _ids(parts: list[Part], problems: list[Problem]) -> dict[str, Part]:
+    by_id: dict[str, Part] = {}
+    for part in parts:
+        value = part[1].get("Id")
+        if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS:
+            by_id.setdefault(value, part)
+        elif value is not None:
+            message = f"an `Id` is a text of 1 to {MAX_ID_CHARS} characters"
+            problems.append(Problem(f"{part[2]}.Id", "invalid_id", message))
+    return by_id
+
+
+def _reference(
+    reference: Any, by_id: Mapping[str, Part], path: str, problems: list[Problem]
+) -> list[Part] | None:
+    ids = reference.get("ReferenceId") if isinstance(reference, Mapping) else None
+    if not isinstance(ids, list) or not ids:
+        problems.append(Problem(path, "unknown_reference", "every `ReferenceId` names an `Id`"))
+        return None
+    if len(ids) > MAX_REFERENCE_IDS:
+        message = f"{len(ids)} ids, at most {MAX_REFERENCE_IDS}"
+        problems.append(Problem(f"{path}.ReferenceId", "too_many_references", message))
+        return None
+    if not all(isinstance(i, str) and i in by_id for i in ids):
+        problems.append(Problem(path, "unknown_reference", "every `ReferenceId` names an `Id`"))
+        return None
+    if len(set(ids)) != len(ids):
+        message = "a `ReferenceId` names each `Id` once"
+        problems.append(Problem(f"{path}.ReferenceId", "duplicate_reference", message))
+        return None
+    return [by_id[i] for i in ids]
 
 
 def _request(
@@ -202,7 +280,10 @@ def _request(
             if read is None:
                 continue
             name, value = read
-            bag[name] = _merge(bag[name], value) if name in bag else value
+            if name in bag:
+                _merge(bag, name, value)
+            else:
+                bag[name] = value
             if attribute.get("IncludeInResult") is True:
                 shown.append({"AttributeId": attribute["AttributeId"], "Value": attribute["Value"]})
         if shown:
@@ -240,9 +321,16 @@ def attribute_name(attribute_id: str) -> str:
     return attribute_id
 
 
-def _merge(current: Any, value: Any) -> list[Any]:
-    head = list(current) if isinstance(current, list) else [current]
-    return head + (list(value) if isinstance(value, list) else [value])
+def _merge(bag: dict[str, Any], name: str, value: Any) -> None:
+    """Add `value` to the bag `name` in place: linear however often the id repeats."""
+    current = bag[name]
+    if not isinstance(current, _Bag):
+        current = bag[name] = _Bag(current if isinstance(current, list) else [current])
+    current.extend(value if isinstance(value, list) else [value])
+
+
+class _Bag(list[Any]):
+    """A bag this reader built (and may extend), not a list given in the request."""
 
 
 # --- responses -------------------------------------------------------------------

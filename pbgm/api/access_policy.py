@@ -33,6 +33,7 @@ from pbgm.auth import (
     SCOPE_ADMIN,
     SCOPE_DECISIONS_WRITE,
     SCOPE_FLEXOFFERS_WRITE,
+    SCOPE_METRICS_READ,
     SCOPE_POLICIES_READ,
 )
 from pbgm.model import (
@@ -53,7 +54,8 @@ GLOBAL_ADMIN_GROUP = "*"
 """An `admin` grant on this policy group makes a global administrator."""
 
 PUBLIC_ENDPOINTS = AUTH_ENDPOINTS | {"ops.healthz", "ops.readyz", "ops.openapi"}
-"""Reachable without a token; `ops.metrics` joins them when `PBGM_METRICS_PUBLIC`."""
+"""Reachable without a token; `ops.metrics` joins them when `PBGM_METRICS_PUBLIC`
+(otherwise it needs a token with `metrics:read`)."""
 
 SCOPED_ENDPOINTS: Mapping[str, frozenset[str]] = {
     SCOPE_POLICIES_READ: frozenset({"policies.get_policy", "policies.list_policies"}),
@@ -61,6 +63,7 @@ SCOPED_ENDPOINTS: Mapping[str, frozenset[str]] = {
     SCOPE_FLEXOFFERS_WRITE: frozenset(
         {"flexoffers.submit", "flexoffers.get", "flexoffers.schedule"}
     ),
+    SCOPE_METRICS_READ: frozenset({"ops.metrics"}),
 }
 """Endpoints a scope alone opens; the handlers apply the caller's read grants."""
 
@@ -91,7 +94,6 @@ ADMIN_ENDPOINTS = frozenset(
         "admin.update_grant",
         "admin.delete_grant",
         "admin.list_audit",
-        "ops.metrics",
     }
 )
 """Endpoints that need the `admin` scope and an admin grant on what they address."""

@@ -8,11 +8,21 @@
   `WWW-Authenticate: Basic`, whether the account is missing, disabled or the
   secret wrong (a missing account still costs one secret verification, so
   timing does not tell which).
-- Failed logins are rate limited per client id and per remote address: after
-  `RateLimit.failures` failures within `RateLimit.per`, further attempts get
-  `429` with `Retry-After` until the oldest failure leaves the window. The
-  counter lives in memory and is PER PROCESS: with N workers an attacker gets up
-  to N times the budget; put a shared limiter in the proxy for more.
+- Failed logins back off, and the rightful owner is never locked out: the right
+  secret always gets its token. Failures are counted per pair of client id and
+  remote address (`RateLimit.failures` within `RateLimit.per`): past that, a
+  further WRONG secret from the same pair is answered `429` with `Retry-After`
+  instead of `401`, so an attacker guessing one client's secret is slowed while
+  its owner, from any address (even the same one), still logs in. Secrets are
+  256 random bits, so the back-off is a tripwire, not the defence. To keep a
+  flood of guesses from burning CPU on scrypt, an address with more than
+  `RateLimit.address_failures` failures in the window gets `429` without its
+  guesses being checked, except for a client whose right secret this process
+  verified before (remembered as an HMAC under a per-process key, never the
+  secret). The remote address is the proxy's client address when
+  `PBGM_PROXY_HOPS` trusts the proxies in front (werkzeug's `ProxyFix`). Refused
+  logins are audited until their pair or address backs off. The counters live
+  in memory, PER PROCESS: with N workers the budgets are N times larger.
 - `GET /.well-known/jwks.json`: the public keys, cacheable for five minutes. A
   remote verifier that meets an unknown `kid` should fetch it again.
 - `verify_bearer(request, verifier)`: the strict `Authorization: Bearer <jwt>`
@@ -24,12 +34,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import math
 import re
 import secrets
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,10 +50,12 @@ from urllib.parse import unquote_plus
 from flask import Blueprint, Request, Response, jsonify, request
 
 from pbgm.auth import (
+    AccountCheck,
     Claims,
     KeyRing,
     TokenIssuer,
     TokenVerifier,
+    bind_to_account,
     hash_secret,
     parse_scope,
     verify_secret,
@@ -66,10 +80,12 @@ _BASIC = re.compile(r"Basic ([A-Za-z0-9+/]+=*)", re.IGNORECASE)
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """At most `failures` failed logins per client id and per address within `per`."""
+    """Back-off after `failures` failed logins of one client id from one address within
+    `per`; guesses unchecked after `address_failures` failures from one address."""
 
     failures: int = 5
     per: timedelta = timedelta(minutes=1)
+    address_failures: int = 100
     max_tracked: int = 10_000  # keys remembered; the oldest are forgotten first
 
 
@@ -84,16 +100,18 @@ class FailureCounter:
         self._lock = threading.Lock()
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def retry_after(self, keys: Iterable[str]) -> int | None:
-        """Seconds to wait if any of `keys` used up its failures, else None."""
+    def retry_after(self, keys: Iterable[str], failures: int | None = None) -> int | None:
+        """Seconds to wait if any of `keys` had `failures` (default: the limit's) or
+        more failures in the window, else None."""
         now = self._clock().timestamp()
         window = self.limit.per.total_seconds()
+        allowed = self.limit.failures if failures is None else failures
         waits = []
         with self._lock:
             for key in keys:
                 times = self._recent(key, now - window)
-                if len(times) >= self.limit.failures:
-                    waits.append(times[-self.limit.failures] + window - now)
+                if len(times) >= allowed:
+                    waits.append(times[-allowed] + window - now)
         return max(1, math.ceil(max(waits))) if waits else None
 
     def record(self, keys: Iterable[str]) -> None:
@@ -114,14 +132,21 @@ class FailureCounter:
         return times
 
 
-def account_check(store: Store) -> Callable[[str], bool]:
-    """True while the service account `subject` exists and is enabled."""
+def account_check(store: Store) -> AccountCheck:
+    """Binds verified claims to the service account instance they were issued for:
+    refused once it is gone, disabled or re-created; scopes cut to its current ones."""
 
-    def check(subject: str) -> bool:
+    def check(claims: Claims) -> Claims | None:
         try:
-            return store.get_service_account(subject).enabled
+            account = store.get_service_account(claims.subject)
         except NotFoundError:
-            return False
+            return None
+        return bind_to_account(
+            claims,
+            enabled=account.enabled,
+            generation=account.token_generation,
+            scopes=account.scopes,
+        )
 
     return check
 
@@ -163,10 +188,13 @@ def verify_bearer(
             "the Authorization header must read `Bearer <token>`", code="token_invalid"
         )
     claims = verifier.verify(match.group(1))
-    if store is not None and not account_check(store)(claims.subject):
-        raise AuthenticationError(
-            "the token's account is disabled or deleted", code="token_revoked"
-        )
+    if store is not None:
+        checked = account_check(store)(claims)
+        if checked is None:
+            raise AuthenticationError(
+                "the token's account is disabled, deleted or renewed", code="token_revoked"
+            )
+        return checked
     return claims
 
 
@@ -234,6 +262,40 @@ def _invalid_client(description: str) -> _OAuthError:
     return _OAuthError(401, "invalid_client", description, {"WWW-Authenticate": BASIC_CHALLENGE})
 
 
+class KnownSecrets:
+    """Right secrets this process verified, as HMACs under a per-process random key.
+
+    Lets the owner of a client in through an address that floods the token endpoint
+    with guesses, without an scrypt per guess; tied to the account's stored hash, so
+    a new secret or a re-created account is verified afresh.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._key = secrets.token_bytes(32)
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._known: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+
+    def _digest(self, client_id: str, secret: str) -> bytes:
+        message = client_id.encode() + b"\x00" + secret.encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def remember(self, account: ServiceAccount, secret: str) -> None:
+        with self._lock:
+            digest = self._digest(account.client_id, secret)
+            self._known[account.client_id] = (account.secret_hash, digest)
+            self._known.move_to_end(account.client_id)
+            while len(self._known) > self._max:
+                self._known.popitem(last=False)
+
+    def matches(self, account: ServiceAccount, secret: str) -> bool:
+        with self._lock:
+            known = self._known.get(account.client_id)
+        if known is None or known[0] != account.secret_hash:
+            return False
+        return hmac.compare_digest(known[1], self._digest(account.client_id, secret))
+
+
 class _TokenEndpoint:
     """The client-credentials grant, step by step."""
 
@@ -241,6 +303,7 @@ class _TokenEndpoint:
         self.store = store
         self.issuer = issuer
         self.failures = failures
+        self.known = KnownSecrets()
         # Verified against when the client id is unknown, so that costs the same.
         self.dummy_hash = hash_secret(secrets.token_urlsafe(32))
 
@@ -253,31 +316,42 @@ class _TokenEndpoint:
     def _grant(self, flask_request: Request) -> Response:
         form = _form(flask_request)
         client_id, secret = _credentials(flask_request, form)
-        keys = (f"client:{client_id}", f"address:{flask_request.remote_addr or 'unknown'}")
-        wait = self.failures.retry_after(keys)
-        if wait is not None:
-            message = "too many failed logins: retry later"
-            raise _OAuthError(429, "rate_limited", message, {"Retry-After": str(wait)})
         _check_grant_type(form.get("grant_type"))
-        account = self._authenticate(client_id, secret)
-        if account is None:
-            self.failures.record(keys)
-            self._audit_refusal(client_id, flask_request.remote_addr)
-            raise _invalid_client("client authentication failed")
-        return self._issue(account, form.get("scope"))
+        address = flask_request.remote_addr or "unknown"
+        pair, source = f"client:{client_id} address:{address}", f"address:{address}"
+        flooding = self.failures.retry_after([source], self.failures.limit.address_failures)
+        account = self._authenticate(client_id, secret, check=flooding is None)
+        if account is not None:
+            return self._issue(account, form.get("scope"))
+        backing_off = self.failures.retry_after([pair]) or flooding
+        self.failures.record([pair, source])
+        if backing_off is None:
+            self._audit_refusal(client_id, address)
+        if backing_off is not None:
+            message = "too many failed logins: retry later"
+            raise _OAuthError(429, "rate_limited", message, {"Retry-After": str(backing_off)})
+        raise _invalid_client("client authentication failed")
 
-    def _authenticate(self, client_id: str, secret: str) -> ServiceAccount | None:
+    def _authenticate(self, client_id: str, secret: str, *, check: bool) -> ServiceAccount | None:
+        """The enabled account whose secret this is. With `check` false (a flooding
+        address) only a secret this process verified before is accepted."""
         try:
             account: ServiceAccount | None = self.store.get_service_account(client_id)
         except NotFoundError:
             account = None
+        if account is not None and self.known.matches(account, secret):
+            return account if account.enabled else None
+        if not check:
+            return None
         hashed = account.secret_hash if account is not None else self.dummy_hash
-        matches = verify_secret(secret, hashed)
-        return account if matches and account is not None and account.enabled else None
+        if not verify_secret(secret, hashed) or account is None:
+            return None
+        self.known.remember(account, secret)
+        return account if account.enabled else None
 
     def _issue(self, account: ServiceAccount, requested: str | None) -> Response:
         scopes = _granted_scopes(account, requested)
-        token = self.issuer.issue(account.client_id, scopes)
+        token = self.issuer.issue(account.client_id, scopes, generation=account.token_generation)
         self.store.record_audit(
             actor=account.client_id,
             action="token.issue",

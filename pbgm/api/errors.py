@@ -22,6 +22,10 @@ validation error, every problem. Statuses:
 503     the repository cannot be reached (`store_unavailable`)
 ======  =========================================================================
 
+An answer is bounded whatever the input: at most `MAX_PROBLEMS` problems are
+listed (`problems_omitted` counts the rest) and texts that quote the input are
+cut at `MAX_TEXT` characters (ending in `...`).
+
 No stack trace, SQL or secret reaches an answer: 5xx answers carry a fixed
 message, and the catch-all handler logs the exception's class and where it was
 raised with the correlation id, never its message (which may quote SQL) nor the
@@ -56,6 +60,8 @@ from pbgm.errors import (
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+MAX_PROBLEMS = 100
+MAX_TEXT = 500
 
 
 class RateLimitedError(PbgmError):
@@ -142,9 +148,24 @@ def pbgm_error_response(error: PbgmError) -> Response:
         code = "internal_error" if status == 500 else error.code
         return problem(status, code, FIXED_DETAIL[status], correlation_id=correlation)
     extra = {k: v for k, v in error.as_dict().items() if k not in ("code", "message")}
-    response = problem(status, error.code, error.message, **extra)
+    if isinstance(extra.get("problems"), list):
+        extra.update(_bounded_problems(extra["problems"]))
+    response = problem(status, error.code, _cut(error.message), **extra)
     _add_headers(response, error)
     return response
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+
+
+def _bounded_problems(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first `MAX_PROBLEMS` problems, texts cut, and how many more were found."""
+    shown = [{k: _cut(v) if isinstance(v, str) else v for k, v in p.items()} for p in problems]
+    bounded: dict[str, Any] = {"problems": shown[:MAX_PROBLEMS]}
+    if len(problems) > MAX_PROBLEMS:
+        bounded["problems_omitted"] = len(problems) - MAX_PROBLEMS
+    return bounded
 
 
 def _add_headers(response: Response, error: PbgmError) -> None:
@@ -186,12 +207,14 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "request_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 _HTTP_DETAILS = {
     404: "no such resource",
     405: "this method is not allowed here",
     413: "the request body is too large",
     415: "send the body as `application/json`",
+    429: "too many requests: retry later",
 }
 
 

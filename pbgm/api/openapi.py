@@ -369,8 +369,7 @@ def _public_paths() -> dict[str, Any]:
                         "content": {"text/plain": {"schema": STRING}},
                     }
                 },
-                errors=(400, 401, 403),
-                public=True,
+                errors=(400, 401, 403, 429),
             )
         },
         "/api/v1/openapi.json": {

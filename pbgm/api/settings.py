@@ -16,12 +16,32 @@ PBGM_TOKEN_AUDIENCE         `aud` of issued tokens          pbgm-api
 PBGM_TOKEN_LIFETIME         token lifetime, seconds         900
 PBGM_MAX_CONTENT_LENGTH     largest request body, bytes     1048576
 PBGM_MAX_BATCH              most requests in one batch      100
-PBGM_RATE_LIMIT             requests per minute per         0 (no limit)
-                            client and process
+PBGM_RATE_LIMIT             requests per client (token      600/minute
+                            subject), Flask-Limiter syntax
+                            (`100/second;2000/hour`); a
+                            bare number is per minute; 0
+                            turns it off
+PBGM_RATE_LIMIT_STORAGE     where the counts live: per      memory://
+                            process, or shared by every
+                            worker and server with
+                            `redis://host:6379` (limits'
+                            storage URIs)
+PBGM_PROXY_HOPS             trusted reverse proxies in      0 (the socket's peer is
+                            front: the client address is    the client)
+                            taken from that many
+                            `X-Forwarded-For` hops
+PBGM_REQUEST_TIMEOUT        seconds a request may run       30
+                            (`503 request_timeout`); the
+                            worker is restarted 10 s later
+PBGM_AUDIT_MAX_REQUEST      bytes of each request kept in   2048
+                            the decision log (longer ones
+                            are cut and marked)
 PBGM_AUDIT_MASK             request attributes masked in    (none)
                             the decision log, e.g.
                             `subject.*,resource.location`
-PBGM_METRICS_PUBLIC         `/metrics` without a token      true
+PBGM_METRICS_PUBLIC         `/metrics` without a token (on   false (a token with
+                            a port only Prometheus          `metrics:read`)
+                            reaches)
 PBGM_BIND                   address:port of `pbgm serve`    127.0.0.1:8080
 PBGM_WORKERS                gunicorn worker processes       2
 PBGM_TLS_CERT, PBGM_TLS_KEY certificate and key (both or    (plain HTTP)
@@ -60,9 +80,13 @@ class Settings:
     token_lifetime: int = 900
     max_content_length: int = 1_048_576
     max_batch: int = 100
-    rate_limit: int = 0
+    rate_limit: str = "600/minute"
+    rate_limit_storage: str = "memory://"
+    proxy_hops: int = 0
+    request_timeout: int = 30
     audit_mask: tuple[str, ...] = ()
-    metrics_public: bool = True
+    audit_max_request: int = 2048
+    metrics_public: bool = False
     bind: str = "127.0.0.1:8080"
     workers: int = 2
     tls_cert: str | None = None
@@ -180,6 +204,29 @@ def _boolean(value: Any) -> bool:
     raise ValueError(f"must be true or false, not `{value}`")
 
 
+_RATE = re.compile(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*", re.IGNORECASE)
+
+
+def _rate_limit(value: Any) -> str:
+    """Flask-Limiter's syntax (`100/minute;2000/hour`); a bare number is per minute;
+    `0` (or `off`) turns the limit off and reads as the empty text."""
+    text = str(value).strip()
+    if text.lower() in ("0", "off", "none", ""):
+        return ""
+    if text.isdigit():
+        return f"{int(text)}/minute"
+    if not all(_RATE.fullmatch(part) for part in text.split(";")):
+        raise ValueError(f"`{text}` is not a rate such as `600/minute` or `10/second;500/hour`")
+    return text
+
+
+def _storage(value: Any) -> str:
+    text = _text(value)
+    if "://" not in text:
+        raise ValueError(f"`{text}` is not a storage URI such as `memory://` or `redis://host`")
+    return text
+
+
 def _mask(value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
@@ -195,7 +242,11 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "token_lifetime": _integer(10, 86_400),
     "max_content_length": _integer(1024, 64 * 1_048_576),
     "max_batch": _integer(1, 10_000),
-    "rate_limit": _integer(0, 10_000_000),
+    "rate_limit": _rate_limit,
+    "rate_limit_storage": _storage,
+    "proxy_hops": _integer(0, 5),
+    "request_timeout": _integer(1, 3600),
+    "audit_max_request": _integer(256, 1_048_576),
     "audit_mask": _mask,
     "metrics_public": _boolean,
     "workers": _integer(1, 64),

@@ -2,8 +2,15 @@
 
 A token is issued to a service account by the token endpoint (OAuth2 client
 credentials) and carries `iss`, `aud`, `sub` (the client id), `scope`
-(space-separated), `iat`, `nbf`, `exp` and a random `jti`; its header names the
-signing key (`kid`).
+(space-separated), `iat`, `nbf`, `exp`, a random `jti` and `gen`, the token
+generation of the account instance it was issued to; its header names the signing
+key (`kid`).
+
+A token is bound to that instance (`bind_to_account`): it is refused once the
+account is gone, disabled, or has another generation (deleted and re-created,
+disabled and enabled again), and it carries only the scopes the account still
+holds. ES256 signatures are issued and accepted only in their canonical low-S
+form (s <= n/2): of the two valid signatures of one token, only one is accepted.
 
 Verification trusts nothing in the token before the signature checks out: the
 `kid` picks a key, the key's own algorithm is the only one accepted (so `alg:
@@ -19,15 +26,17 @@ Scopes the REST API knows (a service account holds some of them):
 `decisions:write`   ask the PDP for decisions (`POST /api/v1/decisions`)
 `flexoffers:write`  validate FlexOffers and schedules (`POST /api/v1/flexoffers`)
 `admin`             the administration endpoints (still subject to grants)
+`metrics:read`      scrape `/metrics` (Prometheus), nothing else
 ==================  ===========================================================
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -50,15 +59,25 @@ SCOPE_POLICIES_READ = "policies:read"
 SCOPE_DECISIONS_WRITE = "decisions:write"
 SCOPE_FLEXOFFERS_WRITE = "flexoffers:write"
 SCOPE_ADMIN = "admin"
+SCOPE_METRICS_READ = "metrics:read"
 SCOPES = frozenset(
-    {SCOPE_POLICIES_READ, SCOPE_DECISIONS_WRITE, SCOPE_FLEXOFFERS_WRITE, SCOPE_ADMIN}
+    {
+        SCOPE_POLICIES_READ,
+        SCOPE_DECISIONS_WRITE,
+        SCOPE_FLEXOFFERS_WRITE,
+        SCOPE_ADMIN,
+        SCOPE_METRICS_READ,
+    }
 )
 
 DEFAULT_LIFETIME = timedelta(minutes=15)
 DEFAULT_LEEWAY = timedelta(seconds=30)
 MAX_TOKEN_LENGTH = 8192
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
-RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "scope", "iat", "nbf", "exp", "jti"})
+RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "scope", "iat", "nbf", "exp", "jti", "gen"})
+GENERATION_CLAIM = "gen"
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+"""The order n of the P-256 group: an ES256 signature (r, s) is canonical when s <= n/2."""
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -89,8 +108,30 @@ class Claims:
     jti: str | None
     raw: Mapping[str, Any]
 
+    @property
+    def generation(self) -> str | None:
+        """The account generation the token was issued for (`gen`), if it names one."""
+        value = self.raw.get(GENERATION_CLAIM)
+        return value if isinstance(value, str) else None
+
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+AccountCheck = Callable[[Claims], "Claims | None"]
+"""Checks verified claims against the account now: the claims to use, or None to refuse."""
+
+
+def bind_to_account(
+    claims: Claims, *, enabled: bool, generation: str, scopes: Iterable[str]
+) -> Claims | None:
+    """`claims` if the account instance they were issued for is still there and
+    enabled (same `generation`), their scopes cut to those the account holds now;
+    None when the token must be refused."""
+    if not enabled or not generation or claims.generation != generation:
+        return None
+    held = set(scopes)
+    return replace(claims, scopes=tuple(s for s in claims.scopes if s in held))
 
 
 class SigningKeys(Protocol):
@@ -124,9 +165,15 @@ class TokenIssuer:
         self.clock = clock
 
     def issue(
-        self, subject: str, scopes: Iterable[str], *, extra: Mapping[str, Any] | None = None
+        self,
+        subject: str,
+        scopes: Iterable[str],
+        *,
+        generation: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
-        """A signed JWT for `subject` with `scopes`; `extra` adds non-reserved claims."""
+        """A signed JWT for `subject` with `scopes`, bound to the account `generation`
+        (`ServiceAccount.token_generation`); `extra` adds non-reserved claims."""
         if not isinstance(subject, str) or not subject:
             raise InvalidInputError("a token needs a non-empty subject")
         scope = " ".join(checked_scopes(scopes))
@@ -145,8 +192,38 @@ class TokenIssuer:
             "exp": now + int(self.lifetime.total_seconds()),
             "jti": secrets.token_urlsafe(16),
         }
+        if generation is not None:
+            claims[GENERATION_CLAIM] = generation
         key = self.keyring.active()
-        return jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid})
+        token = jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid})
+        return low_s(token) if key.alg == "ES256" else token
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _s_of(token: str) -> int | None:
+    """The s of an ES256 token's signature (r || s, 32 bytes each); None if malformed."""
+    try:
+        raw = _b64url_decode(token.rsplit(".", 1)[1])
+    except (IndexError, ValueError):
+        return None
+    return int.from_bytes(raw[32:], "big") if len(raw) == 64 else None
+
+
+def low_s(token: str) -> str:
+    """The same ES256 token with its signature in the canonical form s <= n/2.
+
+    (r, s) and (r, n - s) both verify; pbgm issues and accepts only the low one,
+    so a token cannot be re-signed into a second valid form by anyone."""
+    s = _s_of(token)
+    if s is None or s <= P256_ORDER // 2:
+        return token
+    head, signature = token.rsplit(".", 1)
+    raw = _b64url_decode(signature)
+    fixed = raw[:32] + (P256_ORDER - s).to_bytes(32, "big")
+    return head + "." + base64.urlsafe_b64encode(fixed).rstrip(b"=").decode("ascii")
 
 
 def _refuse(code: str, message: str) -> AuthenticationError:
@@ -166,9 +243,10 @@ _DECODE_FAILURES: tuple[tuple[type[PyJWTError], str, str], ...] = (
 class TokenVerifier:
     """Checks tokens against a changing set of public keys (e.g. `KeyRing.verification_keys`).
 
-    `account_check(subject)` runs after the signature and claims check out; it
-    returns False (or raises `AuthenticationError`) to refuse a token whose
-    subject was disabled or deleted since it was issued.
+    `account_check(claims)` runs after the signature and claims check out; it
+    returns the claims to use (e.g. `bind_to_account`: scopes cut to the account's
+    current ones) or None (or raises `AuthenticationError`) to refuse a token whose
+    account was disabled, deleted or re-created since it was issued.
     """
 
     def __init__(
@@ -180,7 +258,7 @@ class TokenVerifier:
         algorithms: Iterable[str] = ALGORITHMS,
         leeway: timedelta = DEFAULT_LEEWAY,
         clock: Clock = utc_now,
-        account_check: Callable[[str], bool] | None = None,
+        account_check: AccountCheck | None = None,
     ) -> None:
         self.algorithms = frozenset(algorithms)
         if not self.algorithms or not self.algorithms <= set(ALGORITHMS):
@@ -206,9 +284,16 @@ class TokenVerifier:
             jti=payload.get("jti") if isinstance(payload.get("jti"), str) else None,
             raw=payload,
         )
-        if self.account_check is not None and not self.account_check(claims.subject):
-            raise _refuse("token_revoked", "the token's account is disabled or deleted")
-        return claims
+        return self.check_account(claims)
+
+    def check_account(self, claims: Claims) -> Claims:
+        """The claims as the account check leaves them; `token_revoked` if it refuses."""
+        if self.account_check is None:
+            return claims
+        checked = self.account_check(claims)
+        if checked is None:
+            raise _refuse("token_revoked", "the token's account is disabled, deleted or renewed")
+        return checked
 
     def _key_for(self, token: str) -> VerificationKey:
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
@@ -226,6 +311,10 @@ class TokenVerifier:
         return key
 
     def _decode(self, token: str, key: VerificationKey) -> dict[str, Any]:
+        if key.alg == "ES256":
+            s = _s_of(token)
+            if s is not None and s > P256_ORDER // 2:
+                raise _refuse("token_invalid", "the token signature is not in canonical form")
         try:
             return jwt.decode(
                 token,

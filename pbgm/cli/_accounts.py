@@ -84,6 +84,7 @@ def disable(env: Env, client_id: str) -> None:
 
 
 def _write_private(path: Path, secret: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode on open: narrow it
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(secret + "\n")

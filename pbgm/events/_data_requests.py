@@ -107,12 +107,12 @@ class DataRequests:
             raise AuthenticationError("no token verification is configured")
         if not isinstance(token, str) or not token:
             raise AuthenticationError("a data request needs a token", code="token_missing")
-        claims = self.verifier.verify(token)
-        if not self.policies.enabled(claims.subject):
+        bound = self.policies.bound(self.verifier.verify(token))
+        if bound is None:
             raise AuthenticationError(
-                "the token's account is disabled or deleted", code="token_revoked"
+                "the token's account is disabled, deleted or renewed", code="token_revoked"
             )
-        return claims
+        return bound
 
     def _request(
         self, claims: Claims, payload: Mapping[str, Any], topic: str, now: datetime

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from pbgm.auth import Claims, bind_to_account
 from pbgm.errors import ConfigurationError, NotFoundError
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pep import Decider
-from pbgm.store.base import Store
+from pbgm.store.base import ServiceAccount, Store
 
 from ._triggers import Trigger, triggers_of
 
@@ -60,6 +61,7 @@ class PolicyCache:
         self._groups: dict[str, _Compiled] = {}
         self._groups_of: dict[str, tuple[str, ...]] = {}
         self._enabled: dict[str, bool] = {}
+        self._accounts: dict[str, ServiceAccount | None] = {}
         self._revision: int | None = None
         self._next_check = 0.0
 
@@ -92,6 +94,28 @@ class PolicyCache:
             found = self._enabled[principal] = enabled
         return found
 
+    def bound(self, claims: Claims) -> Claims | None:
+        """The token's claims while the service account instance it was issued to is
+        there and enabled, scopes cut to the account's (`pbgm.auth.bind_to_account`);
+        a user's token needs its user enabled; None to refuse. As given without a store."""
+        if self.store is None:
+            return claims
+        subject = claims.subject
+        if subject not in self._accounts:
+            answered, account = self._ask(lambda s: s.get_service_account(subject), None)
+            if not answered:
+                return None
+            self._accounts[subject] = account
+        account = self._accounts[subject]
+        if account is None:
+            return claims if self.enabled(subject) else None
+        return bind_to_account(
+            claims,
+            enabled=account.enabled,
+            generation=account.token_generation,
+            scopes=account.scopes,
+        )
+
     def refresh(self, *, force: bool = False) -> None:
         """Reload when the store revision moved; checked at most every `refresh_s`."""
         if self.store is None:
@@ -104,7 +128,7 @@ class PolicyCache:
             answered, revision = self._ask(lambda s: s.revision(), None)
             if not answered or revision == self._revision:
                 return
-            self._groups_of, self._enabled = {}, {}
+            self._groups_of, self._enabled, self._accounts = {}, {}, {}
             reloaded = all(self._reload(group) for group in list(self._groups))
             reloaded = self._refresh_explicit(revision) and reloaded
             self._revision = revision if reloaded else None

@@ -13,6 +13,8 @@ Everything a user, a REST client or a bundle file hands to pbgm goes through
 |                      | non-string keys, YAML values with no JSON equivalent              |
 | `duplicate_key`      | the same key twice in one object (JSON and YAML alike)            |
 | `document_too_deep`  | containers nested deeper than `MAX_DEPTH` levels                  |
+| `number_out_of_range`| an integer beyond the IEEE-754 double range (about 1.8e308): no   |
+|                      | JSON peer reads it, and no check or column of pbgm holds it       |
 | `unknown_format`     | `fmt` other than `json` or `yaml`                                 |
 | `unreadable_file`    | `load_file` cannot open or read the path                          |
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from os import PathLike
@@ -37,6 +40,8 @@ from pbgm.policy.syntax import format_datetime, thaw
 
 MAX_BYTES = 1_048_576
 MAX_DEPTH = 64
+MAX_INTEGER = int(sys.float_info.max)
+"""The largest integer magnitude read: what an IEEE-754 double can still hold."""
 FORMATS = ("json", "yaml")
 _YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -260,28 +265,49 @@ def _check_tree(root: Any, source: str, *, max_values: int) -> None:
     Every JSON or YAML value takes at least two bytes of text, so a document
     within the byte limit holds at most about `max_bytes // 2` values; more can
     only come from YAML aliases, which share nodes and expand exponentially.
+    Each value is looked at once (a few type checks), so a 1 MiB body costs
+    tens of milliseconds.
     """
+    if not isinstance(root, Mapping | list):
+        _check_scalar(root, source)
+        return
     stack: list[tuple[Any, int]] = [(root, 0)]
-    seen = 0
+    seen = 1
     while stack:
-        value, depth = stack.pop()
-        seen += 1
+        container, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            raise _too_deep(source)
+        children = container.values() if isinstance(container, Mapping) else container
+        seen += len(children)
         if seen > max_values:
             raise InvalidInputError(
                 f"`{source}` expands to more than {max_values} values",
                 code="document_too_large",
                 limit=max_values,
             )
-        if isinstance(value, Mapping | list):
-            if depth >= MAX_DEPTH:
-                raise _too_deep(source)
-            children = value.values() if isinstance(value, Mapping) else value
-            stack.extend((child, depth + 1) for child in children)
-        elif not _is_json_scalar(value):
+        for child in children:
+            kind = type(child)
+            if kind is str or kind is bool or child is None:
+                continue
+            if isinstance(child, Mapping | list):
+                stack.append((child, depth + 1))
+            else:
+                _check_scalar(child, source)
+
+
+def _check_scalar(value: Any, source: str) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
             raise InvalidInputError(
-                f"`{source}` holds a value of a kind JSON does not have ({_kind(value)})",
-                code="malformed_document",
+                f"`{source}` holds an integer beyond the range of a double (about 1.8e308)",
+                code="number_out_of_range",
+                limit=sys.float_info.max,
             )
+    elif not _is_json_scalar(value):
+        raise InvalidInputError(
+            f"`{source}` holds a value of a kind JSON does not have ({_kind(value)})",
+            code="malformed_document",
+        )
 
 
 def _is_json_scalar(value: Any) -> bool:

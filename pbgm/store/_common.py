@@ -17,10 +17,13 @@ from typing import Any
 from pbgm.errors import AlreadyExistsError, ConfigurationError, InvalidInputError, NotFoundError
 from pbgm.model import Clock
 from pbgm.policy import json_strings, thaw
+from pbgm.store.base import MAX_ROW_ID
 
 MAX_ID_LENGTH = 255
 MAX_AUDIT_LIMIT = 10_000
-MAX_ROW_NUMBER = 2**63 - 1  # the largest integer every database binds
+MAX_ROW_NUMBER = MAX_ROW_ID
+"""The largest version number, grant id or audit id: their columns are INTEGER, which
+PostgreSQL stores in 4 bytes (a larger number bound to them is a database error)."""
 
 
 def check_id(value: Any, what: str) -> str:
@@ -68,6 +71,15 @@ def positive_int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ROW_NUMBER:
         return value
     return None
+
+
+def check_row_number(value: Any, what: str) -> int:
+    """A row number given to look up or page by (`before_id`): within the column's range."""
+    if positive_int(value) is None:
+        raise InvalidInputError(
+            f"{what} must be a whole number from 1 to {MAX_ROW_NUMBER}", code="out_of_range"
+        )
+    return int(value)
 
 
 def now(clock: Clock) -> datetime:

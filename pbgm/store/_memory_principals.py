@@ -198,7 +198,7 @@ class MemoryPrincipals(MemoryFlexOffers):
         common.check_id(actor, "actor")
         with self._lock:
             at = common.now(self._clock)
-            account = replace(self._service(client_id), enabled=bool(enabled))
+            account = principal_rules.with_enabled(self._service(client_id), enabled)
             self._live().services[client_id] = account
             action = principal_rules.enabled_action("service_account", enabled)
             self._changed(at, actor, action, "service_account", client_id, {})
@@ -312,6 +312,8 @@ class MemoryPrincipals(MemoryFlexOffers):
     ) -> list[AuditEntry]:
         """The newest entries first; `before_id` pages back through older ones."""
         common.check_limit(limit)
+        if before_id is not None:
+            common.check_row_number(before_id, "before_id")
         with self._lock:
             entries = list(self._live().audit)
         wanted = [

@@ -7,6 +7,7 @@ principal kinds, target kinds and permissions in a grant.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -39,7 +40,24 @@ def check_service_account(account: ServiceAccount, at: datetime) -> ServiceAccou
     check_text(account.description, "description")
     check_password_hash(account.secret_hash)
     scopes = tuple(check_id(scope, "scope") for scope in account.scopes)
-    return replace(account, scopes=scopes, created_at=as_utc(account.created_at, at))
+    return replace(
+        account,
+        scopes=scopes,
+        created_at=as_utc(account.created_at, at),
+        token_generation=new_token_generation(),
+    )
+
+
+def new_token_generation() -> str:
+    """A fresh `ServiceAccount.token_generation`: 128 random bits, never reused."""
+    return secrets.token_urlsafe(16)
+
+
+def with_enabled(account: ServiceAccount, enabled: bool) -> ServiceAccount:
+    """The account enabled or disabled; a change of state starts a new token generation."""
+    if bool(enabled) == account.enabled:
+        return account
+    return replace(account, enabled=bool(enabled), token_generation=new_token_generation())
 
 
 def check_group(group: Group) -> Group:

@@ -29,6 +29,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from pbgm.model import Permission, PolicyGroup, PolicyStatus
 
+MAX_ROW_ID = 2**31 - 1
+"""The largest version number, grant id or audit id a store holds (an INTEGER column)."""
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyRecord:
@@ -83,7 +86,14 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class ServiceAccount:
-    """A machine principal: OAuth2 client id and the hash of its secret."""
+    """A machine principal: OAuth2 client id and the hash of its secret.
+
+    `token_generation` names this instance of the account for its tokens: a random
+    text the store sets when the account is created and changes whenever it is
+    disabled or enabled. A token carries the generation it was issued for and is
+    refused once it differs, so deleting and re-creating an account, or disabling
+    and enabling it, revokes every token issued before.
+    """
 
     client_id: str
     secret_hash: str
@@ -91,6 +101,7 @@ class ServiceAccount:
     enabled: bool = True
     description: str = ""
     created_at: datetime | None = None
+    token_generation: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,10 @@ def call(port: int, method: str, path: str, token: str, body=None, headers=None)
 
 def change_band(app, port: int, **voltage) -> float:
     """The operator's change: GET (ETag), PUT with If-Match, publish; the time it was done."""
-    token = app.extensions["pbgm"].issuer.issue("svc-operator", ADMIN_TOKEN_SCOPES)
+    generation = app.extensions["pbgm"].store.get_service_account("svc-operator").token_generation
+    token = app.extensions["pbgm"].issuer.issue(
+        "svc-operator", ADMIN_TOKEN_SCOPES, generation=generation
+    )
     path = f"/api/v1/admin/policies/{encode_id('limits-feeder-3')}"
     status, headers, body = call(port, "GET", path, token)
     assert status == 200

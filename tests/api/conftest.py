@@ -17,6 +17,7 @@ svc-voltage         policies:read, decisions:write,             read on operatio
                     flexoffers:write                            and voltage-control
 svc-market          policies:read, flexoffers:write             read on flexibility
 svc-nobody          all                                         none
+svc-metrics         metrics:read                                none
 ==================  ==========================================  =========================
 """
 
@@ -45,6 +46,7 @@ from pbgm.api import create_app
 from pbgm.auth.keys import KeyRing
 from pbgm.auth.secrets import hash_secret
 from pbgm.bundle import export_bundle
+from pbgm.errors import NotFoundError
 from pbgm.model import Permission, PolicyGroup
 from pbgm.store import Grant, MemoryStore, ServiceAccount, Store, open_store
 from pbgm.testing import FrozenClock, memory_store, sqlite_store
@@ -54,7 +56,7 @@ EXAMPLES = ROOT / "examples"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the example FlexOffers are for this day
 SECRET = "a-test-secret-of-the-world"
 SECRET_HASH = hash_secret(SECRET)  # scrypt once per session
-ALL_SCOPES = ("admin", "decisions:write", "flexoffers:write", "policies:read")
+ALL_SCOPES = ("admin", "decisions:write", "flexoffers:write", "metrics:read", "policies:read")
 
 CALLERS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
     "svc-admin": (ALL_SCOPES, (("policy_group", "*", "admin"),)),
@@ -74,6 +76,7 @@ CALLERS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
         (("policy_group", "flexibility", "read"),),
     ),
     "svc-nobody": (ALL_SCOPES, ()),
+    "svc-metrics": (("metrics:read",), ()),
 }
 
 
@@ -152,11 +155,18 @@ class World:
         return self.app.extensions["pbgm"]
 
     def token(self, caller: str, scopes: tuple[str, ...] | None = None) -> str:
+        """A token as the token endpoint issues it: bound to the account's generation."""
         if scopes is not None:
-            return self.services.issuer.issue(caller, scopes)
+            return self.services.issuer.issue(caller, scopes, generation=self.generation(caller))
         if caller not in self.tokens:
-            self.tokens[caller] = self.services.issuer.issue(caller, CALLERS[caller][0])
+            self.tokens[caller] = self.token(caller, CALLERS[caller][0])
         return self.tokens[caller]
+
+    def generation(self, caller: str) -> str | None:
+        try:
+            return self.store.get_service_account(caller).token_generation
+        except NotFoundError:
+            return None
 
     def call(
         self,

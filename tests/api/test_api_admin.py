@@ -173,7 +173,7 @@ def test_a_service_account_secret_is_shown_once_and_stored_hashed(world: World):
     token = token_with(world, "svc-new", secret)
     assert token.status == 200 and token.json["scope"] == "policies:read"
     assert token_with(world, "svc-new", secret + "x").status == 401
-    metrics = world.call("GET", "/metrics").body.decode()
+    metrics = world.call("GET", "/metrics", caller="svc-metrics").body.decode()
     assert 'pbgm_authentication_failures_total{code="invalid_client"} 1.0' in metrics
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pbgm.store import MemoryStore, ServiceAccount
+from pbgm.model import Permission
+from pbgm.store import Grant, MemoryStore, ServiceAccount
 from pbgm.testing import FrozenClock
 from tests.api.conftest import EXAMPLES, SECRET_HASH, Server, World, make_world
 from tests.conformance import CATEGORIES, Case, load_cases, summarize
@@ -212,7 +213,7 @@ def test_every_decision_is_logged_with_masked_attributes(server: Server, key_dir
     assert logged["request"]["resource"]["asset_id"] == "***"
     assert logged["request"]["action"] == request["action"]
     assert (logged["decision"], logged["policy_ids"]) == ("Permit", ["limits-bess-01"])
-    metrics = world.call("GET", "/metrics").body.decode()
+    metrics = world.call("GET", "/metrics", caller="svc-metrics").body.decode()
     assert 'pbgm_decisions_total{decision="Permit"} 1.0' in metrics
     assert "pbgm_decision_latency_seconds_count 1.0" in metrics
 
@@ -228,9 +229,41 @@ def test_a_retired_policy_stops_deciding_on_the_next_request(world: World):
 
 def test_decisions_against_one_policy_group(world: World):
     request = example_request("operator-writes-bess-limits.json")
+    world.store.add_grant(
+        Grant("service", "svc-voltage", "policy_group", "data-sharing", Permission.READ),
+        actor="test",
+    )
     params = {"policy_group": "data-sharing"}
     reply = world.call(
         "POST", "/api/v1/decisions", caller="svc-voltage", json_body=request, params=params
     )
     assert reply.json["decision"] in ("Deny", "NotApplicable")
     assert reply.json["policy_ids"] != ["limits-bess-01"]
+
+
+def test_a_caller_decides_only_against_groups_it_may_read(world: World):
+    request = example_request("operator-writes-bess-limits.json")
+    for group in ("data-sharing", "no-such-group"):  # unreadable and missing look the same
+        reply = world.call(
+            "POST", "/api/v1/decisions", caller="svc-voltage", json_body=request,
+            params={"policy_group": group},
+        )  # fmt: skip
+        assert (reply.status, reply.code) == (404, "not_found"), group
+        assert reply.json["detail"] == f"policy group `{group}` not found"
+    readable = world.call(
+        "POST", "/api/v1/decisions", caller="svc-voltage", json_body=request,
+        params={"policy_group": "operational-limits"},
+    )  # fmt: skip
+    assert readable.json["decision"] == "Permit"
+    assert readable.json["policy_ids"] == ["limits-bess-01"]
+
+
+def test_without_a_group_only_readable_policies_decide_or_show(world: World):
+    market = {"subject": {"id": "op-anna"}, "resource": {"asset_id": "bess-01"},
+              "action": {"id": "write"}}  # fmt: skip
+    reply = world.call("POST", "/api/v1/decisions", caller="svc-nobody", json_body=market)
+    assert reply.status == 200
+    assert reply.json["decision"] == "NotApplicable"  # no grant: no policy decides
+    assert "limits-bess-01" not in reply.body.decode()
+    reply = world.call("POST", "/api/v1/decisions", caller="svc-voltage", json_body=market)
+    assert reply.json["decision"] == "Permit" and reply.json["policy_ids"] == ["limits-bess-01"]

@@ -14,7 +14,7 @@ from pbgm.api._cache import KEYS_TTL_S
 from pbgm.api.access_policy import ADMIN_ENDPOINTS, PUBLIC_ENDPOINTS, protected_endpoints
 from tests.api.conftest import Server, World, b64, make_world
 
-PUBLIC_PATHS = {"/api/v1/token", "/.well-known/jwks.json", "/healthz", "/readyz", "/metrics"}
+PUBLIC_PATHS = {"/api/v1/token", "/.well-known/jwks.json", "/healthz", "/readyz"}
 
 
 def concrete_url(rule) -> str:
@@ -63,13 +63,17 @@ def test_public_routes_answer_without_a_token(world: World):
         assert url in PUBLIC_PATHS | {"/api/v1/openapi.json"}
 
 
-def test_metrics_can_be_made_private(server: Server, key_dir: Path):
-    world = make_world(server, key_dir, metrics_public=False)
+def test_metrics_need_the_metrics_scope_by_default(world: World):
     assert world.call("GET", "/metrics").status == 401
     assert world.call("GET", "/metrics", caller="svc-voltage").code == "insufficient_scope"
-    assert world.call("GET", "/metrics", caller="svc-limits-admin").code == "permission_denied"
-    reply = world.call("GET", "/metrics", caller="svc-admin")
+    assert world.call("GET", "/metrics", caller="svc-limits-admin").code == "insufficient_scope"
+    reply = world.call("GET", "/metrics", caller="svc-metrics")
     assert reply.status == 200 and b"pbgm_decisions_total" in reply.body
+
+
+def test_metrics_can_be_made_public(server: Server, key_dir: Path):
+    world = make_world(server, key_dir, metrics_public=True)
+    assert world.call("GET", "/metrics").status == 200
 
 
 BAD_TOKENS = [
@@ -84,7 +88,7 @@ def test_bad_tokens_are_401_invalid_token(world: World, what: str, header: str, 
     reply = world.call("GET", "/api/v1/policies", headers={"Authorization": header})
     assert (reply.status, reply.code) == (401, code)
     assert 'error="invalid_token"' in reply.headers["WWW-Authenticate"]
-    metrics = world.call("GET", "/metrics").body.decode()
+    metrics = world.call("GET", "/metrics", caller="svc-metrics").body.decode()
     assert f'pbgm_authentication_failures_total{{code="{code}"}} 1.0' in metrics
 
 
@@ -209,9 +213,11 @@ def test_a_token_seen_before_is_still_checked_on_every_request(world: World, tmp
     world.store.set_service_account_enabled("svc-voltage", False, actor="test")
     assert world.call("GET", "/api/v1/policies", headers=headers).code == "token_revoked"
     world.store.set_service_account_enabled("svc-voltage", True, actor="test")
-    assert world.call("GET", "/api/v1/policies", headers=headers).status == 200
+    assert world.call("GET", "/api/v1/policies", headers=headers).code == "token_revoked"
+    fresh = {"Authorization": f"Bearer {world.token('svc-voltage', ('policies:read',))}"}
+    assert world.call("GET", "/api/v1/policies", headers=fresh).status == 200
     world.clock.advance(minutes=16)
-    assert world.call("GET", "/api/v1/policies", headers=headers).code == "token_expired"
+    assert world.call("GET", "/api/v1/policies", headers=fresh).code == "token_expired"
 
 
 def test_a_token_of_a_removed_key_stops_within_a_second(server: Server, tmp_path: Path):

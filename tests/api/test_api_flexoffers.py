@@ -133,6 +133,9 @@ def test_an_offer_id_is_recorded_once(world: World):
     assert submit(world, offer).status == 201
     again = submit(world, dict(offer, offeredById="someone-else"))
     assert (again.status, again.code) == (409, "already_exists")
+    assert again.json["detail"] == (
+        f"offer id `{offer['id']}` is taken: offer ids are unique across every policy group"
+    )
     assert world.store.get_flexoffer(offer["id"]).document == offer
 
 

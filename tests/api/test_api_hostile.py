@@ -100,7 +100,7 @@ HOSTILE: list[tuple[str, str, str, dict[str, str] | None, Any, dict[str, str], i
         None,
         {},
         400,
-        "invalid_input",
+        "invalid_parameter",
     ),
     (
         "a parameter of 3000 characters",
@@ -295,8 +295,8 @@ HOSTILE: list[tuple[str, str, str, dict[str, str] | None, Any, dict[str, str], i
         None,
         {"version": 0},
         JSON,
-        404,
-        "not_found",
+        422,
+        "validation_failed",
     ),
     (
         "a boolean as a version",

@@ -165,6 +165,6 @@ def test_a_loader_holding_the_current_revision_gets_no_download(world: World):
 def test_fetches_are_counted(world: World):
     world.call("GET", "/api/v1/policy", params=LIMITS, caller="svc-voltage")
     world.call("GET", "/api/v1/policy", params=LIMITS, caller="svc-market")
-    metrics = world.call("GET", "/metrics").body.decode()
+    metrics = world.call("GET", "/metrics", caller="svc-metrics").body.decode()
     assert 'pbgm_policy_fetches_total{result="served"} 1.0' in metrics
     assert 'pbgm_policy_fetches_total{result="not_found"} 1.0' in metrics

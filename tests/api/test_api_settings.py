@@ -82,8 +82,8 @@ def test_the_factory_wires_without_connecting(tmp_path: Path):
 
 
 def test_two_apps_share_no_state(tmp_path: Path):
-    first = create_app({"database_url": "memory://", "keys_dir": str(tmp_path)})
-    second = create_app({"database_url": "memory://", "keys_dir": str(tmp_path)})
+    public = {"database_url": "memory://", "keys_dir": str(tmp_path), "metrics_public": True}
+    first, second = create_app(public), create_app(public)
     first.test_client().get("/healthz")
     assert (
         first.extensions["pbgm"].metrics.registry is not second.extensions["pbgm"].metrics.registry

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import http.client
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +25,7 @@ from flask import Flask
 
 from pbgm.api.auth import RateLimit, make_auth_blueprint
 from pbgm.auth.keys import KeyRing
-from pbgm.auth.tokens import TokenIssuer
+from pbgm.auth.tokens import P256_ORDER, TokenIssuer, low_s
 from pbgm.store.base import ServiceAccount
 from pbgm.store.memory import MemoryStore
 from pbgm.testing import FrozenClock
@@ -115,6 +116,7 @@ def good_claims(w: World, **changes: Any) -> dict[str, Any]:
     settings = w.services.settings
     claims = {"iss": settings.token_issuer, "aud": settings.token_audience}
     claims.update({"sub": "svc-voltage", "scope": "policies:read"})
+    claims["gen"] = w.store.get_service_account("svc-voltage").token_generation
     claims.update({"iat": now, "nbf": now, "exp": now + 600})
     claims.update(changes)
     return claims
@@ -122,9 +124,10 @@ def good_claims(w: World, **changes: Any) -> dict[str, Any]:
 
 def signed(w: World, **changes: Any) -> str:
     key = ring(w).active()
-    return jwt.encode(
+    token = jwt.encode(
         good_claims(w, **changes), key.private_key, algorithm=key.alg, headers={"kid": key.kid}
     )
+    return low_s(token)
 
 
 def alg_none(w: World) -> str:
@@ -322,6 +325,67 @@ def test_a_disabled_or_deleted_account_gets_no_token(world: World, change: str) 
     assert (reply.status, reply.json["error"]) == (401, "invalid_client")
 
 
+# --- a token is bound to the account instance it was issued for ------------------------
+
+
+def test_a_token_of_a_deleted_account_stays_dead_when_the_client_id_comes_back(
+    world: World,
+) -> None:
+    old = get_token(world, "svc-voltage")
+    assert protected(world, old).status == 200
+    world.store.delete_service_account("svc-voltage", actor="test")
+    account = ServiceAccount("svc-voltage", SECRET_HASH, ("decisions:write",))
+    world.store.add_service_account(account, actor="test")
+    refused = protected(world, old)
+    assert (refused.status, refused.code) == (401, "token_revoked")
+    decisions = call(world, "POST", "/api/v1/decisions", headers={"Authorization": f"Bearer {old}"})
+    assert decisions.status == 401  # not even the scope the new account holds
+    new = get_token(world, "svc-voltage")
+    assert protected(world, new).status == 403  # the new account lacks `policies:read`
+
+
+def test_re_enabling_an_account_does_not_revive_its_old_tokens(world: World) -> None:
+    old = get_token(world, "svc-voltage")
+    assert protected(world, old).status == 200
+    world.store.set_service_account_enabled("svc-voltage", False, actor="test")
+    assert protected(world, old).status == 401
+    world.store.set_service_account_enabled("svc-voltage", True, actor="test")
+    assert (protected(world, old).status, protected(world, old).code) == (401, "token_revoked")
+    assert protected(world, get_token(world, "svc-voltage")).status == 200
+
+
+def test_a_token_carries_only_the_scopes_its_account_still_holds(world: World) -> None:
+    token = get_token(world, "svc-voltage")
+    account = world.store.get_service_account("svc-voltage")
+    state = world.store._state  # the memory store: change the scopes in place
+    state.services["svc-voltage"] = replace(account, scopes=("decisions:write",))
+    state.revision += 1
+    reply = protected(world, token)
+    assert (reply.status, reply.code) == (403, "insufficient_scope")
+
+
+def test_a_token_without_a_generation_is_refused(world: World) -> None:
+    unbound = world.services.issuer.issue("svc-voltage", ["policies:read"])
+    reply = protected(world, unbound)
+    assert (reply.status, reply.code) == (401, "token_revoked")
+
+
+def test_a_high_s_twin_of_a_good_es256_token_is_refused(world: World) -> None:
+    token = get_token(world, "svc-voltage")
+    head, signature = token.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    s = int.from_bytes(raw[32:], "big")
+    assert s <= P256_ORDER // 2  # issued in the canonical form
+    twin = raw[:32] + (P256_ORDER - s).to_bytes(32, "big")
+    forged = head + "." + b64url(twin)
+    key = ring(world).verification_keys()[ring(world).active().kid].public_key
+    options = {"verify_exp": False, "verify_iat": False, "verify_nbf": False}
+    assert jwt.decode(forged, key, algorithms=["ES256"], audience="pbgm-api", options=options)
+    reply = protected(world, forged)
+    assert (reply.status, reply.code) == (401, "token_invalid")
+    assert protected(world, token).status == 200
+
+
 @pytest.mark.parametrize(
     ("what", "content_type", "body"),
     [
@@ -344,25 +408,60 @@ def test_the_token_endpoint_takes_one_form_only(
 # --- rate limiting ---------------------------------------------------------------------
 
 
-def test_the_sixth_failed_login_of_a_client_within_a_minute_is_429(world: World) -> None:
-    for attempt in range(5):  # each from its own address: only the client id links them
-        reply = post_token(world, **refused_login(), source=f"127.0.0.{attempt + 2}")
-        assert reply.status == 401
-    blocked = post_token(world, **refused_login("svc-voltage", SECRET), source="127.0.0.9")
+def test_wrong_secrets_back_off_but_the_right_one_always_gets_its_token(world: World) -> None:
+    for _ in range(5):
+        assert post_token(world, **refused_login(), source="127.0.0.2").status == 401
+    blocked = post_token(world, **refused_login(), source="127.0.0.2")
     assert blocked.status == 429 and 1 <= int(blocked.headers["Retry-After"]) <= 60
     assert "access_token" not in blocked.json
+    # the owner, from the very address of the attacker (one proxy for everybody), still logs in
+    owner = post_token(world, **refused_login("svc-voltage", SECRET), source="127.0.0.2")
+    assert owner.status == 200 and owner.json["access_token"]
+    other = post_token(world, **refused_login("svc-market", SECRET), source="127.0.0.2")
+    assert other.status == 200
     world.clock.advance(seconds=61)
-    assert post_token(world, **refused_login("svc-voltage", SECRET)).status == 200
+    assert post_token(world, **refused_login(), source="127.0.0.2").status == 401
 
 
-def test_the_sixth_failed_login_from_an_address_within_a_minute_is_429(world: World) -> None:
-    for attempt in range(5):  # each for its own client id: only the address links them
-        reply = post_token(world, **refused_login(f"guess-{attempt}"), source="127.0.0.2")
+def test_the_back_off_is_per_client_id_and_address(world: World) -> None:
+    for attempt in range(6):  # each from its own address: no pair backs off
+        reply = post_token(world, **refused_login(), source=f"127.0.0.{attempt + 2}")
         assert reply.status == 401
-    blocked = post_token(world, **refused_login("svc-market", SECRET), source="127.0.0.2")
-    assert blocked.status == 429
-    elsewhere = post_token(world, **refused_login("svc-market", SECRET), source="127.0.0.3")
-    assert elsewhere.status == 200
+    for attempt in range(6):  # each for its own client id from one address
+        assert post_token(world, **refused_login(f"guess-{attempt}")).status == 401
+
+
+def test_refused_logins_are_audited_until_they_back_off(world: World) -> None:
+    before = len(world.store.list_audit(limit=1000))
+    for _ in range(20):
+        post_token(world, **refused_login(), source="127.0.0.5")
+    refusals = [e for e in world.store.list_audit(limit=1000)[: 1000 - before]]
+    assert sum(e.action == "token.refuse" for e in refusals) == 5
+
+
+def test_a_flooding_address_has_its_guesses_unchecked_but_known_owners_pass(
+    world: World, tmp_path: Path
+) -> None:
+    clock = world.clock
+    keyring = KeyRing(tmp_path / "own-keys", clock=clock)
+    keyring.generate()
+    issuer = TokenIssuer(keyring, issuer="pbgm", audience="pbgm-api", clock=clock)
+    store = MemoryStore(clock=clock)
+    store.add_service_account(ServiceAccount("svc", SECRET_HASH, ("policies:read",)), actor="t")
+    limit = RateLimit(failures=2, address_failures=3)
+    app = Flask(__name__)
+    app.register_blueprint(
+        make_auth_blueprint(store=store, issuer=issuer, keyring=keyring, rate_limit=limit)
+    )
+    client = app.test_client()
+    good = {"grant_type": "client_credentials", "client_id": "svc", "client_secret": SECRET}
+    assert client.post("/api/v1/token", data=good).status_code == 200  # verified once
+    for attempt in range(3):
+        bad = {**good, "client_id": f"guess-{attempt}", "client_secret": "nope"}
+        assert client.post("/api/v1/token", data=bad).status_code == 401
+    flooded = {**good, "client_secret": "another-guess"}
+    assert client.post("/api/v1/token", data=flooded).status_code == 429
+    assert client.post("/api/v1/token", data=good).status_code == 200
 
 
 def test_failures_spread_over_more_than_a_minute_are_not_blocked(world: World) -> None:

@@ -169,6 +169,25 @@ def test_service_accounts_are_disabled_and_deleted_with_their_grants(store: Stor
         store.add_service_account(ServiceAccount("a-svc", HASH), actor="root")
 
 
+def test_every_instance_of_an_account_has_its_own_token_generation(store: Store) -> None:
+    first = store.add_service_account(ServiceAccount("svc", HASH), actor="root").token_generation
+    assert first and store.get_service_account("svc").token_generation == first
+    same_state = store.set_service_account_enabled("svc", True, actor="root")
+    assert same_state.token_generation == first  # no change of state, no new generation
+    disabled = store.set_service_account_enabled("svc", False, actor="root").token_generation
+    enabled = store.set_service_account_enabled("svc", True, actor="root").token_generation
+    assert len({first, disabled, enabled}) == 3
+    assert store.get_service_account("svc").token_generation == enabled
+    store.delete_service_account("svc", actor="root")
+    again = store.add_service_account(ServiceAccount("svc", HASH), actor="root")
+    assert again.token_generation not in {first, disabled, enabled}
+
+
+def test_a_generation_given_by_the_caller_is_not_kept(store: Store) -> None:
+    given = ServiceAccount("svc", HASH, token_generation="chosen-by-the-caller")
+    assert store.add_service_account(given, actor="root").token_generation != given.token_generation
+
+
 # -- grants
 
 

@@ -35,7 +35,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_from_empty_reaches_head_without_drift(empty_url: str) -> None:
     assert current(empty_url) is None
     upgrade(empty_url)
-    assert current(empty_url) == head() == "0002"
+    assert current(empty_url) == head() == "0003_security"
     assert check_drift(empty_url) == []
     assert _tables(empty_url) == set(metadata.tables) | {"alembic_version"}
     store = SqlStore(empty_url)
@@ -69,3 +69,24 @@ def test_migrations_run_from_any_working_directory(
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     upgrade(url)
     assert current(url) == head()
+
+
+def test_accounts_made_before_the_token_generation_get_a_distinct_one(empty_url: str) -> None:
+    upgrade(empty_url, "0002")
+    engine = make_engine(empty_url)
+    with engine.begin() as connection:
+        for client_id in ("svc-a", "svc-b"):
+            connection.exec_driver_sql(
+                "INSERT INTO service_accounts (client_id, secret_hash, scopes, enabled, "
+                "description, created_at) VALUES (%s, 'x', '[]', true, '', "
+                "'2026-01-01 00:00:00+00:00')".replace("%s", f"'{client_id}'")
+            )
+    engine.dispose()
+    upgrade(empty_url)
+    store = SqlStore(empty_url)
+    generations = {a.client_id: a.token_generation for a in store.list_service_accounts()}
+    store.close()
+    assert set(generations) == {"svc-a", "svc-b"}
+    assert all(len(g) >= 16 for g in generations.values())
+    assert generations["svc-a"] != generations["svc-b"]
+    assert check_drift(empty_url) == []

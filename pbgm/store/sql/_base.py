@@ -96,6 +96,7 @@ class SqlBase:
         if object_id is not None:
             query = query.where(AuditRow.object_id == object_id)
         if before_id is not None:
-            query = query.where(AuditRow.id < before_id)
+            before = common.check_row_number(before_id, "before_id")
+            query = query.where(AuditRow.id < before)
         with self._tx(write=False) as session:
             return [to_audit(row) for row in session.scalars(query)]

@@ -180,7 +180,8 @@ class SqlPrincipals(SqlBase):
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             row = _get(session, ServiceAccountRow, client_id, "service account")
-            row.enabled = bool(enabled)
+            changed = principal_rules.with_enabled(to_service_account(row), enabled)
+            row.enabled, row.token_generation = changed.enabled, changed.token_generation
             action = principal_rules.enabled_action("service_account", enabled)
             self._audit(session, at, actor, action, "service_account", client_id, {})
             return to_service_account(row)

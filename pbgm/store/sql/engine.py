@@ -1,6 +1,8 @@
 """Engines for the SQL store, and database errors turned into pbgm errors.
 
-SQLite: WAL journal, foreign keys on, a busy timeout, and transactions begun by
+SQLite: a new database file is created mode 0600 (its `-wal` and `-shm` files
+follow the database file's mode), WAL journal, foreign keys on, a busy timeout,
+and transactions begun by
 SQLAlchemy rather than the `sqlite3` module (whose legacy mode skips `BEGIN` for
 reads and savepoints). A write transaction begins with `BEGIN IMMEDIATE`, so two
 writers queue on the busy timeout instead of failing on a lock upgrade.
@@ -13,7 +15,9 @@ URLs only ever appear with the password hidden.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +25,7 @@ from typing import Any
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     IntegrityError,
     InterfaceError,
@@ -76,9 +81,26 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     raise ConfigurationError(f"unsupported database `{backend}`; use sqlite or postgresql")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only, unless it exists already."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+
+
 def _sqlite_engine(url: URL, **options: Any) -> Engine:
     engine = create_engine(url, **options)
-    in_memory = url.database in (None, "", ":memory:")
+    in_memory = url.database in (None, "", ":memory:") or str(url.database).startswith("file:")
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_args: Any) -> None:
+        """On first use, not when the engine is made: an app factory touches no disk."""
+        if not in_memory and url.database:
+            try:
+                _create_private(url.database)
+            except OSError as error:
+                raise ConfigurationError(
+                    f"the database file `{url.database}` cannot be created: {error.strerror}"
+                ) from None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -113,6 +135,10 @@ def translate_errors(where: str) -> Iterator[None]:
         raise
     except IntegrityError as exc:
         raise _integrity_error(exc) from exc
+    except DataError as exc:  # a value the database cannot hold: out of range, a NUL
+        raise InvalidInputError(
+            "a value is out of the range the policy repository holds", code="out_of_range"
+        ) from exc
     except (OperationalError, InterfaceError, ProgrammingError) as exc:
         if _missing_schema(exc):
             raise ConfigurationError(

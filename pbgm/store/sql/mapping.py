@@ -140,6 +140,7 @@ def to_service_account(row: ServiceAccountRow) -> ServiceAccount:
         enabled=row.enabled,
         description=row.description,
         created_at=row.created_at,
+        token_generation=row.token_generation,
     )
 
 
@@ -151,6 +152,7 @@ def service_account_row(account: ServiceAccount) -> ServiceAccountRow:
         enabled=bool(account.enabled),
         description=account.description,
         created_at=account.created_at,
+        token_generation=account.token_generation,
     )
 
 

@@ -163,7 +163,11 @@ class MembershipRow(Base):
 
 
 class ServiceAccountRow(Base):
-    """A machine principal; only the hash of its secret is stored."""
+    """A machine principal; only the hash of its secret is stored.
+
+    `token_generation` (random, changed on every enable or disable) binds tokens to
+    this instance of the account: see `pbgm.store.base.ServiceAccount`.
+    """
 
     __tablename__ = "service_accounts"
 
@@ -173,6 +177,7 @@ class ServiceAccountRow(Base):
     enabled: Mapped[bool]
     description: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    token_generation: Mapped[str] = mapped_column(String(64))
 
 
 def _principal_check() -> str:
