@@ -21,6 +21,7 @@ from pbgm.policy import json_strings, thaw
 MAX_ID_LENGTH = 255
 MAX_AUDIT_LIMIT = 10_000
 MAX_ROW_NUMBER = 2**63 - 1  # the largest integer every database binds
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def check_id(value: Any, what: str) -> str:

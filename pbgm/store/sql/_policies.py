@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, select
+from sqlalchemy import ColumnElement, Select, and_, delete, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.store import _common as common
 from pbgm.store import _policy_rules as policy_rules
-from pbgm.store.base import PolicyRecord, PolicyVersion
+from pbgm.store import _query_rules as query_rules
+from pbgm.store.base import PolicyCount, PolicyPage, PolicyQuery, PolicyRecord, PolicyVersion
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.mapping import (
     policy_row,
@@ -32,6 +33,33 @@ def _with_published() -> Select[tuple[PolicyRow, Any]]:
         _Published.policy_id == PolicyRow.id, _Published.version == PolicyRow.published_version
     )
     return select(PolicyRow, _Published.document).outerjoin(_Published, on)
+
+
+def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
+    """The WHERE clause of `page_policies`, as `_query_rules.matches_policy` reads."""
+    found: list[ColumnElement[bool]] = []
+    if query.visible_groups is not None:
+        groups, ids = sorted(query.visible_groups), sorted(query.visible_ids)
+        seen = [PolicyRow.policy_group.in_(groups)] if groups else []
+        seen += [PolicyRow.id.in_(ids)] if ids else []
+        found.append(or_(*seen) if seen else false())
+    for column, value in (
+        (PolicyRow.policy_group, query.policy_group),
+        (PolicyRow.type, query.policy_type),
+        (PolicyRow.asset_id, query.asset_id),
+        (PolicyRow.status, None if query.status is None else str(query.status)),
+    ):
+        if value is not None:
+            found.append(column == value)
+    if query.search:
+        pattern = query_rules.like_pattern(query.search)
+        found.append(
+            or_(
+                func.lower(PolicyRow.id).like(pattern, escape="\\"),
+                func.lower(func.coalesce(PolicyRow.asset_id, "")).like(pattern, escape="\\"),
+            )
+        )
+    return found
 
 
 class SqlPolicies(SqlBase):
@@ -77,6 +105,34 @@ class SqlPolicies(SqlBase):
         with self._tx(write=False) as session:
             records = [to_record(row, published) for row, published in session.execute(query)]
         return sorted(records, key=lambda r: r.id)
+
+    def page_policies(self, query: PolicyQuery, *, offset: int = 0, limit: int = 50) -> PolicyPage:
+        """One page, sorted and cut in the database (ids in binary order on
+        every database, as the memory store sorts them)."""
+        offset, limit = query_rules.check_page(offset, limit)
+        query = query_rules.check_policy_query(query)
+        where = _conditions(query)
+        with self._tx(write=False) as session:
+            by_id = PolicyRow.id
+            if session.get_bind().dialect.name == "postgresql":
+                by_id = PolicyRow.id.collate("C")  # type: ignore[assignment]
+            order = [by_id] if query.order == "id" else [PolicyRow.updated_at.desc(), by_id]
+            total = session.scalar(select(func.count()).select_from(PolicyRow).where(*where))
+            rows = session.execute(
+                _with_published().where(*where).order_by(*order).offset(offset).limit(limit)
+            )
+            records = tuple(to_record(row, published) for row, published in rows)
+        return PolicyPage(records, int(total or 0), offset, limit)
+
+    def policy_counts(self) -> list[PolicyCount]:
+        columns = (PolicyRow.policy_group, PolicyRow.type, PolicyRow.status)
+        query = select(*columns, func.count()).group_by(*columns)
+        with self._tx(write=False) as session:
+            counts = [
+                PolicyCount(group, kind, PolicyStatus(status), int(n))
+                for group, kind, status, n in session.execute(query)
+            ]
+        return sorted(counts, key=lambda c: (c.policy_group, c.type, c.status))
 
     def create_policy(
         self, document: Mapping[str, Any], *, actor: str, reason: str = ""
