@@ -48,7 +48,9 @@ def admin_gui_blueprint(gui: Gui, csrf: CSRFProtect) -> Blueprint:
         static_folder="static",
     )
     blueprint.before_request(GuiEnforcer(gui, csrf))
-    blueprint.context_processor(lambda: {"encode_id": encode_id})
+    blueprint.context_processor(
+        lambda: {"encode_id": encode_id, "global_admin": gui.is_global_admin}
+    )
     blueprint.after_request(security_headers)
     for module in (
         _views_auth,
@@ -108,7 +110,7 @@ def _add_error_pages(blueprint: Blueprint) -> None:
 def mount(app: Flask, services: Any) -> str:
     """Mount the GUI on the API's app (`pbgm.api.mounts` entry point); its blueprint name."""
     gui = Gui(services.store, services.access, services.clock, _idle_timeout())
-    app.secret_key = session_key(services.settings.keys_dir)
+    keys_dir = services.settings.keys_dir
     app.config.update(
         SESSION_COOKIE_NAME="pbgm_admin",
         SESSION_COOKIE_PATH=URL_PREFIX,
@@ -118,7 +120,7 @@ def mount(app: Flask, services: Any) -> str:
         WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session: a long edit is not lost
         WTF_CSRF_SSL_STRICT=True,
     )
-    app.session_interface = GuiSessionInterface()
+    app.session_interface = GuiSessionInterface(URL_PREFIX, lambda: session_key(keys_dir))
     csrf = CSRFProtect(app)
     logins = LoginManager(app)
     logins.user_loader(lambda session_id: load_user(gui.store, session_id))

@@ -29,7 +29,7 @@ from pbgm.model import Response as Decided
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import PolicyInformationPoint
 from pbgm_admin._gui import Gui
-from pbgm_admin._targets import targets_of
+from pbgm_admin._targets import path_policy_id, policy_target, targets_of
 from pbgm_admin.access_policy import (
     LEVEL_ENDPOINTS,
     PERMISSION_DENIED,
@@ -110,12 +110,12 @@ class GuiEnforcer:
         abort(403)
 
     def _can_read_targets(self, endpoint: str) -> bool:
-        targets = targets_of(endpoint, self.gui.store)
-        return all(
-            self.gui.access.allowed(self.gui.principal(), "read", t)
-            for t in targets
-            if "policy_id" in t
-        )
+        """Whether the user may read the policy in the path (if any) as it is now."""
+        policy_id = path_policy_id()
+        if policy_id is None:
+            return True
+        target = policy_target(self.gui.store, policy_id)
+        return self.gui.access.allowed(self.gui.principal(), "read", target)
 
 
 def security_headers(response: Response) -> Response:

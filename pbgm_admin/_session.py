@@ -23,12 +23,13 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from flask import request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import UserMixin
 
 from pbgm.auth import hash_secret, verify_secret
@@ -124,10 +125,23 @@ class SignInThrottle:
 
 
 class GuiSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie session, `Secure` whenever the request is over TLS."""
+    """Flask's signed cookie session for the GUI's paths only, `Secure` whenever the
+    request is over TLS. The signing key is read (or made) on the first GUI request,
+    so the app factory touches no file."""
 
-    def get_cookie_secure(self, app: object) -> bool:
-        return bool(request.is_secure) or super().get_cookie_secure(app)  # type: ignore[arg-type]
+    def __init__(self, prefix: str, key: Callable[[], bytes]) -> None:
+        self._prefix = prefix
+        self._key = key
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith(self._prefix + "/"):
+            return self.null_session_class()  # the REST API keeps no session
+        if not app.secret_key:
+            app.secret_key = self._key()
+        return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure) or super().get_cookie_secure(app)
 
 
 def session_key(keys_dir: str, environ: dict[str, str] | None = None) -> bytes:
