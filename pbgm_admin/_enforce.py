@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Response, abort, flash, redirect, request, session, url_for
+from flask import abort, flash, redirect, request, session, url_for
+from werkzeug.wrappers import Response
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 

@@ -98,9 +98,9 @@ def _leaf(name: str, key: str, schema: Mapping[str, Any], required: bool) -> Fie
     help_text = str(schema.get("description", ""))
     label = _label(key)
     if "enum" in schema:
-        return Field(
-            name, label, "enum", help_text, tuple(str(v) for v in schema["enum"]), required
-        )
+        values = tuple(schema["enum"])
+        choices = tuple(str(v) for v in values)
+        return Field(name, label, "enum", help_text, choices, required, enum_values=values)
     kind = schema.get("type")
     if kind in ("number", "integer"):
         return Field(name, label, str(kind), help_text, required=required)

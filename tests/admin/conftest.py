@@ -31,7 +31,7 @@ from flask.testing import FlaskClient
 
 from pbgm.access import encode_id
 from pbgm.api import create_app
-from pbgm.auth import hash_secret
+from pbgm.auth import KeyRing, hash_secret
 from pbgm.bundle import import_bundle, read_bundle
 from pbgm.model import Permission, PolicyGroup
 from pbgm.store import Grant, MemoryStore, Store, User
@@ -40,7 +40,7 @@ from pbgm.testing import FrozenClock
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-PASSWORD = "correct horse battery"  # noqa: S105  (the test users' password)
+PASSWORD = "correct horse battery"
 PASSWORD_HASH = hash_secret(PASSWORD)
 USERS: dict[str, tuple[tuple[str, str], ...]] = {
     "root": (("*", "admin"),),
@@ -132,14 +132,26 @@ class Gui:
         return self.app.extensions["pbgm"].issuer.issue(client_id, scopes)
 
 
-def make_gui(tmp_path: Path, **settings: Any) -> Gui:
+_KEYS: list[Path] = []
+
+
+def shared_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One signing key for the session (the API's token endpoint needs one)."""
+    if not _KEYS:
+        directory = tmp_path_factory.mktemp("keys")
+        KeyRing(directory, clock=FrozenClock(NOW)).generate()
+        _KEYS.append(directory)
+    return _KEYS[0]
+
+
+def make_gui(keys: Path, **settings: Any) -> Gui:
     clock = FrozenClock(NOW)
     store = seeded_store(clock)
-    config = {"keys_dir": str(tmp_path / "keys"), **settings}
-    app = create_app(config, store=store, clock=clock)
+    config = {"keys_dir": str(keys), **settings}
+    app = create_app(config, store=store, keyring=KeyRing(keys, clock=clock), clock=clock)
     return Gui(app, store, clock)
 
 
 @pytest.fixture
-def gui(tmp_path: Path) -> Iterator[Gui]:
-    yield make_gui(tmp_path)
+def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gui]:
+    yield make_gui(shared_keys(tmp_path_factory))
