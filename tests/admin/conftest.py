@@ -155,3 +155,19 @@ def make_gui(keys: Path, **settings: Any) -> Gui:
 @pytest.fixture
 def gui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gui]:
     yield make_gui(shared_keys(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[Any]:
+    from tests.admin.browser import LiveServer
+
+    server = LiveServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from tests.admin.browser import launch_browser
+
+    yield from launch_browser()
