@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Blueprint, Flask, Response, render_template
+from flask import Blueprint, Flask, render_template
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -128,8 +128,3 @@ def mount(app: Flask, services: Any) -> str:
     app.register_blueprint(admin_gui_blueprint(gui, csrf))
     app.extensions["pbgm_admin"] = gui
     return BLUEPRINT_NAME
-
-
-def no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -21,9 +21,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import abort, flash, redirect, request, session, url_for
-from werkzeug.wrappers import Response
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
 
 from pbgm.model import Decision, Request
 from pbgm.model import Response as Decided
@@ -34,7 +34,6 @@ from pbgm_admin._targets import path_policy_id, policy_target, targets_of
 from pbgm_admin.access_policy import (
     LEVEL_ENDPOINTS,
     PERMISSION_DENIED,
-    PUBLIC_ENDPOINTS,
     SIGN_IN_REQUIRED,
     gui_policy_set,
 )
@@ -127,7 +126,3 @@ def security_headers(response: Response) -> Response:
     if request.endpoint != "gui.static":
         response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def is_public(endpoint: str) -> bool:
-    return endpoint in PUBLIC_ENDPOINTS
