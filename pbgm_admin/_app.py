@@ -123,7 +123,7 @@ def mount(app: Flask, services: Any) -> str:
     app.session_interface = GuiSessionInterface(URL_PREFIX, lambda: session_key(keys_dir))
     csrf = CSRFProtect(app)
     logins = LoginManager(app)
-    logins.user_loader(lambda session_id: load_user(gui.store, session_id))
+    logins.user_loader(lambda session_id: load_user(gui.access.store, session_id))
     logins.login_view = f"{BLUEPRINT_NAME}.sign_in"
     app.register_blueprint(admin_gui_blueprint(gui, csrf))
     app.extensions["pbgm_admin"] = gui

@@ -49,7 +49,7 @@ class Gui:
 
     def __post_init__(self) -> None:
         self.throttle = SignInThrottle(self.clock)
-        self.grants = GuiGrants(self.access, self.store)
+        self.grants = GuiGrants(self.access, self.access.store)  # reads memoised per revision
         self.pap = PolicyAdministrationPoint(self.store, clock=self.clock)
 
     def now(self) -> datetime:

@@ -20,6 +20,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PACKAGES = ("pbgm", "pbgm_admin", "adapters", "controls")
 NOT_PATHS = {
     "pbgm.services": "an entry-point group (setup.cfg), not a module",
+    "pbgm.api.mounts": "an entry-point group (setup.cfg), not a module",
 }
 """Dotted names in the docs that are not import paths, and what they are."""
 

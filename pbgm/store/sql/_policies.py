@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    and_,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, aliased
 
 from pbgm.model import PolicyGroup, PolicyStatus
@@ -33,6 +45,24 @@ def _with_published() -> Select[tuple[PolicyRow, Any]]:
         _Published.policy_id == PolicyRow.id, _Published.version == PolicyRow.published_version
     )
     return select(PolicyRow, _Published.document).outerjoin(_Published, on)
+
+
+_BINARY_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
+_binary_databases: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def _by_id(session: Session) -> Any:
+    """Ids in binary (code point) order, as the memory store sorts them. On a
+    PostgreSQL database whose collation is not binary that takes `COLLATE "C"`,
+    which cannot use the primary key's index; on a binary one the plain column
+    does, so a page is read from the index without sorting the table."""
+    engine = session.get_bind()
+    if not isinstance(engine, Engine) or engine.dialect.name != "postgresql":
+        return PolicyRow.id
+    if engine not in _binary_databases:
+        query = text("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+        _binary_databases[engine] = session.scalar(query) in _BINARY_COLLATIONS
+    return PolicyRow.id if _binary_databases[engine] else PolicyRow.id.collate("C")
 
 
 def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
@@ -113,15 +143,19 @@ class SqlPolicies(SqlBase):
         query = query_rules.check_policy_query(query)
         where = _conditions(query)
         with self._tx(write=False) as session:
-            by_id = PolicyRow.id
-            if session.get_bind().dialect.name == "postgresql":
-                by_id = PolicyRow.id.collate("C")  # type: ignore[assignment]
+            by_id = _by_id(session)
             order = [by_id] if query.order == "id" else [PolicyRow.updated_at.desc(), by_id]
             total = session.scalar(select(func.count()).select_from(PolicyRow).where(*where))
-            rows = session.execute(
-                _with_published().where(*where).order_by(*order).offset(offset).limit(limit)
+            # The page's ids first (an index scan, whatever the offset), then their rows
+            # with the published documents: the join never touches the skipped rows.
+            ids = list(
+                session.scalars(
+                    select(PolicyRow.id).where(*where).order_by(*order).offset(offset).limit(limit)
+                )
             )
-            records = tuple(to_record(row, published) for row, published in rows)
+            found = session.execute(_with_published().where(PolicyRow.id.in_(ids)))
+            loaded = {row.id: to_record(row, published) for row, published in found}
+            records = tuple(loaded[i] for i in ids if i in loaded)
         return PolicyPage(records, int(total or 0), offset, limit)
 
     def policy_counts(self) -> list[PolicyCount]:
