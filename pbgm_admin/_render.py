@@ -172,25 +172,35 @@ class DiffRow:
     right: str
 
 
-def side_by_side(old: Any, new: Any) -> list[DiffRow]:
-    """The canonical JSON of two documents, aligned line by line."""
+def side_by_side(old: Any, new: Any, *, context: int = 3) -> list[DiffRow]:
+    """The canonical JSON of two documents, aligned line by line: the changes with
+    `context` lines around them, a `gap` row where unchanged lines are left out."""
     left = canonical_json(old).splitlines()
     right = canonical_json(new).splitlines()
     rows: list[DiffRow] = []
     matcher = difflib.SequenceMatcher(a=left, b=right, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        span = max(i2 - i1, j2 - j1)
-        for k in range(span):
-            li, rj = i1 + k, j1 + k
-            rows.append(
-                DiffRow(
-                    tag,
-                    li + 1 if li < i2 else None,
-                    left[li] if li < i2 else "",
-                    rj + 1 if rj < j2 else None,
-                    right[rj] if rj < j2 else "",
+    groups: list[list[tuple[str, int, int, int, int]]]
+    if left == right:  # nothing changed: show the document whole
+        groups = [list(matcher.get_opcodes())]
+    else:
+        groups = list(matcher.get_grouped_opcodes(context))
+    for number, group in enumerate(groups):
+        if number or group[0][1] > 0:
+            rows.append(DiffRow("gap", None, "…", None, "…"))
+        for tag, i1, i2, j1, j2 in group:
+            for k in range(max(i2 - i1, j2 - j1)):
+                li, rj = i1 + k, j1 + k
+                rows.append(
+                    DiffRow(
+                        tag,
+                        li + 1 if li < i2 else None,
+                        left[li] if li < i2 else "",
+                        rj + 1 if rj < j2 else None,
+                        right[rj] if rj < j2 else "",
+                    )
                 )
-            )
+    if groups and groups[-1][-1][2] < len(left):
+        rows.append(DiffRow("gap", None, "…", None, "…"))
     return rows
 
 
