@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Runs of every (engine, N) in the PDP benchmark; the round with the median p50 is kept.
 PDP_ROUNDS ?= 3
 
-.PHONY: demo serve test lint bench venv clean
+.PHONY: demo serve test lint bench venv clean chromium screenshots
 
 venv: $(STAMP)
 
@@ -29,8 +29,22 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+# The admin GUI's browser tests drive Debian's chromium: installed here when missing and
+# root (elsewhere they skip, and fail under CI=true).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium for the browser tests"; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "chromium is missing (apt-get install chromium): the browser tests will skip"; fi; }
+
+test: lint chromium
 	$(BIN)/python -m pytest -q
+
+# The README's screenshots of the admin GUI, made by its browser tests.
+screenshots: venv chromium
+	PBGM_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q tests/admin/test_browser.py
 
 bench: venv
 	$(BIN)/python -m benchmarks.pdp --rounds $(PDP_ROUNDS)
@@ -38,6 +52,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.pmu
 	$(BIN)/python -m benchmarks.api
 	$(BIN)/python -m benchmarks.bus
+	$(BIN)/python -m benchmarks.admin
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo.db*

@@ -166,6 +166,34 @@ DECISION=$(http POST /api/v1/decisions "$REQUEST" | summary)
 echo "  -> $DECISION"
 [[ $DECISION == Permit* ]] || fail "the REST decision was $DECISION, expected Permit"
 
+section "8. The admin GUI at $BASE/admin/: sign in through a real HTTP client"
+printf '%s\n' "demo-admin-password" | "$PBGM" admin create-user demo-admin --admin --password-stdin
+"$PYTHON" - "$BASE" <<'PY' || fail "the admin GUI did not answer as expected"
+import html, http.cookiejar, re, sys, urllib.parse, urllib.request
+
+base = sys.argv[1]
+browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+
+def get(path):
+    with browser.open(base + path) as reply:
+        return reply.status, reply.read().decode()
+
+
+status, page = get("/admin/sign-in")
+token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+print(f"GET  /admin/sign-in -> {status}, a form with a CSRF token")
+form = urllib.parse.urlencode({"csrf_token": token, "name": "demo-admin", "password": "demo-admin-password"})
+with browser.open(base + "/admin/sign-in", form.encode()) as reply:
+    print(f"POST /admin/sign-in -> {reply.status} {reply.geturl().removeprefix(base)} (signed in)")
+status, page = get("/admin/policies")
+count = re.search(r'<p id="count">([^<]*)</p>', page).group(1)
+ids = re.findall(r'<td><a href="/admin/policies/[^"]+">([^<]+)</a>', page)
+print(f"GET  /admin/policies -> {status}: {html.unescape(count)} {', '.join(ids)}")
+assert status == 200 and "limits-bess-01" in ids
+PY
+echo "Open the GUI in a browser with \`make serve\` (it prints the address and the sign-in)."
+
 stop_server
 trap - EXIT
 echo

@@ -20,14 +20,14 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PACKAGES = ("pbgm", "pbgm_admin", "adapters", "controls")
 NOT_PATHS = {
     "pbgm.services": "an entry-point group (setup.cfg), not a module",
+    "pbgm.api.mounts": "an entry-point group (setup.cfg), not a module",
 }
 """Dotted names in the docs that are not import paths, and what they are."""
 
-_IMPORT = re.compile(
-    r"^\s*from ((?:{})[\w.]*) import ([\w, ()]+)$".format("|".join(PACKAGES)), re.M
-)
-_PLAIN_IMPORT = re.compile(r"^\s*import ((?:{})[\w.]*)\s*$".format("|".join(PACKAGES)), re.M)
-_DOTTED = re.compile(r"`((?:{})(?:\.\w+)+)".format("|".join(PACKAGES)))
+_NAMES = "|".join(PACKAGES)
+_IMPORT = re.compile(rf"^\s*from ((?:{_NAMES})[\w.]*) import ([\w, ()]+)$", re.M)
+_PLAIN_IMPORT = re.compile(rf"^\s*import ((?:{_NAMES})[\w.]*)\s*$", re.M)
+_DOTTED = re.compile(rf"`((?:{_NAMES})(?:\.\w+)+)")
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 
 

@@ -9,9 +9,10 @@ revision on each request and recompiles when it moved.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from importlib.metadata import entry_points
 from typing import Any, cast
 
 from flask import Flask, Response, request
@@ -54,6 +55,13 @@ class Services:
     metrics: Metrics
     enforcer: Enforcer
     public: frozenset[str]
+    mounted: frozenset[str] = frozenset()
+    """Blueprints mounted beside the API (the admin GUI): they enforce access themselves."""
+    clock: Clock = utc_now
+
+
+MOUNTS_ENTRY_POINT_GROUP = "pbgm.api.mounts"
+"""Entry points `name = package.module:mount`, each `mount(app, services) -> blueprint name`."""
 
 
 def _settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
@@ -93,8 +101,12 @@ def create_app(
     if settings.proxy_hops:  # the client address and scheme as the trusted proxies saw them
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    services = _wire(app, settings, store, keyring, pdp, clock)
+    mounted: set[str] = set()
+    services = _wire(app, settings, store, keyring, pdp, clock, mounted)
     app.extensions["pbgm"] = services
+    for mount in entry_points(group=MOUNTS_ENTRY_POINT_GROUP):
+        mounted.add(mount.load()(app, services))
+    app.extensions["pbgm"] = replace(services, mounted=frozenset(mounted))
     if bus is not None:
         install_change_notifications(app, bus, store, topic=settings.notify_topic)
     return app
@@ -107,6 +119,7 @@ def _wire(
     keyring: KeyRing,
     pdp: PolicyDecisionPoint | None,
     clock: Clock,
+    mounted: set[str],
 ) -> Services:
     reads = cast(Store, RevisionReads(store))
     access = AccessPoint(reads, clock=clock)
@@ -128,7 +141,7 @@ def _wire(
         clock=clock,
         on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),
     )
-    app.before_request(enforcer)
+    app.before_request(_unless_mounted(enforcer, mounted))
     install_rate_limit(app, settings, frozenset(public))
     register_error_handlers(app)
     app.after_request(_counting(metrics))
@@ -144,7 +157,20 @@ def _wire(
         ops_blueprint(store, metrics),
     ):
         app.register_blueprint(blueprint)
-    return Services(settings, store, access, keyring, issuer, metrics, enforcer, frozenset(public))
+    return Services(
+        settings, store, access, keyring, issuer, metrics, enforcer, frozenset(public), clock=clock
+    )
+
+
+def _unless_mounted(enforcer: Enforcer, mounted: set[str]) -> Callable[[], None]:
+    """The API's hook for every request but those of mounted blueprints (own hook)."""
+
+    def enforce() -> None:
+        if request.blueprint in mounted:
+            return None
+        return enforcer()
+
+    return enforce
 
 
 def _counting(metrics: Metrics) -> Any:

@@ -26,7 +26,7 @@ Errors are printed as `error: <code>: <message>`, one problem per line after it,
 never with a traceback (set `PBGM_DEBUG=1` to see one for an unexpected failure).
 """
 
-from pbgm.cli import _accounts, _admin, _decide, _events, _keys, _loader, _policy, _serve  # noqa: F401  (registers the commands)
+from pbgm.cli import _accounts, _admin, _decide, _events, _gui, _keys, _loader, _policy, _serve  # noqa: F401  (registers the commands)
 from pbgm.cli._app import DECISION_STATUS, EXIT_STATUS, exit_status, main, report
 
 __all__ = ["DECISION_STATUS", "EXIT_STATUS", "exit_status", "main", "report"]

@@ -9,9 +9,13 @@ from typing import Any
 from pbgm.model import Clock, PolicyGroup, utc_now
 from pbgm.store.base import (
     AuditEntry,
+    AuditQuery,
     FlexOfferRecord,
     Grant,
     Group,
+    PolicyCount,
+    PolicyPage,
+    PolicyQuery,
     PolicyRecord,
     PolicyVersion,
     ScheduleRecord,
@@ -25,12 +29,16 @@ from pbgm.store.memory import MemoryStore
 
 __all__ = [
     "AuditEntry",
+    "AuditQuery",
     "Clock",
     "FlexOfferRecord",
     "Grant",
     "Group",
     "MemoryStore",
+    "PolicyCount",
     "PolicyGroup",
+    "PolicyPage",
+    "PolicyQuery",
     "PolicyRecord",
     "PolicyVersion",
     "ScheduleRecord",

@@ -24,6 +24,7 @@ MAX_AUDIT_LIMIT = 10_000
 MAX_ROW_NUMBER = MAX_ROW_ID
 """The largest version number, grant id or audit id: their columns are INTEGER, which
 PostgreSQL stores in 4 bytes (a larger number bound to them is a database error)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def check_id(value: Any, what: str) -> str:

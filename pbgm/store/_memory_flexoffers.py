@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from pbgm.model import Clock
 from pbgm.store import _common as common
 from pbgm.store import _flexoffer_rules as flexoffer_rules
+from pbgm.store import _query_rules as query_rules
 from pbgm.store._memory_state import State
 from pbgm.store.base import AuditEntry, FlexOfferRecord, ScheduleRecord
 
@@ -48,6 +49,25 @@ class MemoryFlexOffers:
         if offer is None:
             raise common.not_found("flexoffer", offer_id)
         return offer
+
+    def list_flexoffers(
+        self,
+        *,
+        policy_ids: Collection[str] | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[FlexOfferRecord]:
+        offset, limit = query_rules.check_page(offset, limit)
+        with self._lock:
+            found = [
+                o
+                for o in self._live().flexoffers.values()
+                if query_rules.matches_offer(o, policy_ids, state)
+            ]
+        found.sort(key=lambda o: o.id)
+        found.sort(key=lambda o: o.created_at or common.EPOCH, reverse=True)
+        return [_out(o) for o in found[offset : offset + limit]]
 
     def add_flexoffer(self, offer: FlexOfferRecord, *, actor: str) -> FlexOfferRecord:
         with self._lock:

@@ -17,9 +17,10 @@ from pbgm.errors import UnsupportedOperationError
 from pbgm.model import Clock
 from pbgm.store import _common as common
 from pbgm.store import _principal_rules as principal_rules
+from pbgm.store import _query_rules as query_rules
 from pbgm.store._memory_flexoffers import MemoryFlexOffers
 from pbgm.store._memory_state import State
-from pbgm.store.base import AuditEntry, Grant, Group, ServiceAccount, User
+from pbgm.store.base import AuditEntry, AuditQuery, Grant, Group, ServiceAccount, User
 
 
 class MemoryPrincipals(MemoryFlexOffers):
@@ -204,6 +205,18 @@ class MemoryPrincipals(MemoryFlexOffers):
             self._changed(at, actor, action, "service_account", client_id, {})
             return account
 
+    def set_service_account_secret(
+        self, client_id: str, secret_hash: str, *, actor: str
+    ) -> ServiceAccount:
+        common.check_id(actor, "actor")
+        principal_rules.check_secret_hash(secret_hash)
+        with self._lock:
+            at = common.now(self._clock)
+            account = replace(self._service(client_id), secret_hash=secret_hash)
+            self._live().services[client_id] = account
+            self._changed(at, actor, "service_account.rotate", "service_account", client_id, {})
+            return account
+
     def delete_service_account(self, client_id: str, *, actor: str) -> None:
         """Delete the account and the grants made to it."""
         common.check_id(actor, "actor")
@@ -322,6 +335,14 @@ class MemoryPrincipals(MemoryFlexOffers):
             if (object_id is None or e.object_id == object_id)
             and (before_id is None or e.id < before_id)
         ]
+        return [replace(e, details=copy.deepcopy(e.details)) for e in wanted[:limit]]
+
+    def search_audit(self, query: AuditQuery, *, limit: int = 100) -> list[AuditEntry]:
+        common.check_limit(limit)
+        query = query_rules.check_audit_query(query)
+        with self._lock:
+            entries = list(self._live().audit)
+        wanted = [e for e in reversed(entries) if query_rules.matches_audit(e, query)]
         return [replace(e, details=copy.deepcopy(e.details)) for e in wanted[:limit]]
 
 

@@ -28,6 +28,14 @@ def check_password_hash(value: str | None) -> None:
         raise InvalidInputError("expected a hash made by `hash_secret`, not a plain secret")
 
 
+def check_secret_hash(value: Any) -> str:
+    """A service account's new secret hash: required, and a hash."""
+    if not isinstance(value, str):
+        raise InvalidInputError("expected a hash made by `hash_secret`")
+    check_password_hash(value)
+    return value
+
+
 def check_user(user: User, at: datetime) -> User:
     check_id(user.name, "user name")
     check_text(user.display_name, "display name")

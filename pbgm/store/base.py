@@ -21,7 +21,7 @@ Conventions every implementation follows:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -163,6 +163,61 @@ class ScheduleRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyQuery:
+    """What a page of policies is filtered by (`Store.page_policies`).
+
+    `visible_groups` and `visible_ids` restrict the result to what a caller may
+    see: a policy is kept when its group is in `visible_groups` or its id in
+    `visible_ids`; `visible_groups=None` means every group. The other fields
+    narrow further; `search` is a case-insensitive substring of the id or the
+    asset id. `order` is `id` (ascending) or `updated` (newest change first).
+    """
+
+    visible_groups: Collection[str] | None = None
+    visible_ids: Collection[str] = ()
+    policy_group: str | None = None
+    policy_type: str | None = None
+    status: PolicyStatus | None = None
+    asset_id: str | None = None
+    search: str | None = None
+    order: str = "id"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPage:
+    """One page of policies and how many match in all."""
+
+    records: tuple[PolicyRecord, ...]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCount:
+    """How many policies a (group, type, status) has: the facets of an overview."""
+
+    policy_group: str
+    type: str
+    status: PolicyStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters of `Store.search_audit`: who, what object, which period (`since`
+    inclusive, `until` exclusive), and `before_id` to page back."""
+
+    actor: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    action_prefix: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+
+
 @runtime_checkable
 class Store(Protocol):
     """What the PAP, the Access Point, the CLI and the API need from a repository."""
@@ -207,6 +262,18 @@ class Store(Protocol):
         """Publish (the given `version`, default the latest) or retire a policy."""
         ...
 
+    def page_policies(self, query: PolicyQuery, *, offset: int = 0, limit: int = 50) -> PolicyPage:
+        """One page of the policies `query` selects, with the total that match.
+
+        Sorted in the database and read with a limit, so a page of 10,000
+        policies costs what a page of 10 does.
+        """
+        ...
+
+    def policy_counts(self) -> list[PolicyCount]:
+        """Number of policies per (group, type, status), sorted."""
+        ...
+
     def policy_versions(self, policy_id: str) -> list[PolicyVersion]: ...
     def get_policy_version(self, policy_id: str, version: int) -> PolicyVersion: ...
     def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None: ...
@@ -237,6 +304,12 @@ class Store(Protocol):
     def set_service_account_enabled(
         self, client_id: str, enabled: bool, *, actor: str
     ) -> ServiceAccount: ...
+    def set_service_account_secret(
+        self, client_id: str, secret_hash: str, *, actor: str
+    ) -> ServiceAccount:
+        """Replace the secret's hash (rotation); the old secret stops working."""
+        ...
+
     def delete_service_account(self, client_id: str, *, actor: str) -> None: ...
 
     # -- grants
@@ -264,6 +337,17 @@ class Store(Protocol):
         ...
 
     def list_flexoffer_schedules(self, offer_id: str) -> list[ScheduleRecord]: ...
+    def list_flexoffers(
+        self,
+        *,
+        policy_ids: Collection[str] | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[FlexOfferRecord]:
+        """Recorded offers, newest first (then by id); `policy_ids` keeps the
+        offers of those template policies only."""
+        ...
 
     # -- audit
     def record_audit(
@@ -278,6 +362,9 @@ class Store(Protocol):
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]: ...
+    def search_audit(self, query: AuditQuery, *, limit: int = 100) -> list[AuditEntry]:
+        """The entries `query` selects, newest first."""
+        ...
 
 
 def iter_published(store: Store, *, policy_group: str | None = None) -> Iterator[PolicyRecord]:

@@ -22,9 +22,10 @@ from typing import Any
 from pbgm.model import Clock, PolicyGroup, PolicyStatus, utc_now
 from pbgm.store import _common as common
 from pbgm.store import _policy_rules as policy_rules
+from pbgm.store import _query_rules as query_rules
 from pbgm.store._memory_principals import MemoryPrincipals
 from pbgm.store._memory_state import State
-from pbgm.store.base import PolicyRecord, PolicyVersion
+from pbgm.store.base import PolicyCount, PolicyPage, PolicyQuery, PolicyRecord, PolicyVersion
 
 
 def _out(record: PolicyRecord) -> PolicyRecord:
@@ -119,6 +120,29 @@ class MemoryStore(MemoryPrincipals):
             for r in records
             if all(value is None or getattr(r, key) == value for key, value in wanted.items())
         ]
+
+    def page_policies(self, query: PolicyQuery, *, offset: int = 0, limit: int = 50) -> PolicyPage:
+        offset, limit = query_rules.check_page(offset, limit)
+        query = query_rules.check_policy_query(query)
+        with self._lock:
+            found = [
+                r for r in self._live().policies.values() if query_rules.matches_policy(r, query)
+            ]
+        if query.order == "updated":
+            found.sort(key=lambda r: r.id)
+            found.sort(key=lambda r: r.updated_at, reverse=True)
+        else:
+            found.sort(key=lambda r: r.id)
+        chosen = tuple(_out(r) for r in found[offset : offset + limit])
+        return PolicyPage(chosen, len(found), offset, limit)
+
+    def policy_counts(self) -> list[PolicyCount]:
+        counts: dict[tuple[str, str, PolicyStatus], int] = {}
+        with self._lock:
+            for r in self._live().policies.values():
+                key = (r.policy_group, r.type, r.status)
+                counts[key] = counts.get(key, 0) + 1
+        return [PolicyCount(g, t, s, n) for (g, t, s), n in sorted(counts.items())]
 
     def create_policy(
         self, document: Mapping[str, Any], *, actor: str, reason: str = ""

@@ -38,7 +38,10 @@ def documented(document: dict) -> set[tuple[str, str]]:
 
 def routed(world: World) -> set[tuple[str, str]]:
     found = set()
+    mounted = world.services.mounted  # the admin GUI is not part of the API's document
     for rule in world.app.url_map.iter_rules():
+        if rule.endpoint.partition(".")[0] in mounted:
+            continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         found |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     return found

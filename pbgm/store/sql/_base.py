@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from pbgm.errors import ConfigurationError
 from pbgm.model import Clock
 from pbgm.store import _common as common
-from pbgm.store.base import AuditEntry
+from pbgm.store import _query_rules as query_rules
+from pbgm.store.base import AuditEntry, AuditQuery
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, RevisionRow
 
@@ -100,3 +101,28 @@ class SqlBase:
             query = query.where(AuditRow.id < before)
         with self._tx(write=False) as session:
             return [to_audit(row) for row in session.scalars(query)]
+
+    def search_audit(self, query: AuditQuery, *, limit: int = 100) -> list[AuditEntry]:
+        """The entries `query` selects, newest first (`_query_rules.matches_audit`)."""
+        common.check_limit(limit)
+        query = query_rules.check_audit_query(query)
+        statement = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        for column, value in (
+            (AuditRow.actor, query.actor),
+            (AuditRow.object_type, query.object_type),
+            (AuditRow.object_id, query.object_id),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if query.action_prefix is not None:
+            prefix = query.action_prefix.replace("\\", "\\\\").replace("%", "\\%")
+            prefix = prefix.replace("_", "\\_")
+            statement = statement.where(AuditRow.action.like(prefix + "%", escape="\\"))
+        if query.since is not None:
+            statement = statement.where(AuditRow.at >= query.since)
+        if query.until is not None:
+            statement = statement.where(AuditRow.at < query.until)
+        if query.before_id is not None:
+            statement = statement.where(AuditRow.id < query.before_id)
+        with self._tx(write=False) as session:
+            return [to_audit(row) for row in session.scalars(statement)]

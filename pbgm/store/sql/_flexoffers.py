@@ -8,7 +8,7 @@ one offer get consecutive numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from pbgm.store import _common as common
 from pbgm.store import _flexoffer_rules as flexoffer_rules
+from pbgm.store import _query_rules as query_rules
 from pbgm.store.base import FlexOfferRecord, ScheduleRecord
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.tables import FlexOfferRow, FlexOfferScheduleRow
@@ -78,6 +79,28 @@ class SqlFlexOffers(SqlBase):
             details = flexoffer_rules.flexoffer_details(offer)
             self._audit(session, at, actor, "flexoffer.add", "flexoffer", offer.id, details)
             return offer
+
+    def list_flexoffers(
+        self,
+        *,
+        policy_ids: Collection[str] | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[FlexOfferRecord]:
+        offset, limit = query_rules.check_page(offset, limit)
+        query = select(FlexOfferRow)
+        if policy_ids is not None:
+            query = query.where(FlexOfferRow.policy_id.in_(sorted(policy_ids)))
+        if state is not None:
+            query = query.where(FlexOfferRow.state == state)
+        by_id = FlexOfferRow.id
+        with self._tx(write=False) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                by_id = FlexOfferRow.id.collate("C")  # type: ignore[assignment]
+            query = query.order_by(FlexOfferRow.created_at.desc(), by_id)
+            rows = session.scalars(query.offset(offset).limit(limit))
+            return [_to_offer(row) for row in rows]
 
     def get_flexoffer(self, offer_id: str) -> FlexOfferRecord:
         with self._tx(write=False) as session:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    and_,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, aliased
 
 from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.store import _common as common
 from pbgm.store import _policy_rules as policy_rules
-from pbgm.store.base import PolicyRecord, PolicyVersion
+from pbgm.store import _query_rules as query_rules
+from pbgm.store.base import PolicyCount, PolicyPage, PolicyQuery, PolicyRecord, PolicyVersion
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.mapping import (
     policy_row,
@@ -32,6 +45,51 @@ def _with_published() -> Select[tuple[PolicyRow, Any]]:
         _Published.policy_id == PolicyRow.id, _Published.version == PolicyRow.published_version
     )
     return select(PolicyRow, _Published.document).outerjoin(_Published, on)
+
+
+_BINARY_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
+_binary_databases: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def _by_id(session: Session) -> Any:
+    """Ids in binary (code point) order, as the memory store sorts them. On a
+    PostgreSQL database whose collation is not binary that takes `COLLATE "C"`,
+    which cannot use the primary key's index; on a binary one the plain column
+    does, so a page is read from the index without sorting the table."""
+    engine = session.get_bind()
+    if not isinstance(engine, Engine) or engine.dialect.name != "postgresql":
+        return PolicyRow.id
+    if engine not in _binary_databases:
+        query = text("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+        _binary_databases[engine] = session.scalar(query) in _BINARY_COLLATIONS
+    return PolicyRow.id if _binary_databases[engine] else PolicyRow.id.collate("C")
+
+
+def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
+    """The WHERE clause of `page_policies`, as `_query_rules.matches_policy` reads."""
+    found: list[ColumnElement[bool]] = []
+    if query.visible_groups is not None:
+        groups, ids = sorted(query.visible_groups), sorted(query.visible_ids)
+        seen = [PolicyRow.policy_group.in_(groups)] if groups else []
+        seen += [PolicyRow.id.in_(ids)] if ids else []
+        found.append(or_(*seen) if seen else false())
+    for column, value in (
+        (PolicyRow.policy_group, query.policy_group),
+        (PolicyRow.type, query.policy_type),
+        (PolicyRow.asset_id, query.asset_id),
+        (PolicyRow.status, None if query.status is None else str(query.status)),
+    ):
+        if value is not None:
+            found.append(column == value)
+    if query.search:
+        pattern = query_rules.like_pattern(query.search)
+        found.append(
+            or_(
+                func.lower(PolicyRow.id).like(pattern, escape="\\"),
+                func.lower(func.coalesce(PolicyRow.asset_id, "")).like(pattern, escape="\\"),
+            )
+        )
+    return found
 
 
 class SqlPolicies(SqlBase):
@@ -77,6 +135,38 @@ class SqlPolicies(SqlBase):
         with self._tx(write=False) as session:
             records = [to_record(row, published) for row, published in session.execute(query)]
         return sorted(records, key=lambda r: r.id)
+
+    def page_policies(self, query: PolicyQuery, *, offset: int = 0, limit: int = 50) -> PolicyPage:
+        """One page, sorted and cut in the database (ids in binary order on
+        every database, as the memory store sorts them)."""
+        offset, limit = query_rules.check_page(offset, limit)
+        query = query_rules.check_policy_query(query)
+        where = _conditions(query)
+        with self._tx(write=False) as session:
+            by_id = _by_id(session)
+            order = [by_id] if query.order == "id" else [PolicyRow.updated_at.desc(), by_id]
+            total = session.scalar(select(func.count()).select_from(PolicyRow).where(*where))
+            # The page's ids first (an index scan, whatever the offset), then their rows
+            # with the published documents: the join never touches the skipped rows.
+            ids = list(
+                session.scalars(
+                    select(PolicyRow.id).where(*where).order_by(*order).offset(offset).limit(limit)
+                )
+            )
+            found = session.execute(_with_published().where(PolicyRow.id.in_(ids)))
+            loaded = {row.id: to_record(row, published) for row, published in found}
+            records = tuple(loaded[i] for i in ids if i in loaded)
+        return PolicyPage(records, int(total or 0), offset, limit)
+
+    def policy_counts(self) -> list[PolicyCount]:
+        columns = (PolicyRow.policy_group, PolicyRow.type, PolicyRow.status)
+        query = select(*columns, func.count()).group_by(*columns)
+        with self._tx(write=False) as session:
+            counts = [
+                PolicyCount(group, kind, PolicyStatus(status), int(n))
+                for group, kind, status, n in session.execute(query)
+            ]
+        return sorted(counts, key=lambda c: (c.policy_group, c.type, c.status))
 
     def create_policy(
         self, document: Mapping[str, Any], *, actor: str, reason: str = ""

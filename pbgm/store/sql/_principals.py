@@ -186,6 +186,19 @@ class SqlPrincipals(SqlBase):
             self._audit(session, at, actor, action, "service_account", client_id, {})
             return to_service_account(row)
 
+    def set_service_account_secret(
+        self, client_id: str, secret_hash: str, *, actor: str
+    ) -> ServiceAccount:
+        common.check_id(actor, "actor")
+        principal_rules.check_secret_hash(secret_hash)
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            row = _get(session, ServiceAccountRow, client_id, "service account")
+            row.secret_hash = secret_hash
+            action = "service_account.rotate"
+            self._audit(session, at, actor, action, "service_account", client_id, {})
+            return to_service_account(row)
+
     def delete_service_account(self, client_id: str, *, actor: str) -> None:
         """Delete the account and the grants made to it."""
         common.check_id(actor, "actor")

@@ -107,7 +107,7 @@ class PolicyRow(Base):
     document: Mapped[dict[str, Any]] = mapped_column(Json)
     published_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     updated_by: Mapped[str] = _name()
 
 
@@ -242,8 +242,8 @@ class AuditRow(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime)
-    actor: Mapped[str] = _name()
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = _name(index=True)
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[str] = _name(index=True)
@@ -285,7 +285,7 @@ class FlexOfferRow(Base):
     document: Mapped[dict[str, Any]] = mapped_column(Json)
     reasons: Mapped[list[dict[str, str]]] = mapped_column(Json)
     offered_by: Mapped[str] = _name()
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
