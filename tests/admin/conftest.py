@@ -129,7 +129,10 @@ class Gui:
         return client
 
     def api_token(self, client_id: str, scopes: tuple[str, ...]) -> str:
-        return self.app.extensions["pbgm"].issuer.issue(client_id, scopes)
+        """A token bound to the account as the store holds it now (its generation)."""
+        services = self.app.extensions["pbgm"]
+        account = services.store.get_service_account(client_id)
+        return services.issuer.issue(client_id, scopes, generation=account.token_generation)
 
 
 _KEYS: list[Path] = []
