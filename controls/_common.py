@@ -49,13 +49,14 @@ def setting(
     number = float(value)
     if not math.isfinite(number):
         raise InvalidLimitsError(f"`{name}` must be finite{in_unit}, got `{value!r}`")
-    for bound, holds, word in (
-        (minimum, lambda b: number >= b, ">="),
-        (above, lambda b: number > b, ">"),
-        (maximum, lambda b: number <= b, "<="),
-        (below, lambda b: number < b, "<"),
-    ):
-        if bound is not None and not holds(bound):
+    checks = (
+        (minimum, ">=", minimum is not None and number < minimum),
+        (above, ">", above is not None and number <= above),
+        (maximum, "<=", maximum is not None and number > maximum),
+        (below, "<", below is not None and number >= below),
+    )
+    for bound, word, broken in checks:
+        if broken and bound is not None:
             raise InvalidLimitsError(
                 f"`{name}` must be {word} {bound:g}{unit_text}, got `{value!r}`{unit_text}"
             )
