@@ -530,6 +530,8 @@ HUGE = int("9" * 4000)
         ("a duration of more than a century", piece(0, maxDuration=10**7),
          "$.flexOfferProfileConstraints[0].maxDuration"),
         ("a 4,000-digit interval number", put(startAfterInterval=HUGE), "$.startAfterInterval"),
+        ("an interval number beyond any date", put(startAfterTime=None, startAfterInterval=10**15),
+         "$.startAfterInterval"),
     ],
 )  # fmt: skip
 def test_numbers_outside_their_range_are_violations_not_errors(

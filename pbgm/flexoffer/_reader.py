@@ -114,7 +114,7 @@ class Reader:
         try:
             return EPOCH + timedelta(seconds=number * seconds_per_interval)
         except OverflowError:
-            self.fail(path, "invalid_value", f"interval `{number}` is out of range")
+            self.fail(path, "number_out_of_range", f"interval `{number}` is out of range")
             return None
 
     @staticmethod
