@@ -22,12 +22,34 @@ forms must agree, like peers in the PDP benchmark. "cpu ms" is the controller's
 process time, steadier than the wall time on a shared machine.
 
 "nodes" is feeder nodes (voltage, mpc), VPP units (ffr, agc), metered devices,
-or PMU records (inertia). PMU parsing has its own benchmark (`benchmarks.pmu`).
-Run: `python -m benchmarks.controls`; writes `benchmarks/results/controls.json`.
+or PMU records (inertia: 10 and 100; each costs about 50 ms, mostly the bootstrap of
+its interval). PMU parsing has its own benchmark (`benchmarks.pmu`).
+The MPC's LP forms are compared with its AC check off (the dense form has no feeder
+to check with); the row `lindistflow+ac` is the default MPC, whose plans are checked
+and corrected with the AC power flow until they hold the band on the real feeder.
+
+Inertia accuracy (not a timing): `InertiaEstimator.run` on simulated records
+(`controls.testing.simulate_swing`, 5 % generation loss at t = 2 s, 8 s records) for
+H in {1.5, 3, 5.5, 7, 9} s at 10, 50 and 100 frames/s, `--inertia-runs` seeds each, in
+two noise cases:
+
+* `noise`: white noise of 2 % of |ΔP| on the power and of 2 % of the largest
+  frequency excursion in the first second on the frequency;
+* `drift`: ambient drift, a random walk reaching ±10 mHz (one standard deviation)
+  over the record, plus 1 mHz white noise on the frequency and 1 % on the power.
+
+Per case: events missed (no estimate within 0.1 s of the true onset), the p95 and
+largest |error|, the share of runs within 5 % and the share whose stated 95 %
+interval [h_low_s, h_high_s] holds the true H. Targets (least squares): within 5 %,
+nothing missed, interval coverage >= 90 %.
+
+Run: `python -m benchmarks.controls [--part timing|inertia] [--inertia-runs N]`; writes
+`benchmarks/results/controls.json`.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -45,6 +67,7 @@ from controls import (
     EssLimits,
     FastFrequencyResponse,
     FrequencyLimits,
+    InertiaEstimate,
     InertiaEstimator,
     MpcForecast,
     MpcLimits,
@@ -64,6 +87,9 @@ from controls.testing import simulate_swing
 
 SIZES = (10, 100, 1000)
 FORMS = ("dense", "lindistflow")
+INERTIA_H = (1.5, 3.0, 5.5, 7.0, 9.0)
+INERTIA_FPS = (10, 50, 100)
+INERTIA_CASES = ("noise", "drift")
 RESULTS = Path(__file__).parent / "results" / "controls.json"
 BUDGET_S = 0.4
 
@@ -154,9 +180,12 @@ def bench_mpc(n: int, horizon: int = 4) -> list[dict[str, Any]]:
     state = MpcState(1.02, dict.fromkeys(limits.ess, 0.5))
     cols = model.positions(sorted(limits.dg))
 
-    def steps(feeder: Sensitivities | RadialFeeder) -> Callable[[], np.ndarray]:
+    def steps(
+        feeder: Sensitivities | RadialFeeder, ac_check: bool = False
+    ) -> Callable[[], np.ndarray]:
         def step() -> np.ndarray:
-            plan = MpcVoltageController(feeder, mpc_limits).step(forecast, state)
+            mpc = MpcVoltageController(feeder, mpc_limits, ac_check=ac_check)
+            plan = mpc.step(forecast, state)
             parts = (plan.q_kvar, plan.p_ess_kw, plan.p_pv_kw)
             return np.array([x for part in parts for _, xs in sorted(part.items()) for x in xs])
 
@@ -171,7 +200,12 @@ def bench_mpc(n: int, horizon: int = 4) -> list[dict[str, Any]]:
         for vk in v:
             np.linalg.lstsq(a, np.minimum(vk, 1.05) - vk, rcond=None)
 
-    return _forms("mpc", n, forms(model), steps, baseline, "open-loop products + lstsq per step")
+    what = "open-loop products + lstsq per step"
+    rows = _forms("mpc", n, forms(model), steps, baseline, what)
+    assert model.feeder is not None
+    checked = _row("mpc", n, steps(model.feeder, ac_check=True), baseline, what,
+                   form="lindistflow+ac", baseline_ms=rows[0]["baseline_ms"])  # fmt: skip
+    return [*rows, checked]
 
 
 def frequency_case(n: int) -> tuple[FrequencyLimits, VppMeasurement]:
@@ -289,8 +323,82 @@ def _row(
 
 def run() -> list[dict[str, Any]]:
     rows = [row for bench in (bench_voltage, bench_mpc) for n in SIZES for row in bench(n)]
-    benches = (bench_ffr, bench_agc, bench_metering, bench_inertia)
-    return rows + [bench(n) for bench in benches for n in SIZES]
+    benches = (bench_ffr, bench_agc, bench_metering)
+    rows += [bench(n) for bench in benches for n in SIZES]
+    return rows + [bench_inertia(n) for n in SIZES[:2]]  # ~50 ms per record: 1,000 is a minute
+
+
+def inertia_record(case: str, h_s: float, fps: int, seed: int) -> Any:
+    """One simulated record of an accuracy case (see the module docstring)."""
+    if case == "noise":
+        clean = simulate_swing(h_s, fps=fps)
+        first_second = (clean.t >= clean.t_event) & (clean.t <= clean.t_event + 1.0)
+        f_noise = 0.02 * float(np.abs(clean.f_hz[first_second] - clean.f0_hz).max())
+        return simulate_swing(h_s, fps=fps, f_noise_hz=f_noise, p_noise_rel=0.02, seed=seed)
+    return simulate_swing(
+        h_s, fps=fps, f_noise_hz=0.001, p_noise_rel=0.01, f_drift_hz=0.01, seed=seed
+    )
+
+
+def inertia_accuracy(runs: int) -> list[dict[str, Any]]:
+    """Accuracy, misses and interval coverage of both methods over the case grid."""
+    rows = []
+    for case in INERTIA_CASES:
+        for fps in INERTIA_FPS:
+            for h_s in INERTIA_H:
+                records = [inertia_record(case, h_s, fps, seed) for seed in range(runs)]
+                for method in ("least_squares", "swing"):
+                    rows.append(_accuracy_row(case, fps, h_s, method, records))
+    return rows
+
+
+def _accuracy_row(
+    case: str, fps: int, h_s: float, method: str, records: list[Any]
+) -> dict[str, Any]:
+    errors, held, missed = [], 0, 0
+    started = time.process_time()
+    for record in records:
+        estimator = InertiaEstimator(record.s_base_mw, record.f0_hz)
+        found = [
+            r for r in estimator.run(record.t, record.f_hz, record.p_mw, method=method)
+            if isinstance(r, InertiaEstimate) and abs(r.t0 - record.t_event) < 0.1
+        ]  # fmt: skip
+        if not found:
+            missed += 1
+            continue
+        errors.append(found[0].h_s / h_s - 1.0)
+        held += found[0].h_low_s <= h_s <= found[0].h_high_s
+    magnitude = np.abs(errors) if errors else np.array([math.nan])
+    return {
+        "case": case,
+        "fps": fps,
+        "h_s": h_s,
+        "method": method,
+        "runs": len(records),
+        "missed": missed,
+        "mean_error_pct": round(float(np.mean(errors)) * 100, 2) if errors else None,
+        "p95_abs_error_pct": round(float(np.percentile(magnitude, 95)) * 100, 2),
+        "max_abs_error_pct": round(float(magnitude.max()) * 100, 2),
+        "within_5pct": round(float(np.mean(magnitude <= 0.05)), 3),
+        "coverage_95": round(held / len(records), 3),
+        "cpu_ms_per_record": round((time.process_time() - started) * 1e3 / len(records), 1),
+    }
+
+
+def _print_accuracy(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'case':6} {'fps':>4} {'H s':>5} {'method':14} {'missed':>6} {'mean %':>7}"
+        f" {'p95 |e| %':>9} {'max |e| %':>9} {'<=5 %':>6} {'cover':>6} {'cpu ms':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['case']:6} {r['fps']:>4} {r['h_s']:>5} {r['method']:14} {r['missed']:>6}"
+            f" {r['mean_error_pct'] if r['mean_error_pct'] is not None else '-':>7}"
+            f" {r['p95_abs_error_pct']:>9} {r['max_abs_error_pct']:>9} {r['within_5pct']:>6}"
+            f" {r['coverage_95']:>6} {r['cpu_ms_per_record']:>7}"
+        )
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
@@ -310,11 +418,21 @@ def _print(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="control module benchmarks")
+    parser.add_argument("--part", choices=("all", "timing", "inertia"), default="all")
+    parser.add_argument("--inertia-runs", type=int, default=40)
+    args = parser.parse_args()
     started = time.perf_counter()
-    rows = run()
-    _print(rows)
+    payload: dict[str, Any] = {}
+    if args.part in ("all", "timing"):
+        payload["controls"] = run()
+        _print(payload["controls"])
+    if args.part in ("all", "inertia"):
+        payload["inertia_accuracy"] = inertia_accuracy(args.inertia_runs)
+        print()
+        _print_accuracy(payload["inertia_accuracy"])
+    payload["seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"controls": rows, "seconds": round(time.perf_counter() - started, 1)}
     RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwrote {RESULTS} in {payload['seconds']} s")
 

@@ -6,7 +6,7 @@ in one slot that `set_limits` replaces atomically; the next step uses them.
 
 * `controls.voltage`: coordinated voltage control (CoVee-style), message helpers
 * `controls.mpc`: model predictive voltage control with flexibility requests
-* `controls.frequency`: VPP fast frequency response and AGC
+* `controls.frequency`: VPP fast frequency response (proportional, triggered) and AGC
 * `controls.metering`: frequency regulation metering by RoCoP
 * `controls.inertia`: RoCoF event detection and swing-equation inertia estimates
 * `controls.feeder`: radial feeder and its linear voltage sensitivities; given the
@@ -30,6 +30,8 @@ from controls.frequency import (
     FastFrequencyResponse,
     FrequencyLimits,
     FrequencySetpoints,
+    TriggeredFastFrequencyResponse,
+    TriggeredFfr,
     UnitLimits,
     VppMeasurement,
 )
@@ -94,6 +96,8 @@ __all__ = [
     "RocofEvent",
     "Sensitivities",
     "SolverError",
+    "TriggeredFastFrequencyResponse",
+    "TriggeredFfr",
     "UnitLimits",
     "VoltageController",
     "VoltageLimits",

@@ -26,6 +26,51 @@ def finite(value: Any, what: str, error: type[Exception] = InvalidMeasurementErr
     return number
 
 
+def setting(
+    value: Any,
+    name: str,
+    unit: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
+) -> float:
+    """A numeric setting as a float, or `InvalidLimitsError` naming it and its unit.
+
+    Refuses booleans, non-numbers, NaN and infinities, and values outside the given
+    bounds (`minimum`/`maximum` inclusive, `above`/`below` exclusive), so a bad setting
+    never passes silently (a NaN threshold would compare false everywhere).
+    """
+    unit_text = f" {unit}" if unit else ""
+    in_unit = f" (in {unit})" if unit else ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidLimitsError(f"`{name}` must be a number{in_unit}, got `{value!r}`")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidLimitsError(f"`{name}` must be finite{in_unit}, got `{value!r}`")
+    checks = (
+        (minimum, ">=", minimum is not None and number < minimum),
+        (above, ">", above is not None and number <= above),
+        (maximum, "<=", maximum is not None and number > maximum),
+        (below, "<", below is not None and number >= below),
+    )
+    for bound, word, broken in checks:
+        if broken and bound is not None:
+            raise InvalidLimitsError(
+                f"`{name}` must be {word} {bound:g}{unit_text}, got `{value!r}`{unit_text}"
+            )
+    return number
+
+
+def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """One of `options`, or `InvalidLimitsError` listing them."""
+    if not isinstance(value, str) or value not in options:
+        listed = ", ".join(f"`{o}`" for o in options)
+        raise InvalidLimitsError(f"`{name}` must be one of {listed}, got `{value!r}`")
+    return value
+
+
 def check_range(low: float, high: float, what: str) -> None:
     """Raise `InvalidLimitsError` unless `low <= high`, both finite."""
     finite(low, f"{what} lower bound", InvalidLimitsError)

@@ -41,8 +41,10 @@ class RadialModel(NodeIndex):
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.parent = [self.index.get(line.parent, -1) for line in ordered]
         scale = 1e3 / feeder.v_nominal_v**2
-        self.r = scale * np.array([line.r_ohm for line in ordered])
-        self.x = scale * np.array([line.x_ohm for line in ordered])
+        self.r_ohm = np.array([line.r_ohm for line in ordered], dtype=float)
+        self.x_ohm = np.array([line.x_ohm for line in ordered], dtype=float)
+        self.r = scale * self.r_ohm
+        self.x = scale * self.x_ohm
         n, parent = len(ordered), np.array(self.parent, dtype=int)
         below = np.flatnonzero(parent >= 0)  # lines that hang from another line
         c = sp.csc_matrix((np.ones(below.size), (parent[below], below)), shape=(n, n))

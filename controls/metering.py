@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controls._common import setting
 from controls._regression import series, sliding_slopes, window_samples
 from controls.errors import InvalidLimitsError
 
@@ -48,8 +49,15 @@ class MeteringThresholds:
     min_windows: int = 10
 
     def __post_init__(self) -> None:
-        if not (self.window_s > 0 and 0 < self.min_correlation <= 1 and self.min_windows >= 3):
-            raise InvalidLimitsError("metering needs window > 0, 0 < correlation <= 1, 3+ windows")
+        setting(self.window_s, "window_s", "s", above=0.0)
+        setting(self.min_rocof_hz_s, "min_rocof_hz_s", "Hz/s", above=0.0)
+        setting(self.min_correlation, "min_correlation", "", above=0.0, maximum=1.0)
+        setting(self.min_gain_kw_per_hz, "min_gain_kw_per_hz", "kW/Hz", minimum=0.0)
+        windows = self.min_windows
+        if isinstance(windows, bool) or not isinstance(windows, int) or windows < 3:
+            raise InvalidLimitsError(
+                f"`min_windows` must be a whole number >= 3, got `{windows!r}`"
+            )
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ def meter_regulation(
     thresholds: MeteringThresholds = MeteringThresholds(),
 ) -> dict[str, MeteringResult]:
     """Classify each device of `p_kw` (power samples on the time base `t`)."""
+    if not isinstance(thresholds, MeteringThresholds):
+        raise InvalidLimitsError("metering thresholds must be a `MeteringThresholds`")
     t, f = series(t, frequency_hz, "frequency")
     n = window_samples(t, thresholds.window_s)
     rocof = sliding_slopes(t, f, n)

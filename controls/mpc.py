@@ -23,11 +23,23 @@ No response by the next cycle: the MPC logs "no flexibility response", falls bac
 to the safe default for that cycle (the baseline: no reactive power, storage idle,
 no curtailment, as the CoVee MPC zeroes its set-points; `fallback="local"` keeps
 the best local plan instead) and asks again (domain.md §6.2).
+
+Linearisation error. The linear model drops the part of each line's voltage drop in
+quadrature with the voltage and the 1/V scaling of currents, so its plans can leave
+the band on the real feeder by a few mpu (more on weak feeders). When the radial
+feeder is known the MPC therefore checks every plan with the full AC power flow
+(`controls._acflow`) and re-plans on the linear model corrected by the error it found
+at that plan (v_lin(x) + (v_ac(x_i) - v_lin(x_i)), successive linearisation), until
+the AC voltages of the plan are inside the band; `feasible` and `voltages` are those
+of the AC flow. With hand-made sensitivities (no feeder, no AC model), or with
+`ac_check=False`, it plans inside the band narrowed by `margin_pu` (default 0.002 pu,
+as `VoltageController`; 0 with the AC check), and `voltages` are the linear prediction.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -36,8 +48,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from controls import _bandlp
-from controls._common import LimitsSlot, check_range, finite, frozen_mapping
-from controls._lindistflow import RadialModel, linear_model
+from controls._acflow import ac_voltages
+from controls._common import LimitsSlot, check_range, choice, finite, frozen_mapping, setting
+from controls._lindistflow import RadialModel, RadialOperator, linear_model
 from controls._linear import BlockOperator, DenseModel, Operator
 from controls.errors import (
     InvalidLimitsError,
@@ -52,6 +65,12 @@ from controls.voltage import ControlCosts, VoltageLimits, VoltageSetpoints
 logger = logging.getLogger(__name__)
 
 NO_RESPONSE = "no flexibility response"
+
+MAX_CORRECTIONS = 8
+"""Re-plans on the AC-corrected linear model at most (two or three suffice in practice)."""
+
+LINEAR_MARGIN_PU = 0.002
+"""Band narrowing without an AC model, as `VoltageController`'s default `margin_pu`."""
 
 _Traded: TypeAlias = Mapping[tuple[int, int], float]
 """Traded flexibility (kW) by (step, node) of the current horizon."""
@@ -122,7 +141,10 @@ class MpcPlan:
 
     `status` is `ok`, `tracking` (a traded response is being followed),
     `flex_requested` (local means are not enough; see `flex_request`) or
-    `fallback` (no response came: `setpoints` are the safe default).
+    `fallback` (no response came: `setpoints` are the safe default). `voltages`
+    (steps x nodes, pu), `feasible` and `max_violation_pu` are those of the AC power
+    flow of the plan when the feeder is known (`max_violation_pu` is inf when the
+    feeder has no operating point for it), of the linear model otherwise.
     """
 
     q_kvar: Mapping[int, tuple[float, ...]]
@@ -177,13 +199,28 @@ class MpcVoltageController(LimitsSlot[MpcLimits]):
         costs: ControlCosts | None = None,
         response_timeout_cycles: int = 1,
         fallback: Literal["baseline", "local"] = "baseline",
+        margin_pu: float | None = None,
+        ac_check: bool = True,
     ) -> None:
         self.model = model
         self._linear = linear_model(model)
-        self.step_hours = step_hours
+        known = isinstance(self._linear, RadialModel) and ac_check
+        self._ac = self._linear if known and isinstance(self._linear, RadialModel) else None
+        self.step_hours = setting(step_hours, "step_hours", "h", above=0.0)
         self.costs = costs or ControlCosts()
+        if isinstance(response_timeout_cycles, bool) or not isinstance(
+            response_timeout_cycles, int
+        ) or response_timeout_cycles < 1:  # fmt: skip
+            raise InvalidLimitsError(
+                f"`response_timeout_cycles` must be a whole number >= 1 of cycles, "
+                f"got `{response_timeout_cycles!r}`"
+            )
         self.response_timeout_cycles = response_timeout_cycles
-        self.fallback = fallback
+        self.fallback = choice(fallback, "fallback", ("baseline", "local"))
+        default = 0.0 if self._ac is not None else LINEAR_MARGIN_PU
+        self.margin_pu = default if margin_pu is None else setting(
+            margin_pu, "margin_pu", "pu", minimum=0.0
+        )  # fmt: skip
         super().__init__(limits)
         self._cycle = 0
         self._pending: tuple[int, FlexSchedule] | None = None
@@ -229,10 +266,10 @@ class MpcVoltageController(LimitsSlot[MpcLimits]):
         layout = _Layout(self._linear, limits)
         build = _Builder(self, layout, limits, forecast, state)
         traded = self._traded_now(forecast.horizon)
-        local = _bandlp.solve(build.problem(traded))
+        local = build.solve(traded)
         request = None
         if not local.feasible and layout.flex:
-            wider = _bandlp.solve(build.problem(traded, open_flex=True), first_tier=3)
+            wider = build.solve(traded, open_flex=True, first_tier=3)
             request = build.request(wider.x, traded)
             self._pending = (self._cycle, request) if request else None
         status = "flex_requested" if request else "tracking" if self._traded else "ok"
@@ -275,20 +312,76 @@ class _Builder:
         self.mpc, self.layout, self.limits = mpc, layout, limits
         self.forecast, self.state = forecast, state
         self.steps = forecast.horizon
+        self.v_slack = finite(state.v_slack_pu, "slack voltage (pu)")
+        if self.v_slack <= 0:
+            raise InvalidMeasurementError(f"slack voltage must be > 0 pu, got `{self.v_slack}`")
+        self.p0, self.q0 = self._fixed_injections()
         self.v_offset = self._open_loop()
         self.a: Operator = BlockOperator(layout.block, self.steps)
+
+    def _fixed_injections(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per step (rows) and node: the injections no set-point changes (kW, kvar)."""
+        model = self.mpc._linear
+        curtailable = set(self.layout.pv)
+        p, q = [], []
+        for k in range(self.steps):
+            fixed_pv = {n: x for n, x in self.forecast.pv_kw[k].items() if n not in curtailable}
+            p.append(model.vector(fixed_pv) - model.vector(self.forecast.load_kw[k]))
+            q.append(-model.vector(self.forecast.load_kvar[k]))
+        return np.array(p).reshape(self.steps, -1), np.array(q).reshape(self.steps, -1)
 
     def _open_loop(self) -> np.ndarray:
         """Voltages of every step with all controllable assets at zero (pu)."""
         model = self.mpc._linear
-        curtailable = set(self.layout.pv)
-        rows = []
-        for k in range(self.steps):
-            fixed_pv = {n: x for n, x in self.forecast.pv_kw[k].items() if n not in curtailable}
-            p = model.vector(fixed_pv) - model.vector(self.forecast.load_kw[k])
-            q = -model.vector(self.forecast.load_kvar[k])
-            rows.append(model.voltages(p, q, finite(self.state.v_slack_pu, "slack voltage")))
-        return np.concatenate(rows)
+        return np.concatenate(
+            [model.voltages(self.p0[k], self.q0[k], self.v_slack) for k in range(self.steps)]
+        )
+
+    def ac(self, x: np.ndarray) -> np.ndarray | None:
+        """The AC power flow of plan `x`, step-major like `v_offset`; None without an
+        AC model or without an operating point."""
+        model = self.mpc._ac
+        if model is None:
+            return None
+        block = self.layout.block
+        assert isinstance(block, RadialOperator)
+        grid = x.reshape(self.steps, self.layout.width).T  # one column per step
+        p = self.p0.T + block.inject_p @ grid
+        q = self.q0.T + block.inject_q @ grid
+        v = ac_voltages(model, np.asarray(p), np.asarray(q), self.v_slack)
+        return None if v is None else v.T.ravel()
+
+    def solve(
+        self, traded: _Traded, *, open_flex: bool = False, first_tier: int = 0
+    ) -> _bandlp.BandSolution:
+        """The least-cost plan whose AC voltages stay in the band (successive linearisation).
+
+        Without an AC model: the linear plan in the band narrowed by the margin.
+        """
+        solution = _bandlp.solve(self.problem(traded, open_flex), first_tier)
+        if self.mpc._ac is None:
+            return solution
+        judged = self.judge(solution)
+        for _ in range(MAX_CORRECTIONS):
+            if judged.feasible or not math.isfinite(judged.max_violation_pu):
+                break
+            correction = judged.v - (self.v_offset + self.a.apply(solution.x))
+            solution = _bandlp.solve(self.problem(traded, open_flex, correction), first_tier)
+            judged = self.judge(solution)
+            if not solution.feasible:  # not even the corrected linear model can: stop
+                break
+        return judged
+
+    def judge(self, solution: _bandlp.BandSolution) -> _bandlp.BandSolution:
+        """`solution` with the voltages and violation of its AC power flow (if known)."""
+        if self.mpc._ac is None:
+            return solution
+        actual = self.ac(solution.x)
+        if actual is None:
+            return _bandlp.BandSolution(solution.x, solution.v, math.inf, solution.tier)
+        v = self.limits.voltage
+        worst = float(np.maximum(v.v_min - actual, actual - v.v_max).max(initial=0.0))
+        return _bandlp.BandSolution(solution.x, actual, max(worst, 0.0), solution.tier)
 
     def _step_bounds(self, k: int, traded: _Traded, open_flex: bool) -> tuple[np.ndarray, ...]:
         """Bounds, references, prices and tiers of step k's variables."""
@@ -308,14 +401,19 @@ class _Builder:
         tier = [0] * len(lay.dg) + [1] * len(lay.ess) + [2] * len(pv_top) + [3] * len(flex)
         return tuple(np.array(x, dtype=float) for x in (lower, upper, ref, cost, tier))
 
-    def problem(self, traded: _Traded, open_flex: bool = False) -> _bandlp.BandProblem:
+    def problem(
+        self, traded: _Traded, open_flex: bool = False, correction: np.ndarray | None = None
+    ) -> _bandlp.BandProblem:
+        """The LP of this cycle; `correction` (pu, per row) is added to the linear model."""
         parts = [self._step_bounds(k, traded, open_flex) for k in range(self.steps)]
         lower, upper, ref, cost, tier = (np.concatenate(p) for p in zip(*parts, strict=True))
         n = len(self.mpc._linear.nodes) * self.steps
         v = self.limits.voltage
+        margin = min(self.mpc.margin_pu, (v.v_max - v.v_min) / 4)
         e, e_rhs = self._energy_rows()
+        offset = self.v_offset if correction is None else self.v_offset + correction
         return _bandlp.BandProblem(
-            self.v_offset, self.a, np.full(n, v.v_min), np.full(n, v.v_max),
+            offset, self.a, np.full(n, v.v_min + margin), np.full(n, v.v_max - margin),
             lower, upper, ref, cost, tier.astype(int), e, e_rhs,
         )  # fmt: skip
 
@@ -348,7 +446,7 @@ class _Builder:
         """The safe default: assets at their reference, traded flexibility as contracted."""
         problem = self.problem(traded)
         x = np.clip(problem.reference, problem.lower, problem.upper)
-        return _bandlp.evaluate(problem, x, tier=-1)
+        return self.judge(_bandlp.evaluate(problem, x, tier=-1))
 
     def verify(self, x: np.ndarray, traded: _Traded) -> None:
         """The plan never leaves the asset limits or the storage energy window."""

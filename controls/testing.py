@@ -90,12 +90,17 @@ def simulate_swing(
     fps: int = 50,
     f_noise_hz: float = 0.0,
     p_noise_rel: float = 0.0,
+    f_drift_hz: float = 0.0,
     seed: int = 0,
 ) -> SwingRecord:
     """Integrate the swing equation (1 ms Euler) and sample it at `fps`.
 
     `p_noise_rel` is the noise standard deviation as a fraction of |ΔP|; the
     recorded power is the imbalance seen by the rotating masses (step + governor).
+    `f_noise_hz` is white measurement noise on the frequency; `f_drift_hz` an
+    ambient drift added to it, a Gaussian random walk whose standard deviation
+    reaches `f_drift_hz` at the end of the record (the slow wander of a real grid's
+    frequency: "±10 mHz of drift" is `f_drift_hz=0.01`).
     """
     dt = 1e-3
     steps = round(duration_s / dt)
@@ -112,6 +117,8 @@ def simulate_swing(
         df, p_gov = df + dt * ddf, p_gov + dt * dp_gov
     rng = np.random.default_rng(seed)
     f = np.array(f_out) + rng.normal(0.0, f_noise_hz, len(f_out))
+    if f_drift_hz > 0:
+        f += np.cumsum(rng.normal(0.0, f_drift_hz / math.sqrt(len(f_out)), len(f_out)))
     p = np.array(p_out) + rng.normal(0.0, p_noise_rel * abs(delta_p_pu) * s_base_mw, len(p_out))
     t = np.arange(len(f_out)) * every * dt
     return SwingRecord(t, f, p, h_s, t_event, delta_p_pu * s_base_mw, s_base_mw, f0_hz)

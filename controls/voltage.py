@@ -40,6 +40,7 @@ from controls._common import (
     load_message,
     node_key,
     node_values,
+    setting,
 )
 from controls._lindistflow import RadialModel, linear_model
 from controls._linear import DenseModel
@@ -77,9 +78,15 @@ class DgLimits:
     curtailable: bool = False
 
     def __post_init__(self) -> None:
-        check_range(self.q_min_kvar, self.q_max_kvar, "dg reactive power")
-        if not self.p_max_kw >= 0:
-            raise InvalidLimitsError(f"dg active power limit must be >= 0, got `{self.p_max_kw}`")
+        check_range(self.q_min_kvar, self.q_max_kvar, "dg reactive power (kvar)")
+        if not self.p_max_kw >= 0:  # infinity (no limit) is allowed, NaN is not
+            raise InvalidLimitsError(
+                f"`p_max_kw` must be a number >= 0 kW, got `{self.p_max_kw!r}`"
+            )
+        if not isinstance(self.curtailable, bool):
+            raise InvalidLimitsError(
+                f"`curtailable` must be true or false, got `{self.curtailable!r}`"
+            )
 
 
 @dataclass(frozen=True)
@@ -97,12 +104,17 @@ class EssLimits:
     soc_max: float = 1.0
 
     def __post_init__(self) -> None:
-        check_range(self.p_min_kw, self.p_max_kw, "ess active power")
+        check_range(self.p_min_kw, self.p_max_kw, "ess active power (kW)")
         if not self.p_min_kw <= 0.0 <= self.p_max_kw:
             raise InvalidLimitsError("ess power range must allow idling (contain 0)")
-        check_range(self.soc_min, self.soc_max, "ess state of charge")
-        if self.energy_kwh is not None and not self.energy_kwh > 0:
-            raise InvalidLimitsError(f"ess energy must be positive, got `{self.energy_kwh}`")
+        check_range(self.soc_min, self.soc_max, "ess state of charge (0..1)")
+        if not 0.0 <= self.soc_min <= self.soc_max <= 1.0:
+            raise InvalidLimitsError(
+                "ess state of charge window must lie in [0, 1], "
+                f"got `{self.soc_min}`-`{self.soc_max}`"
+            )
+        if self.energy_kwh is not None:
+            setting(self.energy_kwh, "energy_kwh", "kWh", above=0.0)
 
 
 @dataclass(frozen=True)
@@ -116,9 +128,9 @@ class VoltageLimits:
     ess: Mapping[int, EssLimits] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_range(self.v_min, self.v_max, "voltage band")
-        if not (self.v_min > 0 and self.v_nominal_v > 0):
-            raise InvalidLimitsError("voltage band and nominal voltage must be positive")
+        check_range(self.v_min, self.v_max, "voltage band (pu)")
+        setting(self.v_min, "v_min", "pu", above=0.0)
+        setting(self.v_nominal_v, "v_nominal_v", "V", above=0.0)
         object.__setattr__(self, "dg", frozen_mapping(self.dg))
         object.__setattr__(self, "ess", frozen_mapping(self.ess))
 
@@ -131,6 +143,11 @@ class ControlCosts:
     ess_per_kw: float = 10.0
     curtail_per_kw: float = 100.0
     flex_per_kw: float = 1000.0
+
+    def __post_init__(self) -> None:
+        setting(self.q_per_kvar, "q_per_kvar", "per kvar", above=0.0)
+        for name in ("ess_per_kw", "curtail_per_kw", "flex_per_kw"):
+            setting(getattr(self, name), name, "per kW", above=0.0)
 
 
 @dataclass(frozen=True)
@@ -241,8 +258,10 @@ class VoltageController(LimitsSlot[VoltageLimits]):
     ) -> None:
         self.model = model
         self._linear = linear_model(model)
+        if not isinstance(costs, ControlCosts):
+            raise InvalidLimitsError("costs must be a `ControlCosts`")
         self.costs = costs
-        self.margin_pu = margin_pu
+        self.margin_pu = setting(margin_pu, "margin_pu", "pu", minimum=0.0)
         super().__init__(limits)
         self.reset()
 

@@ -319,3 +319,20 @@ def test_parse_of_dump_is_the_offer(offer: Any) -> None:
 @given(schedules)
 def test_parse_of_dump_is_the_schedule(schedule: Any) -> None:
     assert parse_schedule(dump_schedule(schedule)) == schedule
+
+
+@pytest.mark.parametrize("text", ["2026-03-02T07:59:60Z", "2016-12-31T23:59:60.250+00:00"])
+def test_leap_seconds_are_refused_as_unsupported_wherever_times_are_read(text: str) -> None:
+    from pbgm.functions.temporal import parse_datetime as condition_datetime
+    from pbgm.policy import parse_datetime
+
+    with pytest.raises(ValidationError) as info:
+        parse_datetime(text)
+    (problem,) = info.value.problems
+    assert (
+        problem.code == "invalid_datetime" and "leap seconds are not supported" in problem.message
+    )
+    with pytest.raises(ValueError, match="leap seconds are not supported"):
+        condition_datetime(text)
+    with pytest.raises(ValueError, match="not an ISO 8601"):
+        condition_datetime(text.replace(":60", ":61"))

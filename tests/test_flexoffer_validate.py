@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ import pbgm.flexoffer
 from pbgm.errors import InvalidInputError, ValidationError
 from pbgm.flexoffer import (
     VIOLATION_CODES,
+    Bounds,
     FlexOfferSchedule,
     ScheduleSlice,
     parse_flexoffer,
@@ -115,8 +118,10 @@ OFFER_CASES = [
      {"created_after_assignment", "deadline_passed"}),
     ("slice durations inverted", piece(0, minDuration=3, maxDuration=2), {}, NOW,
      {"slice_duration_inverted"}),
-    ("slice duration of zero intervals", piece(1, minDuration=0), {}, NOW,
-     {"slice_duration_invalid", "slice_duration_out_of_bounds"}),
+    ("slice duration of zero intervals, reported once", piece(1, minDuration=0), {}, NOW,
+     {"slice_duration_invalid"}),
+    ("a valid duration below the template's minimum", piece(1, minDuration=1, maxDuration=2),
+     {"min_slice_duration": 2}, NOW, {"slice_duration_out_of_bounds"}),
     ("slice longer than the template allows", piece(0, maxDuration=6), {}, NOW,
      {"slice_duration_out_of_bounds"}),
     ("slice energy bounds inverted", piece(1, lower=10, upper=-10), {}, NOW,
@@ -408,3 +413,188 @@ def test_validating_an_offer_or_its_document_agrees(offer: Any, now: datetime) -
     assert validate_offer(dump_flexoffer(offer), TEMPLATE, now=now) == validate_offer(
         offer, TEMPLATE, now=now
     )
+
+
+# --- every violation, across reading and rules --------------------------------------
+
+
+def codes_of(violations: list[Any]) -> set[str]:
+    return {v.code for v in violations}
+
+
+def test_a_malformed_slice_does_not_skip_the_total_energy_check() -> None:
+    patch = both(piece(0, minDuration=0, maxDuration=0),
+                 put(totalEnergyConstraint={"lower": 500, "upper": 600}))  # fmt: skip
+    assert offer_codes(patch) == {"slice_duration_invalid", "total_energy_infeasible"}
+
+
+def test_a_malformed_slice_that_a_repair_could_fit_is_not_called_infeasible() -> None:
+    # read leniently, the zero-length slice still lets the others reach [-150, 50]
+    patch = both(piece(0, minDuration=0, maxDuration=0),
+                 put(totalEnergyConstraint={"lower": 20, "upper": 40}))  # fmt: skip
+    assert offer_codes(patch) == {"slice_duration_invalid"}
+
+
+def test_inverted_slice_bounds_are_read_leniently_for_the_total_check() -> None:
+    patch = both(piece(1, lower=50, upper=-50),
+                 put(totalEnergyConstraint={"lower": 500, "upper": 600}))  # fmt: skip
+    assert offer_codes(patch) == {"slice_energy_inverted", "total_energy_infeasible"}
+
+
+def test_a_parse_error_does_not_hide_the_rule_violations() -> None:
+    patch = both(put(startBeforeTime="2026-03-02T14:00:00"), piece(1, lower=10, upper=-10))
+    assert offer_codes(patch) == {"naive_datetime", "slice_energy_inverted"}
+
+
+@pytest.mark.parametrize(
+    ("what", "patch", "expected"),
+    [
+        ("an unreadable state beside a deadline in the wrong order",
+         put(state=["offered"], acceptBeforeTime=at(11, 15)),
+         {"invalid_type", "accept_after_assignment"}),
+        ("an unreadable slice beside an out-of-bounds one",
+         both(piece(0, minDuration="one"), piece(1, upper=70)),
+         {"invalid_type", "slice_energy_out_of_bounds"}),
+        ("an unreadable energy bound beside an inverted price",
+         both(piece(0, lower="lots"), piece(0, minPrice=0.3, maxPrice=0.1)),
+         {"invalid_number", "slice_price_inverted"}),
+        ("an unreadable interval length hides no time rule that does not need it",
+         put(numSecondsPerInterval="fast", creationTime=at(9, 30)),
+         {"invalid_type", "created_after_accept", "created_in_future"}),
+        ("an unreadable acceptance deadline is not a missing one",
+         put(acceptBeforeTime=12), {"invalid_datetime"}),
+        ("an unreadable start window gives no window violation",
+         put(startAfterTime="soon"), {"invalid_datetime"}),
+        ("an unreadable total constraint is not an absent one",
+         both(put(totalEnergyConstraint="all of it"), piece(2, upper=70)),
+         {"invalid_type", "slice_energy_out_of_bounds"}),
+        ("an unreadable power factor is not unity",
+         put(powerFactorConstraint={"lower": "high", "upper": 1.2}),
+         {"invalid_number", "power_factor_out_of_range", "power_factor_out_of_bounds"}),
+    ],
+)  # fmt: skip
+def test_unreadable_fields_leave_every_independent_violation(
+    what: str, patch: Patch, expected: set[str]
+) -> None:
+    assert offer_codes(patch) == expected
+
+
+def test_a_malformed_schedule_still_gets_its_rule_violations() -> None:
+    schedule = copy.deepcopy(SCHEDULE)
+    schedule["startTime"] = "2026-03-02T12:00:00"  # naive
+    schedule["scheduleSlices"][1]["energyAmount"] = 55  # above its slice's 50
+    schedule["scheduleSlices"][2]["energyAmount"] = "ten"
+    found = validate_schedule(schedule, OFFER, TEMPLATE, now=NOW)
+    assert {(v.code, v.path) for v in found} == {
+        ("naive_datetime", "$.startTime"),
+        ("slice_energy_out_of_bounds", "$.scheduleSlices[1].energyAmount"),
+        ("invalid_number", "$.scheduleSlices[2].energyAmount"),
+    }
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    key=st.sampled_from(sorted(set(OFFER) - {"flexOfferProfileConstraints"})),
+    junk=st.none() | st.booleans() | st.integers() | st.text(max_size=6) | st.lists(st.none()),
+)
+def test_a_corrupted_field_never_hides_an_independent_slice_violation(key: str, junk: Any) -> None:
+    document = copy.deepcopy(OFFER)
+    document[key] = junk
+    document["flexOfferProfileConstraints"][1]["energyConstraintList"][0]["lower"] = 10
+    document["flexOfferProfileConstraints"][1]["energyConstraintList"][0]["upper"] = -10
+    found = validate_offer(document, TEMPLATE, now=NOW)
+    assert "slice_energy_inverted" in codes_of(found)
+    assert codes_of(found) <= set(VIOLATION_CODES)
+
+
+# --- numbers outside the range the rules compute in -----------------------------------
+
+HUGE = int("9" * 4000)
+
+
+@pytest.mark.parametrize(
+    ("what", "patch", "path"),
+    [
+        ("a 4,000-digit total energy bound", put(totalEnergyConstraint={"lower": 0, "upper": HUGE}),
+         "$.totalEnergyConstraint.upper"),
+        ("the same as a string", put(totalEnergyConstraint={"lower": 0, "upper": str(HUGE)}),
+         "$.totalEnergyConstraint.upper"),
+        ("a negative one", put(totalEnergyConstraint={"lower": -HUGE, "upper": 0}),
+         "$.totalEnergyConstraint.lower"),
+        ("a slice bound of 1e300", piece(1, upper=1e300),
+         "$.flexOfferProfileConstraints[1].energyConstraintList[0].upper"),
+        ("a price beyond the range", piece(0, maxPrice=10**20),
+         "$.flexOfferProfileConstraints[0].priceConstraint.maxPrice"),
+        ("a 4,000-digit duration", piece(0, maxDuration=HUGE),
+         "$.flexOfferProfileConstraints[0].maxDuration"),
+        ("a duration of more than a century", piece(0, maxDuration=10**7),
+         "$.flexOfferProfileConstraints[0].maxDuration"),
+        ("a 4,000-digit interval number", put(startAfterInterval=HUGE), "$.startAfterInterval"),
+        ("an interval number beyond any date", put(startAfterTime=None, startAfterInterval=10**15),
+         "$.startAfterInterval"),
+    ],
+)  # fmt: skip
+def test_numbers_outside_their_range_are_violations_not_errors(
+    what: str, patch: Patch, path: str
+) -> None:
+    document = copy.deepcopy(OFFER)
+    patch(document)
+    document["flexOfferProfileConstraints"][2]["energyConstraintList"][0]["upper"] = 70
+    found = validate_offer(document, TEMPLATE, now=NOW)
+    assert ("number_out_of_range", path) in {(v.code, v.path) for v in found}
+    assert "slice_energy_out_of_bounds" in codes_of(found)  # the rest is still checked
+    assert all(len(v.message) < 200 for v in found)
+
+
+def test_a_schedule_amount_of_4000_digits_is_a_violation() -> None:
+    schedule = copy.deepcopy(SCHEDULE)
+    schedule["scheduleSlices"][0]["energyAmount"] = HUGE
+    found = validate_schedule(schedule, OFFER, TEMPLATE, now=NOW)
+    assert [(v.code, v.path) for v in found] == [
+        ("number_out_of_range", "$.scheduleSlices[0].energyAmount")
+    ]
+
+
+def test_a_model_built_in_code_is_range_checked_too() -> None:
+    offer = parse_flexoffer(OFFER)
+    first = offer.profile[0]
+    wide = dataclasses.replace(first, energy_constraints=(Bounds(0.0, 1e300),), max_duration=10**30)
+    odd = dataclasses.replace(
+        offer, profile=(wide, *offer.profile[1:]), total_energy_constraint=Bounds(-math.inf, 4.0)
+    )
+    found = {(v.code, v.path) for v in validate_offer(odd, TEMPLATE, now=NOW)}
+    assert {
+        ("number_out_of_range", "$.flexOfferProfileConstraints[0].energyConstraintList[0].upper"),
+        ("number_out_of_range", "$.flexOfferProfileConstraints[0].maxDuration"),
+        ("invalid_number", "$.totalEnergyConstraint.lower"),
+    } <= found
+
+
+def test_a_leap_second_is_refused_as_unsupported_not_as_malformed() -> None:
+    found = validate_offer({**OFFER, "creationTime": "2026-03-02T07:59:60Z"}, TEMPLATE, now=NOW)
+    (violation,) = [v for v in found if v.path == "$.creationTime"]
+    assert violation.code == "invalid_datetime"
+    assert "leap second" in violation.message and "not an iso 8601" not in violation.message.lower()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    keys=st.lists(
+        st.sampled_from(["startTime", "scheduleSlices", "numSecondsPerInterval", "startInterval"]),
+        max_size=2,
+    ),
+    slot_key=st.sampled_from(["energyAmount", "duration", "price"]),
+    junk=st.none() | st.booleans() | st.integers() | st.text(max_size=6) | st.lists(st.none()),
+)
+def test_a_corrupted_schedule_never_raises_and_keeps_independent_violations(
+    keys: list[str], slot_key: str, junk: Any
+) -> None:
+    schedule = copy.deepcopy(SCHEDULE)
+    schedule["scheduleSlices"][3]["energyAmount"] = 55  # its slice allows [-50, 0]
+    schedule["scheduleSlices"][0][slot_key] = junk
+    for key in keys:
+        schedule[key] = junk
+    found = validate_schedule(schedule, OFFER, TEMPLATE, now=NOW)
+    assert codes_of(found) <= set(VIOLATION_CODES)
+    if "scheduleSlices" not in keys:
+        assert "slice_energy_out_of_bounds" in codes_of(found)

@@ -28,10 +28,17 @@ class PhasorUnit(NamedTuple):
 
 
 class AnalogUnit(NamedTuple):
-    """ANUNIT: kind (0 point-on-wave, 1 rms, 2 peak, >64 user) and the signed 24-bit scale."""
+    """ANUNIT: kind (0 point-on-wave, 1 rms, 2 peak, 65-255 user) and the signed 24-bit scale.
+
+    Kinds 3-64 are reserved by the standard and refused.
+    """
 
     kind: int
     scale: int
+
+
+ANALOG_KINDS = frozenset({0, 1, 2, *range(65, 256)})
+"""ANUNIT kinds the standard defines (0-2) or leaves to the user (65-255)."""
 
 
 class DigitalUnit(NamedTuple):
@@ -58,7 +65,11 @@ class PmuConfig:
     cfg_count: int = 0
 
     def __post_init__(self) -> None:
-        require(0 <= self.format <= 0xFFFF, f"format word `{self.format}` out of range")
+        require(0 <= self.format <= 0xF, f"format word `0x{self.format:04x}`: bits 15-4 are unused")
+        for unit in self.phasor_units:
+            require(0 <= unit.scale <= 0xFFFFFF, f"phasor scale `{unit.scale}` out of range")
+        for analog in self.analog_units:
+            require(analog.kind in ANALOG_KINDS, f"analog unit type `{analog.kind}` is reserved")
         require(self.nominal_frequency in (50, 60), "nominal frequency must be 50 or 60 Hz")
         require(len(self.phasor_names) == len(self.phasor_units), "phasor names and units differ")
         require(len(self.analog_names) == len(self.analog_units), "analog names and units differ")

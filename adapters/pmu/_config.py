@@ -21,7 +21,14 @@ from adapters.pmu._blocks import (
     require,
 )
 from adapters.pmu._data import Measurement, compile_decoder
-from adapters.pmu._frames import CRC_SIZE, HEADER_SIZE, FrameError, FrameType, check_frame
+from adapters.pmu._frames import (
+    CRC_SIZE,
+    HEADER_SIZE,
+    FrameError,
+    FrameType,
+    check_fraction,
+    check_frame,
+)
 
 NAME_SIZE = 16
 MAX_FRAME_SIZE = 0xFFFF
@@ -71,10 +78,14 @@ def parse_config(frame: bytes) -> Config:
     if header.frame_type not in (FrameType.CFG1, FrameType.CFG2):
         raise FrameError("bad_config", f"frame type `{header.frame_type}` is not a configuration")
     reader = _Reader(frame, HEADER_SIZE, header.size - CRC_SIZE)
-    time_base = reader.unpack(">I")[0] & 0xFFFFFF
+    (time_base,) = reader.unpack(">I")
+    require(not time_base >> 24, "time base flags (bits 31-24) are reserved and must be 0")
+    if time_base:  # zero is refused with the configuration below
+        check_fraction(header.fraction, time_base)
     (num_pmu,) = reader.unpack(">H")
     pmus = tuple(_read_pmu(reader) for _ in range(num_pmu))
     (data_rate,) = reader.unpack(">h")
+    require(data_rate != -0x8000, "data rate `-32768` is outside -32767..32767")
     if reader.pos != reader.end:
         raise FrameError(
             "bad_config", f"{reader.end - reader.pos} unexpected bytes in configuration"
@@ -90,10 +101,13 @@ def _read_pmu(reader: _Reader) -> PmuConfig:
     anunits = [reader.unpack(">I")[0] for _ in range(annmr)]
     digunits = [reader.unpack(">HH") for _ in range(dgnmr)]
     fnom, cfg_count = reader.unpack(">HH")
+    require(not fnom & 0xFFFE, f"nominal frequency word `0x{fnom:04x}`: bits 15-1 are reserved")
+    for unit in phunits:
+        require(unit >> 24 in (0, 1), f"phasor unit type `{unit >> 24}` is neither 0 (V) nor 1 (A)")
     return PmuConfig(
         station=station,
         id_code=id_code,
-        format=fmt & 0x000F,
+        format=fmt,
         phasor_names=tuple(names[:phnmr]),
         phasor_units=tuple(PhasorUnit(bool(u >> 24), u & 0xFFFFFF) for u in phunits),
         analog_names=tuple(names[phnmr : phnmr + annmr]),

@@ -16,6 +16,14 @@ Units after decoding:
   user-defined; the unit is in the configuration);
 - digitals: the 16-bit words as unsigned integers.
 
+Missing data is `None`, never a number. The standard marks a missing value with 0x8000
+in a 16-bit integer word (-32768 signed) and with NaN in a float; a phasor is missing
+when either of its two words is, and a non-finite float (NaN or infinity) is never a
+measurement. Digital words have no missing-data marker (every bit pattern is data).
+
+The frame is refused (`FrameError`) when its FRACSEC fraction is not below TIME_BASE
+(`bad_time`), or its version or header flags break the standard (`check_header_fields`).
+
 The decoder is compiled once per configuration: one `struct.Struct` for the whole
 payload and one small converter per PMU block.
 """
@@ -35,7 +43,9 @@ from adapters.pmu._frames import (
     SYNC_BYTE,
     FrameError,
     check_crc,
+    check_fraction,
     check_frame,
+    check_header_fields,
     check_size,
 )
 
@@ -44,6 +54,12 @@ if TYPE_CHECKING:
 
 
 Number = int | float
+
+MISSING_INT = -0x8000
+"""0x8000 read as a signed 16-bit word: the standard's marker of missing integer data."""
+
+MISSING_UNSIGNED = 0x8000
+"""The same marker in an unsigned word (the magnitude of an integer polar phasor)."""
 
 
 class Phasor(NamedTuple):
@@ -68,7 +84,8 @@ class Measurement:
     `stream_id` is the IDCODE of the frame header; `pmu` the block's configuration
     (station name, its own IDCODE, channel names). `time` = SOC + FRACSEC / TIME_BASE in
     seconds since the epoch; `time_quality` is the FRACSEC flag byte; `stat` the raw STAT
-    word (see the properties).
+    word (see the properties). A phasor, `frequency`, `rocof` or analog the PMU marked as
+    missing is `None`.
     """
 
     stream_id: int
@@ -78,10 +95,10 @@ class Measurement:
     fraction: int
     time_quality: int
     stat: int
-    phasors: tuple[Phasor, ...]
-    frequency: float
-    rocof: float
-    analogs: tuple[Number, ...]
+    phasors: tuple[Phasor | None, ...]
+    frequency: float | None
+    rocof: float | None
+    analogs: tuple[Number | None, ...]
     digitals: tuple[int, ...]
 
     @property
@@ -89,8 +106,10 @@ class Measurement:
         return self.pmu.station
 
     @property
-    def frequency_deviation(self) -> float:
-        """Frequency minus nominal, in Hz."""
+    def frequency_deviation(self) -> float | None:
+        """Frequency minus nominal, in Hz (None when the frequency is missing)."""
+        if self.frequency is None:
+            return None
         return self.frequency - self.pmu.nominal_frequency
 
     @property
@@ -126,8 +145,9 @@ def compile_decoder(
 
     def decode(frame: bytes) -> tuple[Measurement, ...]:
         soc, fracsec = _check_data_frame(frame, stream_id, size)
-        values = unpack_payload(frame, HEADER_SIZE)
         fraction = fracsec & 0xFFFFFF
+        check_fraction(fraction, time_base)
+        values = unpack_payload(frame, HEADER_SIZE)
         time, quality = soc + fraction / time_base, fracsec >> 24
         out = []
         pos = 0
@@ -148,6 +168,7 @@ def _check_data_frame(frame: bytes, stream_id: int, size: int) -> tuple[int, int
     check_size(frame_size, len(frame))
     if type_version >> 4:
         raise FrameError("unknown_type", f"frame type `{type_version >> 4}` is not data")
+    check_header_fields(type_version & 0x0F, id_code, fracsec)
     if id_code != stream_id:
         raise FrameError("unknown_id", f"frame of stream `{id_code}`, expected `{stream_id}`")
     if frame_size != size:
@@ -170,25 +191,26 @@ def _block_converter(pmu: PmuConfig) -> BlockConverter:
     dg_end = an_end + len(pmu.digital_units)
     phasors = _phasor_converter(pmu)
     freq = _freq_converter(pmu)
-    rocof_divisor = 1.0 if pmu.freq_float else 100.0
+    rocof = _rocof_converter(pmu)
+    analogs = _analog_converter(pmu)
 
     def convert(values: Sequence[Any], pos: int) -> tuple[Any, ...]:
         return (
             values[pos],
             phasors(values[pos + 1 : pos + ph_end]),
             freq(values[pos + ph_end]),
-            values[pos + ph_end + 1] / rocof_divisor,
-            values[pos + ph_end + 2 : pos + an_end],
+            rocof(values[pos + ph_end + 1]),
+            analogs(values[pos + ph_end + 2 : pos + an_end]),
             values[pos + an_end : pos + dg_end],
         )
 
     return convert
 
 
-def _phasor_converter(pmu: PmuConfig) -> Callable[[Sequence[Any]], tuple[Phasor, ...]]:
+def _phasor_converter(pmu: PmuConfig) -> Callable[[Sequence[Any]], tuple[Phasor | None, ...]]:
     factors = tuple(unit.factor for unit in pmu.phasor_units)
     if pmu.phasor_float and pmu.phasor_polar:
-        return lambda raw: tuple(map(Phasor, raw[0::2], raw[1::2]))
+        return lambda raw: tuple(map(_from_float_polar, raw[0::2], raw[1::2]))
     if pmu.phasor_float:
         return lambda raw: tuple(map(_from_rectangular, raw[0::2], raw[1::2]))
     if pmu.phasor_polar:
@@ -196,21 +218,45 @@ def _phasor_converter(pmu: PmuConfig) -> Callable[[Sequence[Any]], tuple[Phasor,
     return lambda raw: tuple(map(_from_int_rectangular, raw[0::2], raw[1::2], factors))
 
 
-def _from_rectangular(real: float, imag: float) -> Phasor:
+def _from_float_polar(magnitude: float, angle: float) -> Phasor | None:
+    if not (math.isfinite(magnitude) and math.isfinite(angle)):
+        return None
+    return Phasor(magnitude, angle)
+
+
+def _from_rectangular(real: float, imag: float) -> Phasor | None:
+    if not (math.isfinite(real) and math.isfinite(imag)):
+        return None
     return Phasor(math.hypot(real, imag), math.atan2(imag, real))
 
 
-def _from_int_polar(magnitude: int, angle: int, factor: float) -> Phasor:
+def _from_int_polar(magnitude: int, angle: int, factor: float) -> Phasor | None:
+    if magnitude == MISSING_UNSIGNED or angle == MISSING_INT:
+        return None
     return Phasor(magnitude * factor, angle / 10_000)
 
 
-def _from_int_rectangular(real: int, imag: int, factor: float) -> Phasor:
+def _from_int_rectangular(real: int, imag: int, factor: float) -> Phasor | None:
+    if real == MISSING_INT or imag == MISSING_INT:
+        return None
     return Phasor(math.hypot(real, imag) * factor, math.atan2(imag, real))
 
 
-def _freq_converter(pmu: PmuConfig) -> Callable[[Number], float]:
+def _freq_converter(pmu: PmuConfig) -> Callable[[Number], float | None]:
     nominal = pmu.nominal_frequency
     if not pmu.freq_float:
-        return lambda raw: nominal + raw / 1000
+        return lambda raw: None if raw == MISSING_INT else nominal + raw / 1000
     half = nominal / 2
-    return lambda raw: raw if raw > half else nominal + raw
+    return lambda raw: None if not math.isfinite(raw) else raw if raw > half else nominal + raw
+
+
+def _rocof_converter(pmu: PmuConfig) -> Callable[[Number], float | None]:
+    if not pmu.freq_float:
+        return lambda raw: None if raw == MISSING_INT else raw / 100
+    return lambda raw: float(raw) if math.isfinite(raw) else None
+
+
+def _analog_converter(pmu: PmuConfig) -> Callable[[Sequence[Any]], tuple[Number | None, ...]]:
+    if pmu.analog_float:
+        return lambda raw: tuple(v if math.isfinite(v) else None for v in raw)
+    return lambda raw: tuple(None if v == MISSING_INT else v for v in raw)

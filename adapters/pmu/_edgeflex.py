@@ -16,18 +16,21 @@ the prefix defaults to the PMU's station name:
 | `created`                       | SOC + FRACSEC / TIME_BASE, in integer ms |
 
 Channel names are used as configured (padding stripped). If two signals get the same
-name the later one in this table wins. Non-finite values (a PMU sends NaN for a missing
-float value) are left out: JSON has no NaN, and a missing key reads as "no data".
+name the later one in this table wins. A value the PMU marked as missing (0x8000 in an
+integer word, NaN in a float; `None` in the `Measurement`) is sent as JSON `null`: the
+signal is there and says "no data", so a consumer neither reads a number that was never
+measured nor mistakes the gap for a channel that does not exist. A missing phasor gives
+`null` for both its amplitude and its angle.
 """
 
 from __future__ import annotations
 
-import math
-
 from adapters.pmu._data import Measurement
 
+Value = float | int | None
 
-def to_edgeflex(measurement: Measurement, *, prefix: str | None = None) -> dict[str, float | int]:
+
+def to_edgeflex(measurement: Measurement, *, prefix: str | None = None) -> dict[str, Value]:
     """The measurement as a `json.edgeflex` object, ready for `json.dumps`.
 
     `prefix` replaces the station name in front of every signal name; `""` drops it.
@@ -35,20 +38,15 @@ def to_edgeflex(measurement: Measurement, *, prefix: str | None = None) -> dict[
     base = measurement.pmu.station if prefix is None else prefix
     lead = f"{base} " if base else ""
     pmu = measurement.pmu
-    out: dict[str, float | int] = {}
+    out: dict[str, Value] = {}
     for name, phasor in zip(pmu.phasor_names, measurement.phasors, strict=True):
-        _put(out, f"{lead}{name} amplitude", phasor.magnitude)
-        _put(out, f"{lead}{name} angle", phasor.angle)
+        out[f"{lead}{name} amplitude"] = None if phasor is None else phasor.magnitude
+        out[f"{lead}{name} angle"] = None if phasor is None else phasor.angle
     for name, value in zip(pmu.analog_names, measurement.analogs, strict=True):
-        _put(out, f"{lead}{name}", value)
+        out[f"{lead}{name}"] = value
     for k, word in enumerate(measurement.digitals, start=1):
         out[f"{lead}digital {k}"] = word
-    _put(out, f"{lead}frequency", measurement.frequency)
-    _put(out, f"{lead}rocof", measurement.rocof)
+    out[f"{lead}frequency"] = measurement.frequency
+    out[f"{lead}rocof"] = measurement.rocof
     out["created"] = round(measurement.time * 1000)
     return out
-
-
-def _put(out: dict[str, float | int], key: str, value: float | int) -> None:
-    if math.isfinite(value):
-        out[key] = value

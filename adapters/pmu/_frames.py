@@ -23,12 +23,27 @@ MIN_FRAME_SIZE = HEADER_SIZE + CRC_SIZE
 HEADER = struct.Struct(">BBHHII")
 """SYNC byte, type/version byte, FRAMESIZE, IDCODE, SOC, FRACSEC."""
 
+VERSIONS = frozenset({1, 2})
+"""SYNC version numbers: 1 = IEEE C37.118-2005, 2 = IEEE C37.118.2-2011."""
+
+RESERVED_ID_CODES = frozenset({0, 0xFFFF})
+"""IDCODE 0 and 65535 are reserved; streams are numbered 1-65534."""
+
+TIME_QUALITY_UNDEFINED = frozenset({0xC, 0xD, 0xE})
+"""FRACSEC message time quality codes the standard leaves undefined (0-11 and 15 are)."""
+
+FRACSEC_RESERVED_BIT = 0x80000000
+"""FRACSEC bit 31 is reserved and must be 0."""
+
 REASONS = (
     "bad_sync",
     "truncated",
     "size_mismatch",
     "bad_crc",
     "unknown_type",
+    "bad_version",
+    "bad_header",
+    "bad_time",
     "unknown_id",
     "no_config",
     "bad_config",
@@ -38,8 +53,13 @@ REASONS = (
 `bad_sync` first byte not 0xAA; `truncated` fewer bytes than FRAMESIZE (or than a
 header); `size_mismatch` more bytes than FRAMESIZE, or a data frame whose size is not
 the one its configuration implies; `bad_crc` CHK mismatch; `unknown_type` frame type
-6-15; `unknown_id` a stream outside the allow-list or beyond the stream limit;
-`no_config` data before the stream's CFG-2; `bad_config` a CFG-2 that does not add up.
+6-15 (or the reserved SYNC bit 7 set); `bad_version` a version other than 1 (2005) or
+2 (2011); `bad_header` a reserved IDCODE (0, 65535), FRACSEC's reserved bit 31 set or
+an undefined message time quality code (12-14); `bad_time` a FRACSEC fraction at or
+above the stream's TIME_BASE (it would read as a later second); `unknown_id` a stream
+outside the allow-list or beyond the stream limit; `no_config` data before the
+stream's CFG-2; `bad_config` a CFG-2 that does not add up or sets a field the standard
+restricts (reserved bits, unit types).
 """
 
 
@@ -87,10 +107,12 @@ def crc_ccitt(data: bytes | bytearray | memoryview) -> int:
 
 
 def check_frame(frame: bytes) -> FrameHeader:
-    """Check SYNC, FRAMESIZE against the datagram length and the CRC; return the header.
+    """Check SYNC, FRAMESIZE against the datagram length, the CRC, the frame type, the
+    version and the restricted header fields; return the header.
 
-    Raises `FrameError` with reason `bad_sync`, `truncated`, `size_mismatch`, `bad_crc`
-    or `unknown_type`.
+    Raises `FrameError` with reason `bad_sync`, `truncated`, `size_mismatch`, `bad_crc`,
+    `unknown_type`, `bad_version` or `bad_header`. The FRACSEC fraction is checked
+    against TIME_BASE where the stream's TIME_BASE is known (`check_fraction`).
     """
     length = len(frame)
     if length == 0:
@@ -105,6 +127,7 @@ def check_frame(frame: bytes) -> FrameHeader:
     frame_type = type_version >> 4
     if frame_type not in _KNOWN_TYPES:
         raise FrameError("unknown_type", f"unknown frame type `{frame_type}`")
+    check_header_fields(type_version & 0x0F, id_code, fracsec)
     return FrameHeader(
         frame_type=frame_type,
         version=type_version & 0x0F,
@@ -117,6 +140,30 @@ def check_frame(frame: bytes) -> FrameHeader:
 
 
 _KNOWN_TYPES = frozenset(int(t) for t in FrameType)
+
+
+def check_header_fields(version: int, id_code: int, fracsec: int) -> None:
+    """The header fields the standard restricts: version, IDCODE, FRACSEC flags."""
+    if version not in VERSIONS:
+        raise FrameError(
+            "bad_version", f"version `{version}` is neither 1 (C37.118-2005) nor 2 (C37.118.2-2011)"
+        )
+    if id_code in RESERVED_ID_CODES:
+        raise FrameError("bad_header", f"idcode `{id_code}` is reserved (streams are 1-65534)")
+    if fracsec & FRACSEC_RESERVED_BIT:
+        raise FrameError("bad_header", "fracsec reserved bit 31 is set")
+    quality = (fracsec >> 24) & 0x0F
+    if quality in TIME_QUALITY_UNDEFINED:
+        raise FrameError("bad_header", f"message time quality code `{quality}` is undefined")
+
+
+def check_fraction(fraction: int, time_base: int) -> None:
+    """FRACSEC's fraction counts TIME_BASE units within the second: it must stay below it."""
+    if fraction >= time_base:
+        raise FrameError(
+            "bad_time",
+            f"fracsec fraction `{fraction}` is not below the time base `{time_base}`",
+        )
 
 
 def check_size(size: int, length: int) -> None:

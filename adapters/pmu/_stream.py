@@ -72,6 +72,9 @@ class Counters:
     size_mismatch: int = 0
     bad_crc: int = 0
     unknown_type: int = 0
+    bad_version: int = 0
+    bad_header: int = 0
+    bad_time: int = 0
     unknown_id: int = 0
     no_config: int = 0
     bad_config: int = 0

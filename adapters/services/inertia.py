@@ -8,7 +8,9 @@ that window and the service publishes, as JSON on its topic, the result for the
 latest event at or before the trigger:
 
     {"status": "estimate", "service", "trigger", "topic", "t0", "h_s", "stderr_s",
-     "rocof_hz_s", "delta_p_mw", "r2", "samples", "method"}
+     "h_low_s", "h_high_s", "rocof_hz_s", "delta_p_mw", "r2", "samples", "method"}
+
+`h_low_s`-`h_high_s` is the estimator's 95 % interval (`null` for an unbounded side).
     {"status": "rejected", "service", "trigger", "topic", "t0", "reason", "message"}
 
 `reason` is one of `controls.inertia`'s `REJECT_*` codes, or `no_event` when the
@@ -30,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -137,12 +140,19 @@ def _outcome(
         "t0": result.t0 + origin,
         "h_s": result.h_s,
         "stderr_s": result.stderr_s,
+        "h_low_s": _bound(result.h_low_s),
+        "h_high_s": _bound(result.h_high_s),
         "rocof_hz_s": result.rocof_hz_s,
         "delta_p_mw": result.delta_p_mw,
         "r2": result.r2,
         "samples": result.samples,
         "method": result.method,
     }
+
+
+def _bound(value: float) -> float | None:
+    """An interval end for JSON: an infinite (unbounded) one is null."""
+    return value if math.isfinite(value) else None
 
 
 def create_service(bus: Bus, options: Mapping[str, Any]) -> InertiaService:

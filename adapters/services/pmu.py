@@ -2,7 +2,8 @@
 
 An `adapters.pmu.PmuReceiver` listens on `host:port`; every measurement (one PMU
 block of a data frame) goes out as one `json.edgeflex` object (`to_edgeflex`:
-`{"<station> <phasor> amplitude": ..., "<station> frequency": ..., "created": ms}`) on
+`{"<station> <phasor> amplitude": ..., "<station> frequency": ..., "created": ms}`; a
+value the PMU marked missing is `null`, never a number) on
 the topic made from `topic` (placeholders `{station}` and `{id_code}`; `+`, `#`, `/`
 and NUL in a station name become `_`, so a PMU cannot choose a topic outside its own).
 Bad frames are counted by reason and dropped; the receiver never stops on them.
@@ -108,7 +109,9 @@ class PmuService:
         """One measurement as `json.edgeflex` on its topic; failures counted, not raised."""
         try:
             topic = topic_for(self.template, measurement)
-            payload = json.dumps(to_edgeflex(measurement, prefix=self.prefix)).encode()
+            payload = json.dumps(
+                to_edgeflex(measurement, prefix=self.prefix), allow_nan=False
+            ).encode()
             self.bus.publish(topic, payload, qos=self.qos)
         except PbgmError as error:
             self.counters.bump("publish_errors")

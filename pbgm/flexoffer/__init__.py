@@ -21,6 +21,8 @@ code                                raised when
 `missing_field`                     a mandatory field is absent
 `invalid_type`                      a field has the wrong JSON type
 `invalid_number`                    a number is not finite, or a string is not a number
+`number_out_of_range`               a number outside the range the rules compute in
+                                    (|energy|, |price| <= 1e15; spans <= 100 years)
 `invalid_value`                     a value is out of range
 `invalid_datetime`                  a time is neither ISO 8601 nor the Java date format
 `naive_datetime`                    a time has no timezone

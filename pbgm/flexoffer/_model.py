@@ -6,12 +6,17 @@ intervals of `num_seconds_per_interval` seconds. Energy bounds in a slice's
 one time unit"), so a slice that lasts `d` intervals may deliver between
 `d * lower` and `d * upper`; a schedule slice's `energy_amount` is the energy of
 the whole slice. With the usual duration of 1 this is the GOFLEX Java check.
+
+Validation checks what it can of a document that does not parse: it builds these
+classes with `None` wherever a value could not be read or lies outside the range the
+rules compute in (`pbgm.flexoffer._numbers`), and lists those fields of the offer in
+`FlexOffer.unreadable`. `parse_flexoffer` and `parse_schedule` never return such holes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,6 +144,8 @@ class FlexOffer:
     unit: str = "Wh"
     multiplier: str = "k"
     profile_type: str = "activeEnergy"
+    unreadable: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """Fields (model names) that could not be read: unknown, not absent (validation only)."""
 
     @property
     def interval(self) -> timedelta:

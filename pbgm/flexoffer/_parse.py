@@ -8,6 +8,11 @@ as strings; interval numbers (`startAfterInterval`, ...) instead of times; the
 older shape (`durationSeconds`, `energyConstraint{lower,upper}`, schedules as
 `{startTime, energyAmounts[]}`); and snake_case. A document wrapped as
 `{"flexOffer": {...}}` (the spec's example) is unwrapped.
+
+`read_flexoffer` and `read_schedule` are the lenient readers behind the parse functions:
+they return what could be read, with `None` where a value could not (and the offer's
+`unreadable` fields), beside every problem, so that validation still checks the rest.
+A field that is present but unreadable is unknown, not absent: no default replaces it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pbgm.errors import Problem, ValidationError
 from pbgm.flexoffer._model import (
     DEFAULT_SECONDS_PER_INTERVAL,
     Bounds,
@@ -95,30 +101,57 @@ _ENERGY_AMOUNTS = ("energyAmounts", "energy_amounts")
 
 def parse_flexoffer(data: Mapping[str, Any]) -> FlexOffer:
     """A `FlexOffer` from a document; `ValidationError` lists every structural problem."""
-    reader = Reader()
-    data, path = _unwrap(reader, data, "flexOffer")
-    fields = _read_offer(reader, data, path)
-    reader.raise_if_problems()
-    return FlexOffer(**fields)
+    offer, problems = read_flexoffer(data)
+    if problems or offer is None:
+        raise ValidationError(problems)
+    return offer
 
 
 def parse_schedule(data: Mapping[str, Any], *, offer: FlexOffer | None = None) -> FlexOfferSchedule:
     """A schedule from a document; `offer` supplies the interval length and, for the
     older `energyAmounts[]` shape, the slice durations."""
-    reader = Reader()
-    data, path = _unwrap(reader, data, "flexOfferSchedule")
-    seconds = offer.num_seconds_per_interval if offer else DEFAULT_SECONDS_PER_INTERVAL
-    durations = _fixed_durations(offer.profile) if offer else ()
-    schedule = _read_schedule(reader, data, path, seconds, durations)
-    reader.raise_if_problems()
-    assert isinstance(schedule, FlexOfferSchedule)
+    schedule, problems = read_schedule(data, offer=offer)
+    if problems or schedule is None:
+        raise ValidationError(problems)
     return schedule
 
 
-def _unwrap(reader: Reader, data: Any, wrapper: str) -> tuple[Mapping[str, Any], str]:
+def read_flexoffer(data: Any) -> tuple[FlexOffer | None, list[Problem]]:
+    """What can be read of an offer document (holes where not), and every problem.
+
+    None only when the document is not an object at all.
+    """
+    reader = Reader()
+    unwrapped = _unwrap(reader, data, "flexOffer")
+    if unwrapped is None:
+        return None, reader.problems
+    data, path = unwrapped
+    fields, unreadable = _read_offer(reader, data, path)
+    return FlexOffer(**fields, unreadable=frozenset(unreadable)), reader.problems
+
+
+def read_schedule(
+    data: Any, *, offer: FlexOffer | None = None
+) -> tuple[FlexOfferSchedule | None, list[Problem]]:
+    """What can be read of a schedule document (holes where not), and every problem.
+
+    None only when the document is not an object at all.
+    """
+    reader = Reader()
+    unwrapped = _unwrap(reader, data, "flexOfferSchedule")
+    if unwrapped is None:
+        return None, reader.problems
+    data, path = unwrapped
+    seconds = offer.num_seconds_per_interval if offer else DEFAULT_SECONDS_PER_INTERVAL
+    durations = _fixed_durations(offer.profile) if offer and offer.profile else ()
+    schedule = _read_schedule(reader, data, path, seconds, durations)
+    return (schedule if isinstance(schedule, FlexOfferSchedule) else None), reader.problems
+
+
+def _unwrap(reader: Reader, data: Any, wrapper: str) -> tuple[Mapping[str, Any], str] | None:
     if not isinstance(data, Mapping):
         reader.fail("$", "invalid_type", "expected an object")
-        reader.raise_if_problems()
+        return None
     inner = data.get(wrapper)
     if len(data) == 1 and isinstance(inner, Mapping):
         return inner, f"$.{wrapper}"
@@ -128,50 +161,113 @@ def _unwrap(reader: Reader, data: Any, wrapper: str) -> tuple[Mapping[str, Any],
 # --- the offer ----------------------------------------------------------------
 
 
-def _read_offer(r: Reader, data: Mapping[str, Any], path: str) -> dict[str, Any]:
-    seconds = r.field(data, _SECONDS_PER_INTERVAL, path, r.positive_integer)
-    seconds = seconds or DEFAULT_SECONDS_PER_INTERVAL
+def _read_offer(r: Reader, data: Mapping[str, Any], path: str) -> tuple[dict[str, Any], set[str]]:
+    """The model's fields (None where unreadable) and the names of the unreadable ones."""
+    unreadable: set[str] = set()
+
+    def known(name: str, value: Any, names: Sequence[str], default: Any = None) -> Any:
+        """`value`, or None (unknown) when its field failed, or `default` when absent."""
+        if r.failed(path, names):
+            unreadable.add(name)
+            return None
+        return default if value is None else value
+
+    seconds_names = _SECONDS_PER_INTERVAL
+    seconds = known(
+        "num_seconds_per_interval",
+        r.field(data, seconds_names, path, r.positive_integer),
+        seconds_names,
+        DEFAULT_SECONDS_PER_INTERVAL,
+    )
+    lead_names = (
+        "assignmentBeforeStart",
+        "assignment_before_start",
+        "assignmentBeforeDurationSeconds",
+        "assignmentBeforeDurationIntervals",
+    )
     out: dict[str, Any] = {
-        "id": r.field(data, ("id",), path, r.text, required=True),
-        "state": _state(r.field(data, ("state",), path, r.text, required=True)),
-        "offered_by_id": r.field(
-            data, ("offeredById", "offered_by_id"), path, r.text, required=True
-        ),
-        "location_id": freeze(
-            r.field(data, ("locationId", "locationID", "location_id"), path, r.location)
-        ),
         "num_seconds_per_interval": seconds,
-        "assignment_before_start": _assignment_before_start(r, data, path, seconds),
+        "assignment_before_start": known(
+            "assignment_before_start",
+            _assignment_before_start(r, data, path, seconds or DEFAULT_SECONDS_PER_INTERVAL),
+            lead_names,
+        ),
         "profile": _read_profile(r, data, path, seconds),
     }
-    for name, (names, default) in _TEXT_FIELDS.items():
-        value = r.field(data, names, path, r.text)
-        out[name] = default if value is None else value
-    for name, names in _BOUNDS_FIELDS.items():
-        out[name] = r.field(data, names, path, lambda raw, p: _bounds(r, raw, p))
-    out.update(_read_times(r, data, path, seconds))
-    durations = _fixed_durations(out["profile"])
-    for name, names in (
+    if out["profile"] is None:  # missing or not an array (a bad slice is a hole inside)
+        unreadable.add("profile")
+    identity: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("id", ("id",)),
+        ("state", ("state",)),
+        ("offered_by_id", ("offeredById", "offered_by_id")),
+    )
+    for name, names in identity:
+        value = r.field(data, names, path, r.text, required=True)
+        out[name] = known(name, _state(value) if name == "state" else value, names)
+    location_names = ("locationId", "locationID", "location_id")
+    out["location_id"] = known(
+        "location_id", freeze(r.field(data, location_names, path, r.location)), location_names
+    )
+    for name, (text_names, default) in _TEXT_FIELDS.items():
+        out[name] = known(name, r.field(data, text_names, path, r.text), text_names, default)
+    for name, bounds_names in _BOUNDS_FIELDS.items():
+        value = r.field(data, bounds_names, path, lambda raw, p: _bounds(r, raw, p))
+        if isinstance(value, Bounds):  # an unreadable side is a hole inside
+            out[name] = value
+        else:
+            out[name] = known(name, value, bounds_names)
+    out.update(_read_times(r, data, path, seconds, unreadable))
+    durations = _fixed_durations(out["profile"] or ())
+    schedules: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("default_schedule", ("defaultSchedule", "default_schedule")),
         ("schedule", ("flexOfferSchedule", "flex_offer_schedule", "schedule")),
-    ):
-        out[name] = r.field(
-            data, names, path, lambda raw, p: _read_schedule(r, raw, p, seconds, durations)
+    )
+    for name, schedule_names in schedules:
+        value = r.field(
+            data, schedule_names, path, lambda raw, p: _read_schedule(r, raw, p, seconds, durations)
         )
-    return out
+        out[name] = value if isinstance(value, FlexOfferSchedule) else None
+    return out, unreadable
 
 
 def _state(value: str | None) -> str | None:
     return None if value is None else value.strip().lower()
 
 
-def _read_times(r: Reader, data: Mapping[str, Any], path: str, seconds: int) -> dict[str, Any]:
-    times: dict[str, datetime | None] = {
-        name: r.moment(data, tn, ins, path, seconds, required=name in _REQUIRED_TIMES)
-        for name, (tn, ins) in _TIMES.items()
-    }
-    times["start_after_time"] = times["start_after_time"] or times["creation_time"]
-    times["assignment_before_time"] = times["assignment_before_time"] or times["start_after_time"]
+def _read_times(
+    r: Reader, data: Mapping[str, Any], path: str, seconds: int | None, unreadable: set[str]
+) -> dict[str, Any]:
+    """The times, with the spec's defaults for absent ones and None for unreadable ones.
+
+    A time given as an interval number is unknown when the interval length is.
+    """
+    times: dict[str, datetime | None] = {}
+    for name, (time_names, interval_names) in _TIMES.items():
+        by_number = any(data.get(n) is not None for n in interval_names)
+        if seconds is None and by_number:
+            times[name] = None
+            unreadable.add(name)
+            continue
+        moment = r.moment(
+            data,
+            time_names,
+            interval_names,
+            path,
+            seconds or DEFAULT_SECONDS_PER_INTERVAL,
+            required=name in _REQUIRED_TIMES,
+        )
+        if r.failed(path, (*time_names, *interval_names)):
+            unreadable.add(name)
+            moment = None
+        times[name] = moment
+    for name, default in (
+        ("start_after_time", "creation_time"),
+        ("assignment_before_time", "start_after_time"),
+    ):
+        if times[name] is None and name not in unreadable:
+            times[name] = times[default]
+            if default in unreadable:
+                unreadable.add(name)
     return times
 
 
@@ -191,37 +287,67 @@ def _key(data: Mapping[str, Any], names: Sequence[str]) -> str:
     return next((n for n in names if data.get(n) is not None), names[0])
 
 
-def _fixed_durations(profile: Sequence[FlexOfferSlice | None]) -> tuple[int, ...]:
-    """Slice durations for the older `energyAmounts[]` schedules (1 when not fixed)."""
+def _fixed_durations(profile: Sequence[FlexOfferSlice | None]) -> tuple[int | None, ...]:
+    """Slice durations for the older `energyAmounts[]` schedules (1 when not fixed,
+    None when the slice's durations are unknown)."""
     return tuple(
-        s.min_duration if s is not None and s.min_duration == s.max_duration else 1 for s in profile
+        None
+        if s is None or s.min_duration is None or s.max_duration is None
+        else s.min_duration
+        if s.min_duration == s.max_duration
+        else 1
+        for s in profile
     )
 
 
 # --- the profile --------------------------------------------------------------
 
 
-def _read_profile(r: Reader, data: Mapping[str, Any], path: str, seconds: int) -> tuple[Any, ...]:
+def _read_profile(
+    r: Reader, data: Mapping[str, Any], path: str, seconds: int | None
+) -> tuple[Any, ...] | None:
     items = r.field(data, _PROFILE, path, r.array, required=True)
     if items is None:
-        return ()
+        return None
     base = f"{path}.{_key(data, _PROFILE)}"
-    return tuple(_read_slice(r, item, f"{base}[{i}]", seconds) for i, item in enumerate(items))
+    step = seconds or DEFAULT_SECONDS_PER_INTERVAL
+    return tuple(_read_slice(r, item, f"{base}[{i}]", step) for i, item in enumerate(items))
 
 
 def _read_slice(r: Reader, raw: Any, path: str, seconds: int) -> FlexOfferSlice | None:
+    """A slice; None where its duration or price could not be read, and None in place of
+    an energy constraint that could not."""
     item = r.mapping(raw, path)
     if item is BAD:
         return None
     fixed = _duration_seconds(r, item, path, seconds)
-    low = r.field(item, ("minDuration", "min_duration"), path, r.integer)
-    high = r.field(item, ("maxDuration", "max_duration"), path, r.integer)
+    fixed_failed = r.failed(path, ("durationSeconds", "duration_seconds"))
+    low_names, high_names = ("minDuration", "min_duration"), ("maxDuration", "max_duration")
+    low = r.field(item, low_names, path, r.integer)
+    high = r.field(item, high_names, path, r.integer)
+    price = r.field(item, _PRICE, path, lambda raw, p: _price(r, raw, p))
     return FlexOfferSlice(
         energy_constraints=_read_energy(r, item, path),
-        min_duration=next(v for v in (low, fixed, 1) if v is not None),
-        max_duration=next(v for v in (high, fixed, 1) if v is not None),
-        price_constraint=r.field(item, _PRICE, path, lambda raw, p: _price(r, raw, p)),
+        min_duration=_duration(r, path, low_names, low, fixed, fixed_failed),
+        max_duration=_duration(r, path, high_names, high, fixed, fixed_failed),
+        price_constraint=None if r.failed(path, _PRICE) else price,
     )
+
+
+def _duration(
+    r: Reader,
+    path: str,
+    names: Sequence[str],
+    value: int | None,
+    fixed: int | None,
+    fixed_failed: bool,
+) -> Any:
+    """A slice duration: its own field, else the older `durationSeconds`, else 1."""
+    if r.failed(path, names):
+        return None
+    if value is None and fixed_failed:
+        return None
+    return next(v for v in (value, fixed, 1) if v is not None)
 
 
 def _duration_seconds(r: Reader, item: Mapping[str, Any], path: str, seconds: int) -> int | None:
@@ -241,15 +367,20 @@ def _duration_seconds(r: Reader, item: Mapping[str, Any], path: str, seconds: in
     return value // seconds
 
 
-def _read_energy(r: Reader, item: Mapping[str, Any], path: str) -> tuple[Bounds, ...]:
+def _read_energy(r: Reader, item: Mapping[str, Any], path: str) -> tuple[Any, ...]:
+    """The slice's energy constraints, None in place of one that could not be read."""
     many = r.field(item, _ENERGY_LIST, path, r.array)
     if many is not None:
         base = f"{path}.{_key(item, _ENERGY_LIST)}"
         found = [_bounds(r, raw, f"{base}[{i}]") for i, raw in enumerate(many)]
-        return tuple(b for b in found if isinstance(b, Bounds))
+        return tuple(b if isinstance(b, Bounds) else None for b in found)
+    if r.failed(path, _ENERGY_LIST):
+        return (None,)  # present but unreadable: unknown, not "no energy bounds"
     one = r.field(item, _ENERGY_ONE, path, lambda raw, p: _bounds(r, raw, p))
     if one is not None:
         return (one,)
+    if r.failed(path, _ENERGY_ONE):
+        return (None,)
     if item.get("DependencyEnergyConstraintList") is not None:
         r.fail(path, "unsupported_shape", "dependency energy constraints are not supported")
     elif not any(item.get(n) is not None for n in _ENERGY_LIST + _ENERGY_ONE):
@@ -265,7 +396,7 @@ def _bounds(r: Reader, raw: Any, path: str) -> Any:
         return BAD
     lower = r.field(item, ("lower", "lowerBound", "lower_bound"), path, r.number, required=True)
     upper = r.field(item, ("upper", "upperBound", "upper_bound"), path, r.number, required=True)
-    return BAD if lower is None or upper is None else Bounds(lower, upper)
+    return Bounds(lower, upper)  # a side that could not be read is None: unknown
 
 
 def _price(r: Reader, raw: Any, path: str) -> Any:
@@ -276,54 +407,61 @@ def _price(r: Reader, raw: Any, path: str) -> Any:
     high_names = ("maxPrice", "maxTariff", "max_price", "max_tariff")
     low = r.field(item, low_names, path, r.number, required=True)
     high = r.field(item, high_names, path, r.number, required=True)
-    return BAD if low is None or high is None else PriceBounds(low, high)
+    return PriceBounds(low, high)  # a side that could not be read is None: unknown
 
 
 # --- schedules ----------------------------------------------------------------
 
 
-def _read_schedule(r: Reader, raw: Any, path: str, seconds: int, durations: Sequence[int]) -> Any:
-    mark = len(r.problems)
+def _read_schedule(
+    r: Reader, raw: Any, path: str, seconds: int | None, durations: Sequence[int | None]
+) -> Any:
+    """A schedule (None in place of what could not be read), or BAD if not an object."""
     item = r.mapping(raw, path)
     if item is BAD:
         return BAD
-    own_seconds = r.field(item, _SECONDS_PER_INTERVAL, path, r.positive_integer)
-    start = r.moment(
-        item,
-        ("startTime", "start_time"),
-        ("startInterval", "start_interval"),
-        path,
-        own_seconds or seconds,
-        required=True,
+    own_names = _SECONDS_PER_INTERVAL
+    own_seconds = r.field(item, own_names, path, r.positive_integer)
+    step = own_seconds or seconds
+    start_names, number_names = ("startTime", "start_time"), ("startInterval", "start_interval")
+    start = (
+        None
+        if step is None and any(item.get(n) is not None for n in number_names)
+        else r.moment(
+            item,
+            start_names,
+            number_names,
+            path,
+            step or DEFAULT_SECONDS_PER_INTERVAL,
+            required=True,
+        )
     )
+    if r.failed(path, (*start_names, *number_names)):
+        start = None
     slices = _read_schedule_slices(r, item, path, durations)
     schedule_id = r.field(item, ("scheduleId", "schedule_id"), path, r.identifier)
     update_id = r.field(item, ("updateId", "update_id"), path, r.integer)
-    if len(r.problems) > mark or start is None:
-        return BAD
-    return FlexOfferSchedule(start, slices, schedule_id, update_id, own_seconds)
+    hole: Any = start  # None when unreadable: a hole, as the model's docstring says
+    return FlexOfferSchedule(hole, slices, schedule_id, update_id, own_seconds)
 
 
 def _read_schedule_slices(
-    r: Reader, item: Mapping[str, Any], path: str, durations: Sequence[int]
-) -> tuple[ScheduleSlice, ...]:
+    r: Reader, item: Mapping[str, Any], path: str, durations: Sequence[int | None]
+) -> tuple[Any, ...]:
     items = r.field(item, _SCHEDULE_SLICES, path, r.array)
     if items is not None:
         base = f"{path}.{_key(item, _SCHEDULE_SLICES)}"
         found = [_schedule_slice(r, raw, f"{base}[{i}]") for i, raw in enumerate(items)]
-        return tuple(s for s in found if isinstance(s, ScheduleSlice))
+        return tuple(s if isinstance(s, ScheduleSlice) else None for s in found)
     amounts = r.field(item, _ENERGY_AMOUNTS, path, r.array)
     if amounts is None:
         if not any(item.get(n) is not None for n in _SCHEDULE_SLICES + _ENERGY_AMOUNTS):
             r.fail(f"{path}.scheduleSlices", "missing_field", "`scheduleSlices` is required")
         return ()
     base = f"{path}.{_key(item, _ENERGY_AMOUNTS)}"
-    values = [r.number(raw, f"{base}[{i}]") for i, raw in enumerate(amounts)]
-    return tuple(
-        ScheduleSlice(v, durations[i] if i < len(durations) else 1)
-        for i, v in enumerate(values)
-        if v is not BAD
-    )
+    values: list[Any] = [r.number(raw, f"{base}[{i}]") for i, raw in enumerate(amounts)]
+    holes: list[Any] = [durations[i] if i < len(durations) else 1 for i in range(len(values))]
+    return tuple(ScheduleSlice(_hole(v), d) for v, d in zip(values, holes, strict=True))
 
 
 def _schedule_slice(r: Reader, raw: Any, path: str) -> Any:
@@ -333,6 +471,13 @@ def _schedule_slice(r: Reader, raw: Any, path: str) -> Any:
     amount = r.field(item, ("energyAmount", "energy_amount"), path, r.number, required=True)
     duration = r.field(item, ("duration",), path, r.integer)
     price = r.field(item, ("price", "tariff"), path, r.number)
-    if amount is None:
-        return BAD
-    return ScheduleSlice(amount, 1 if duration is None else duration, price)
+    if r.failed(path, ("duration",)):
+        duration = None
+    elif duration is None:
+        duration = 1
+    return ScheduleSlice(amount, duration, price)
+
+
+def _hole(value: Any) -> Any:
+    """A value that could not be read becomes None: a hole (see `read_flexoffer`)."""
+    return None if value is BAD else value

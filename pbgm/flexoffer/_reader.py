@@ -8,12 +8,15 @@ spellings are present and disagree, that is a `conflicting_fields` problem.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pbgm.errors import Problem, ValidationError
 from pbgm.flexoffer._model import EPOCH
+from pbgm.flexoffer._numbers import MAX_MAGNITUDE, out_of_range_message
 from pbgm.policy import parse_datetime
 
 Convert = Callable[[Any, str], Any]
@@ -42,6 +45,15 @@ class Reader:
     def raise_if_problems(self) -> None:
         if self.problems:
             raise ValidationError(self.problems)
+
+    def failed(self, path: str, names: Sequence[str] = ("",)) -> bool:
+        """Whether a problem was recorded at, or inside, `path.name` for any of `names`."""
+        prefixes = [f"{path}.{n}" if n else path for n in names]
+        return any(
+            p.path == prefix or p.path.startswith((f"{prefix}.", f"{prefix}["))
+            for p in self.problems
+            for prefix in prefixes
+        )
 
     # --- fields -------------------------------------------------------------
 
@@ -102,7 +114,7 @@ class Reader:
         try:
             return EPOCH + timedelta(seconds=number * seconds_per_interval)
         except OverflowError:
-            self.fail(path, "invalid_value", f"interval `{number}` is out of range")
+            self.fail(path, "number_out_of_range", f"interval `{number}` is out of range")
             return None
 
     @staticmethod
@@ -124,36 +136,46 @@ class Reader:
         return self.fail(path, "invalid_type", "expected a string or an integer")
 
     def number(self, raw: Any, path: str) -> Any:
-        """A finite number; numeric strings such as `"-13342.61"` are accepted."""
+        """A finite number; numeric strings such as `"-13342.61"` are accepted.
+
+        Numbers of any size are read exactly first (JSON allows integers of thousands of
+        digits): one that no float can hold, or beyond `MAX_MAGNITUDE`, is
+        `number_out_of_range`, never an overflow.
+        """
         if isinstance(raw, bool):
             return self.fail(path, "invalid_type", "expected a number")
-        if isinstance(raw, str):
-            try:
-                raw = float(raw)
-            except ValueError:
-                return self.fail(path, "invalid_number", f"`{raw}` is not a number")
         if isinstance(raw, list):
             return self.fail(path, "unsupported_shape", "per-interval arrays are not supported")
-        if not isinstance(raw, int | float):
+        if isinstance(raw, str):
+            exact = _decimal(raw)
+            if exact is None or exact.is_nan():
+                return self.fail(path, "invalid_number", f"`{_short(raw)}` is not a number")
+        elif isinstance(raw, int | float):
+            exact = Decimal(raw) if isinstance(raw, int) or math.isfinite(raw) else None
+        else:
             return self.fail(path, "invalid_type", "expected a number")
-        if not math.isfinite(raw):
+        if exact is None or not exact.is_finite():
             return self.fail(path, "invalid_number", "expected a finite number")
-        return float(raw)
+        if abs(exact) > MAX_MAGNITUDE:
+            return self.fail(path, "number_out_of_range", out_of_range_message(_short(str(raw))))
+        return float(exact)
 
     def integer(self, raw: Any, path: str) -> Any:
         if isinstance(raw, bool):
             return self.fail(path, "invalid_type", "expected an integer")
         if isinstance(raw, str):
-            try:
-                raw = int(raw)
-            except ValueError:
-                return self.fail(path, "invalid_type", f"`{raw}` is not an integer")
+            exact = _decimal(raw)
+            if exact is None or not exact.is_finite() or exact != exact.to_integral_value():
+                return self.fail(path, "invalid_type", f"`{_short(raw)}` is not an integer")
+            if abs(exact) > MAX_INTEGER:
+                return self.fail(path, "number_out_of_range", f"`{_short(raw)}` is out of range")
+            raw = int(exact)
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)
         if not isinstance(raw, int):
             return self.fail(path, "invalid_type", "expected an integer")
         if abs(raw) > MAX_INTEGER:
-            return self.fail(path, "invalid_value", f"`{raw}` is out of range")
+            return self.fail(path, "number_out_of_range", f"`{_short(str(raw))}` is out of range")
         return raw
 
     def positive_integer(self, raw: Any, path: str) -> Any:
@@ -183,6 +205,30 @@ class Reader:
         if isinstance(raw, str | Mapping):
             return raw
         return self.fail(path, "invalid_type", "expected a string or an object")
+
+
+_NUMBER = re.compile(
+    r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*|\s*[+-]?(nan|inf|infinity)\s*", re.IGNORECASE
+)
+
+
+def _decimal(text: str) -> Decimal | None:
+    """The exact value of a numeric string (any length), or None when it is not one."""
+    if len(text) > 10_000 or not _NUMBER.fullmatch(text):
+        return None
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:  # an exponent beyond Decimal's: the float reading tells the size
+        return (
+            Decimal(math.copysign(2 * MAX_MAGNITUDE, float(text)))
+            if math.isinf(float(text))
+            else Decimal(0)
+        )
+
+
+def _short(text: str) -> str:
+    """User input for a message, cut so a 4,000-digit number does not fill the log."""
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
 
 
 def _interval_number(moment: datetime, seconds_per_interval: int) -> int:

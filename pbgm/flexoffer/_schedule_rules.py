@@ -5,6 +5,9 @@ window, slices matching the profile, each amount within its bounds with a 0.01
 tolerance) plus what the spec asks of every schedule and the Java code skips:
 the total and sub-total energy constraints, the end window, the interval grid,
 the price bounds, the assignment deadlines and a state that allows scheduling.
+
+Values that could not be read are None (see `pbgm.flexoffer._model`); a rule skips
+what depends on them and checks the rest.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def structure_violations(check: Check) -> list[Problem]:
 
 
 def _state(c: Check) -> Iterator[Problem]:
-    if c.offer.state not in SCHEDULABLE_STATES:
+    if c.offer.state is not None and c.offer.state not in SCHEDULABLE_STATES:
         yield Problem(
             c.path(),
             "state_not_schedulable",
@@ -74,12 +77,14 @@ def _state(c: Check) -> Iterator[Problem]:
 
 def _deadlines(c: Check, now: datetime) -> Iterator[Problem]:
     deadline = c.offer.assignment_before_time
-    if micros(now) > micros(deadline):
+    if deadline is not None and micros(now) > micros(deadline):
         yield Problem(
             c.path(), "assignment_too_late", f"the assignment deadline {show(deadline)} has passed"
         )
     start = c.schedule.start_time
     lead = c.offer.assignment_before_start
+    if start is None or lead is None:
+        return
     if micros(now) > micros(start) - lead * SECOND:
         yield Problem(
             c.path(".startTime"),
@@ -89,16 +94,18 @@ def _deadlines(c: Check, now: datetime) -> Iterator[Problem]:
 
 
 def _interval(c: Check) -> Iterator[Problem]:
-    own = c.schedule.num_seconds_per_interval
-    if own is not None and own != c.offer.num_seconds_per_interval:
+    own, seconds = c.schedule.num_seconds_per_interval, c.offer.num_seconds_per_interval
+    if seconds is None:
+        return
+    if own is not None and own != seconds:
         yield Problem(
             c.path(".numSecondsPerInterval"),
             "interval_length_mismatch",
             f"`{own}` s intervals, the offer uses {c.offer.num_seconds_per_interval}",
         )
     align = c.template.align_to_interval_grid if c.template else True
-    start, seconds = c.schedule.start_time, c.offer.num_seconds_per_interval
-    if align and not on_grid(start, seconds):
+    start = c.schedule.start_time
+    if align and start is not None and not on_grid(start, seconds):
         yield Problem(
             c.path(".startTime"),
             "not_on_interval_grid",
@@ -108,6 +115,8 @@ def _interval(c: Check) -> Iterator[Problem]:
 
 def _window(c: Check) -> Iterator[Problem]:
     start, offer = c.schedule.start_time, c.offer
+    if start is None or offer.start_after_time is None or offer.start_before_time is None:
+        return
     if not offer.start_after_time <= start <= offer.start_before_time:
         yield Problem(
             c.path(".startTime"),
@@ -118,6 +127,8 @@ def _window(c: Check) -> Iterator[Problem]:
 
 
 def _slices(c: Check) -> Iterator[Problem]:
+    if c.offer.profile is None:
+        return
     got, want = len(c.schedule.slices), len(c.offer.profile)
     if got != want:
         yield Problem(
@@ -125,18 +136,23 @@ def _slices(c: Check) -> Iterator[Problem]:
         )
         return
     for index, (piece, bounds) in enumerate(zip(c.schedule.slices, c.offer.profile, strict=True)):
-        yield from _slice(c, piece, bounds, c.path(f".scheduleSlices[{index}]"))
+        if piece is not None and bounds is not None:
+            yield from _slice(c, piece, bounds, c.path(f".scheduleSlices[{index}]"))
 
 
 def _slice(c: Check, piece: ScheduleSlice, offered: FlexOfferSlice, path: str) -> Iterator[Problem]:
-    if not offered.min_duration <= piece.duration <= offered.max_duration:
+    low, high = offered.min_duration, offered.max_duration
+    if piece.duration is None or piece.energy_amount is None:
+        yield from _slice_price(piece, offered, path)
+        return
+    if low is not None and high is not None and not low <= piece.duration <= high:
         yield Problem(
             f"{path}.duration",
             "slice_duration_mismatch",
             f"{piece.duration} intervals, "
             f"the offer allows {offered.min_duration} to {offered.max_duration}",
         )
-    if not _energy_fits(piece, offered, c.tolerance):
+    if _energy_fits(piece, offered, c.tolerance) is False:
         yield Problem(
             f"{path}.energyAmount",
             "slice_energy_out_of_bounds",
@@ -154,18 +170,25 @@ def _slice(c: Check, piece: ScheduleSlice, offered: FlexOfferSlice, path: str) -
     yield from _slice_price(piece, offered, path)
 
 
-def _energy_fits(piece: ScheduleSlice, offered: FlexOfferSlice, tolerance: float) -> bool:
-    """Within one of the slice's alternatives, bounds scaled by the slice's duration."""
+def _energy_fits(piece: ScheduleSlice, offered: FlexOfferSlice, tolerance: float) -> bool | None:
+    """Within one of the slice's alternatives, bounds scaled by the slice's duration;
+    None (unknown) when it fits none of the known ones but some could not be read."""
     amount, duration = piece.energy_amount, piece.duration
-    return any(
+    known = [b for b in offered.energy_constraints if b is not None]
+    known = [b for b in known if b.lower is not None and b.upper is not None]
+    if any(
         scaled(duration, b.lower) - tolerance <= amount <= scaled(duration, b.upper) + tolerance
-        for b in offered.energy_constraints
-    )
+        for b in known
+    ):
+        return True
+    return None if len(known) < len(offered.energy_constraints) else False
 
 
 def _slice_price(piece: ScheduleSlice, offered: FlexOfferSlice, path: str) -> Iterator[Problem]:
     bounds = offered.price_constraint
     if piece.price is None or bounds is None:
+        return
+    if bounds.min_price is None or bounds.max_price is None:
         return
     if not bounds.min_price <= piece.price <= bounds.max_price:
         yield Problem(
@@ -176,9 +199,18 @@ def _slice_price(piece: ScheduleSlice, offered: FlexOfferSlice, path: str) -> It
 
 
 def _totals(c: Check) -> Iterator[Problem]:
+    yield from _sub_total(c)
+    amounts = [s.energy_amount if s is not None else None for s in c.schedule.slices]
+    if any(a is None for a in amounts):
+        return
     total, tolerance = c.schedule.total_energy, c.tolerance
     bounds = c.offer.total_energy_constraint
-    if bounds is not None and not bounds.lower - tolerance <= total <= bounds.upper + tolerance:
+    if (
+        bounds is not None
+        and bounds.lower is not None
+        and bounds.upper is not None
+        and not bounds.lower - tolerance <= total <= bounds.upper + tolerance
+    ):
         yield Problem(
             c.path(".scheduleSlices"),
             "total_energy_out_of_bounds",
@@ -190,15 +222,16 @@ def _totals(c: Check) -> Iterator[Problem]:
             "total_energy_out_of_bounds",
             f"the schedule totals {show_number(total)}, outside the template's bounds",
         )
-    yield from _sub_total(c)
 
 
 def _sub_total(c: Check) -> Iterator[Problem]:
     """Every running sum stays within the reservoir (`subTotalEnergyConstraint`)."""
     bounds, running = c.offer.sub_total_energy_constraint, 0.0
-    if bounds is None:
+    if bounds is None or bounds.lower is None or bounds.upper is None:
         return
     for index, piece in enumerate(c.schedule.slices):
+        if piece is None or piece.energy_amount is None:
+            return  # the running sums after an unknown amount are unknown
         running += piece.energy_amount
         if not bounds.lower - c.tolerance <= running <= bounds.upper + c.tolerance:
             yield Problem(
@@ -210,8 +243,11 @@ def _sub_total(c: Check) -> Iterator[Problem]:
 
 
 def _end_window(c: Check) -> Iterator[Problem]:
-    offer = c.offer
-    end = micros(c.schedule.start_time) + c.schedule.total_duration * interval_micros(offer)
+    offer, start = c.offer, c.schedule.start_time
+    durations = [s.duration if s is not None else None for s in c.schedule.slices]
+    if start is None or offer.num_seconds_per_interval is None or None in durations:
+        return
+    end = micros(start) + c.schedule.total_duration * interval_micros(offer)
     early = offer.end_after_time is not None and end < micros(offer.end_after_time)
     late = offer.end_before_time is not None and end > micros(offer.end_before_time)
     if early or late:

@@ -1,5 +1,11 @@
 """`validate_offer` and `validate_schedule`: every violation, never only the first.
 
+"Every" holds across reading and rules: a document that does not parse is read as far
+as it can be (`read_flexoffer`, holes where it cannot), every number is checked against
+the range the rules compute in (`pbgm.flexoffer._numbers`), and the rules then check
+everything that does not depend on an unreadable value. So a naive date-time beside an
+inverted slice gives both violations.
+
 The code table lives in the package docstring (`pbgm.flexoffer`) and in
 `VIOLATION_CODES`; a test keeps the two equal and checks that every code the
 rules emit is listed.
@@ -11,10 +17,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pbgm.errors import InvalidInputError, Problem, ValidationError
+from pbgm.errors import InvalidInputError, Problem
 from pbgm.flexoffer._model import FlexOffer, FlexOfferSchedule
+from pbgm.flexoffer._numbers import sanitise_offer, sanitise_schedule
 from pbgm.flexoffer._offer_rules import offer_violations
-from pbgm.flexoffer._parse import parse_flexoffer, parse_schedule
+from pbgm.flexoffer._parse import parse_flexoffer, read_flexoffer, read_schedule
 from pbgm.flexoffer._schedule_rules import Check, schedule_violations, structure_violations
 from pbgm.flexoffer._template import FlexOfferTemplate, parse_template
 
@@ -30,18 +37,21 @@ def validate_offer(
 ) -> list[Violation]:
     """Every violation of `offer` against a `flexoffer` policy's content at `now`.
 
-    A malformed offer document gives its parse problems as violations; a template
-    that is itself invalid raises `ValidationError` (the policy is at fault, not
-    the offer).
+    A malformed offer document gives its parse problems as violations, together with
+    the violations of everything that could be read; a template that is itself invalid
+    raises `ValidationError` (the policy is at fault, not the offer).
     """
     _check_now(now)
     rules = parse_template(template)
+    found: list[Violation] = []
     if not isinstance(offer, FlexOffer):
-        try:
-            offer = parse_flexoffer(offer)
-        except ValidationError as error:
-            return list(error.problems)
-    found = offer_violations(offer, rules, now)
+        read, found = read_flexoffer(offer)
+        if read is None:
+            return found
+        offer = read
+    offer, out_of_range = sanitise_offer(offer)
+    found.extend(out_of_range)
+    found.extend(offer_violations(offer, rules, now))
     for base, schedule in (
         ("$.defaultSchedule", offer.default_schedule),
         ("$.flexOfferSchedule", offer.schedule),
@@ -61,18 +71,27 @@ def validate_schedule(
     """Every violation of a schedule (assignment) for `offer`, received at `now`.
 
     Paths point into the schedule document. A malformed schedule document gives its
-    parse problems; a malformed offer document or template raises `ValidationError`.
+    parse problems together with the violations of what could be read; a malformed
+    offer document or template raises `ValidationError` (the reference is at fault).
     """
     _check_now(now)
     rules = None if template is None else parse_template(template)
     if not isinstance(offer, FlexOffer):
         offer = parse_flexoffer(offer)
+    offer, _ = sanitise_offer(offer)  # an offer's own ranges are not the schedule's fault
+    found: list[Violation] = []
     if not isinstance(schedule, FlexOfferSchedule):
-        try:
-            schedule = parse_schedule(schedule, offer=offer)
-        except ValidationError as error:
-            return list(error.problems)
-    return schedule_violations(Check(schedule, offer, rules, "$"), now)
+        read, found = read_schedule(schedule, offer=offer)
+        if read is None:
+            return found
+        schedule = read
+    seconds = offer.num_seconds_per_interval
+    schedule, out_of_range = sanitise_schedule(
+        schedule, seconds if seconds and seconds > 0 else None
+    )
+    found.extend(out_of_range)
+    found.extend(schedule_violations(Check(schedule, offer, rules, "$"), now))
+    return found
 
 
 def _check_now(now: Any) -> None:
@@ -85,6 +104,8 @@ VIOLATION_CODES: Mapping[str, str] = {
     "missing_field": "a mandatory field is absent",
     "invalid_type": "a field has the wrong JSON type",
     "invalid_number": "a number is not finite or a string is not a number",
+    "number_out_of_range": "a number outside the range the rules compute in "
+    "(|energy|, |price| <= 1e15; spans <= 100 years)",
     "invalid_value": "a value is out of range (negative lead, bad durationSeconds, ...)",
     "invalid_datetime": "a time is not ISO 8601 / Java `yyyy-MM-dd'T'HH:mm:ss.SSSZ`",
     "naive_datetime": "a time has no timezone",

@@ -44,12 +44,20 @@ _DAY_NAMES.update(
 
 # --- reading strings ---------------------------------------------------------------
 
+_LEAP_SECOND = re.compile(r"[T ]\d{2}:?\d{2}:?60(?:[.,]\d+)?(?:Z|[+-]\d|$)", re.IGNORECASE)
+"""A time whose second is 60: valid ISO 8601 (a leap second), but no `datetime` holds it."""
+
 
 def parse_datetime(text: str) -> datetime:
     """An ISO 8601 date-time with a timezone."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
+        if _LEAP_SECOND.search(text):
+            raise ValueError(
+                f"`{text}` is a leap second; leap seconds are not supported, "
+                "give the second before or after it"
+            ) from None
         raise ValueError(f"`{text}` is not an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         raise ValueError(f"`{text}` has no timezone; add `Z` or an offset")

@@ -25,6 +25,7 @@ at the first structural fault; `pbgm.policy.validate` is what lists every proble
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -90,14 +91,25 @@ def json_strings(value: Any) -> Iterator[str]:
 # --- datetimes --------------------------------------------------------------
 
 
+LEAP_SECOND = re.compile(r"[T ]\d{2}:?\d{2}:?60(?:[.,]\d+)?(?:Z|[+-]\d|$)", re.IGNORECASE)
+"""A time whose second is 60: valid ISO 8601 (a leap second), but no `datetime` holds it."""
+
+
 def parse_datetime(text: Any, path: str = "$") -> datetime:
-    """ISO 8601 with a timezone (`Z` or an offset). Naive times are refused."""
+    """ISO 8601 with a timezone (`Z` or an offset). Naive times and leap seconds are refused."""
     if isinstance(text, datetime):
         moment = text
     elif isinstance(text, str):
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
+            if LEAP_SECOND.search(text):
+                raise _fail(
+                    path,
+                    "invalid_datetime",
+                    f"`{text}` is a leap second; leap seconds are not supported, "
+                    "give the second before or after it",
+                ) from None
             raise _fail(
                 path, "invalid_datetime", f"`{text}` is not an ISO 8601 date-time"
             ) from None

@@ -63,6 +63,7 @@ def test_the_estimate_of_a_simulated_swing_is_published(what: str, h_s: float, m
     assert outcome["method"] == method
     assert outcome["t0"] == pytest.approx(EPOCH + 2.0, abs=0.05)
     assert outcome["delta_p_mw"] == pytest.approx(-0.5, rel=0.1)
+    assert outcome["h_low_s"] < outcome["h_s"] < outcome["h_high_s"]
     assert (outcome["trigger"], outcome["topic"]) == ("inertia-on-rocof", "/edgeflex/edgepmu3/ch0")
 
 

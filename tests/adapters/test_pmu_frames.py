@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 
@@ -286,6 +287,7 @@ def test_edgeflex_payload_names_and_values():
     assert payload == {
         "edgePMU3 PH1 amplitude": approx(234.47),
         "edgePMU3 PH1 angle": approx(0.25),
+        "edgePMU3 AN1": None,  # the PMU sent NaN: missing, published as null
         "edgePMU3 digital 1": 7,
         "edgePMU3 frequency": approx(49.975),
         "edgePMU3 rocof": -0.5,
@@ -433,3 +435,154 @@ def test_new_streams_beyond_the_limit_are_refused_known_ones_still_update():
     assert list(decoder.configs) == [1]
     assert decoder.configs[1].pmus[0].cfg_count == 9
     assert (decoder.counters.configs, decoder.counters.unknown_id) == (2, 1)
+
+
+# --- missing data and the fields the standard restricts --------------------------------
+
+
+def _words(frame: bytes, at: int, raw: bytes) -> bytes:
+    """Overwrite bytes from offset `at` and re-frame (pypmu refuses to encode these)."""
+    out = bytearray(frame)
+    out[at : at + len(raw)] = raw
+    return fix_crc(out)
+
+
+MISSING_INT = b"\x80\x00"
+# integer layout of make_config(fmt=..., phasors=2, analogs=1, digitals=1): STAT at 14,
+# phasor words at 16, 18, 20, 22, FREQ 24, DFREQ 26, ANALOG 28, DIGITAL 30
+MISSING_CASES = [
+    ("rectangular integer phasor, real word 0x8000", (False, False, False, False), 16,
+     MISSING_INT, "phasor"),
+    ("rectangular integer phasor, imaginary word 0x8000", (False, False, False, False), 18,
+     MISSING_INT, "phasor"),
+    ("polar integer phasor, magnitude 0x8000", (True, False, False, False), 16, MISSING_INT,
+     "phasor"),
+    ("polar integer phasor, angle 0x8000", (True, False, False, False), 18, MISSING_INT,
+     "phasor"),
+    ("integer FREQ 0x8000", (True, False, False, False), 24, MISSING_INT, "frequency"),
+    ("integer DFREQ 0x8000", (True, False, False, False), 26, MISSING_INT, "rocof"),
+    ("integer analog 0x8000", (True, False, False, False), 28, MISSING_INT, "analog"),
+    ("float phasor NaN", (True, True, False, False), 16, struct.pack(">f", math.nan), "phasor"),
+    ("float FREQ NaN", (True, False, False, True), 24, struct.pack(">f", math.nan), "frequency"),
+    ("float DFREQ infinite", (True, False, False, True), 28, struct.pack(">f", math.inf),
+     "rocof"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "fmt", "at", "raw", "field"), MISSING_CASES)
+def test_values_the_pmu_marks_missing_are_none_never_numbers(what, fmt, at, raw, field):
+    cfg = make_config(fmt=fmt, phasors=2, analogs=1, digitals=1, station="edgePMU3")
+    phasor = (1000.0, 0.1) if fmt[1] else (1000, 100)
+    sent = DataFrame(7734, OK_STAT, [phasor] * 2, -25, -50, [12], [0x8000], cfg, soc=SOC)
+    (m,) = parse_data(_words(sent.convert2bytes(), at, raw), parse_config(cfg.convert2bytes()))
+    got = {"phasor": m.phasors[0], "frequency": m.frequency, "rocof": m.rocof,
+           "analog": m.analogs[0]}  # fmt: skip
+    assert got.pop(field) is None
+    assert None not in got.values() and m.phasors[1] is not None
+    assert m.digitals == (0x8000,)  # digital words have no missing marker: all bits are data
+    payload = json.loads(json.dumps(to_edgeflex(m), allow_nan=False))
+    names = {"phasor": "edgePMU3 PH1 amplitude", "frequency": "edgePMU3 frequency",
+             "rocof": "edgePMU3 rocof", "analog": "edgePMU3 AN1"}  # fmt: skip
+    assert payload[names[field]] is None
+    assert m.frequency_deviation is None if field == "frequency" else m.frequency_deviation
+
+
+def _data(frasec: int = 0, time_base: int = 1_000_000) -> tuple[ConfigFrame2, bytes]:
+    cfg = make_config(time_base=time_base)
+    frame = DataFrame(7734, OK_STAT, [(1.0, 0.0)] * 3, 0, 0, [0.0], [0], cfg, soc=SOC)
+    raw = frame.convert2bytes()
+    return cfg, _words(raw, 10, frasec.to_bytes(4, "big"))
+
+
+def _sync(frame: bytes, version: int) -> bytes:
+    return _words(frame, 1, bytes([frame[1] & 0xF0 | version]))
+
+
+def _version(version: int) -> tuple[ConfigFrame2, bytes]:
+    cfg, frame = _data()
+    return cfg, _sync(frame, version)
+
+
+RESTRICTED_DATA = [
+    ("fraction equal to TIME_BASE", lambda: _data(1_000_000), "bad_time"),
+    ("fraction 1.5 million with a time base of 1 million", lambda: _data(1_500_000),
+     "bad_time"),
+    ("fraction above a small time base", lambda: _data(150, time_base=100), "bad_time"),
+    ("version 0", lambda: _version(0), "bad_version"),
+    ("version 3", lambda: _version(3), "bad_version"),
+    ("FRACSEC reserved bit 31 set", lambda: _data(0x80000000), "bad_header"),
+    ("undefined time quality code 12", lambda: _data(0x0C000000), "bad_header"),
+    ("undefined time quality code 14", lambda: _data(0x0E000000), "bad_header"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "make", "reason"), RESTRICTED_DATA)
+def test_data_frames_breaking_a_restricted_field_are_refused(what, make, reason):
+    cfg, frame = make()
+    config = parse_config(cfg.convert2bytes())
+    with pytest.raises(FrameError) as info:
+        parse_data(frame, config)
+    assert info.value.reason == reason and info.value.message
+    decoder = StreamDecoder([config])
+    assert decoder.feed(frame) == ()
+    assert getattr(decoder.counters, reason) == 1 and decoder.counters.dropped == 1
+
+
+def test_the_last_fraction_below_time_base_and_every_defined_time_quality_pass():
+    cfg, frame = _data(999_999)
+    config = parse_config(cfg.convert2bytes())
+    (m,) = parse_data(frame, config)
+    assert m.time == approx(SOC + 0.999999)
+    for quality in (*range(12), 15):
+        flags = 0x70 | quality  # leap-second flags may be set
+        assert parse_data(_data(flags << 24 | 5)[1], config)[0].time_quality == flags
+    assert parse_data(_sync(frame, 2), config)  # C37.118.2-2011
+
+
+@pytest.mark.parametrize("id_code", [0, 0xFFFF])
+def test_reserved_idcodes_are_refused(id_code):
+    frame = _words(make_config().convert2bytes(), 4, id_code.to_bytes(2, "big"))
+    with pytest.raises(FrameError) as info:
+        check_frame(frame)
+    assert info.value.reason == "bad_header"
+    cfg, data = _data()
+    config = parse_config(cfg.convert2bytes())
+    with pytest.raises(FrameError) as info:
+        parse_frame(_words(data, 4, id_code.to_bytes(2, "big")), {id_code: config})
+    assert info.value.reason == "bad_header"
+
+
+def _cfg_word(at: int, raw: bytes) -> bytes:
+    return _words(make_config(phasors=1, analogs=1, digitals=1).convert2bytes(), at, raw)
+
+
+# CFG-2 of make_config(phasors=1, analogs=1, digitals=1): TIME_BASE at 14, NUM_PMU 18,
+# STN 20, IDCODE 36, FORMAT 38, PHNMR 40, ANNMR 42, DGNMR 44, 18 names from 46, PHUNIT 334,
+# ANUNIT 338, DIGUNIT 342, FNOM 346, CFGCNT 348, DATA_RATE 350
+RESTRICTED_CONFIG = [
+    ("TIME_BASE flag bits set", _cfg_word(14, b"\x01"), "bad_config"),
+    ("FORMAT unused bits set", _cfg_word(38, b"\x00\x13"), "bad_config"),
+    ("PHUNIT type 2 (neither volt nor ampere)", _cfg_word(334, b"\x02"), "bad_config"),
+    ("ANUNIT type 3 (reserved)", _cfg_word(338, b"\x03"), "bad_config"),
+    ("ANUNIT type 64 (reserved)", _cfg_word(338, b"\x40"), "bad_config"),
+    ("FNOM reserved bits set", _cfg_word(346, b"\x00\x03"), "bad_config"),
+    ("DATA_RATE -32768", _cfg_word(350, b"\x80\x00"), "bad_config"),
+    ("FRACSEC at TIME_BASE", _cfg_word(10, (1_000_000).to_bytes(4, "big")), "bad_time"),
+    ("version 5", _sync(make_config().convert2bytes(), 5), "bad_version"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "frame", "reason"), RESTRICTED_CONFIG)
+def test_configurations_breaking_a_restricted_field_are_refused(what, frame, reason):
+    with pytest.raises(FrameError) as info:
+        parse_config(frame)
+    assert info.value.reason == reason and info.value.message
+    decoder = StreamDecoder()
+    decoder.feed(frame)
+    assert getattr(decoder.counters, reason) == 1 and not decoder.configs
+
+
+def test_user_defined_analog_types_and_current_phasors_are_accepted():
+    config = parse_config(_words(_cfg_word(338, b"\x41"), 334, b"\x01"))
+    assert config.pmus[0].analog_units[0].kind == 65
+    assert config.pmus[0].phasor_units[0].current

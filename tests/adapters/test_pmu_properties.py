@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
+import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.pmu import FrameError, StreamDecoder, parse_config, parse_data, parse_frame
+from adapters.pmu import (
+    FrameError,
+    StreamDecoder,
+    parse_config,
+    parse_data,
+    parse_frame,
+    to_edgeflex,
+)
 from tests.adapters.pmu_peer import (
     OK_STAT,
     SOC,
@@ -128,7 +137,11 @@ def pmu_frames(draw):
         first = st.floats(0, 1e5, **f32) if polar else st.floats(-1e5, 1e5, **f32)
         second = st.floats(-3.0, 3.0, **f32) if polar else st.floats(-1e5, 1e5, **f32)
     else:
-        first = st.integers(0, 65535) if polar else st.integers(-32767, 32767)
+        first = (
+            st.integers(0, 65535).filter(lambda v: v != 0x8000)
+            if polar
+            else st.integers(-32767, 32767)
+        )  # 0x8000 marks missing data (see the missing-data property below)
         second = st.integers(-31416, 31416) if polar else st.integers(-32767, 32767)
     phasors = draw(st.lists(st.tuples(first, second), min_size=nph, max_size=nph))
     freq = draw(st.floats(-24, 24, **f32) if fr_float else st.integers(-32767, 32767))
@@ -159,6 +172,7 @@ def pmu_frames(draw):
         "digitals": tuple(digitals),
         "time": SOC + fraction / time_base,
     }
+    expected["format"] = (polar, ph_float, an_float, fr_float)
     return cfg.convert2bytes(), frame.convert2bytes(), expected
 
 
@@ -181,3 +195,64 @@ def test_data_frames_read_back_the_values_pypmu_encoded(case):
     assert m.rocof == pytest.approx(expected["rocof"], rel=1e-12)
     assert (m.analogs, m.digitals) == (expected["analogs"], expected["digitals"])
     assert m.time == pytest.approx(expected["time"], rel=1e-15)
+
+
+def _mark_missing(frame: bytes, fmt: tuple[bool, ...], counts: tuple[int, int], marks) -> bytes:
+    """Write the standard's missing-data marker into the chosen values of a data frame.
+
+    `marks` = (phasor indices, word of each phasor (0 or 1), freq?, dfreq?, analog indices).
+    """
+    _polar, ph_float, an_float, fr_float = fmt
+    nph, _analogs = counts
+    ph_word, fr_word = (4 if ph_float else 2), (4 if fr_float else 2)
+    an_word = 4 if an_float else 2
+    phasor_at = 16
+    freq_at = phasor_at + 2 * ph_word * nph
+    analog_at = freq_at + 2 * fr_word
+    out = bytearray(frame)
+
+    def put(pos: int, is_float: bool) -> None:
+        out[pos : pos + (4 if is_float else 2)] = (
+            struct.pack(">f", math.nan) if is_float else b"\x80\x00"
+        )
+
+    phasors, words, freq, dfreq, analogs = marks
+    for index, word in zip(phasors, words, strict=False):
+        put(phasor_at + (2 * index + word) * ph_word, ph_float)
+    if freq:
+        put(freq_at, fr_float)
+    if dfreq:
+        put(freq_at + fr_word, fr_float)
+    for index in analogs:
+        put(analog_at + index * an_word, an_float)
+    return fix_crc(out)
+
+
+@SETTINGS
+@given(case=pmu_frames(), data=st.data())
+def test_values_marked_missing_read_as_none_and_the_others_unchanged(case, data):
+    cfg_frame, data_frame, expected = case
+    nph, nan = len(expected["phasors"]), len(expected["analogs"])
+    phasors = data.draw(st.sets(st.integers(0, max(nph - 1, 0))) if nph else st.just(set()))
+    words = data.draw(st.lists(st.integers(0, 1), min_size=len(phasors), max_size=len(phasors)))
+    freq, dfreq = data.draw(st.booleans()), data.draw(st.booleans())
+    analogs = data.draw(st.sets(st.integers(0, max(nan - 1, 0))) if nan else st.just(set()))
+    frame = _mark_missing(
+        data_frame, expected["format"], (nph, nan), (sorted(phasors), words, freq, dfreq, analogs)
+    )
+    (m,) = parse_data(frame, parse_config(cfg_frame))
+    for k, phasor in enumerate(m.phasors):
+        if k in phasors:
+            assert phasor is None
+        else:
+            assert tuple(phasor) == pytest.approx(expected["phasors"][k], rel=1e-9, abs=1e-9)
+    assert (m.frequency is None) == freq and (m.rocof is None) == dfreq
+    if not freq:
+        assert m.frequency == pytest.approx(expected["frequency"], rel=1e-12)
+    for k, value in enumerate(m.analogs):
+        assert value is None if k in analogs else value == expected["analogs"][k]
+    payload = to_edgeflex(m)
+    json.dumps(payload, allow_nan=False)  # valid JSON: no NaN slips through
+    assert sum(v is None for v in payload.values()) == 2 * len(phasors) + freq + dfreq + len(
+        analogs
+    )

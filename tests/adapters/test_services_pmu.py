@@ -11,7 +11,7 @@ import pytest
 from adapters.services.pmu import PmuService, topic_for
 from pbgm.bus import MemoryBus
 from pbgm.errors import ConfigurationError
-from tests.adapters.pmu_peer import OK_STAT, SOC, DataFrame, make_config, udp_sender
+from tests.adapters.pmu_peer import OK_STAT, SOC, DataFrame, fix_crc, make_config, udp_sender
 
 
 def data_frame(cfg, k: int) -> bytes:
@@ -69,6 +69,22 @@ def test_measurements_are_published_as_json_edgeflex(bus, running):
     assert first["edgePMU3 rocof"] == pytest.approx(-0.5)
     assert [payload["created"] for _, payload in got] == [(SOC + k) * 1000 for k in range(3)]
     assert running.state()["published"] == 3
+
+
+def test_missing_values_reach_the_bus_as_null_never_as_numbers(bus, running):
+    got = collect(bus, "/edgeflex/#")
+    cfg = make_config(station="edgePMU3", fmt=(True, False, False, False))
+    frame = bytearray(DataFrame(7734, OK_STAT, [(23000, 0)] * 3, -25, -50, [1], [0], cfg,
+                                soc=SOC).convert2bytes())  # fmt: skip
+    frame[28:30] = b"\x80\x00"  # FREQ after STAT and three 4-byte phasors: missing
+    with udp_sender() as sock:
+        sock.sendto(cfg.convert2bytes(), running.address)
+        time.sleep(0.1)
+        sock.sendto(fix_crc(frame), running.address)
+        wait_for(lambda: len(got) == 1)
+    _, payload = got[0]
+    assert payload["edgePMU3 frequency"] is None
+    assert payload["edgePMU3 rocof"] == pytest.approx(-0.5)
 
 
 def test_bad_frames_are_counted_and_the_service_keeps_running(bus, running):

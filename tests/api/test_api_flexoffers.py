@@ -150,3 +150,20 @@ def test_offers_are_invisible_to_callers_without_the_template(world: World):
     reply = world.call("POST", path + "/schedule", caller="svc-voltage", json_body={})
     assert reply.code == "not_found"
     assert world.store.list_flexoffer_schedules(offer["id"]) == []
+
+
+def test_numbers_beyond_the_model_range_are_violations_not_server_errors(world: World):
+    offer = dict(sample("offer-bess-01-valid.json"), id="fo-huge")
+    offer["totalEnergyConstraint"] = {"lower": 0, "upper": int("9" * 4000)}
+    reply = submit(world, offer)
+    assert reply.status == 201 and reply.json["state"] == "rejected"
+    assert [(r["code"], r["path"]) for r in reply.json["reasons"]] == [
+        ("number_out_of_range", "$.totalEnergyConstraint.upper")
+    ]
+    path = f"/api/v1/flexoffers/{b64('fo-bess-01-20260302-a')}/schedule"
+    submit(world, sample("offer-bess-01-valid.json"))
+    schedule = sample("schedule-bess-01-valid.json")
+    schedule["scheduleSlices"][0]["energyAmount"] = int("9" * 4000)
+    refused = world.call("POST", path, caller="svc-market", json_body=schedule)
+    assert refused.status == 201 and refused.json["state"] == "rejected"
+    assert [r["code"] for r in refused.json["reasons"]] == ["number_out_of_range"]

@@ -28,7 +28,7 @@ from controls.testing import simulate_swing
 SEEDS = range(5)
 
 
-def one_percent_noise(h_s: float, **kwargs) -> dict:
+def one_percent_noise(h_s: float, **kwargs) -> dict:  # kwargs: simulate_swing's
     clean = simulate_swing(h_s, **kwargs)
     after = (clean.t >= clean.t_event) & (clean.t <= clean.t_event + 1.0)
     return {"f_noise_hz": 0.01 * np.abs(clean.f_hz[after] - 50.0).max(), "p_noise_rel": 0.01}
@@ -85,7 +85,8 @@ def test_later_swings_of_an_event_give_no_second_estimate(h_s):
     first, *later = estimates(record)
     assert isinstance(first, InertiaEstimate) and first.t0 == pytest.approx(record.t_event)
     for swing in later:  # governor oscillations: RoCoF without a power step behind it
-        assert isinstance(swing, EventRejected) and swing.reason == "imbalance_too_small"
+        assert isinstance(swing, EventRejected)
+        assert swing.reason in ("imbalance_too_small", "not_steady")
 
 
 def test_two_separate_disturbances_give_two_estimates():
@@ -97,8 +98,14 @@ def test_two_separate_disturbances_give_two_estimates():
     f = np.concatenate([first.f_hz, second.f_hz + settled_f])
     p = np.concatenate([first.p_mw, second.p_mw + first.p_mw[-1]])
     results = InertiaEstimator(first.s_base_mw).run(t, f, p)
-    assert [type(r) for r in results] == [InertiaEstimate, InertiaEstimate]
-    assert [r.h_s for r in results] == pytest.approx([4.0, 4.0], rel=0.05)
+    found = [r for r in results if isinstance(r, InertiaEstimate)]
+    assert [r.t0 for r in found] == pytest.approx([2.0, t[0] + first.t[-1] + 0.02 + 2.0])
+    assert [r.h_s for r in found] == pytest.approx([4.0, 4.0], rel=0.05)
+    for swing in set(results) - set(found):  # the governors' later swings, each with a reason
+        assert isinstance(swing, EventRejected) and swing.reason in (
+            "imbalance_too_small",
+            "not_steady",
+        )
 
 
 def test_rocof_is_the_windowed_regression_slope():
@@ -176,3 +183,120 @@ def test_inconsistent_inertia_limits_are_refused():
         InertiaLimits(h_min_s=5.0, h_max_s=1.0)
     with pytest.raises(InvalidLimitsError):
         InertiaEstimator(s_base_mw=0.0)
+
+
+# --- issue 12: events not missed, low frame rates, drift, honest uncertainty, settings ---
+
+
+def two_percent_noise(h_s: float, fps: int, seed: int, **kwargs):
+    clean = simulate_swing(h_s, fps=fps, **kwargs)
+    after = (clean.t >= clean.t_event) & (clean.t <= clean.t_event + 1.0)
+    noise = 0.02 * np.abs(clean.f_hz[after] - 50.0).max()
+    return simulate_swing(h_s, fps=fps, f_noise_hz=noise, p_noise_rel=0.02, seed=seed, **kwargs)
+
+
+def the_estimate(record, method="least_squares"):
+    found = [r for r in estimates(record, method) if isinstance(r, InertiaEstimate)]
+    near = [r for r in found if abs(r.t0 - record.t_event) < 0.1]
+    assert near, f"the event at {record.t_event} s was missed: {estimates(record, method)}"
+    return near[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_rejected_noise_candidate_does_not_hide_the_event_after_it(seed):
+    # H = 1.5 s, 5 % loss, 50 frames/s, 2 % noise: noise crosses the threshold before
+    # the event, is rejected, and used to start a 2 s hold-off that swallowed the event
+    record = two_percent_noise(1.5, 50, seed)
+    assert the_estimate(record).h_s == pytest.approx(1.5, rel=0.05)
+
+
+def test_every_candidate_gives_an_estimate_or_a_reason():
+    record = two_percent_noise(1.5, 50, 2)
+    limits = InertiaLimits()
+    results = estimates(record)
+    assert any(isinstance(r, EventRejected) for r in results)  # noise candidates, judged
+    candidates = detect_events(record.t, record.f_hz, threshold_hz_s=limits.rocof_threshold_hz_s,
+                               window_s=limits.detection_window_s)  # fmt: skip
+    estimate = the_estimate(record)
+    for candidate in candidates:
+        if estimate.t0 - 1.0 < candidate.t0 < estimate.t0 + limits.ls_window_s:
+            continue  # moved onto the event's power step, or that event's own swings
+        assert any(abs(r.t0 - candidate.t0) < 0.5 for r in results), candidate
+
+
+@pytest.mark.parametrize("h_s", [2.0, 4.0, 8.0])
+def test_ten_frames_per_second_work_with_the_default_windows(h_s):
+    record = simulate_swing(h_s, fps=10, seed=1, **one_percent_noise(h_s, fps=10))
+    for method, tolerance in (("least_squares", 0.05), ("swing", 0.12)):
+        assert the_estimate(record, method).h_s == pytest.approx(h_s, rel=tolerance)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ambient_drift_does_not_bias_the_least_squares_estimate(seed):
+    # ±10 mHz random walk plus 1 mHz noise: errors reached 8-13 % at H = 9 s
+    record = simulate_swing(9.0, fps=50, f_noise_hz=0.001, p_noise_rel=0.01, f_drift_hz=0.01,
+                            seed=seed)  # fmt: skip
+    estimate = the_estimate(record)
+    assert estimate.h_s == pytest.approx(9.0, rel=0.05)
+    assert estimate.h_low_s <= 9.0 <= estimate.h_high_s
+
+
+def test_a_pre_event_frequency_trend_is_removed():
+    record = simulate_swing(7.0, f_noise_hz=0.001, p_noise_rel=0.01, seed=3)
+    drifting = dataclasses.replace(record, f_hz=record.f_hz + 0.005 * record.t)  # 5 mHz/s
+    assert the_estimate(drifting).h_s == pytest.approx(7.0, rel=0.02)
+
+
+@pytest.mark.parametrize("h_s", [1.5, 4.0])
+def test_the_swing_formula_is_not_biased_by_the_rocof_decay(h_s):
+    assert the_estimate(simulate_swing(h_s), "swing").h_s == pytest.approx(h_s, rel=0.01)
+
+
+def test_the_stated_interval_holds_the_true_h_under_drifting_noise():
+    # ordinary least-squares errors held it in about half of these runs (up to 9.6 sigma)
+    held = 0
+    for seed in range(20):
+        record = simulate_swing(5.5, fps=50, f_noise_hz=0.001, p_noise_rel=0.01,
+                                f_drift_hz=0.01, seed=seed)  # fmt: skip
+        estimate = the_estimate(record)
+        held += estimate.h_low_s <= 5.5 <= estimate.h_high_s
+        assert estimate.h_low_s < estimate.h_s < estimate.h_high_s
+        assert abs(estimate.h_s - 5.5) < 4 * estimate.stderr_s
+    assert held >= 17
+
+
+def test_the_interval_narrows_with_less_noise():
+    noisy = the_estimate(simulate_swing(4.0, f_noise_hz=0.005, p_noise_rel=0.02, seed=1))
+    quiet = the_estimate(simulate_swing(4.0, f_noise_hz=0.0005, p_noise_rel=0.002, seed=1))
+    assert quiet.h_high_s - quiet.h_low_s < (noisy.h_high_s - noisy.h_low_s) / 3
+
+
+NAN = float("nan")
+RECORD = simulate_swing(4.0, f_noise_hz=0.001, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("what_is_wrong", "call", "named"),
+    [
+        ("an unknown method", lambda e: e.run(RECORD.t, RECORD.f_hz, RECORD.p_mw, method="ml"),
+         "`method`"),
+        ("a NaN rocof threshold", lambda e: InertiaLimits(rocof_threshold_hz_s=NAN),
+         "`rocof_threshold_hz_s`.*Hz/s"),
+        ("a NaN minimum r2", lambda e: InertiaLimits(min_r2=NAN), "`min_r2`"),
+        ("an r2 above one", lambda e: InertiaLimits(min_r2=1.5), "`min_r2`"),
+        ("a fractional sample count", lambda e: InertiaLimits(min_samples=4.5), "`min_samples`"),
+        ("a NaN window", lambda e: InertiaLimits(ls_window_s=NAN), "`ls_window_s`.*s"),
+        ("frequency in pu", lambda e: e.run(RECORD.t, RECORD.f_hz / 50.0, RECORD.p_mw), "Hz"),
+        ("time in ms", lambda e: e.run(RECORD.t * 1000.0, RECORD.f_hz, RECORD.p_mw), "seconds"),
+        ("an empty record", lambda e: e.run(np.array([]), np.array([]), np.array([])),
+         "too short"),
+        ("a one-sample record", lambda e: e.run(np.array([0.0]), np.array([50.0]),
+                                                np.array([0.0])), "too short"),
+        ("a NaN base power", lambda e: InertiaEstimator(NAN), "`s_base_mw`.*MW"),
+        ("a NaN rocof window", lambda e: rocof(RECORD.t, RECORD.f_hz, window_s=NAN),
+         "`window_s`"),
+    ],
+)  # fmt: skip
+def test_unusable_settings_and_records_are_refused_with_what_to_fix(what_is_wrong, call, named):
+    with pytest.raises((InvalidLimitsError, InvalidMeasurementError), match=named):
+        call(InertiaEstimator(RECORD.s_base_mw))

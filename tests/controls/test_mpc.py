@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -9,15 +10,21 @@ import numpy as np
 import pytest
 
 from controls import (
+    DgLimits,
+    EssLimits,
     FlexLimits,
     FlexSchedule,
+    InvalidLimitsError,
     InvalidMeasurementError,
     InvalidMessageError,
     MpcForecast,
     MpcLimits,
     MpcState,
     MpcVoltageController,
+    VoltageLimits,
+    chain_feeder,
 )
+from controls.testing import power_flow
 from tests.controls.cases import ESS_NODE, MODEL, PV_NODES, limits, plant_voltages
 
 LOAD = {n: 1.0 for n in MODEL.nodes}
@@ -185,3 +192,86 @@ def test_replaced_limits_bound_the_next_plan():
 def test_a_storage_without_a_state_of_charge_is_not_planned_blindly():
     with pytest.raises(InvalidMeasurementError, match=f"`{ESS_NODE}`"):
         MpcVoltageController(MODEL, MpcLimits(limits())).step(day([1.0]), MpcState(1.02))
+
+
+# --- plans in the band on the real (AC) feeder ------------------------------------------
+
+
+def ac_of_plan(feeder, plan, forecast: MpcForecast, k: int, v_slack: float) -> dict[int, float]:
+    """The independent AC power flow (`controls.testing`) of step k of a plan."""
+    p = {n: -v for n, v in forecast.load_kw[k].items()}
+    q = {n: -v for n, v in forecast.load_kvar[k].items()}
+    for n, available in forecast.pv_kw[k].items():
+        p[n] = p.get(n, 0.0) + (plan.p_pv_kw[n][k] if n in plan.p_pv_kw else available)
+    for part in (plan.p_ess_kw, plan.flex_kw):
+        for n, values in part.items():
+            p[n] = p.get(n, 0.0) + values[k]
+    for n, values in plan.q_kvar.items():
+        q[n] = q.get(n, 0.0) + values[k]
+    return power_flow(feeder, p, q, v_slack_pu=v_slack)
+
+
+def random_case(rng: np.random.Generator):
+    """A chain or tree feeder of 4-11 LV sections, PV, loads, one storage, 1-3 steps."""
+    n = int(rng.integers(4, 12))
+    r = rng.uniform(0.005, 0.02)
+    feeder = chain_feeder(n, r_ohm=r, x_ohm=r * rng.uniform(0.2, 3.0),
+                          branch_every=int(rng.integers(0, 4)))  # fmt: skip
+    nodes = list(feeder.nodes)
+    steps = int(rng.integers(1, 4))
+    pv_nodes = [m for m in nodes if rng.random() < 0.5] or nodes[-1:]
+    pv = [{m: rng.uniform(0, 80) for m in pv_nodes} for _ in range(steps)]
+    load = [{m: rng.uniform(0, 40) for m in nodes if rng.random() < 0.4} for _ in range(steps)]
+    load_q = [{m: rng.uniform(-10, 30) for m in nodes if rng.random() < 0.3} for _ in range(steps)]
+    q_max = rng.uniform(10, 100)
+    dg = {m: DgLimits(-q_max, q_max, curtailable=bool(rng.random() < 0.6)) for m in pv_nodes}
+    storage = nodes[int(rng.integers(0, len(nodes)))]
+    ess = {storage: EssLimits(-30, 30, energy_kwh=60, soc_min=0.1, soc_max=0.9)}
+    state = MpcState(rng.uniform(0.97, 1.045), {storage: rng.uniform(0.2, 0.8)})
+    return feeder, VoltageLimits(dg=dg, ess=ess), MpcForecast(load, pv, load_q), state
+
+
+@pytest.mark.parametrize("seed", [1, 2, 7])
+def test_plans_called_feasible_stay_in_the_band_in_the_ac_power_flow(seed):
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for _ in range(60):
+        feeder, band, forecast, state = random_case(rng)
+        plan = MpcVoltageController(feeder, MpcLimits(band)).step(forecast, state)
+        for k in range(forecast.horizon):
+            actual = ac_of_plan(feeder, plan, forecast, k, state.v_slack_pu)
+            if plan.feasible:
+                checked += 1
+                assert band.v_min - 1e-6 <= min(actual.values())
+                assert max(actual.values()) <= band.v_max + 1e-6
+            reported = [actual[n] for n in feeder.nodes]
+            assert plan.voltages[k] == pytest.approx(reported, abs=1e-9)  # the AC, not linear
+    assert checked > 100
+
+
+def dense(model):
+    """The sensitivities without their feeder: no AC model to check plans with."""
+    return dataclasses.replace(model, feeder=None)
+
+
+def test_without_an_ac_model_the_plan_keeps_a_margin_inside_the_band():
+    mpc_limits = MpcLimits(limits())
+    plan = MpcVoltageController(dense(MODEL), mpc_limits).step(day([1.0, 1.0]), STATE)
+    assert plan.feasible and plan.voltages.max() <= mpc_limits.voltage.v_max - 0.002 + 1e-9
+    wider = MpcVoltageController(dense(MODEL), mpc_limits, margin_pu=0.0)
+    assert wider.step(day([1.0, 1.0]), STATE).voltages.max() > plan.voltages.max()
+
+
+@pytest.mark.parametrize(
+    ("what_is_wrong", "kwargs", "named"),
+    [
+        ("a NaN step length", {"step_hours": float("nan")}, "`step_hours`.*h"),
+        ("a zero step length", {"step_hours": 0.0}, "`step_hours`"),
+        ("an unknown fallback", {"fallback": "zero"}, "`fallback`"),
+        ("a fractional timeout", {"response_timeout_cycles": 1.5}, "`response_timeout_cycles`"),
+        ("a negative margin", {"margin_pu": -0.001}, "`margin_pu`.*pu"),
+    ],
+)
+def test_unusable_mpc_settings_are_refused_with_their_name_and_unit(what_is_wrong, kwargs, named):
+    with pytest.raises(InvalidLimitsError, match=named):
+        MpcVoltageController(MODEL, MpcLimits(limits()), **kwargs)

@@ -8,9 +8,12 @@ import threading
 import pytest
 
 from controls import (
+    ControlCosts,
+    EssLimits,
     InvalidLimitsError,
     InvalidMeasurementError,
     InvalidMessageError,
+    MeteringThresholds,
     VoltageController,
     VoltageMeasurements,
     from_message,
@@ -19,6 +22,7 @@ from controls import (
 from controls.voltage import DEFAULT_TOPICS, DgLimits, VoltageLimits
 from tests.controls.cases import (
     ESS_NODE,
+    FEEDER,
     MODEL,
     PV_NODES,
     closed_loop,
@@ -204,3 +208,29 @@ def test_a_pv_without_an_availability_measurement_gets_no_active_power_setpoint(
     setpoints = VoltageController(MODEL, limits()).step(VoltageMeasurements(voltages, {4: 30.0}))
     assert set(setpoints.active_power) == {4}
     assert set(setpoints.reactive_power) == set(PV_NODES)
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("what_is_wrong", "build", "named"),
+    [
+        ("a NaN band", lambda: VoltageLimits(v_min=NAN), "pu"),
+        ("a NaN nominal voltage", lambda: VoltageLimits(v_nominal_v=NAN), "`v_nominal_v`.*V"),
+        ("a NaN pv limit", lambda: DgLimits(p_max_kw=NAN), "`p_max_kw`.*kW"),
+        ("a NaN storage energy", lambda: EssLimits(-1.0, 1.0, energy_kwh=NAN), "`energy_kwh`"),
+        ("a state of charge above 1", lambda: EssLimits(-1.0, 1.0, soc_max=1.5), "0, 1"),
+        ("a NaN price", lambda: ControlCosts(q_per_kvar=NAN), "`q_per_kvar`"),
+        ("a negative margin", lambda: VoltageController(FEEDER, VoltageLimits(), margin_pu=-0.1),
+         "`margin_pu`.*pu"),
+        ("a NaN metering window", lambda: MeteringThresholds(window_s=NAN), "`window_s`.*s"),
+        ("a NaN metering rocof", lambda: MeteringThresholds(min_rocof_hz_s=NAN),
+         "`min_rocof_hz_s`.*Hz/s"),
+    ],
+)  # fmt: skip
+def test_unusable_voltage_and_metering_settings_are_refused_with_name_and_unit(
+    what_is_wrong, build, named
+):
+    with pytest.raises(InvalidLimitsError, match=named):
+        build()
