@@ -153,17 +153,26 @@ def test_offers_are_invisible_to_callers_without_the_template(world: World):
 
 
 def test_numbers_beyond_the_model_range_are_violations_not_server_errors(world: World):
+    """A number a double holds but the model's formulas do not take (|energy| > 1e15) is a
+    violation of the offer; one beyond a double (4,000 digits) is refused by the body
+    reader with the same code, before any FlexOffer is read. Never a 500."""
     offer = dict(sample("offer-bess-01-valid.json"), id="fo-huge")
-    offer["totalEnergyConstraint"] = {"lower": 0, "upper": int("9" * 4000)}
+    offer["totalEnergyConstraint"] = {"lower": 0, "upper": 10**20}
     reply = submit(world, offer)
     assert reply.status == 201 and reply.json["state"] == "rejected"
     assert [(r["code"], r["path"]) for r in reply.json["reasons"]] == [
         ("number_out_of_range", "$.totalEnergyConstraint.upper")
     ]
+    offer["totalEnergyConstraint"] = {"lower": 0, "upper": int("9" * 4000)}
+    huge = submit(world, dict(offer, id="fo-huger"))
+    assert huge.status == 400 and huge.json["code"] == "number_out_of_range"
     path = f"/api/v1/flexoffers/{b64('fo-bess-01-20260302-a')}/schedule"
     submit(world, sample("offer-bess-01-valid.json"))
     schedule = sample("schedule-bess-01-valid.json")
-    schedule["scheduleSlices"][0]["energyAmount"] = int("9" * 4000)
+    schedule["scheduleSlices"][0]["energyAmount"] = 10**20
     refused = world.call("POST", path, caller="svc-market", json_body=schedule)
     assert refused.status == 201 and refused.json["state"] == "rejected"
     assert [r["code"] for r in refused.json["reasons"]] == ["number_out_of_range"]
+    schedule["scheduleSlices"][0]["energyAmount"] = int("9" * 4000)
+    too_big = world.call("POST", path, caller="svc-market", json_body=schedule)
+    assert too_big.status == 400 and too_big.json["code"] == "number_out_of_range"
