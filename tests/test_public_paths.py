@@ -23,9 +23,11 @@ NOT_PATHS = {
 }
 """Dotted names in the docs that are not import paths, and what they are."""
 
-_IMPORT = re.compile(r"^\s*from ((?:%s)[\w.]*) import ([\w, ()]+)$" % "|".join(PACKAGES), re.M)
-_PLAIN_IMPORT = re.compile(r"^\s*import ((?:%s)[\w.]*)\s*$" % "|".join(PACKAGES), re.M)
-_DOTTED = re.compile(r"`((?:%s)(?:\.\w+)+)" % "|".join(PACKAGES))
+_IMPORT = re.compile(
+    r"^\s*from ((?:{})[\w.]*) import ([\w, ()]+)$".format("|".join(PACKAGES)), re.M
+)
+_PLAIN_IMPORT = re.compile(r"^\s*import ((?:{})[\w.]*)\s*$".format("|".join(PACKAGES)), re.M)
+_DOTTED = re.compile(r"`((?:{})(?:\.\w+)+)".format("|".join(PACKAGES)))
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 
 
