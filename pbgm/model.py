@@ -127,17 +127,30 @@ Expr = AttributeRef | Literal | Apply
 # --- targets ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Match:
-    """`category.name` has at least one value in `values` (an indexable equality)."""
+    """`category.name` has at least one value in `values` (an indexable equality).
+
+    Built like `Request`, without the frozen dataclass `__init__`: a decision point
+    reads one per stored policy when it loads 100,000."""
 
     category: str
     name: str
     values: frozenset[Any]
 
+    def __init__(self, category: str, name: str, values: frozenset[Any]) -> None:
+        _set_category(self, category)
+        _set_name(self, name)
+        _set_values(self, values)
+
     @property
     def path(self) -> str:
         return f"{self.category}.{self.name}"
+
+
+_set_category = vars(Match)["category"].__set__
+_set_name = vars(Match)["name"].__set__
+_set_values = vars(Match)["values"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +280,7 @@ class Request:
         return bag
 
 
-# The slots' own setters: they bypass the frozen `__setattr__`, and only `__init__` uses them.
+# The slots' own setters: they bypass the frozen `__setattr__`; only `__init__` uses them.
 _set_subject = vars(Request)["subject"].__set__
 _set_resource = vars(Request)["resource"].__set__
 _set_action = vars(Request)["action"].__set__

@@ -2,8 +2,8 @@
 
 A change (policies added, replaced or removed) costs what it touches, not what the set
 holds: only the new policies are compiled; the children are the old tuple with the
-changed ones swapped (slices copied in C, no Python loop over the set when the set is in
-id order, as a store's is); the index changes only at the key values of the policies
+changed ones swapped (slices copied as memory, no Python loop over the set when the set is
+in id order, as a store's is); the index changes only at the key values of the policies
 that left or came (`CandidateIndex.updated`); so do the leaves. Everything else (the
 other compiled policies, their shared results) is shared with the old set, which stays
 whole for the decisions still running on it: a decision sees the old set or the new
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from typing import Any
 
 from pbgm.decision.index import index_key
@@ -69,7 +68,15 @@ def _spliced(
         at = i + 1 if exists else i
     pieces.append(children[at:])
     id_pieces.append(ids[at:])
-    return tuple(chain.from_iterable(pieces)), tuple(chain.from_iterable(id_pieces)), gone
+    return _joined(pieces), _joined(id_pieces), gone
+
+
+def _joined(pieces: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The pieces as one tuple: copied by `list.extend`, as memory, not item by item."""
+    joined: list[Any] = []
+    for piece in pieces:
+        joined += piece
+    return tuple(joined)
 
 
 def _rebuilt(

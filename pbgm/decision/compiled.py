@@ -152,7 +152,7 @@ class CompiledPolicySet(Combining):
         )
         self._timing()
         own = () if self.failure is None else (self.failure,)
-        self.problems = (*own, *self._problems(children))
+        self.problems = (*own, *self.problems_of(children))
         self.single: tuple[Any, ...] | None = None
         self.leaves: dict[str, tuple[Any, ...]] | None = None
         if specialise and isinstance(self.index, CandidateIndex) and self.combine is not None:
@@ -173,6 +173,7 @@ class CompiledPolicySet(Combining):
         removed: Iterable[str] = (),
         *,
         revision: int | None = None,
+        header: PolicySet | None = None,
     ) -> CompiledPolicySet:
         """A new set with `policies` added (or, where their id is here, in place of the
         policy with that id) and the policies with the ids in `removed` taken out,
@@ -180,7 +181,9 @@ class CompiledPolicySet(Combining):
         new policies are compiled, and the index changes only at their key values
         (`pbgm.decision.changes`). A new policy goes where the order of ids puts it: a
         set in id order (as a store gives it) stays in id order; in another set new
-        policies go last. Policy ids must be unique."""
+        policies go last. Policy ids must be unique. A `header` (the set's own document,
+        its policies ignored) that differs from this set's makes the set again around
+        the same compiled policies."""
         with gc_paused():
             nodes = [
                 p
@@ -192,14 +195,17 @@ class CompiledPolicySet(Combining):
             children, ids, gone = changed_children(self.children, self.ids, ordered, nodes, removed)
             new = object.__new__(CompiledPolicySet)
             new.ordered = ordered or _increasing(ids)
-            header = self.header if revision is None else replace(self.header, revision=revision)
+            own = self.header if header is None else replace(header, policies=())
+            if revision is not None:
+                own = replace(own, revision=revision)
+            same = replace(own, revision=self.revision) == self.header
             index = None
-            if self.index is not None and len(children) > self.index_threshold:
+            if same and self.index is not None and len(children) > self.index_threshold:
                 index = self.index.updated(children, gone, nodes, ordered=new.ordered)  # type: ignore[attr-defined]
             if index is None:  # a new shape of index: built again, nothing compiled again
-                new.assemble(header, children, self.index_threshold, self.specialise)
+                new.assemble(own, children, self.index_threshold, self.specialise)
             else:
-                new._changed_from(self, header, children, ids, index, gone, nodes)
+                new._changed_from(self, own, children, ids, index, gone, nodes)
             return new
 
     def _changed_from(
@@ -224,7 +230,7 @@ class CompiledPolicySet(Combining):
         self._timing()
         left = {child.id for child in gone}
         kept = [problem for problem in old.problems if problem.policy_id not in left]
-        self.problems = (*kept, *self._problems(added))
+        self.problems = (*kept, *self.problems_of(added))
         self.single = index.single if old.single is not None else None
         self.leaves = None
         if self.single is not None:
@@ -337,7 +343,7 @@ class CompiledPolicySet(Combining):
         return leaves
 
     @staticmethod
-    def _problems(children: Iterable[Any]) -> Iterable[EvaluationError]:
+    def problems_of(children: Iterable[Any]) -> Iterable[EvaluationError]:
         """Compile-time errors of `children`: the parts that evaluate to Indeterminate
         when they apply (lazy policies report theirs when compiled)."""
         for policy in children:
@@ -373,7 +379,7 @@ def compile_policy_set(
 
 def compile_policies(
     header: PolicySet,
-    policies: Iterable[Policy],
+    policies: Iterable[Policy | LazyPolicy],
     *,
     index_threshold: int = INDEX_THRESHOLD,
     specialise: bool = True,

@@ -179,29 +179,43 @@ class CandidateIndex:
         always: list[int] = []
         tables: dict[tuple[str, str], dict[Any, list[int]]] = {}
         for position, matches in enumerate(targets):
-            key = index_key(matches)
+            key = matches[0] if len(matches) == 1 else index_key(matches)
             if key is None:
                 always.append(position)
                 continue
-            table = tables.setdefault((key.category, key.name), {})
+            table = tables.get((key.category, key.name))
+            if table is None:
+                table = tables[key.category, key.name] = {}
             for value in key.values:
-                table.setdefault(value, []).append(position)
+                found = table.get(value)
+                if found is None:
+                    table[value] = [position]
+                else:
+                    found.append(position)
         self._always = self._pick(always)
         self._paths = tuple(tables)
         self.single: tuple[Callable[[Request], Any], str, dict[Any, Any], tuple[Any, ...]] | None
         self.single = None
         if len(tables) == 1 and len(always) <= MAX_MERGED:
             ((category, name), table), *_ = tables.items()
-            merged = {value: self._pick(sorted({*p, *always})) for value, p in table.items()}
-            self.single = (bag_getter(category), name, merged, self._always)
+            if always:
+                table = {value: sorted({*p, *always}) for value, p in table.items()}
+            self.single = (bag_getter(category), name, self._entries(table), self._always)
             tables = {}
         self._tables = tuple(
-            (bag_getter(category), name, {v: self._pick(p) for v, p in table.items()})
+            (bag_getter(category), name, self._entries(table))
             for (category, name), table in tables.items()
         )
 
     def _pick(self, positions: Sequence[int]) -> tuple[Any, ...]:
         return tuple(self._children[p] for p in positions)
+
+    def _entries(self, table: dict[Any, list[int]]) -> dict[Any, tuple[Any, ...]]:
+        """The table with positions turned into children (most entries hold one)."""
+        children = self._children
+        return {
+            value: (children[p[0]],) if len(p) == 1 else self._pick(p) for value, p in table.items()
+        }
 
     def candidates(self, request: Request) -> Sequence[Any]:
         single = self.single

@@ -7,10 +7,10 @@ validity window or reads the time) and its *source*, an opaque value (for `pbgm.
 the policy's compact JSON text) that its `build` function turns into a compiled policy
 the first time a decision reaches it. The source is then let go.
 
-`build` must never raise: a source that cannot be read is built into a policy that is
-Indeterminate whenever its target matches (`CompiledPolicy.broken`), as a policy that
-does not compile is. Two threads that reach a lazy policy at once may both build it;
-either result is the same policy, and one of them is kept.
+A `build` that raises gives a policy that is Indeterminate whenever its target matches
+(`CompiledPolicy.broken`, code `invalid_policy`), as a policy that does not compile is.
+Two threads that reach a lazy policy at once may both build it; either result is the
+same policy, and one of them is kept.
 
 The set (`pbgm.decision.compiled`) asks a lazy policy for nothing else until a decision
 reaches it; it then builds the policy and, when the policy is one the set can answer
@@ -19,13 +19,17 @@ from a leaf, keeps that leaf.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from pbgm.decision.combining import Result
 from pbgm.decision.evaluator import CompiledPolicy
-from pbgm.model import Match, Request
+from pbgm.decision.outputs import reason
+from pbgm.model import Match, Request, Target
+
+log = logging.getLogger("pbgm.decision")
 
 Build = Callable[[Any], CompiledPolicy]
 
@@ -49,7 +53,6 @@ class LazyPolicy:
         target_matches: tuple[Match, ...],
         source: Any,
         build: Build,
-        *,
         windowed: bool = True,
         uses_current_time: bool = True,
     ) -> None:
@@ -69,10 +72,18 @@ class LazyPolicy:
         node = self._node
         if node is None:
             source = self.source
-            node = self._node = self.build(source) if source is not None else self._node
+            node = self._node = self._built(source) if source is not None else self._node
             self.source = None
         assert node is not None  # another thread built it between the two reads
         return node
+
+    def _built(self, source: Any) -> CompiledPolicy:
+        try:
+            return self.build(source)
+        except Exception as error:  # fail closed: Indeterminate where it applies
+            log.warning("policy %r could not be built", self.id, exc_info=True)
+            message = f"the policy cannot be read: {reason(error)}"
+            return CompiledPolicy.broken(self.id, Target(self.target_matches), message)
 
     def applies(self, request: Request, now: datetime) -> bool:
         return self.node().applies(request, now)

@@ -16,6 +16,7 @@ from typing import Any
 from pbgm.errors import UnsupportedOperationError
 from pbgm.model import Clock
 from pbgm.store import _common as common
+from pbgm.store import _feed as feed
 from pbgm.store import _principal_rules as principal_rules
 from pbgm.store._memory_flexoffers import MemoryFlexOffers
 from pbgm.store._memory_state import State
@@ -37,12 +38,31 @@ class MemoryPrincipals(MemoryFlexOffers):
         return self._state
 
     def _changed(
-        self, at: datetime, actor: str, action: str, kind: str, object_id: str, details: Any
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        kind: str,
+        object_id: str,
+        details: Any,
+        *,
+        access: bool = True,
     ) -> None:
-        """Bump the revision and audit the change (callers hold the lock)."""
+        """Bump the revision (and, for a change of principals or grants, the access
+        revision) and audit the change (callers hold the lock)."""
         state = self._live()
         state.revision += 1
+        state.access_revision += access
         _append_audit(state, AuditEntry(0, at, actor, action, kind, object_id, details))
+
+    def _decision_changed(self, policy_id: str | None, policy_group: str | None = None) -> None:
+        """Bump the decision revision and append the change to the feed (callers hold
+        the lock): a policy's id, or None and a policy group's id."""
+        state = self._live()
+        state.decision_revision += 1
+        state.feed.append((state.decision_revision, policy_id, policy_group))
+        if len(state.feed) > 2 * feed.FEED_LENGTH:
+            del state.feed[: -feed.FEED_LENGTH]
 
     def _audit_only(
         self, at: datetime, actor: str, action: str, kind: str, object_id: str, details: Any

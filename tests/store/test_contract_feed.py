@@ -1,0 +1,145 @@
+"""The Store contract, continued: the decision and access revisions, and the change feed
+decision points follow (`Store.revisions`, `Store.read_published`), on every store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pbgm.model import PolicyGroup, PolicyStatus
+from pbgm.store import Store
+from pbgm.store.base import Revisions
+from tests.store.conftest import policy_doc, table_ids
+from tests.store.test_contract_changes import CHANGES, populate
+
+PUBLISHED, RETIRED = PolicyStatus.PUBLISHED, PolicyStatus.RETIRED
+
+# What each change of the contract's change table moves, once `p1` is published:
+# (decision revision, access revision); the repository revision always moves by one.
+MOVES = {
+    "create a policy": (0, 0),
+    "update a policy": (0, 0),  # a draft: the published version stays
+    "roll a policy back": (0, 0),
+    "publish a policy": (1, 0),
+    "retire a policy": (1, 0),
+    "delete a policy": (1, 0),
+    "add a policy group": (1, 0),
+    "change a policy group": (1, 0),
+}
+
+
+@pytest.mark.parametrize(("what", "change", "audited"), CHANGES, ids=table_ids(CHANGES))
+def test_each_change_moves_the_revisions_that_count_it(
+    store: Store, what: str, change: Callable[[Store], Any], audited: Any
+) -> None:
+    populate(store)
+    store.set_policy_status("p1", PUBLISHED, actor="root")
+    before = store.revisions()
+    change(store)
+    after = store.revisions()
+    decisions, access = MOVES.get(what, (0, 1))  # the rest: principals and grants
+    assert after == Revisions(
+        before.repository + 1, before.decisions + decisions, before.access + access
+    )
+
+
+def test_changes_of_a_draft_leave_the_decision_revision_alone(store: Store) -> None:
+    store.create_policy(policy_doc("p1"), actor="x")
+    before = store.revisions().decisions
+    store.update_policy("p1", policy_doc("p1", asset_id="b"), expected_version=1, actor="x")
+    store.set_policy_status("p1", RETIRED, actor="x")
+    store.delete_policy("p1", actor="x")
+    store.record_audit(actor="x", action="decision", object_type="decision", object_id="r")
+    assert store.revisions().decisions == before
+
+
+def _texts(published: Any) -> dict[str, dict[str, Any]]:
+    return {p.id: json.loads(p.document) for p in published.policies}
+
+
+def test_a_full_read_gives_every_published_policy_compactly_in_id_order(store: Store) -> None:
+    target = {"resource": {"asset_id": "bess-01"}}
+    for policy_id in ("p3", "p1", "p2"):
+        store.create_policy(policy_doc(policy_id, target=target), actor="x")
+    for policy_id in ("p3", "p1"):
+        store.set_policy_status(policy_id, PUBLISHED, actor="x")
+    read = store.read_published()
+    assert read.full and read.revision == store.revisions().decisions == 2
+    assert [(p.id, p.policy_group, p.version) for p in read.policies] == [
+        ("p1", "voltage-control", 1),
+        ("p3", "voltage-control", 1),
+    ]
+    expected = {k: v for k, v in policy_doc("p1", target=target).items() if k != "content"}
+    assert _texts(read)["p1"] == expected  # the content left out: no decision reads it
+    assert json.loads(read.policies[0].target or "null") == target
+    store.create_policy(policy_doc("p4"), actor="x")
+    store.set_policy_status("p4", PUBLISHED, actor="x")
+    assert store.read_published().policies[-1].target is None
+
+
+def test_a_delta_names_what_changed_since_and_what_left(store: Store) -> None:
+    for policy_id in ("p1", "p2", "p3"):
+        store.create_policy(policy_doc(policy_id), actor="x")
+        store.set_policy_status(policy_id, PUBLISHED, actor="x")
+    since = store.revisions().decisions
+    store.update_policy("p1", policy_doc("p1", asset_id="new"), expected_version=1, actor="x")
+    store.set_policy_status("p1", PUBLISHED, actor="x")
+    store.set_policy_status("p2", RETIRED, actor="x")
+    store.delete_policy("p3", actor="x")
+    store.create_policy(policy_doc("p4"), actor="x")
+    store.set_policy_status("p4", PUBLISHED, actor="x")
+    delta = store.read_published(since=since)
+    assert not delta.full and delta.revision == since + 4
+    assert [(p.id, p.version) for p in delta.policies] == [("p1", 2), ("p4", 1)]
+    assert _texts(delta)["p1"]["asset_id"] == "new"
+    assert delta.removed == {"p2", "p3"}
+    assert store.read_published(since=delta.revision).policies == ()  # nothing since
+    assert not store.read_published(since=delta.revision).full
+
+
+def test_a_policy_belongs_to_the_group_of_its_published_version(store: Store) -> None:
+    store.put_policy_group(PolicyGroup("limits", "first-applicable"), actor="x")
+    store.create_policy(policy_doc("p1", policy_group="limits"), actor="x")
+    store.set_policy_status("p1", PUBLISHED, actor="x")
+    since = store.revisions().decisions
+    draft = policy_doc("p1", policy_group="elsewhere")
+    store.update_policy("p1", draft, expected_version=1, actor="x")  # a draft elsewhere
+    limits = store.read_published("limits")
+    assert [p.id for p in limits.policies] == ["p1"]
+    assert limits.group == PolicyGroup("limits", "first-applicable")
+    assert store.read_published("elsewhere").policies == ()
+    assert store.read_published("elsewhere").group is None
+    store.set_policy_status("p1", PUBLISHED, actor="x")  # now it moves
+    assert store.read_published("limits", since=since).removed == {"p1"}
+    moved = store.read_published("elsewhere", since=since)
+    assert [p.id for p in moved.policies] == ["p1"] and not moved.removed
+
+
+def test_a_reader_the_feed_no_longer_reaches_gets_everything(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pbgm.store._feed.FEED_LENGTH", 3)
+    monkeypatch.setattr("pbgm.store.sql._base._PRUNE_EVERY", 1)
+    store.create_policy(policy_doc("p1"), actor="x")
+    for _ in range(4):  # publish, retire, publish, ...: eight changes
+        store.set_policy_status("p1", PUBLISHED, actor="x")
+        store.set_policy_status("p1", RETIRED, actor="x")
+    store.set_policy_status("p1", PUBLISHED, actor="x")
+    current = store.revisions().decisions
+    assert not store.read_published(since=current - 2).full
+    behind = store.read_published(since=1)
+    assert behind.full and [p.id for p in behind.policies] == ["p1"]
+    assert store.read_published(since=current + 5).full  # ahead of the store: start over
+
+
+def test_a_change_undone_by_its_atomic_block_leaves_no_feed_entry(store: Store) -> None:
+    store.create_policy(policy_doc("p1"), actor="x")
+    before = store.revisions()
+    with pytest.raises(RuntimeError), store.atomic() as view:
+        view.set_policy_status("p1", PUBLISHED, actor="x")
+        raise RuntimeError("undo")
+    assert store.revisions() == before
+    assert store.read_published(since=before.decisions).policies == ()
