@@ -2,9 +2,11 @@
 
 No module-level app, engine or session; no migration, no network call, no
 sleep: the store opens its connections on first use, the key ring reads its
-directory on first use. Several processes (gunicorn workers, servers on one
-PostgreSQL) stay consistent because every decision point compares the store
-revision on each request and recompiles when it moved.
+directory on first use, and no thread starts here (the decision points' follower
+and the decision log's writer start when the server's worker starts, or on first
+use). Several processes (gunicorn workers, servers on one PostgreSQL) stay
+consistent because every decision point follows the repository's change feed in the
+background, and the per-request caches key on the repository revision.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Services:
     metrics: Metrics
     enforcer: Enforcer
     public: frozenset[str]
+    decisions: DecisionService
+    decision_log: DecisionLog
 
 
 def _settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
@@ -128,7 +132,9 @@ def _wire(
     register_error_handlers(app)
     app.after_request(_counting(metrics))
     decisions = DecisionService(store, reads, pdp=pdp, clock=clock)
-    log = DecisionLog(store, settings.audit_mask)
+    log = DecisionLog(
+        store, settings.audit_mask, capacity=settings.decision_log_queue, metrics=metrics
+    )
     pap = PolicyAdministrationPoint(store, clock=clock)
     for blueprint in (
         make_auth_blueprint(store=store, issuer=issuer, keyring=keyring, clock=clock),
@@ -136,10 +142,21 @@ def _wire(
         decisions_blueprint(decisions, log, metrics, max_batch=settings.max_batch),
         flexoffers_blueprint(store, access, clock),
         admin_blueprint(pap),
-        ops_blueprint(store, metrics),
+        ops_blueprint(store, metrics, decisions),
     ):
         app.register_blueprint(blueprint)
-    return Services(settings, store, access, keyring, issuer, metrics, enforcer, frozenset(public))
+    return Services(
+        settings,
+        store,
+        access,
+        keyring,
+        issuer,
+        metrics,
+        enforcer,
+        frozenset(public),
+        decisions,
+        log,
+    )
 
 
 def _counting(metrics: Metrics) -> Any:

@@ -10,8 +10,9 @@ default against every published policy (deny-overrides).
 
 The server's clock is the decision time; group memberships come from the
 repository (`subject.groups` when the request does not carry them). A batch is
-decided against one snapshot of the policies. Every call is written to the
-decision log (`pbgm.api._audit`).
+decided against one snapshot of the policies, the one current when it arrives: the
+decision points follow the repository in the background (`DecisionService`). Every
+call is queued for the decision log (`pbgm.api._audit`), written off the request path.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from pbgm.api._audit import DecisionLog
 from pbgm.api._http import actor, json_body, json_response, query
 from pbgm.api._metrics import Metrics
 from pbgm.api._xacml import parse_xacml, xacml_response
-from pbgm.errors import InvalidInputError, Problem, ValidationError
+from pbgm.errors import InvalidInputError, Problem, StoreUnavailableError, ValidationError
 from pbgm.messages import request_from_json, response_to_json
 from pbgm.model import Clock, Request
 from pbgm.model import Response as Decided
-from pbgm.pap import PolicyAdministrationPoint
-from pbgm.pdp import PolicyDecisionPoint
+from pbgm.pdp import FOLLOW_EVERY_S, Follower, PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.policy import json_strings
 from pbgm.store.base import Store
@@ -41,43 +41,85 @@ from pbgm.store.base import Store
 MAX_CACHED_GROUPS = 64
 
 
+FIRST_LOAD_WAIT_S = 10.0
+"""How long a decision waits for its policy group's first load before `503
+policies_loading`: within gunicorn's worker timeout (30 s)."""
+
+
 class DecisionService:
-    """A PDP per policy group, each refreshed when the store revision moves.
+    """A PDP per policy group, each following the store's change feed in the
+    background (`pbgm.pdp.Follower`: one thread per process), so that a request never
+    reloads: it decides on the set current when it arrives. A group's first load
+    happens on that thread too (the default one when the worker starts, `start`); a
+    decision arriving before it waits up to `FIRST_LOAD_WAIT_S`, then is refused with
+    `503 policies_loading`.
 
     `reads` is the store as read during a request (`pbgm.api._cache`): its
-    revision is the request's, its memberships memoised per revision.
+    memberships are memoised per revision.
 
     An injected `pdp` answers calls without `policy_group` and is used as given
     (its owner refreshes it).
     """
 
     def __init__(
-        self, store: Store, reads: Store, *, pdp: PolicyDecisionPoint | None, clock: Clock
+        self,
+        store: Store,
+        reads: Store,
+        *,
+        pdp: PolicyDecisionPoint | None,
+        clock: Clock,
+        every: float = FOLLOW_EVERY_S,
     ) -> None:
         self.reads = reads
         self.clock = clock
+        self._store = store
         self._injected = pdp
-        self._pap = PolicyAdministrationPoint(store)
         self._pip = PolicyInformationPoint([GroupMembershipProvider(reads.groups_of)])
         self._lock = threading.Lock()
         self._pdps: OrderedDict[str | None, PolicyDecisionPoint] = OrderedDict()
+        self.follower = Follower(store, every=every)
+
+    def start(self) -> None:
+        """Load the decision point of every published policy and follow the store, in
+        the background (a worker calls this when it starts; a decision otherwise)."""
+        if self._injected is None:
+            self._pdp(None)
+        self.follower.start()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the decision point of every published policy has its first set."""
+        return self._injected is not None or self._pdp(None).ready
+
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait until the decision points are at the store's decision revision."""
+        self.start()
+        return self.follower.settle(timeout)
 
     def decide(self, requests: list[Request], policy_group: str | None) -> list[Decided]:
         if policy_group is None and self._injected is not None:
             return self._injected.decide_batch(requests, now=self.clock())
         pdp = self._pdp(policy_group)
-        pdp.refresh(self.reads.revision())
+        if not pdp.ready:
+            self.follower.start()
+            if not pdp.wait_ready(FIRST_LOAD_WAIT_S):
+                raise StoreUnavailableError(
+                    "the policies are still loading; retry later", code="policies_loading"
+                )
         return pdp.decide_batch(requests, now=self.clock())
 
     def _pdp(self, policy_group: str | None) -> PolicyDecisionPoint:
         with self._lock:
             pdp = self._pdps.pop(policy_group, None)
             if pdp is None:
-                source = self._pap.policy_source(policy_group)
-                pdp = PolicyDecisionPoint(source=source, pip=self._pip, clock=self.clock)
+                pdp = PolicyDecisionPoint(
+                    store=self._store, policy_group=policy_group, pip=self._pip, clock=self.clock
+                )
+                self.follower.add(pdp)
             self._pdps[policy_group] = pdp
             if len(self._pdps) > MAX_CACHED_GROUPS:
-                self._pdps.popitem(last=False)
+                _, dropped = self._pdps.popitem(last=False)
+                self.follower.remove(dropped)
             return pdp
 
 

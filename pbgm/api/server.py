@@ -49,4 +49,6 @@ class PbgmServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no ty
         bus = None
         if self.settings.notify_bus_url:
             bus = open_bus({"kind": "mqtt", "url": self.settings.notify_bus_url})
-        return create_app(self.settings, bus=bus)
+        app = create_app(self.settings, bus=bus)
+        app.extensions["pbgm"].decisions.start()  # the first set loads while the worker serves
+        return app

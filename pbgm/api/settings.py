@@ -21,6 +21,9 @@ PBGM_RATE_LIMIT             requests per minute per         0 (no limit)
 PBGM_AUDIT_MASK             request attributes masked in    (none)
                             the decision log, e.g.
                             `subject.*,resource.location`
+PBGM_DECISION_LOG_QUEUE     decision log calls queued for   10000
+                            writing before new ones are
+                            dropped (and counted)
 PBGM_METRICS_PUBLIC         `/metrics` without a token      true
 PBGM_BIND                   address:port of `pbgm serve`    127.0.0.1:8080
 PBGM_WORKERS                gunicorn worker processes       2
@@ -62,6 +65,7 @@ class Settings:
     max_batch: int = 100
     rate_limit: int = 0
     audit_mask: tuple[str, ...] = ()
+    decision_log_queue: int = 10_000
     metrics_public: bool = True
     bind: str = "127.0.0.1:8080"
     workers: int = 2
@@ -197,6 +201,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_batch": _integer(1, 10_000),
     "rate_limit": _integer(0, 10_000_000),
     "audit_mask": _mask,
+    "decision_log_queue": _integer(1, 1_000_000),
     "metrics_public": _boolean,
     "workers": _integer(1, 64),
     "tls_cert": _optional_text,

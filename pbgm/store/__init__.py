@@ -9,6 +9,7 @@ from typing import Any
 from pbgm.model import Clock, PolicyGroup, utc_now
 from pbgm.store.base import (
     AuditEntry,
+    AuditItem,
     FlexOfferRecord,
     Grant,
     Group,
@@ -25,6 +26,7 @@ from pbgm.store.memory import MemoryStore
 
 __all__ = [
     "AuditEntry",
+    "AuditItem",
     "Clock",
     "FlexOfferRecord",
     "Grant",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from pbgm.store import _feed as feed
 from pbgm.store import _principal_rules as principal_rules
 from pbgm.store._memory_flexoffers import MemoryFlexOffers
 from pbgm.store._memory_state import State
-from pbgm.store.base import AuditEntry, Grant, Group, ServiceAccount, User
+from pbgm.store.base import AuditEntry, AuditItem, Grant, Group, ServiceAccount, User
 
 
 class MemoryPrincipals(MemoryFlexOffers):
@@ -326,6 +326,18 @@ class MemoryPrincipals(MemoryFlexOffers):
         with self._lock:
             entry = AuditEntry(0, self._now(), actor, action, object_type, object_id, details)
             return _append_audit(self._live(), entry)
+
+    def record_audits(self, items: Sequence[AuditItem]) -> int:
+        checked = [
+            (i, common.check_audit(i.actor, i.action, i.object_type, i.object_id, i.details))
+            for i in items
+        ]
+        with self._lock:
+            state, at = self._live(), self._now()
+            for i, details in checked:
+                entry = AuditEntry(0, at, i.actor, i.action, i.object_type, i.object_id, details)
+                _append_audit(state, entry)
+        return len(checked)
 
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None

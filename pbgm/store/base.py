@@ -128,6 +128,17 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditItem:
+    """An audit entry to append (`Store.record_audits`): what `record_audit` takes."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FlexOfferRecord:
     """A FlexOffer as received over the API, with the state pbgm gave it.
 
@@ -325,6 +336,11 @@ class Store(Protocol):
         object_id: str,
         details: Mapping[str, Any] | None = None,
     ) -> AuditEntry: ...
+    def record_audits(self, items: Sequence[AuditItem]) -> int:
+        """Append several entries in one transaction (all or none: an item that breaks a
+        rule refuses the batch); the revision stays. Returns how many were written."""
+        ...
+
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]: ...

@@ -143,3 +143,32 @@ def test_a_change_undone_by_its_atomic_block_leaves_no_feed_entry(store: Store) 
         raise RuntimeError("undo")
     assert store.revisions() == before
     assert store.read_published(since=before.decisions).policies == ()
+
+
+# --- audit entries in batches (the decision log's writer) ------------------------------------
+
+
+def test_audit_entries_are_appended_in_one_batch_without_moving_a_revision(store: Store) -> None:
+    from pbgm.store import AuditItem
+
+    before = store.revisions()
+    items = [AuditItem("svc", "decision", "decision", f"r{i}", {"n": i}) for i in range(3)]
+    assert store.record_audits(items) == 3
+    assert store.record_audits([]) == 0
+    assert store.revisions() == before
+    newest = store.list_audit(limit=3)
+    assert [(e.object_id, e.details) for e in newest] == [
+        ("r2", {"n": 2}),
+        ("r1", {"n": 1}),
+        ("r0", {"n": 0}),
+    ]
+
+
+def test_a_batch_with_a_bad_entry_writes_nothing(store: Store) -> None:
+    from pbgm.errors import InvalidInputError
+    from pbgm.store import AuditItem
+
+    items = [AuditItem("svc", "decision", "decision", "r1"), AuditItem("", "decision", "x", "y")]
+    with pytest.raises(InvalidInputError):
+        store.record_audits(items)
+    assert store.list_audit(limit=10) == []

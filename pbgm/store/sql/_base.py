@@ -11,7 +11,7 @@ operation raises, its transaction or savepoint rolls back, bump included.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
@@ -23,12 +23,13 @@ from pbgm.errors import ConfigurationError
 from pbgm.model import Clock
 from pbgm.store import _common as common
 from pbgm.store import _feed as feed
-from pbgm.store.base import AuditEntry, Revisions
+from pbgm.store.base import AuditEntry, AuditItem, Revisions
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, DecisionChangeRow, RevisionRow
 
 _REVISION = cast(Table, RevisionRow.__table__)
 _CHANGES = cast(Table, DecisionChangeRow.__table__)
+_AUDIT = cast(Table, AuditRow.__table__)
 _PRUNE_EVERY = 100  # feed entries pruned once in so many changes, not on every one
 _NO_REVISION = "the policy repository has no revision row; run `pbgm db upgrade`"
 
@@ -122,6 +123,24 @@ class SqlBase:
             row = self._audit(session, at, actor, action, object_type, object_id, details)
             session.flush()
             return to_audit(row)
+
+    def record_audits(self, items: Sequence[AuditItem]) -> int:
+        """Several entries in one transaction and one multi-row INSERT."""
+        checked = [
+            (i, common.check_audit(i.actor, i.action, i.object_type, i.object_id, i.details))
+            for i in items
+        ]
+        if not checked:
+            return 0
+        with self._tx(write=True) as session:
+            at = common.now(self._clock)
+            rows = [
+                {"at": at, "actor": i.actor, "action": i.action, "object_type": i.object_type}
+                | {"object_id": i.object_id, "details": details}
+                for i, details in checked
+            ]
+            session.execute(insert(_AUDIT), rows)
+        return len(rows)
 
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
