@@ -4,8 +4,8 @@ background, lazily); and the decision log loses nothing on SIGTERM."""
 
 from __future__ import annotations
 
-import json
 import signal
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,20 +115,25 @@ def test_a_worker_with_100000_policies_answers_its_first_decision_in_time(
 
 
 def test_sigterm_loses_no_decision_log_entry(tmp_path: Path, key_dir: Path):
+    """Decisions answered while the database stalls for writers are queued; SIGTERM
+    arrives with them queued, and the workers write them all before they exit."""
     db = fill(tmp_path / "log.db", 10)
     served = Served(db, key_dir, "--workers", "2")
+    blocker = sqlite3.connect(tmp_path / "log.db", isolation_level=None, timeout=30)
     try:
         served.wait_ready()
+        served.token("svc-voltage")  # issued (and audited) before the stall
+        blocker.execute("BEGIN IMMEDIATE")  # no writer gets through
         answered = [_decision(served, k % 10, "g1") for k in range(300)]
-    finally:
         served.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the workers are stopping, their entries still queued
+        blocker.execute("ROLLBACK")
         assert served.process.wait(timeout=30) == 0
+    finally:
+        blocker.close()
         served.stop()
     store = SqlStore(db)
     logged = [e for e in store.list_audit(limit=10_000) if e.action == "decision"]
     store.close()
     assert len(answered) == len(logged) == 300
-    assert {json.dumps(e.details["decisions"][0]["decision"]) for e in logged} <= {
-        '"Permit"',
-        '"Deny"',
-    }
+    assert {e.details["decisions"][0]["decision"] for e in logged} <= {"Permit", "Deny"}
