@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ RESULTS = Path(__file__).parent / "results" / "scale.json"
 CALLER = "svc-scale"
 SCOPES = ("decisions:write",)
 SEEN_IN_A_ROW = 3
+POLL_S = 0.005
 CHANGE_TIMEOUT_S = 30.0
 
 
@@ -138,7 +140,7 @@ def _caller(url: str, directory: Path) -> tuple[Path, str]:
     store = SqlStore(url)
     store.add_service_account(ServiceAccount(CALLER, hash_secret("x"), SCOPES), actor="bench")
     store.close()
-    keys = directory / "keys"
+    keys = directory / f"keys-{uuid.uuid4().hex[:8]}"
     ring = KeyRing(keys)
     ring.generate()
     token = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api").issue(CALLER, SCOPES)
@@ -166,6 +168,7 @@ def _seen(server: Server, token: str, request: dict[str, Any], since: float) -> 
                 return first - since
         else:
             first, row = 0.0, 0
+        time.sleep(POLL_S)  # leave the workers to the other client too
     return float("inf")
 
 
