@@ -1,13 +1,13 @@
 """Caches of the request hot path: repository reads per revision, verified tokens.
 
 Every protected request starts by reading the store's revisions once
-(`begin_request`, one query: the repository, decision and access revisions). The Access Point, the token account check and the decision
-service read the repository through `RevisionReads`, which answers `revision()`
-with that number and memoises the reads they make (principals, memberships,
-grants, policies) under it. Every change to what they read bumps the revision
-(a store rule), so the next request of any worker or server sees the change;
-entries read after a revision was seen are at least that recent. Writes and
-every other call go to the store itself.
+(`begin_request`, one query: the repository, decision and access revisions). The
+Access Point, the token account check and the decision service read the repository
+through `RevisionReads`, which answers `revision()` with that number and memoises the
+reads they make (principals, memberships, grants, policies) under it. Every change to
+what they read bumps the revision (a store rule), so the next request of any worker or
+server sees the change; entries read after a revision was seen are at least that
+recent. Writes and every other call go to the store itself.
 """
 
 from __future__ import annotations
