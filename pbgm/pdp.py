@@ -25,12 +25,11 @@ the Policy Enforcement Point (`pbgm.pep`) denies it, as it denies Indeterminate.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
@@ -40,21 +39,19 @@ from pbgm.decision import (
     INDETERMINATE_DP,
     INDEX_THRESHOLD,
     CompiledPolicySet,
-    LazyPolicy,
     Result,
     compile_policies,
-    compile_policy,
     compile_policy_set,
     report,
 )
 from pbgm.decision.compiled import gc_paused
 from pbgm.errors import ConfigurationError, InvalidInputError
-from pbgm.model import EvaluationError, Match, PolicyGroup, PolicySet, Request, Response, utc_now
+from pbgm.model import EvaluationError, PolicyGroup, PolicySet, Request, Response, utc_now
 from pbgm.pap import ALL_POLICIES
 from pbgm.pip import PolicyInformationPoint
 from pbgm.policy import parse_policy, parse_policy_set
-from pbgm.policy.syntax import parse_target
-from pbgm.store.base import PublishedPolicy, Store
+from pbgm.policy.published import lazy_policies
+from pbgm.store.base import Store
 
 __all__ = [
     "CompiledPolicySet",
@@ -124,51 +121,7 @@ def with_current_time(request: Request, now: datetime) -> Request:
     return Request(request.subject, request.resource, request.action, environment)
 
 
-# --- published policies, lazily --------------------------------------------------------
-
-
-def lazy_policies(
-    published: Iterable[PublishedPolicy],
-    *,
-    index_threshold: int = INDEX_THRESHOLD,
-    specialise: bool = True,
-) -> Iterator[LazyPolicy]:
-    """The store's published policies as lazy policies: each indexed by its target now,
-    parsed and compiled from its text when a decision first reaches it (one that does
-    not parse is then Indeterminate wherever its target matches)."""
-
-    def build(text: str) -> Any:
-        node = compile_policy(
-            parse_policy(json.loads(text)), index_threshold, specialise=specialise
-        )
-        for problem in CompiledPolicySet.problems_of([node]):
-            log.warning("policy %r: %s", node.id, problem.message)
-        return node
-
-    for policy_id, _, _, text, target, windowed, timed in published:
-        matches = _matches(target) if target else ()
-        yield LazyPolicy(policy_id, matches, text, build, windowed, timed)
-
-
-_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # one value, no wrappers
-
-
-def _matches(target: str) -> tuple[Match, ...]:
-    """The matches of a stored target's JSON text, read as `parse_target` reads them,
-    without its checks (the store holds validated documents) unless the text is odd."""
-    data = _scan(target, 0)[0]
-    if data.__class__ is not dict:
-        return parse_target(data).matches
-    matches = []
-    for category in data if len(data) == 1 else sorted(data):
-        attributes = data[category]
-        if attributes.__class__ is not dict:
-            return parse_target(data).matches
-        for name in attributes if len(attributes) == 1 else sorted(attributes):
-            raw = attributes[name]
-            values = frozenset(raw) if raw.__class__ is list else frozenset((raw,))
-            matches.append(Match(category, name, values))
-    return tuple(matches)
+# --- following a store -----------------------------------------------------------------
 
 
 def policy_set_header(policy_group: str | None, group: PolicyGroup | None) -> PolicySet:
