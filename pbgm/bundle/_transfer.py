@@ -156,6 +156,7 @@ def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
 
 
 _EVERY = 50  # documents between two reports of a phase
+_BULK = 1_000  # new policies written in one `Store.create_policies`
 
 
 def _problems_of(doc: Any, *, policy_set: bool = False) -> list[Problem]:
@@ -333,13 +334,33 @@ def _apply(
 ) -> None:
     steps = _Steps(store, bundle, actor=actor, reason=reason)
     total = len(plan.changes)
-    for done, change in enumerate(plan.changes, start=1):
-        if change.action != UNCHANGED:
-            steps.run(change, publish=plan.publish)
+    created: list[dict[str, Any]] = []  # new policies, written in bulk
+
+    def report(done: int) -> None:
         if progress is not None:
             progress(done, total)
         if phases is not None and (done % _EVERY == 0 or done == total):
             phases("writing", done, total)
+
+    def write_created(done: int) -> None:
+        store.create_policies(created, actor=actor, reason=reason, publish=plan.publish)
+        for moment in range(done - len(created) + 1, done + 1):
+            report(moment)
+        created.clear()
+
+    for done, change in enumerate(plan.changes, start=1):
+        if change.kind == "policy" and change.action == "create":
+            created.append(plain_json(steps.policies[change.key]))
+            if len(created) == _BULK:
+                write_created(done)
+            continue
+        if created:
+            write_created(done - 1)
+        if change.action != UNCHANGED:
+            steps.run(change, publish=plan.publish)
+        report(done)
+    if created:
+        write_created(total)
 
 
 class _Steps:

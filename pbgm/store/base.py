@@ -261,6 +261,20 @@ class Store(Protocol):
         """Publish (the given `version`, default the latest) or retire a policy."""
         ...
 
+    def create_policies(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        actor: str,
+        reason: str = "",
+        publish: bool = False,
+    ) -> int:
+        """`create_policy` for each document (then, with `publish`, `set_policy_status`
+        PUBLISHED), in one transaction and in bulk: all or none (an id that exists, or
+        twice, refuses the batch). Revisions, audit entries and the change feed are
+        as the calls one by one would leave them. Returns how many were created."""
+        ...
+
     def policy_versions(self, policy_id: str) -> list[PolicyVersion]: ...
     def get_policy_version(self, policy_id: str, version: int) -> PolicyVersion: ...
     def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None: ...

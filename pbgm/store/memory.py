@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -217,6 +217,23 @@ class MemoryStore(MemoryPrincipals):
             if PolicyStatus.PUBLISHED in (current.status, status):
                 self._decision_changed(policy_id)
             return _out(record)
+
+    def create_policies(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        actor: str,
+        reason: str = "",
+        publish: bool = False,
+    ) -> int:
+        with self.atomic() as view:  # the plain calls, all or none
+            for document in documents:
+                record = view.create_policy(document, actor=actor, reason=reason)
+                if publish:
+                    view.set_policy_status(
+                        record.id, PolicyStatus.PUBLISHED, actor=actor, reason=reason
+                    )
+        return len(documents)
 
     def policy_versions(self, policy_id: str) -> list[PolicyVersion]:
         with self._lock:

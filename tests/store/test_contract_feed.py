@@ -172,3 +172,48 @@ def test_a_batch_with_a_bad_entry_writes_nothing(store: Store) -> None:
     with pytest.raises(InvalidInputError):
         store.record_audits(items)
     assert store.list_audit(limit=10) == []
+
+
+# --- policies created in bulk (imports) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("publish", [True, False])
+def test_policies_created_in_bulk_leave_what_the_calls_one_by_one_leave(
+    store: Store, publish: bool
+) -> None:
+    from pbgm.store import MemoryStore
+
+    documents = [policy_doc(f"p{i}", target={"resource": {"id": f"r{i}"}}) for i in range(3)]
+    store.create_policy(policy_doc("p0-first"), actor="x")
+    reference = MemoryStore()
+    reference.create_policy(policy_doc("p0-first"), actor="x")
+    for document in documents:
+        reference.create_policy(document, actor="bulk", reason="import")
+        if publish:
+            reference.set_policy_status(document["id"], PUBLISHED, actor="bulk", reason="import")
+    assert store.create_policies(documents, actor="bulk", reason="import", publish=publish) == 3
+    assert store.revisions() == reference.revisions()
+    assert [(p.id, p.status, p.published_version) for p in store.list_policies()] == [
+        (p.id, p.status, p.published_version) for p in reference.list_policies()
+    ]
+
+    def audit(s: Store) -> list[tuple[str, str, Any]]:
+        return [(e.action, e.object_id, e.details) for e in s.list_audit(limit=100)]
+
+    assert audit(store) == audit(reference)
+    assert store.read_published(since=0) == reference.read_published(since=0)
+    assert store.policy_versions("p1")[0].reason == "import"
+
+
+def test_a_bulk_creation_with_an_id_taken_writes_nothing(store: Store) -> None:
+    from pbgm.errors import AlreadyExistsError
+
+    store.create_policy(policy_doc("p2"), actor="x")
+    before = store.revisions()
+    documents = [policy_doc("p1"), policy_doc("p2")]
+    with pytest.raises(AlreadyExistsError):
+        store.create_policies(documents, actor="x", publish=True)
+    with pytest.raises(AlreadyExistsError):
+        store.create_policies([policy_doc("p3"), policy_doc("p3")], actor="x")
+    assert store.revisions() == before
+    assert [p.id for p in store.list_policies()] == ["p2"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, select
@@ -13,6 +13,7 @@ from pbgm.store import _common as common
 from pbgm.store import _feed as feed
 from pbgm.store import _policy_rules as policy_rules
 from pbgm.store.base import PolicyRecord, PolicyVersion
+from pbgm.store.sql import _bulk as bulk
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.mapping import (
     policy_row,
@@ -25,6 +26,7 @@ from pbgm.store.sql.mapping import (
 from pbgm.store.sql.tables import PolicyGroupRow, PolicyRow, PolicyVersionRow, PublishedRow
 
 _Published = aliased(PolicyVersionRow, name="published")
+_IN_CHUNK = 5_000
 
 
 def _with_published() -> Select[tuple[PolicyRow, Any]]:
@@ -94,6 +96,33 @@ class SqlPolicies(SqlBase):
             details = policy_rules.with_reason({"version": 1}, reason)
             self._audit(session, at, actor, "policy.create", "policy", keys.id, details)
             return record
+
+    def create_policies(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        actor: str,
+        reason: str = "",
+        publish: bool = False,
+    ) -> int:
+        """In bulk: one multi-row INSERT per table, the revisions moved by the number of
+        changes at once; the rows are those `create_policy` and `set_policy_status` write."""
+        checked = [policy_rules.check_new_policy(d, actor, reason) for d in documents]
+        ids = [keys.id for _, keys in checked]
+        if len(set(ids)) != len(ids):
+            raise common.already_exists("policy", next(i for i in ids if ids.count(i) > 1))
+        if not checked:
+            return 0
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            for start in range(0, len(ids), _IN_CHUNK):
+                taken = session.scalars(
+                    select(PolicyRow.id).where(PolicyRow.id.in_(ids[start : start + _IN_CHUNK]))
+                ).first()
+                if taken is not None:
+                    raise common.already_exists("policy", taken)
+            bulk.insert_created(session, checked, at, actor, reason, publish)
+        return len(checked)
 
     def update_policy(
         self,
