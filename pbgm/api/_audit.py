@@ -202,7 +202,10 @@ class LogWriter:
         delay = 0.05
         for attempt in range(1, RETRIES + 1):
             sink = self._sink()
-            if sink is None:
+            if sink is None:  # the log is gone: nothing to write to, nobody to wait
+                with self._lock:
+                    self._written += len(batch)
+                    self._lock.notify_all()
                 return
             try:
                 sink.write(batch)
@@ -251,7 +254,7 @@ class LogWriter:
         with self._lock:
             self._closed = True
             self._lock.notify_all()
-        if not flushed:
+        if not flushed and self._queue:
             log.warning("%d decision log entries not written at exit", len(self._queue))
 
 
@@ -272,5 +275,5 @@ def _drain(reference: weakref.ref[LogWriter]) -> None:
 
 def _close_at_exit(reference: weakref.ref[LogWriter]) -> None:
     writer = reference()
-    if writer is not None:
+    if writer is not None and writer._sink() is not None:
         writer.close(CLOSE_TIMEOUT_S)
