@@ -1,8 +1,8 @@
 """REST API under concurrent load on gunicorn, beside a bare Flask endpoint as the ceiling.
 
 Two servers run side by side with the same gunicorn settings (`PbgmServer`'s
-options: sync workers, same count): `pbgm serve` over a SQLite repository holding
-the example bundle, and a bare Flask app answering a fixed small JSON document.
+options: sync workers, same count): `pbgm serve` over a repository (SQLite, then
+PostgreSQL) holding the example bundle, and a bare Flask app answering a fixed small JSON document.
 The load comes from other processes (`LOAD_PROCESSES` processes x `THREADS`
 threads, one `http.client` connection per request, as the sync worker closes
 connections). The endpoints take turns: `ROUNDS` rounds of `SECONDS` each, after a
@@ -22,7 +22,10 @@ generator competes with the servers for the same cores and can become the
 bottleneck, so the ratio to the bare endpoint is taken on the server-side figure:
 the throughput each server would reach with the CPU to itself.
 Target: the policy fetch reaches at least 60 % of the bare endpoint's throughput.
-Run: `.venv/bin/python -m benchmarks.api`; results go to `benchmarks/results/api.json`.
+Second target (issue 17): the decision endpoint, with the decision log on (written off
+the request path), at least 60 % too. The repository is SQLite and then PostgreSQL.
+Run: `.venv/bin/python -m benchmarks.api [--backends sqlite,postgres]`; results go to
+`benchmarks/results/api.json`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ WARMUP_SECONDS = 0.5
 SECONDS = 1.5
 ROUNDS = 4
 TARGET = 0.60
+DECISION_TARGET = 0.60  # issue 17: the decision endpoint, decision log on
 CALLER = "svc-bench"
 SCOPES = ("policies:read", "decisions:write")
 
@@ -91,17 +95,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _repository(directory: Path) -> tuple[str, Path, str]:
-    """A migrated SQLite repository with the example bundle, a key ring, a token."""
+def _repository(directory: Path, url: str) -> tuple[str, Path, str]:
+    """The migrated repository at `url` with the example bundle, a key ring, a token."""
     from pbgm.auth.keys import KeyRing
     from pbgm.auth.secrets import hash_secret
     from pbgm.auth.tokens import TokenIssuer
     from pbgm.bundle import import_bundle, read_bundle
     from pbgm.model import Permission
     from pbgm.store import Grant, ServiceAccount
-    from pbgm.testing import sqlite_store
+    from pbgm.store.sql import SqlStore
 
-    store = sqlite_store(directory / "pbgm.db")
+    store = SqlStore(url)
     import_bundle(store, read_bundle(ROOT / "examples" / "policies"), actor="bench", publish=True)
     store.add_service_account(ServiceAccount(CALLER, hash_secret("x"), SCOPES), actor="bench")
     grant = Grant("service", CALLER, "policy_group", "operational-limits", Permission.READ)
@@ -113,7 +117,7 @@ def _repository(directory: Path) -> tuple[str, Path, str]:
     ring.generate()
     issuer = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api")
     token = issuer.issue(CALLER, SCOPES, generation=generation)
-    return f"sqlite:///{directory / 'pbgm.db'}", keys, token
+    return url, keys, token
 
 
 def _start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -274,39 +278,47 @@ def _specs(pbgm_port: int, bare_port: int, token: str) -> list[dict[str, Any]]:
     ]
 
 
-def run() -> dict[str, Any]:
+def run(backend: str = "sqlite") -> dict[str, Any]:
+    from benchmarks.scale_db import database
+
     directory = Path(tempfile.mkdtemp(prefix="pbgm-bench-api-"))
     try:
-        db, keys, token = _repository(directory)
-        pbgm_port, bare_port = _free_port(), _free_port()
-        env = {**os.environ, "PBGM_KEYS_DIR": str(keys), "PBGM_WORKERS": str(WORKERS)}
-        env["PBGM_RATE_LIMIT"] = "0"  # one client, thousands of calls a second: not limited
-        python = sys.executable
-        pbgm = _start(
-            [python, "-m", "pbgm", "--db", db, "serve", "--bind", f"127.0.0.1:{pbgm_port}"],
-            env,
-            pbgm_port,
-        )
-        bare = _start(
-            [python, "-m", "benchmarks.api", "--serve-bare", str(bare_port)], env, bare_port
-        )
-        try:
-            pids = {pbgm_port: pbgm.pid, bare_port: bare.pid}
-            specs = [
-                {**spec, "pid": pids[spec["port"]]} for spec in _specs(pbgm_port, bare_port, token)
-            ]
-            rounds = [[measure(spec) for spec in specs] for _ in range(ROUNDS)]
-            rows = [summarise(spec["name"], [r[i] for r in rounds]) for i, spec in enumerate(specs)]
-        finally:
-            _stop(pbgm)
-            _stop(bare)
+        with database(backend, directory) as url:
+            return _run(directory, url, backend)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(directory: Path, url: str, backend: str) -> dict[str, Any]:
+    db, keys, token = _repository(directory, url)
+    pbgm_port, bare_port = _free_port(), _free_port()
+    env = {**os.environ, "PBGM_KEYS_DIR": str(keys), "PBGM_WORKERS": str(WORKERS)}
+    env["PBGM_RATE_LIMIT"] = "0"  # one client, thousands of calls a second: not limited
+    python = sys.executable
+    pbgm = _start(
+        [python, "-m", "pbgm", "--db", db, "serve", "--bind", f"127.0.0.1:{pbgm_port}"],
+        env,
+        pbgm_port,
+    )
+    bare = _start([python, "-m", "benchmarks.api", "--serve-bare", str(bare_port)], env, bare_port)
+    try:
+        pids = {pbgm_port: pbgm.pid, bare_port: bare.pid}
+        specs = [
+            {**spec, "pid": pids[spec["port"]]} for spec in _specs(pbgm_port, bare_port, token)
+        ]
+        rounds = [[measure(spec) for spec in specs] for _ in range(ROUNDS)]
+        rows = [summarise(spec["name"], [r[i] for r in rounds]) for i, spec in enumerate(specs)]
+    finally:
+        _stop(pbgm)
+        _stop(bare)
     for row in rows:
         ratios = [n / (b or 1) for n, b in zip(row["per_round"], rows[0]["per_round"], strict=True)]
         row["ratio_to_bare"] = round(statistics.median(ratios), 2)
     fetch = rows[2]["ratio_to_bare"]
     return {
+        "backend": backend,
+        "decision_ratio": rows[3]["ratio_to_bare"],
+        "decision_target_ratio": DECISION_TARGET,
         "meta": {
             "python": platform.python_version(),
             "machine": platform.machine(),
@@ -335,6 +347,11 @@ def report(result: dict[str, Any]) -> None:
             f"{row['p99_ms']:>7} {row['requests_per_server_cpu_second']:>10.1f} "
             f"{row['ratio_to_bare']:>7.2f} {row['errors']:>6}"
         )
+    decision = result["decision_ratio"]
+    print(
+        f"decision (decision log on) at {decision:.0%} of the bare endpoint: "
+        f"{'meets' if decision >= DECISION_TARGET else 'misses'} the {DECISION_TARGET:.0%} target"
+    )
     verdict = "meets" if result["meets_target"] else "misses"
     print(
         f"policy fetch at {result['policy_fetch_ratio']:.0%} of the bare endpoint: "
@@ -347,10 +364,19 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-bare":
         _serve_bare(int(sys.argv[2]))
         return
-    result = run()
-    report(result)
+    backends = (
+        sys.argv[2].split(",")
+        if len(sys.argv) == 3 and sys.argv[1] == "--backends"
+        else ["sqlite", "postgres"]
+    )
+    results = []
+    for backend in backends:
+        result = run(backend)
+        print(f"-- {backend}")
+        report(result)
+        results.append(result)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,48 @@ class PbgmPipEngine(PbgmPdpEngine):
         return Request(subject={"id": subject}, resource={"id": resource}, action={"id": action})
 
 
+class PbgmPdpBuiltEngine(PbgmPdpEngine):
+    """As `PbgmPdpEngine`, with the `Request` built inside the timed call from the plain
+    triple and the subject's groups, as a caller builds it per decision (and as the
+    peers build their input: OPA's JSON text, `benchmarks.pdp_peers.OpaBuiltEngine`)."""
+
+    name = "pbgm PDP, request built per call"
+    note = "decide(Request(subject, resource, action)) with the Request built in the timed call"
+
+    def load(self) -> Decide:
+        pdp = PolicyDecisionPoint()
+        pdp.load_documents(SET_DOCUMENT, self.documents)
+        decide = pdp.decide
+        return lambda t: (
+            decide(Request({"id": t[0], "groups": t[1]}, {"id": t[3]}, {"id": t[2]})).decision
+            is PERMIT
+        )
+
+    def prepare(self, triple: Triple) -> tuple[str, tuple[str, ...], str, str]:
+        subject, action, resource = triple
+        return subject, self.workload.memberships.get(subject, ()), action, resource
+
+
+class PbgmPipBuiltEngine(PbgmPipEngine):
+    """As `PbgmPipEngine`, with the `Request` built inside the timed call."""
+
+    name = "pbgm PDP+PIP, request built per call"
+    note = "decide(Request(...)) built in the timed call; subject.groups fetched by the PIP"
+
+    def load(self) -> Decide:
+        memberships = dict(self.workload.memberships)
+        provider = GroupMembershipProvider(lambda subject: memberships.get(subject, ()))
+        pdp = PolicyDecisionPoint(pip=PolicyInformationPoint([provider]))
+        pdp.load_documents(SET_DOCUMENT, self.documents)
+        decide = pdp.decide
+        return lambda t: (
+            decide(Request({"id": t[0]}, {"id": t[2]}, {"id": t[1]})).decision is PERMIT
+        )
+
+    def prepare(self, triple: Triple) -> Triple:  # type: ignore[override]
+        return triple
+
+
 class PbgmAccessPointEngine:
     """`AccessPoint.authorize` over a migrated SQLite file holding the grants."""
 
@@ -189,5 +231,7 @@ def _columns(table: Any, rows: list[Any]) -> list[dict[str, Any]]:
 ENGINES = {
     "pbgm-pdp": PbgmPdpEngine,
     "pbgm-pdp-pip": PbgmPipEngine,
+    "pbgm-pdp-built": PbgmPdpBuiltEngine,
+    "pbgm-pdp-pip-built": PbgmPipBuiltEngine,
     "pbgm-ap-sql": PbgmAccessPointEngine,
 }

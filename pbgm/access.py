@@ -4,8 +4,8 @@ pbgm protects itself with its own PDP. The grants of the repository are compiled
 into an internal `PolicySet` (`compile_grants`): one policy per grant target
 (`resource.policy_id` or `resource.policy_group`), one Permit rule per action
 (`read` for holders of read, write or admin; `write` for write or admin; `admin`
-for admin), deny-unless-permit everywhere. It is recompiled when the store
-revision moves. A request's subject carries `principals`, the bag
+for admin), deny-unless-permit everywhere. It is recompiled when the store's access
+revision moves (principals, memberships, grants). A request's subject carries `principals`, the bag
 `["user:<id>", "group:<g>", ...]` the rules match on.
 
 Who is the caller: a `Principal` (user or service account). Its groups are the
@@ -228,10 +228,11 @@ def policy_resource(record: PolicyRecord) -> dict[str, Any]:
 class AccessPoint:
     """Serves published policies and answers "may this principal do that" questions.
 
-    Per call it asks the store for its revision (one cheap query) and decides with
-    the grants compiled for that revision. What it learns of a principal (enabled,
-    its groups) is kept until the revision moves, which every change to principals,
-    memberships and grants does. `revision_every` (seconds, default 0: every call)
+    Per call it asks the store for its access revision (one cheap query) and decides
+    with the grants compiled for that revision. What it learns of a principal
+    (enabled, its groups) is kept until that revision moves, which every change to
+    principals, memberships and grants does (and no change of policies: a publish does
+    not make it compile the grants again). `revision_every` (seconds, default 0: every call)
     lets it ask for the revision at most that often: a change then takes effect at
     most that late.
     """
@@ -377,7 +378,7 @@ class AccessPoint:
         if self._revision is not None and moment - self._checked_at < self._revision_every:
             return self._pdp
         with self._lock:
-            revision = self.store.revision()
+            revision = self.store.revisions().access  # grants and principals, not policies
             self._checked_at = moment
             if revision != self._revision:
                 self._pdp.load(compile_grants(self.store.list_grants(), revision=revision))

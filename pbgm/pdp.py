@@ -7,6 +7,14 @@ functions are exported here too). `PolicyDecisionPoint` wraps it with what a ser
 a compiled policy set swapped atomically on reload, an optional Policy
 Information Point, and a clock.
 
+Following a store: `PolicyDecisionPoint(store=..., policy_group=...)` loads the
+store's published policies lazily (indexed by their target at once, each compiled
+when a decision first reaches it: `pbgm.decision.lazy`) and `sync()` applies only what
+the store's change feed says changed since (`CompiledPolicySet.updated`). A `Follower`
+is the one thread per process that syncs decision points in the background, so that
+no request ever waits for a reload: decisions go on against the current set while
+the next one is prepared, and see it whole once it is swapped in.
+
 Time: `now` decides the validity windows of policies, and reaches conditions as
 the request attribute `environment.current_time` unless the request carries one.
 
@@ -19,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -34,13 +44,18 @@ from pbgm.decision import (
     compile_policy_set,
     report,
 )
+from pbgm.decision.compiled import gc_paused
 from pbgm.errors import ConfigurationError, InvalidInputError
-from pbgm.model import EvaluationError, PolicySet, Request, Response, utc_now
+from pbgm.model import EvaluationError, PolicyGroup, PolicySet, Request, Response, utc_now
+from pbgm.pap import ALL_POLICIES
 from pbgm.pip import PolicyInformationPoint
 from pbgm.policy import parse_policy, parse_policy_set
+from pbgm.policy.published import lazy_policies
+from pbgm.store.base import PublishedSet, Store
 
 __all__ = [
     "CompiledPolicySet",
+    "Follower",
     "PolicyDecisionPoint",
     "compile_documents",
     "compile_policy_set",
@@ -106,16 +121,52 @@ def with_current_time(request: Request, now: datetime) -> Request:
     return Request(request.subject, request.resource, request.action, environment)
 
 
+# --- following a store -----------------------------------------------------------------
+
+
+Groups = str | frozenset[str] | None
+"""What a decision point following a store decides with: the published policies of one
+policy group, of a set of groups (combined with deny-overrides), or of every group."""
+
+
+def policy_set_header(policy_group: Groups, group: PolicyGroup | None) -> PolicySet:
+    """The policy set a decision point of `policy_group` decides with (its policies
+    aside): the group's algorithm, or deny-overrides over several groups or all."""
+    if policy_group is None:
+        return PolicySet(id=ALL_POLICIES, description="every published policy")
+    if isinstance(policy_group, frozenset):
+        names = ", ".join(sorted(policy_group))
+        return PolicySet(id=ALL_POLICIES, description=f"the published policies of {names}")
+    group = group or PolicyGroup(policy_group)
+    return PolicySet(group.id, (), group.policy_combining, description=group.description)
+
+
+def read_published(store: Store, policy_group: Groups, since: int | None) -> PublishedSet:
+    """`store.read_published` for one group or all, and for a set of groups the policies
+    of all kept to those groups (one that moved out of them since is removed)."""
+    if not isinstance(policy_group, frozenset):
+        return store.read_published(policy_group, since=since)
+    read = store.read_published(None, since=since)
+    kept = tuple(p for p in read.policies if p.policy_group in policy_group)
+    moved = frozenset(p.id for p in read.policies if p.policy_group not in policy_group)
+    return replace(read, group=None, policies=kept, removed=read.removed | moved)
+
+
 # --- the service -------------------------------------------------------------------
 
 
 class PolicyDecisionPoint:
     """Decides requests against the current compiled policy set.
 
-    Thread-safe: deciders read one reference to an immutable compiled set; `load`
-    compiles first and then swaps that reference, so readers never see a half-built
-    set. With a `source` and no initial set, the first decision loads from the
-    source once (if that fails the empty set, which denies, stays until `refresh`).
+    Thread-safe: deciders read one reference to an immutable compiled set; `load`,
+    `refresh` and `sync` prepare the next set first and then swap that reference, so
+    readers never see a half-built set and never wait. With a `source` (or a `store`)
+    and no initial set, the first decision loads once (if that fails the empty set,
+    which denies, stays until `refresh`); a service rather loads in the background
+    (`Follower`) and waits for `ready`.
+
+    `store` and `policy_group`: follow that store's published policies of the group (of
+    a frozenset of groups, of every group when None) through its change feed (`sync`).
     """
 
     def __init__(
@@ -123,25 +174,41 @@ class PolicyDecisionPoint:
         policy_set: PolicySet | None = None,
         *,
         source: Callable[[], PolicySet] | None = None,
+        store: Store | None = None,
+        policy_group: Groups = None,
         pip: PolicyInformationPoint | None = None,
         clock: Callable[[], datetime] = utc_now,
         index_threshold: int = INDEX_THRESHOLD,
     ) -> None:
         self._source, self._pip, self._clock = source, pip, clock
+        self._store, self.policy_group = store, policy_group
         self._index_threshold = index_threshold
         self._lock = threading.Lock()
+        self._ready = threading.Event()
         self._loaded = policy_set is not None
         self._tried_source = False
         self._compiled = compile_policy_set(policy_set, index_threshold=index_threshold)
+        if self._loaded:
+            self._ready.set()
 
     @property
     def revision(self) -> int | None:
-        """The revision of the compiled set; None before anything was loaded."""
+        """The revision of the compiled set (for a decision point following a store, the
+        store's decision revision); None before anything was loaded."""
         return self._compiled.revision if self._loaded else None
 
     @property
     def compiled(self) -> CompiledPolicySet:
         return self._compiled
+
+    @property
+    def ready(self) -> bool:
+        """Whether a set was loaded (from the start, by `load`, `refresh` or `sync`)."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until `ready`, at most `timeout` seconds; whether it is."""
+        return self._ready.wait(timeout)
 
     def load(self, policy_set: PolicySet) -> None:
         """Compile `policy_set` and make it current in one reference assignment."""
@@ -151,6 +218,7 @@ class PolicyDecisionPoint:
         for problem in compiled.problems:
             log.warning("policy set %r: %s", compiled.id, problem.message)
         self._compiled, self._loaded = compiled, True
+        self._ready.set()
 
     def load_documents(
         self,
@@ -172,8 +240,10 @@ class PolicyDecisionPoint:
 
     def refresh(self, revision: int | None = None) -> bool:
         """Reload from the source unless `revision` (or the source's set) is the
-        compiled one. True when a new set was loaded. Errors of the source are
-        raised and the current set is kept."""
+        compiled one; for a decision point following a store, `sync`. True when a
+        new set was loaded. Errors of the source are raised and the current set is kept."""
+        if self._store is not None:
+            return self.sync()
         if self._source is None:
             raise ConfigurationError("no policy source configured for this decision point")
         with self._lock:
@@ -183,6 +253,30 @@ class PolicyDecisionPoint:
             if self._loaded and policy_set.revision == self._compiled.revision:
                 return False
             self.load(policy_set)
+            return True
+
+    def sync(self) -> bool:
+        """Bring the set up to the store's published policies: nothing but one read of the
+        store's revisions when its decision revision is the compiled one; else only what
+        the change feed says changed (`CompiledPolicySet.updated`), or everything, lazily
+        (`lazy_policies`), when the feed does not reach back that far. True when the set
+        changed. Errors of the store are raised and the current set is kept."""
+        if self._store is None:
+            raise ConfigurationError("this decision point follows no store")
+        with self._lock, gc_paused():  # a large graph of new objects, without cycles
+            since = self._compiled.revision if self._loaded else None
+            if since is not None and self._store.revisions().decisions == since:
+                return False
+            read = read_published(self._store, self.policy_group, since)
+            header = replace(
+                policy_set_header(self.policy_group, read.group), revision=read.revision
+            )
+            nodes = lazy_policies(read.policies, index_threshold=self._index_threshold)
+            if read.full or not self._loaded:
+                compiled = compile_policies(header, nodes, index_threshold=self._index_threshold)
+            else:
+                compiled = self._compiled.updated(nodes, read.removed, header=header)
+            self._install(compiled)
             return True
 
     def decide(self, request: Request, *, now: datetime | None = None) -> Response:
@@ -207,7 +301,7 @@ class PolicyDecisionPoint:
         return [self._decide(compiled, request, now) for request in requests]
 
     def _current(self) -> CompiledPolicySet:
-        if not self._loaded and self._source is not None and not self._tried_source:
+        if not self._loaded and not self._tried_source and (self._source or self._store):
             self._tried_source = True
             try:
                 self.refresh()
@@ -234,3 +328,120 @@ class PolicyDecisionPoint:
         if not errors:
             return response
         return replace(response, errors=(*errors, *response.errors))
+
+
+# --- the thread that follows ----------------------------------------------------------------
+
+FOLLOW_EVERY_S = 0.05
+"""How often a `Follower` reads the store's revisions: a change reaches decisions within
+about this long (plus the time to apply it)."""
+BACKOFF_MAX_S = 5.0
+
+
+class Follower:
+    """The one thread of a process that keeps its decision points following a store.
+
+    Every `every` seconds it reads the store's revisions (one cheap query) and syncs
+    the decision points whose revision differs, each from the change feed
+    (`PolicyDecisionPoint.sync`); a decision point just added is loaded at once. A
+    failing store is retried with a growing delay (up to 5 s) and logged once per
+    outage; the decision points keep their sets meanwhile. The thread ends with `stop`,
+    or by itself once nothing refers to the follower any more.
+    """
+
+    def __init__(self, store: Store, *, every: float = FOLLOW_EVERY_S) -> None:
+        self.store, self.every = store, every
+        self._points: list[PolicyDecisionPoint] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    def add(self, pdp: PolicyDecisionPoint) -> PolicyDecisionPoint:
+        """Follow `pdp` too (it must follow this follower's store); it is loaded at once."""
+        with self._lock:
+            if pdp not in self._points:
+                self._points.append(pdp)
+        self._wake.set()
+        return pdp
+
+    def remove(self, pdp: PolicyDecisionPoint) -> None:
+        with self._lock:
+            if pdp in self._points:
+                self._points.remove(pdp)
+
+    def start(self) -> None:
+        """Start the thread (again after `stop`); nothing happens if it runs."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping.clear()
+            self._thread = threading.Thread(
+                target=_follow, args=(weakref.ref(self),), name="pbgm-follower", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def tick(self) -> float:
+        """Sync what is behind, once; the delay until the next tick."""
+        try:
+            revision = self.store.revisions().decisions
+        except Exception:
+            return self._failed()
+        with self._lock:
+            points = list(self._points)
+        for pdp in points:
+            if pdp.revision == revision:
+                continue
+            try:
+                pdp.sync()
+            except Exception:
+                return self._failed()
+        if self.failures:
+            log.warning("the policy store answers again; decision points follow it")
+        self.failures = 0
+        return self.every
+
+    def _failed(self) -> float:
+        if not self.failures:
+            log.warning("cannot follow the policy store; retrying", exc_info=True)
+        self.failures += 1
+        return min(self.every * 2.0**self.failures, BACKOFF_MAX_S)
+
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait until every decision point is at the store's decision revision (for tests
+        and tools); whether they are."""
+        deadline = time.monotonic() + timeout
+        while True:
+            revision = self.store.revisions().decisions
+            with self._lock:
+                behind = [p for p in self._points if p.revision != revision]
+            if not behind:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._wake.set()
+            time.sleep(min(self.every, 0.01))
+
+
+def _follow(reference: weakref.ref[Follower]) -> None:
+    """The thread's loop; it holds its follower only while ticking."""
+    while True:
+        follower = reference()
+        if follower is None or follower._stopping.is_set():
+            return
+        delay = follower.tick()
+        wake, stopping = follower._wake, follower._stopping
+        del follower
+        woken = wake.wait(delay)
+        if woken:
+            wake.clear()
+        if stopping.is_set():
+            return

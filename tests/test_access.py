@@ -402,3 +402,18 @@ def test_the_revision_is_asked_at_most_every_so_often_when_told(repo):
     assert not access.allowed(BEN, "read", {"policy_id": "vc-limits"})  # at most 5 s stale
     moments[0] = 5.0
     assert access.allowed(BEN, "read", {"policy_id": "vc-limits"})
+
+
+def test_a_policy_change_does_not_compile_the_grants_again_but_a_grant_change_does(repo):
+    access = AccessPoint(repo)
+    assert not access.allowed(BEN, "read", {"policy_id": "vc-limits"})
+    compiled = access._pdp.compiled
+    pap = PolicyAdministrationPoint(repo)
+    pap.create(policy_document("another", policy_group="voltage-control", rules=[permit("r")]),
+               actor=ACTOR)  # fmt: skip
+    pap.publish("another", actor=ACTOR)
+    assert not access.allowed(BEN, "read", {"policy_id": "vc-limits"})
+    assert access._pdp.compiled is compiled  # the repository moved, the grants did not
+    grant(repo, "op-ben", "vc-limits")
+    assert access.allowed(BEN, "read", {"policy_id": "vc-limits"})
+    assert access._pdp.compiled is not compiled

@@ -182,6 +182,19 @@ def test_progress_is_reported_up_to_the_total(store):
     assert calls == [(i, 11) for i in range(1, 12)]
 
 
+def test_every_phase_is_reported_from_zero_to_its_total(store):
+    seen: dict[str, list[tuple[int, int]]] = {}
+    import_bundle(
+        store,
+        sample_bundle(),
+        actor=ACTOR,
+        phases=lambda p, d, t: seen.setdefault(p, []).append((d, t)),
+    )
+    assert list(seen) == ["validating", "planning", "writing"]
+    assert seen["validating"][0][0] == 0 and seen["validating"][-1][0] == seen["validating"][-1][1]
+    assert seen["writing"][-1] == (11, 11)
+
+
 # --- export ---------------------------------------------------------------------------------
 
 

@@ -104,8 +104,12 @@ def test_a_large_import_shows_progress_on_stderr(pbgm, tmp_path):
     bundle = write(tmp_path / "big.json", {"format": "pbgm/bundle/v1", "policies": policies})
     result = pbgm("policy", "import", bundle)
     assert result.exit_code == 0
-    assert "importing" in result.stderr
+    assert "importing: validating" in result.stderr and "importing: writing" in result.stderr
     assert result.stdout.splitlines()[-1].strip() == "60 create"
+    assert result.stdout.splitlines()[-2].strip().startswith("60 in ")  # time and rate
+    quiet = pbgm("policy", "import", bundle, "--quiet")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert quiet.stdout.splitlines()[-1].strip() == "60 unchanged"
 
 
 def _files(root: Path) -> dict[Path, bytes]:

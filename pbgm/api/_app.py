@@ -2,9 +2,11 @@
 
 No module-level app, engine or session; no migration, no network call, no
 sleep: the store opens its connections on first use, the key ring reads its
-directory on first use. Several processes (gunicorn workers, servers on one
-PostgreSQL) stay consistent because every decision point compares the store
-revision on each request and recompiles when it moved.
+directory on first use, and no thread starts here (the decision points' follower
+and the decision log's writer start when the server's worker starts, or on first
+use). Several processes (gunicorn workers, servers on one PostgreSQL) stay
+consistent because every decision point follows the repository's change feed in the
+background, and the per-request caches key on the repository revision.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Services:
     metrics: Metrics
     enforcer: Enforcer
     public: frozenset[str]
+    decisions: DecisionService
+    decision_log: DecisionLog
     mounted: frozenset[str] = frozenset()
     """Blueprints mounted beside the API (the admin GUI): they enforce access themselves."""
     clock: Clock = utc_now
@@ -146,7 +150,13 @@ def _wire(
     register_error_handlers(app)
     app.after_request(_counting(metrics))
     decisions = DecisionService(store, reads, access, pdp=pdp, clock=clock)
-    log = DecisionLog(store, settings.audit_mask, max_request=settings.audit_max_request)
+    log = DecisionLog(
+        store,
+        settings.audit_mask,
+        max_request=settings.audit_max_request,
+        capacity=settings.decision_log_queue,
+        metrics=metrics,
+    )
     pap = PolicyAdministrationPoint(store, clock=clock)
     for blueprint in (
         make_auth_blueprint(store=store, issuer=issuer, keyring=keyring, clock=clock),
@@ -154,11 +164,21 @@ def _wire(
         decisions_blueprint(decisions, log, metrics, max_batch=settings.max_batch),
         flexoffers_blueprint(store, access, clock),
         admin_blueprint(pap),
-        ops_blueprint(store, metrics),
+        ops_blueprint(store, metrics, decisions),
     ):
         app.register_blueprint(blueprint)
     return Services(
-        settings, store, access, keyring, issuer, metrics, enforcer, frozenset(public), clock=clock
+        settings,
+        store,
+        access,
+        keyring,
+        issuer,
+        metrics,
+        enforcer,
+        frozenset(public),
+        decisions,
+        log,
+        clock=clock,
     )
 
 

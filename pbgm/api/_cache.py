@@ -1,13 +1,13 @@
 """Caches of the request hot path: repository reads per revision, verified tokens.
 
-Every protected request starts by reading the store revision once
-(`begin_request`). The Access Point, the token account check and the decision
-service read the repository through `RevisionReads`, which answers `revision()`
-with that number and memoises the reads they make (principals, memberships,
-grants, policies) under it. Every change to what they read bumps the revision
-(a store rule), so the next request of any worker or server sees the change;
-entries read after a revision was seen are at least that recent. Writes and
-every other call go to the store itself.
+Every protected request starts by reading the store's revisions once
+(`begin_request`, one query: the repository, decision and access revisions). The
+Access Point, the token account check and the decision service read the repository
+through `RevisionReads`, which answers `revision()` with that number and memoises the
+reads they make (principals, memberships, grants, policies) under it. Every change to
+what they read bumps the revision (a store rule), so the next request of any worker or
+server sees the change; entries read after a revision was seen are at least that
+recent. Writes and every other call go to the store itself.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from flask import g, has_request_context
 from pbgm.auth import Claims, TokenVerifier
 from pbgm.errors import AuthenticationError, NotFoundError
 from pbgm.model import Clock
-from pbgm.store.base import Store
+from pbgm.store.base import Revisions, Store
 
 MAX_ENTRIES = 10_000
 KEYS_TTL_S = 0.5
@@ -60,15 +60,18 @@ class RevisionReads:
         self._memo: dict[Any, Any] = {}
 
     def begin_request(self) -> int:
-        """Read the revision for this request (one query) and remember it on `g`."""
-        revision = self.store.revision()
-        g.pbgm_revision = revision
-        return revision
+        """Read the revisions for this request (one query) and remember them on `g`."""
+        revisions = self.store.revisions()
+        g.pbgm_revisions = revisions
+        return revisions.repository
+
+    def revisions(self) -> Revisions:
+        if has_request_context() and "pbgm_revisions" in g:
+            return g.pbgm_revisions  # type: ignore[no-any-return]
+        return self.store.revisions()
 
     def revision(self) -> int:
-        if has_request_context() and "pbgm_revision" in g:
-            return int(g.pbgm_revision)
-        return self.store.revision()
+        return self.revisions().repository
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.store, name)

@@ -21,16 +21,18 @@ every caller with `decisions:write` as it is.
 
 The server's clock is the decision time; group memberships come from the
 repository (`subject.groups` when the request does not carry them). A batch is
-decided against one snapshot of the policies. Every call is written to the
-decision log (`pbgm.api._audit`).
+decided against one snapshot of the policies, the one current when it arrives: the
+decision points follow the repository in the background (`DecisionService`). Every
+call is queued for the decision log (`pbgm.api._audit`), written off the request path.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response
@@ -40,15 +42,24 @@ from pbgm.api._audit import DecisionLog
 from pbgm.api._http import actor, json_body, json_response, principal, query
 from pbgm.api._metrics import Metrics
 from pbgm.api._xacml import parse_xacml, xacml_response
-from pbgm.errors import InvalidInputError, NotFoundError, Problem, ValidationError
+from pbgm.auth import SCOPE_DECISIONS_WRITE
+from pbgm.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PbgmError,
+    Problem,
+    StoreUnavailableError,
+    ValidationError,
+)
 from pbgm.messages import request_from_json, response_to_json
-from pbgm.model import Clock, PolicySet, Request
+from pbgm.model import Clock, Request
 from pbgm.model import Response as Decided
-from pbgm.pap import ALL_POLICIES, PolicyAdministrationPoint
-from pbgm.pdp import PolicyDecisionPoint
+from pbgm.pdp import FOLLOW_EVERY_S, Follower, PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.policy import json_strings
 from pbgm.store.base import Store
+
+log = logging.getLogger(__name__)
 
 MAX_CACHED_GROUPS = 64
 MAX_REMEMBERED_CALLERS = 10_000
@@ -56,13 +67,23 @@ Groups = str | frozenset[str]
 """What a PDP decides against: one policy group, or the union of several."""
 
 
-class DecisionService:
-    """A PDP per policy group (or per set of groups a caller may read), each
-    refreshed when the store revision moves.
+FIRST_LOAD_WAIT_S = 10.0
+"""How long a decision waits for its policy group's first load before `503
+policies_loading`: within gunicorn's worker timeout (30 s)."""
 
-    `reads` is the store as read during a request (`pbgm.api._cache`): its
-    revision is the request's, its memberships memoised per revision. `access`
-    answers which groups a caller may read (module docstring).
+
+class DecisionService:
+    """A PDP per policy group, or per set of groups a caller may read, each following
+    the store's change feed in the background (`pbgm.pdp.Follower`: one thread per
+    process), so that a request never reloads: it decides on the set current when it
+    arrives. A decision point's first load happens on that thread too: `start` (when a
+    worker starts) loads those of the service accounts that may decide, and a decision
+    arriving before its set is loaded waits up to `FIRST_LOAD_WAIT_S`, then is refused
+    with `503 policies_loading`.
+
+    `reads` is the store as read during a request (`pbgm.api._cache`): its revision is
+    the request's, its memberships memoised per revision. `access` answers which groups
+    a caller may read (module docstring).
 
     An injected `pdp` answers calls without `policy_group` and is used as given
     (its owner refreshes it).
@@ -76,17 +97,51 @@ class DecisionService:
         *,
         pdp: PolicyDecisionPoint | None,
         clock: Clock,
+        every: float = FOLLOW_EVERY_S,
     ) -> None:
         self._store = store
         self.reads = reads
         self.access = access
         self.clock = clock
         self._injected = pdp
-        self._pap = PolicyAdministrationPoint(store)
         self._pip = PolicyInformationPoint([GroupMembershipProvider(reads.groups_of)])
         self._lock = threading.Lock()
         self._pdps: OrderedDict[Groups, PolicyDecisionPoint] = OrderedDict()
         self._readable: tuple[int, dict[Principal, frozenset[str]]] = (-1, {})
+        self.follower = Follower(store, every=every)
+
+    def start(self) -> None:
+        """Load, in the background, the decision points of the callers known now (each
+        enabled service account with `decisions:write`), and follow the store."""
+        self.follower.start()
+        if self._injected is not None:
+            return
+        for caller in self._deciders():
+            self._pdp(self.groups_for(caller, None))
+
+    def _deciders(self) -> list[Principal]:
+        try:
+            accounts = self._store.list_service_accounts()
+        except PbgmError as error:  # the store is down: decision points load on demand
+            log.warning("decision points not preloaded: %s", error)
+            return []
+        return [
+            Principal(a.client_id, "service", tuple(self._store.groups_of(a.client_id)))
+            for a in accounts
+            if a.enabled and SCOPE_DECISIONS_WRITE in a.scopes
+        ][:MAX_CACHED_GROUPS]
+
+    @property
+    def ready(self) -> bool:
+        """Whether every decision point made so far has its first set."""
+        with self._lock:
+            pdps = list(self._pdps.values())
+        return self._injected is not None or all(pdp.ready for pdp in pdps)
+
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait until the decision points are at the store's decision revision."""
+        self.follower.start()
+        return self.follower.settle(timeout)
 
     def decide(
         self, requests: list[Request], policy_group: str | None, caller: Principal
@@ -94,7 +149,12 @@ class DecisionService:
         if policy_group is None and self._injected is not None:
             return self._injected.decide_batch(requests, now=self.clock())
         pdp = self._pdp(self.groups_for(caller, policy_group))
-        pdp.refresh(self.reads.revision())
+        if not pdp.ready:
+            self.follower.start()
+            if not pdp.wait_ready(FIRST_LOAD_WAIT_S):
+                raise StoreUnavailableError(
+                    "the policies are still loading; retry later", code="policies_loading"
+                )
         return pdp.decide_batch(requests, now=self.clock())
 
     def groups_for(self, caller: Principal, policy_group: str | None) -> Groups:
@@ -131,29 +191,14 @@ class DecisionService:
             pdp = self._pdps.pop(groups, None)
             if pdp is None:
                 pdp = PolicyDecisionPoint(
-                    source=self._source(groups), pip=self._pip, clock=self.clock
+                    store=self._store, policy_group=groups, pip=self._pip, clock=self.clock
                 )
+                self.follower.add(pdp)
             self._pdps[groups] = pdp
             if len(self._pdps) > MAX_CACHED_GROUPS:
-                self._pdps.popitem(last=False)
+                _, dropped = self._pdps.popitem(last=False)
+                self.follower.remove(dropped)
             return pdp
-
-    def _source(self, groups: Groups) -> Callable[[], PolicySet]:
-        if isinstance(groups, str):
-            return self._pap.policy_source(groups)
-        return lambda: self._union(groups)
-
-    def _union(self, groups: frozenset[str]) -> PolicySet:
-        """The published policies of `groups`, combined with deny-overrides."""
-        revision = self._store.revision()  # read first: a change meanwhile shows as newer
-        sets = [self._pap.load_policy_set(group) for group in sorted(groups)]
-        return PolicySet(
-            id=ALL_POLICIES,
-            policies=tuple(policy for each in sets for policy in each.policies),
-            policy_combining="deny-overrides",
-            revision=revision,
-            description="the published policies of the groups the caller may read",
-        )
 
 
 # --- pbgm's request form ---------------------------------------------------------------

@@ -11,11 +11,13 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
 class Metrics:
@@ -53,6 +55,28 @@ class Metrics:
             "pbgm_http_requests",
             "Answered requests by endpoint and status",
             ["endpoint", "status"],
+            registry=self.registry,
+        )
+
+        self.decision_log_depth = Gauge(
+            "pbgm_decision_log_queue",
+            "Decision log calls waiting to be written",
+            registry=self.registry,
+        )
+        self.decision_log_batch = Histogram(
+            "pbgm_decision_log_batch",
+            "Calls written to the decision log per transaction",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.decision_log_written = Counter(
+            "pbgm_decision_log_written",
+            "Decision log calls written",
+            registry=self.registry,
+        )
+        self.decision_log_dropped = Counter(
+            "pbgm_decision_log_dropped",
+            "Decision log calls dropped: the queue was full, or the store refused them",
             registry=self.registry,
         )
 

@@ -1,7 +1,9 @@
 """Operations endpoints: liveness, readiness, metrics and the OpenAPI document.
 
 `/healthz` answers while the process serves; `/readyz` also reads the repository
-revision (`503 store_unavailable` when it cannot); `/metrics` is Prometheus text
+revision (`503 store_unavailable` when it cannot) and says whether this worker's
+decision points have their first set of policies (`503 policies_loading` until
+then); `/metrics` is Prometheus text
 (for a token with the `metrics:read` scope; public with `PBGM_METRICS_PUBLIC=true`,
 for a port only the scraper reaches);
 `/api/v1/openapi.json` describes every endpoint.
@@ -13,6 +15,7 @@ import logging
 
 from flask import Blueprint, Response
 
+from pbgm.api._decisions import DecisionService
 from pbgm.api._http import json_response, query
 from pbgm.api._metrics import Metrics
 from pbgm.api.openapi import openapi_document
@@ -22,7 +25,7 @@ from pbgm.store.base import Store
 log = logging.getLogger(__name__)
 
 
-def ops_blueprint(store: Store, metrics: Metrics) -> Blueprint:
+def ops_blueprint(store: Store, metrics: Metrics, decisions: DecisionService) -> Blueprint:
     blueprint = Blueprint("ops", __name__)
     document = openapi_document()
 
@@ -37,6 +40,9 @@ def ops_blueprint(store: Store, metrics: Metrics) -> Blueprint:
         except PbgmError as error:
             log.warning("not ready: %s", error.code)
             raise StoreUnavailableError("the policy repository cannot be read") from None
+        decisions.start()
+        if not decisions.ready:
+            raise StoreUnavailableError("the policies are still loading", code="policies_loading")
         body = {"status": "ready", "revision": revision}
         return json_response(body, headers={"Cache-Control": "no-store"})
 

@@ -67,4 +67,5 @@ class PbgmServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no ty
         if self.settings.notify_bus_url:
             bus = open_bus({"kind": "mqtt", "url": self.settings.notify_bus_url})
         app: Flask = create_app(self.settings, bus=bus)
+        app.extensions["pbgm"].decisions.start()  # the first set loads while the worker serves
         return Deadline(app, self.settings.request_timeout)

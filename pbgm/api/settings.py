@@ -39,6 +39,9 @@ PBGM_AUDIT_MAX_REQUEST      bytes of each request kept in   2048
 PBGM_AUDIT_MASK             request attributes masked in    (none)
                             the decision log, e.g.
                             `subject.*,resource.location`
+PBGM_DECISION_LOG_QUEUE     decision log calls queued for   10000
+                            writing before new ones are
+                            dropped (and counted)
 PBGM_METRICS_PUBLIC         `/metrics` without a token (on   false (a token with
                             a port only Prometheus          `metrics:read`)
                             reaches)
@@ -86,6 +89,7 @@ class Settings:
     request_timeout: int = 30
     audit_mask: tuple[str, ...] = ()
     audit_max_request: int = 2048
+    decision_log_queue: int = 10_000
     metrics_public: bool = False
     bind: str = "127.0.0.1:8080"
     workers: int = 2
@@ -248,6 +252,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "request_timeout": _integer(1, 3600),
     "audit_max_request": _integer(256, 1_048_576),
     "audit_mask": _mask,
+    "decision_log_queue": _integer(1, 1_000_000),
     "metrics_public": _boolean,
     "workers": _integer(1, 64),
     "tls_cert": _optional_text,

@@ -10,11 +10,13 @@ from typing import Any
 from pbgm.bundle._format import Bundle, BundleGroup
 from pbgm.errors import ConflictError, NotFoundError, PbgmError, Problem, ValidationError
 from pbgm.model import PolicyGroup, PolicyStatus
-from pbgm.pap import PolicyAdministrationPoint, checked_document, plain_json
+from pbgm.pap import checked_document, plain_json
 from pbgm.policy import validate_policy_set_document
 from pbgm.store.base import Grant, Group, Store, User
 
 Progress = Callable[[int, int], None]
+Phases = Callable[[str, int, int], None]
+"""`(phase, done, total)`: `validating`, `planning`, `writing`, each from 0 to its total."""
 
 UNCHANGED = "unchanged"
 
@@ -109,26 +111,32 @@ def import_bundle(
     publish: bool = True,
     progress: Progress | None = None,
     reason: str = "bundle import",
+    phases: Phases | None = None,
 ) -> ImportPlan:
     """Bring the store up to the bundle, all or nothing.
 
     Every policy and reference is checked before anything is written; the
     `ValidationError` lists the problems of all policies, located as
-    `<file or policies[i]>:<json path>`. A dry run only reads.
+    `<file or policies[i]>:<json path>`. A dry run only reads. `progress` follows the
+    writing; `phases` every phase (validating, planning, writing). Each document is
+    validated once: the store receives the checked documents.
     """
-    check_documents(bundle)
+    check_documents(bundle, phases)
     if dry_run:
         return _plan(store, bundle, publish, dry_run=True)
     with store.atomic() as view:
-        plan = _plan(view, bundle, publish, dry_run=False)
-        _apply(view, bundle, plan, actor=actor, reason=reason, progress=progress)
+        plan = _plan(view, bundle, publish, dry_run=False, phases=phases)
+        _apply(view, bundle, plan, actor=actor, reason=reason, progress=progress, phases=phases)
     return replace(plan, revision=store.revision())
 
 
-def check_documents(bundle: Bundle) -> None:
+def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for doc, source in zip(bundle.policies, bundle.sources, strict=True):
+    total = len(bundle.policies)
+    for done, (doc, source) in enumerate(zip(bundle.policies, bundle.sources, strict=True)):
+        if phases is not None and done % _EVERY == 0:
+            phases("validating", done, total)
         problems += _located(source, _problems_of(doc))
         policy_id = doc.get("id") if isinstance(doc, dict) else None
         if isinstance(policy_id, str) and policy_id in seen:
@@ -141,8 +149,14 @@ def check_documents(bundle: Bundle) -> None:
     for i, group in enumerate(bundle.policy_groups):
         doc = {"id": group.id, "policy_combining": group.policy_combining}
         problems += _located(f"policy_groups[{i}]", _problems_of(doc, policy_set=True))
+    if phases is not None:
+        phases("validating", total, total)
     if problems:
         raise ValidationError(problems)
+
+
+_EVERY = 50  # documents between two reports of a phase
+_BULK = 1_000  # new policies written in one `Store.create_policies`
 
 
 def _problems_of(doc: Any, *, policy_set: bool = False) -> list[Problem]:
@@ -162,11 +176,13 @@ def _located(source: str, problems: list[Problem]) -> list[Problem]:
     return [Problem(f"{source}:{p.path}", p.code, p.message) for p in problems]
 
 
-def _plan(store: Store, bundle: Bundle, publish: bool, *, dry_run: bool) -> ImportPlan:
+def _plan(
+    store: Store, bundle: Bundle, publish: bool, *, dry_run: bool, phases: Phases | None = None
+) -> ImportPlan:
     _check_references(store, bundle)
     changes = [
         *_plan_policy_groups(store, bundle.policy_groups),
-        *_plan_policies(store, bundle.policies, publish),
+        *_plan_policies(store, bundle.policies, publish, phases),
         *_plan_users(store, bundle.users),
         *_plan_groups(store, bundle.groups),
         *_plan_grants(store, bundle.grants),
@@ -189,10 +205,14 @@ def _plan_policy_groups(store: Store, groups: tuple[PolicyGroup, ...]) -> Iterat
 
 
 def _plan_policies(
-    store: Store, docs: tuple[dict[str, Any], ...], publish: bool
+    store: Store, docs: tuple[dict[str, Any], ...], publish: bool, phases: Phases | None = None
 ) -> Iterator[Change]:
-    for doc in docs:
-        record = _lookup(store.get_policy, doc["id"])
+    """What each policy needs; the existing ones are read in one listing, not one by one."""
+    existing = {record.id: record for record in store.list_policies()} if docs else {}
+    for done, doc in enumerate(docs):
+        if phases is not None and done % _EVERY == 0:
+            phases("planning", done, len(docs))
+        record = existing.get(doc["id"])
         if record is None:
             yield Change("policy", doc["id"], "create")
         elif plain_json(record.document) != doc:
@@ -310,14 +330,37 @@ def _apply(
     actor: str,
     reason: str,
     progress: Progress | None,
+    phases: Phases | None = None,
 ) -> None:
     steps = _Steps(store, bundle, actor=actor, reason=reason)
     total = len(plan.changes)
-    for done, change in enumerate(plan.changes, start=1):
-        if change.action != UNCHANGED:
-            steps.run(change, publish=plan.publish)
+    created: list[dict[str, Any]] = []  # new policies, written in bulk
+
+    def report(done: int) -> None:
         if progress is not None:
             progress(done, total)
+        if phases is not None and (done % _EVERY == 0 or done == total):
+            phases("writing", done, total)
+
+    def write_created(done: int) -> None:
+        store.create_policies(created, actor=actor, reason=reason, publish=plan.publish)
+        for moment in range(done - len(created) + 1, done + 1):
+            report(moment)
+        created.clear()
+
+    for done, change in enumerate(plan.changes, start=1):
+        if change.kind == "policy" and change.action == "create":
+            created.append(plain_json(steps.policies[change.key]))
+            if len(created) == _BULK:
+                write_created(done)
+            continue
+        if created:
+            write_created(done - 1)
+        if change.action != UNCHANGED:
+            steps.run(change, publish=plan.publish)
+        report(done)
+    if created:
+        write_created(total)
 
 
 class _Steps:
@@ -325,7 +368,6 @@ class _Steps:
 
     def __init__(self, store: Store, bundle: Bundle, *, actor: str, reason: str) -> None:
         self.store, self.actor, self.reason = store, actor, reason
-        self.pap = PolicyAdministrationPoint(store)
         self.policies = {doc["id"]: doc for doc in bundle.policies}
         self.policy_groups = {g.id: g for g in bundle.policy_groups}
         self.users = {u.name: u for u in bundle.users}
@@ -342,14 +384,19 @@ class _Steps:
         self.store.put_policy_group(self.policy_groups[change.key], actor=self.actor)
 
     def _policy(self, change: Change, publish: bool) -> None:
-        doc, actor, reason = self.policies[change.key], self.actor, self.reason
+        """The store calls for one policy; its document was validated by `check_documents`."""
+        doc, actor, reason = plain_json(self.policies[change.key]), self.actor, self.reason
         if change.action == "create":
-            self.pap.create(doc, actor=actor, reason=reason)
+            self.store.create_policy(doc, actor=actor, reason=reason)
         elif change.action == "update":
             version = self.store.get_policy(change.key).version
-            self.pap.update(change.key, doc, expected_version=version, actor=actor, reason=reason)
+            self.store.update_policy(
+                change.key, doc, expected_version=version, actor=actor, reason=reason
+            )
         if publish:
-            self.pap.publish(change.key, actor=actor, reason=reason)
+            self.store.set_policy_status(
+                change.key, PolicyStatus.PUBLISHED, actor=actor, reason=reason
+            )
 
     def _user(self, change: Change, publish: bool) -> None:
         user = self.users[change.key]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import click
 
 from pbgm.bundle import check_documents, export_bundle, import_bundle, read_bundle, write_bundle
+from pbgm.bundle._transfer import Phases
 from pbgm.cli._app import Env, main, pass_env, table
 from pbgm.errors import InvalidInputError, Problem, ValidationError
 from pbgm.model import PolicyStatus
@@ -31,50 +33,75 @@ def policy() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--no-publish", is_flag=True, help="Store new versions as drafts.")
 @click.option("--reason", default="bundle import", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress display; only the summary.")
 @pass_env
-def policy_import(env: Env, path: Path, dry_run: bool, no_publish: bool, reason: str) -> None:
+def policy_import(
+    env: Env, path: Path, dry_run: bool, no_publish: bool, reason: str, quiet: bool
+) -> None:
     """Import a bundle (file or directory), all or nothing."""
+    started = time.monotonic()
     bundle = read_bundle(path)
-    with _progress(env, len(bundle.policies) + len(bundle.grants)) as progress:
+    with _progress(env, len(bundle.policies) + len(bundle.grants), quiet) as phases:
         plan = import_bundle(
             env.store,
             bundle,
             actor=env.actor,
             dry_run=dry_run,
             publish=not no_publish,
-            progress=progress,
             reason=reason,
+            phases=phases,
         )
+    seconds = time.monotonic() - started
     changes = [{"kind": c.kind, "key": c.key, "action": c.action} for c in plan.changes]
     data = {
         "dry_run": plan.dry_run,
         "publish": plan.publish,
         "revision": plan.revision,
         "counts": plan.counts(),
+        "seconds": round(seconds, 3),
         "changes": changes,
     }
     head = "dry run, nothing changed:" if dry_run else f"imported (revision {plan.revision}):"
-    lines = [head, *(f"  {c.action:<9} {c.kind:<12} {c.key}" for c in plan.changed)]
+    listed = plan.changed if len(plan.changed) <= LISTED else ()
+    lines = [head, *(f"  {c.action:<9} {c.kind:<12} {c.key}" for c in listed)]
+    if len(plan.changed) > LISTED:
+        lines.append(f"  {len(plan.changed):,} changes, not listed (`--json` lists them)")
+    rate = len(plan.changes) / max(seconds, 1e-9)
+    lines.append(f"  {len(plan.changes):,} in {seconds:.1f} s ({rate:,.0f}/s)")
     lines.append("  " + ", ".join(f"{n} {action}" for action, n in plan.counts().items()))
     env.emit(data, lines)
 
 
 PROGRESS_THRESHOLD = 50
+LISTED = 200
+"""Changes listed one per line; beyond, the summary alone (`--json` has them all)."""
 
 
 @contextmanager
-def _progress(env: Env, total: int) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr for large imports (none with `--json`)."""
-    if env.as_json or total < PROGRESS_THRESHOLD:
+def _progress(env: Env, total: int, quiet: bool) -> Iterator[Phases | None]:
+    """A progress bar per phase on stderr for large imports (none with `--json` or
+    `--quiet`): validating, planning, writing, each with its own count and rate."""
+    if env.as_json or quiet or total < PROGRESS_THRESHOLD:
         yield None
         return
-    with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+    bars: dict[str, Any] = {}
 
-        def advance(done: int, of: int) -> None:
-            bar.length = of
-            bar.update(done - bar.pos)
+    def advance(phase: str, done: int, of: int) -> None:
+        bar = bars.get(phase)
+        if bar is None:
+            for old in bars.values():
+                old.render_finish()
+            bar = bars[phase] = click.progressbar(
+                length=of, label=f"importing: {phase:<10}", file=sys.stderr, show_pos=True
+            )
+            bar.render_progress()
+        bar.update(done - bar.pos)
 
+    try:
         yield advance
+    finally:
+        for bar in bars.values():
+            bar.render_finish()
 
 
 @policy.command("export")

@@ -15,9 +15,12 @@ import gc
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
+from pbgm.decision.changes import changed_children, key_values
 from pbgm.decision.combining import (
     INDETERMINATE_D,
     NOT_APPLICABLE,
@@ -26,17 +29,20 @@ from pbgm.decision.combining import (
     Result,
     collapse,
 )
-from pbgm.decision.evaluator import INDEX_THRESHOLD, CandidateIndex, combining_parts, compile_target
+from pbgm.decision.evaluator import (
+    INDEX_THRESHOLD,
+    CandidateIndex,
+    combining_parts,
+    compile_target,
+    outputs_use_current_time,
+)
 from pbgm.decision.flat import LEAF_SEGMENT, FlatPolicy, compile_policy
+from pbgm.decision.lazy import LazyPolicy
 from pbgm.decision.membership import holds
 from pbgm.model import (
     STATUS_OK,
-    Apply,
-    AttributeRef,
     Decision,
     EvaluationError,
-    Expr,
-    ObligationExpression,
     Policy,
     PolicySet,
     Request,
@@ -46,6 +52,24 @@ from pbgm.model import (
 
 NOT_APPLICABLE_RESPONSE = Response(Decision.NOT_APPLICABLE)
 _NO_REQUEST = Request()
+
+_BUILD: Any = object()
+_SHARED_SLOTS = (
+    "id",
+    "owner",
+    "index_threshold",
+    "specialise",
+    "target",
+    "combine",
+    "one_child",
+    "failure",
+    "on_permit",
+    "on_deny",
+    "nobody",
+    "plain",
+)
+"""What a changed set takes from the set it was changed from: all of it depends on the
+set's own document, not on its policies."""
 
 STATUS_CODES = {"missing_attribute": "missing-attribute"}
 """Error codes with their own status; every other error is a `processing-error`."""
@@ -57,14 +81,24 @@ class CompiledPolicySet(Combining):
     `uses_time` tells whether a decision depends on `now` at all (a validity window,
     or `environment.current_time` in a condition or obligation): when it does not,
     the decision point reads no clock.
+
+    A compiled set never changes once built (but for what it learns about its lazy
+    policies, which changes no decision): `updated` makes a new set with some policies
+    added, replaced or removed, sharing everything else (`pbgm.decision.changes`).
     """
 
     __slots__ = (
+        "header",
+        "ids",
+        "index_threshold",
         "leaves",
+        "ordered",
         "problems",
         "revision",
         "single",
+        "specialise",
         "target",
+        "timed",
         "uses_current_time",
         "uses_time",
     )
@@ -77,34 +111,138 @@ class CompiledPolicySet(Combining):
         index_threshold: int = INDEX_THRESHOLD,
         *,
         specialise: bool = True,
-        policies: Iterable[Policy] | None = None,
+        policies: Iterable[Policy | LazyPolicy] | None = None,
     ) -> None:
         """`policies`, when given, stand for those of `policy_set` and are compiled as
-        they come (each parsed policy may go once compiled)."""
-        self.id, self.owner = policy_set.id, None
-        self.revision = policy_set.revision
-        self.target = compile_target(policy_set.target)
-        self.uses_current_time = _outputs_use_current_time(
-            policy_set.obligations, policy_set.advice
-        )
-        children = []
-        for policy in policy_set.policies if policies is None else policies:
-            children.append(compile_policy(policy, index_threshold, specialise=specialise))
-            if not self.uses_current_time:
-                self.uses_current_time = _policy_uses_current_time(policy)
-        self.children = tuple(children)
+        they come (each parsed policy may go once compiled); a `LazyPolicy` among them
+        is kept as it is, to be compiled when a decision first reaches it."""
+        children = [
+            p
+            if isinstance(p, LazyPolicy)
+            else compile_policy(p, index_threshold, specialise=specialise)
+            for p in (policy_set.policies if policies is None else policies)
+        ]
+        self.assemble(policy_set, tuple(children), index_threshold, specialise)
+
+    def assemble(
+        self,
+        header: PolicySet,
+        children: tuple[Any, ...],
+        index_threshold: int,
+        specialise: bool,
+        index: Any = _BUILD,
+    ) -> None:
+        """Make this set from `header` (its own policies ignored) and compiled (or lazy)
+        `children`, with their index (built here unless given)."""
+        self.header = replace(header, policies=())
+        self.id, self.owner, self.revision = header.id, None, header.revision
+        self.index_threshold, self.specialise = index_threshold, specialise
+        self.target = compile_target(header.target)
+        self.children = children
+        self.ids = tuple(child.id for child in children)
+        self.ordered = _increasing(self.ids)
         parts = combining_parts(
-            self.children, policy_set.obligations, policy_set.advice, index_threshold
+            children, header.obligations, header.advice, index_threshold, ordered=self.ordered
         )
-        self.setup(policy_set.policy_combining, *parts)
-        self.uses_time = self.uses_current_time or any(p.windowed for p in self.children)
-        self.problems = tuple(self._problems())
+        self.setup(header.policy_combining, *parts[:2], parts[2] if index is _BUILD else index)
+        reads_time = outputs_use_current_time(header.obligations, header.advice)
+        self.timed = (
+            sum(1 for child in children if child.windowed),
+            sum(1 for child in children if child.uses_current_time) + reads_time,
+        )
+        self._timing()
+        own = () if self.failure is None else (self.failure,)
+        self.problems = (*own, *self.problems_of(children))
         self.single: tuple[Any, ...] | None = None
         self.leaves: dict[str, tuple[Any, ...]] | None = None
         if specialise and isinstance(self.index, CandidateIndex) and self.combine is not None:
             self.single = self.index.single
             if self.single is not None:
-                self._share_results()
+                self._share_results(children)
+                if self.on_permit.fixed is not None and self.on_deny.fixed is not None:
+                    self.leaves = self._leaves()
+
+    def _timing(self) -> None:
+        windowed, current = self.timed
+        self.uses_current_time = current > 0
+        self.uses_time = self.uses_current_time or windowed > 0
+
+    def updated(
+        self,
+        policies: Iterable[Policy | LazyPolicy] = (),
+        removed: Iterable[str] = (),
+        *,
+        revision: int | None = None,
+        header: PolicySet | None = None,
+    ) -> CompiledPolicySet:
+        """A new set with `policies` added (or, where their id is here, in place of the
+        policy with that id) and the policies with the ids in `removed` taken out,
+        stamped `revision` (default: this set's); this set is left as it was. Only the
+        new policies are compiled, and the index changes only at their key values
+        (`pbgm.decision.changes`). A new policy goes where the order of ids puts it: a
+        set in id order (as a store gives it) stays in id order; in another set new
+        policies go last. Policy ids must be unique. A `header` (the set's own document,
+        its policies ignored) that differs from this set's makes the set again around
+        the same compiled policies."""
+        with gc_paused():
+            nodes = [
+                p
+                if isinstance(p, LazyPolicy)
+                else compile_policy(p, self.index_threshold, specialise=self.specialise)
+                for p in policies
+            ]
+            ordered = self.ordered or _increasing(self.ids)  # kept when true: O(1)
+            children, ids, gone = changed_children(self.children, self.ids, ordered, nodes, removed)
+            new = object.__new__(CompiledPolicySet)
+            new.ordered = ordered or _increasing(ids)
+            own = self.header if header is None else replace(header, policies=())
+            if revision is not None:
+                own = replace(own, revision=revision)
+            same = replace(own, revision=self.revision) == self.header
+            index = None
+            if same and self.index is not None and len(children) > self.index_threshold:
+                index = self.index.updated(children, gone, nodes, ordered=new.ordered)  # type: ignore[attr-defined]
+            if index is None:  # a new shape of index: built again, nothing compiled again
+                new.assemble(own, children, self.index_threshold, self.specialise)
+            else:
+                new._changed_from(self, own, children, ids, index, gone, nodes)
+            return new
+
+    def _changed_from(
+        self,
+        old: CompiledPolicySet,
+        header: PolicySet,
+        children: tuple[Any, ...],
+        ids: tuple[str, ...],
+        index: CandidateIndex,
+        gone: list[Any],
+        added: list[Any],
+    ) -> None:
+        """Make this set as `old` changed by `gone` and `added` (see `updated`)."""
+        for name in _SHARED_SLOTS:
+            setattr(self, name, getattr(old, name))
+        self.header, self.revision = header, header.revision
+        self.children, self.ids, self.index = children, ids, index
+        windowed, current = old.timed
+        windowed += sum(c.windowed for c in added) - sum(c.windowed for c in gone)
+        current += sum(c.uses_current_time for c in added) - sum(c.uses_current_time for c in gone)
+        self.timed = (windowed, current)
+        self._timing()
+        left = {child.id for child in gone}
+        kept = [problem for problem in old.problems if problem.policy_id not in left]
+        self.problems = (*kept, *self.problems_of(added))
+        self.single = index.single if old.single is not None else None
+        self.leaves = None
+        if self.single is not None:
+            self._share_results(added)
+            if old.leaves is not None:
+                self.leaves = dict(old.leaves)
+                for value in key_values((*gone, *added)):
+                    leaf = self.leaf_of(value)
+                    if leaf is None:
+                        self.leaves.pop(value, None)
+                    else:
+                        self.leaves[value] = leaf
 
     def __len__(self) -> int:
         return len(self.children)
@@ -152,46 +290,72 @@ class CompiledPolicySet(Combining):
         if value.__class__ is str:
             found = self.single[2].get(value, self.single[3])  # type: ignore[index]
             if len(found) == 1:
-                return self.finish_one(found[0].evaluate_keyed(request, now), request)
+                child = found[0]
+                if child.__class__ is LazyPolicy:
+                    child = self._learn(value, child)
+                return self.finish_one(child.evaluate_keyed(request, now), request)
         return self.combined(request, now)
 
-    def _share_results(self) -> None:
+    def _learn(self, value: str, lazy: LazyPolicy) -> Any:
+        """The compiled form of a lazy policy found alone by its key `value`, and its
+        leaf kept for the next decisions when it has one."""
+        node = lazy.node()
+        leaves = self.leaves
+        if leaves is not None and isinstance(node, FlatPolicy) and value in self.single[2]:  # type: ignore[index]
+            leaf = node.leaf(self._answer)
+            if leaf is not None:
+                leaves[value] = leaf
+        return node
+
+    def _share_results(self, children: Iterable[Any]) -> None:
         """Make, at load time, the results and responses shared by the decisions one
-        bare policy (or none) makes, rather than on the first such decision; and the
-        leaves of the flat policies found alone by their key."""
-        assert self.nobody is not None and self.single is not None
+        bare policy (or none) makes, rather than on the first such decision."""
+        assert self.nobody is not None
         shared = [*self.nobody]
-        for policy in self.children:
-            shared += [r for r in policy.plain[:NOT_APPLICABLE] if r is not None]
+        for policy in children:
+            if policy.__class__ is not LazyPolicy:
+                shared += [r for r in policy.plain[:NOT_APPLICABLE] if r is not None]
         for result in shared:
             if not (result.obligations or result.advice or result.errors):
                 memo = self._decided_by(result)
                 if memo is not None:
                     report(memo)
-        if self.on_permit.fixed is not None and self.on_deny.fixed is not None:
-            self.leaves = self._leaves()
+
+    def _answer(self, result: Result) -> Response:
+        """The response of a leaf for a policy's `result` (the set's outputs are fixed)."""
+        decided = self.finish_one(result, _NO_REQUEST)
+        return decided.memo or report(decided)
+
+    def leaf_of(self, value: Any) -> tuple[Any, ...] | None:
+        """The leaf for the key `value`: its entry of the single index holds one flat
+        policy (compiled), which can answer from a leaf."""
+        found = self.single[2].get(value) if value.__class__ is str else None  # type: ignore[index]
+        if found is None or len(found) != 1 or not isinstance(found[0], FlatPolicy):
+            return None
+        return found[0].leaf(self._answer)
 
     def _leaves(self) -> dict[str, tuple[Any, ...]]:
-        def answer(result: Result) -> Response:
-            decided = self.finish_one(result, _NO_REQUEST)  # the set's outputs are fixed
-            return decided.memo or report(decided)
-
         leaves = {}
-        for value, found in self.single[2].items():  # type: ignore[index]
-            if value.__class__ is str and len(found) == 1 and isinstance(found[0], FlatPolicy):
-                leaf = found[0].leaf(answer)
-                if leaf is not None:
-                    leaves[value] = leaf
+        for value in self.single[2]:  # type: ignore[index]
+            leaf = self.leaf_of(value)
+            if leaf is not None:
+                leaves[value] = leaf
         return leaves
 
-    def _problems(self) -> Iterable[EvaluationError]:
-        """Compile-time errors: the parts that evaluate to Indeterminate when they apply."""
-        if self.failure is not None:
-            yield self.failure
-        for policy in self.children:
+    @staticmethod
+    def problems_of(children: Iterable[Any]) -> Iterable[EvaluationError]:
+        """Compile-time errors of `children`: the parts that evaluate to Indeterminate
+        when they apply (lazy policies report theirs when compiled)."""
+        for policy in children:
+            if policy.__class__ is LazyPolicy:
+                continue
             if policy.failure is not None:
                 yield policy.failure
             yield from (rule.failure for rule in policy.children if rule.failure is not None)
+
+
+def _increasing(ids: tuple[str, ...]) -> bool:
+    return all(a < b for a, b in pairwise(ids))
 
 
 def compile_policy_set(
@@ -215,7 +379,7 @@ def compile_policy_set(
 
 def compile_policies(
     header: PolicySet,
-    policies: Iterable[Policy],
+    policies: Iterable[Policy | LazyPolicy],
     *,
     index_threshold: int = INDEX_THRESHOLD,
     specialise: bool = True,
@@ -248,33 +412,6 @@ def gc_paused() -> Iterator[None]:
             _gc_pauses[0] -= 1
             if _gc_pauses[0] == 0 and _gc_pauses[1]:
                 gc.enable()
-
-
-def _outputs_use_current_time(*groups: Iterable[ObligationExpression]) -> bool:
-    return any(_mentions_current_time(e) for g in groups for o in g for e in o.attributes.values())
-
-
-def _policy_uses_current_time(policy: Policy) -> bool:
-    """Whether a condition or an obligation of the policy reads `environment.current_time`."""
-    if _outputs_use_current_time(policy.obligations, policy.advice):
-        return True
-    for rule in policy.rules:
-        if rule.condition is not None and _mentions_current_time(rule.condition):
-            return True
-        if _outputs_use_current_time(rule.obligations, rule.advice):
-            return True
-    return False
-
-
-def _mentions_current_time(expr: Expr) -> bool:
-    pending = [expr]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, Apply):
-            pending += node.args
-        elif isinstance(node, AttributeRef) and node.path == "environment.current_time":
-            return True
-    return False
 
 
 def report(result: Result) -> Response:

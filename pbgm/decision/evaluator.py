@@ -20,7 +20,7 @@ combining algorithm) still loads: it evaluates to Indeterminate with the code
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +48,8 @@ from pbgm.decision.membership import expression, membership
 from pbgm.decision.outputs import Outputs, compile_outputs, reason
 from pbgm.decision.shared import shared
 from pbgm.model import (
+    Apply,
+    AttributeRef,
     Effect,
     EvaluationError,
     Expr,
@@ -83,6 +85,7 @@ BARE = (Result(PERMIT), Result(DENY))
 is never reported: a policy reports its own)."""
 
 _UNCOMPILED: Any = object()
+CURRENT_TIME = "environment.current_time"
 
 # --- rules -------------------------------------------------------------------------------
 
@@ -198,11 +201,15 @@ def combining_parts(
     obligations: Sequence[ObligationExpression],
     advice: Sequence[ObligationExpression],
     index_threshold: int,
+    *,
+    ordered: bool = False,
 ) -> tuple[Outputs, Outputs, CandidateIndex | None]:
-    """Own outputs for Permit and for Deny, and an index when the children are many."""
+    """Own outputs for Permit and for Deny, and an index when the children are many
+    (`ordered`: their ids increase strictly, see `CandidateIndex`)."""
     index = None
     if len(children) > index_threshold:
-        index = CandidateIndex(children, [child.target_matches for child in children])
+        targets = [child.target_matches for child in children]
+        index = CandidateIndex(children, targets, ordered=ordered)
     return (
         compile_outputs(Effect.PERMIT, obligations, advice),
         compile_outputs(Effect.DENY, obligations, advice),
@@ -233,6 +240,7 @@ class CompiledPolicy(Combining):
         "target",
         "target_matches",
         "unkeyed",
+        "uses_current_time",
         "valid_from",
         "valid_until",
         "windowed",
@@ -251,12 +259,21 @@ class CompiledPolicy(Combining):
         self.id = self.owner = policy.id
         self.valid_from, self.valid_until = policy.valid_from, policy.valid_until
         self.windowed = self.valid_from is not None or self.valid_until is not None
+        self.uses_current_time = policy_uses_current_time(policy)
         self.target_matches = policy.target.matches
         self.target = _UNCOMPILED if self.target_matches else None
         self.rest = rest_target(self.target_matches)
         self.children = tuple(CompiledRule(rule, policy.id) for rule in policy.rules)
         parts = combining_parts(self.children, policy.obligations, policy.advice, index_threshold)
         self.setup(policy.rule_combining, *parts, {rule.effect for rule in self.children})
+
+    @classmethod
+    def broken(cls, policy_id: str, target: Target, message: str) -> CompiledPolicy:
+        """A policy that could not be read: Indeterminate (`invalid_policy`, `message`)
+        whenever its `target` matches, so that a broken Deny never becomes a Permit."""
+        node = cls(Policy(policy_id, "", "", target=target))
+        node.failure, node.combine = node.where(message), None
+        return node
 
     def in_window(self, now: datetime) -> bool:
         if self.valid_from is not None and now < self.valid_from:
@@ -288,3 +305,33 @@ class CompiledPolicy(Combining):
         if rest is not None and not rest(request):
             return NOT_APPLICABLE_RESULT
         return self.combined(request, now)
+
+
+# --- what a policy reads of the time -------------------------------------------------
+
+
+def outputs_use_current_time(*groups: Iterable[ObligationExpression]) -> bool:
+    return any(mentions_current_time(e) for g in groups for o in g for e in o.attributes.values())
+
+
+def policy_uses_current_time(policy: Policy) -> bool:
+    """Whether a condition or an obligation of the policy reads `environment.current_time`."""
+    if outputs_use_current_time(policy.obligations, policy.advice):
+        return True
+    for rule in policy.rules:
+        if rule.condition is not None and mentions_current_time(rule.condition):
+            return True
+        if outputs_use_current_time(rule.obligations, rule.advice):
+            return True
+    return False
+
+
+def mentions_current_time(expr: Expr) -> bool:
+    pending = [expr]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Apply):
+            pending += node.args
+        elif isinstance(node, AttributeRef) and node.path == CURRENT_TIME:
+            return True
+    return False

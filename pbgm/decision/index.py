@@ -158,38 +158,64 @@ class CandidateIndex:
     it); each candidate still checks its whole target. `single` is set when the index is
     single (see the module docstring): `(bag, name, table, unkeyed)`, where
     `table.get(value, unkeyed)` are the candidates of a string `value`.
+
+    `ordered` says that the children's ids increase strictly (a store's policies, in id
+    order): the order of candidates is then their id order, and `updated` keeps it
+    without knowing positions.
     """
 
-    __slots__ = ("_always", "_children", "_order", "_tables", "single")
+    __slots__ = ("_always", "_children", "_order", "_paths", "_tables", "ordered", "single")
 
-    def __init__(self, children: Sequence[Any], targets: Sequence[Sequence[Match]]) -> None:
+    def __init__(
+        self,
+        children: Sequence[Any],
+        targets: Sequence[Sequence[Match]],
+        *,
+        ordered: bool = False,
+    ) -> None:
         self._children = tuple(children)
         self._order: dict[int, int] | None = None
+        self.ordered = ordered
         always: list[int] = []
         tables: dict[tuple[str, str], dict[Any, list[int]]] = {}
         for position, matches in enumerate(targets):
-            key = index_key(matches)
+            key = matches[0] if len(matches) == 1 else index_key(matches)
             if key is None:
                 always.append(position)
                 continue
-            table = tables.setdefault((key.category, key.name), {})
+            table = tables.get((key.category, key.name))
+            if table is None:
+                table = tables[key.category, key.name] = {}
             for value in key.values:
-                table.setdefault(value, []).append(position)
+                found = table.get(value)
+                if found is None:
+                    table[value] = [position]
+                else:
+                    found.append(position)
         self._always = self._pick(always)
+        self._paths = tuple(tables)
         self.single: tuple[Callable[[Request], Any], str, dict[Any, Any], tuple[Any, ...]] | None
         self.single = None
         if len(tables) == 1 and len(always) <= MAX_MERGED:
             ((category, name), table), *_ = tables.items()
-            merged = {value: self._pick(sorted({*p, *always})) for value, p in table.items()}
-            self.single = (bag_getter(category), name, merged, self._always)
+            if always:
+                table = {value: sorted({*p, *always}) for value, p in table.items()}
+            self.single = (bag_getter(category), name, self._entries(table), self._always)
             tables = {}
         self._tables = tuple(
-            (bag_getter(category), name, {v: self._pick(p) for v, p in table.items()})
+            (bag_getter(category), name, self._entries(table))
             for (category, name), table in tables.items()
         )
 
     def _pick(self, positions: Sequence[int]) -> tuple[Any, ...]:
         return tuple(self._children[p] for p in positions)
+
+    def _entries(self, table: dict[Any, list[int]]) -> dict[Any, tuple[Any, ...]]:
+        """The table with positions turned into children (most entries hold one)."""
+        children = self._children
+        return {
+            value: (children[p[0]],) if len(p) == 1 else self._pick(p) for value, p in table.items()
+        }
 
     def candidates(self, request: Request) -> Sequence[Any]:
         single = self.single
@@ -218,11 +244,104 @@ class CandidateIndex:
             return always
         if len(found) == 1 and (not always or self.single is not None):
             return found[0]
+        chosen = {id(c): c for hit in (*found, always) for c in hit}
+        if self.ordered:
+            return sorted(chosen.values(), key=_ID)
         order = self._order
         if order is None:  # built on first need: bags of keys are rare
             order = self._order = {id(c): p for p, c in enumerate(self._children)}
-        chosen = {id(c): c for hit in (*found, always) for c in hit}
         return [chosen[i] for i in sorted(chosen, key=order.__getitem__)]
+
+    # --- incremental updates -----------------------------------------------------------
+
+    def updated(
+        self,
+        children: Sequence[Any],
+        removed: Sequence[Any],
+        added: Sequence[Any],
+        *,
+        ordered: bool,
+    ) -> CandidateIndex | None:
+        """The index of `children`, which are this index's children with `removed`
+        taken out and `added` put in (`ordered` as in the constructor): only the
+        entries of their key values change, in copies (this index stays as it was for
+        the decisions still using it). None
+        when the change would alter the index's shape (a child without a key, a key on
+        another attribute, an attribute left without children): build a new one then."""
+        gone, new = self._changes(removed), self._changes(added)
+        if gone is None or new is None:
+            return None
+        index = object.__new__(CandidateIndex)
+        index._children, index._order, index.ordered = tuple(children), None, ordered
+        index._always, index._paths = self._always, self._paths
+        rank = index._rank()
+        if self.single is not None:
+            bag, name, table, always = self.single
+            table = _changed(table, gone, new, rank, always)
+            index.single, index._tables = (bag, name, table, always), ()
+            return index if table else None
+        tables = list(self._tables)
+        for slot in {slot for _, slot, _ in (*gone, *new)}:
+            bag, name, table = tables[slot]
+            mine = [c for c in gone if c[1] == slot], [c for c in new if c[1] == slot]
+            table = _changed(table, *mine, rank, ())
+            if not table:
+                return None
+            tables[slot] = (bag, name, table)
+        index.single, index._tables = None, tuple(tables)
+        return index
+
+    def _changes(self, nodes: Sequence[Any]) -> list[Change] | None:
+        """(node, table slot, key values) of each node; None if one has no key or a key
+        on an attribute the index has no table for."""
+        changes = []
+        for node in nodes:
+            key = index_key(node.target_matches)
+            if key is None or (key.category, key.name) not in self._paths:
+                return None
+            changes.append((node, self._paths.index((key.category, key.name)), key.values))
+        return changes
+
+    def _rank(self) -> Callable[[Any], Any]:
+        """How candidates are ordered: by id when `ordered`, else by position."""
+        if self.ordered:
+            return _ID
+        positions: dict[int, int] = {}
+
+        def position(child: Any) -> int:
+            if not positions:  # built only when an entry holds several candidates
+                positions.update((id(c), p) for p, c in enumerate(self._children))
+            return positions[id(child)]
+
+        return position
+
+
+_ID = attrgetter("id")
+Change = tuple[Any, int, frozenset[Any]]
+
+
+def _changed(
+    table: dict[Any, tuple[Any, ...]],
+    removed: Sequence[Change],
+    added: Sequence[Change],
+    rank: Callable[[Any], Any],
+    always: tuple[Any, ...],
+) -> dict[Any, tuple[Any, ...]]:
+    """A copy of `table` without the `removed` children and with the `added` ones, each
+    entry in `rank` order; entries of a single index also hold the unkeyed `always`."""
+    table = dict(table)
+    for node, _, values in removed:
+        for value in values:
+            entry = tuple(c for c in table.get(value, ()) if c is not node)
+            if entry and entry != always:
+                table[value] = entry
+            else:
+                table.pop(value, None)
+    for node, _, values in added:
+        for value in values:
+            entry = table.get(value, always)
+            table[value] = tuple(sorted((*entry, node), key=rank)) if entry else (node,)
+    return table
 
 
 def _hits(table: dict[Any, Any], bag: Any) -> list[Any]:

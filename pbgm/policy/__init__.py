@@ -9,6 +9,8 @@
   `validate_policy_document`), the content schemas of the policy types
   (`content_schema`, `register_content_check`).
 - `schema`: the JSON Schemas of `schemas/` loaded (`load_schema`) and turned into problems.
+- `published`: a store's published policies as lazy policies for a decision point
+  (`pbgm.policy.published.lazy_policies`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 from pbgm.model import Clock, PolicyGroup, utc_now
 from pbgm.store.base import (
     AuditEntry,
+    AuditItem,
     AuditQuery,
     FlexOfferRecord,
     Grant,
@@ -29,6 +30,7 @@ from pbgm.store.memory import MemoryStore
 
 __all__ = [
     "AuditEntry",
+    "AuditItem",
     "AuditQuery",
     "Clock",
     "FlexOfferRecord",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,11 +16,12 @@ from typing import Any
 from pbgm.errors import UnsupportedOperationError
 from pbgm.model import Clock
 from pbgm.store import _common as common
+from pbgm.store import _feed as feed
 from pbgm.store import _principal_rules as principal_rules
 from pbgm.store import _query_rules as query_rules
 from pbgm.store._memory_flexoffers import MemoryFlexOffers
 from pbgm.store._memory_state import State
-from pbgm.store.base import AuditEntry, AuditQuery, Grant, Group, ServiceAccount, User
+from pbgm.store.base import AuditEntry, AuditItem, AuditQuery, Grant, Group, ServiceAccount, User
 
 
 class MemoryPrincipals(MemoryFlexOffers):
@@ -38,12 +39,31 @@ class MemoryPrincipals(MemoryFlexOffers):
         return self._state
 
     def _changed(
-        self, at: datetime, actor: str, action: str, kind: str, object_id: str, details: Any
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        kind: str,
+        object_id: str,
+        details: Any,
+        *,
+        access: bool = True,
     ) -> None:
-        """Bump the revision and audit the change (callers hold the lock)."""
+        """Bump the revision (and, for a change of principals or grants, the access
+        revision) and audit the change (callers hold the lock)."""
         state = self._live()
         state.revision += 1
+        state.access_revision += access
         _append_audit(state, AuditEntry(0, at, actor, action, kind, object_id, details))
+
+    def _decision_changed(self, policy_id: str | None, policy_group: str | None = None) -> None:
+        """Bump the decision revision and append the change to the feed (callers hold
+        the lock): a policy's id, or None and a policy group's id."""
+        state = self._live()
+        state.decision_revision += 1
+        state.feed.append((state.decision_revision, policy_id, policy_group))
+        if len(state.feed) > 2 * feed.FEED_LENGTH:
+            del state.feed[: -feed.FEED_LENGTH]
 
     def _audit_only(
         self, at: datetime, actor: str, action: str, kind: str, object_id: str, details: Any
@@ -319,6 +339,18 @@ class MemoryPrincipals(MemoryFlexOffers):
         with self._lock:
             entry = AuditEntry(0, self._now(), actor, action, object_type, object_id, details)
             return _append_audit(self._live(), entry)
+
+    def record_audits(self, items: Sequence[AuditItem]) -> int:
+        checked = [
+            (i, common.check_audit(i.actor, i.action, i.object_type, i.object_id, i.details))
+            for i in items
+        ]
+        with self._lock:
+            state, at = self._live(), self._now()
+            for i, details in checked:
+                entry = AuditEntry(0, at, i.actor, i.action, i.object_type, i.object_id, details)
+                _append_audit(state, entry)
+        return len(checked)
 
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None

@@ -24,6 +24,9 @@ class State:
     containers is enough to get an independent draft for `atomic()`."""
 
     revision: int = 0
+    decision_revision: int = 0
+    access_revision: int = 0
+    feed: list[tuple[int, str | None, str | None]] = field(default_factory=list)
     policies: dict[str, PolicyRecord] = field(default_factory=dict)
     versions: dict[str, list[PolicyVersion]] = field(default_factory=dict)
     policy_groups: dict[str, PolicyGroup] = field(default_factory=dict)
@@ -49,6 +52,7 @@ class State:
             services=dict(self.services),
             grants=dict(self.grants),
             audit=list(self.audit),
+            feed=list(self.feed),
             flexoffers=dict(self.flexoffers),
             schedules={key: list(items) for key, items in self.schedules.items()},
         )

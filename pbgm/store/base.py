@@ -10,7 +10,14 @@ Conventions every implementation follows:
 - Every mutating call takes `actor` (who) and optionally `reason` (why) and writes
   an `AuditEntry` in the same transaction.
 - Every change to policies, policy groups, principals, memberships or grants bumps
-  the repository `revision()` by one (a PDP recompiles when it moves).
+  the repository `revision()` by one (caches of the API's reads follow it).
+- Beside it, `revisions()` gives two narrower counters. The *decision* revision moves
+  only when what a PDP decides may change: a policy published, retired or deleted
+  while published, a policy group written; each such change is also appended to the
+  *change feed*, which `read_published(since=...)` reads back, so a decision point
+  applies only what changed (`pbgm.pdp`). Drafts, audit entries, FlexOffers and
+  principals leave it alone. The *access* revision moves when principals,
+  memberships or grants change: what the Access Point compiles.
 - `expected_version` on policy updates gives optimistic concurrency: a stale value
   raises `ConflictError` and changes nothing.
 - Missing objects raise `NotFoundError`, duplicates `AlreadyExistsError`.
@@ -25,7 +32,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pbgm.model import Permission, PolicyGroup, PolicyStatus
 
@@ -132,6 +139,17 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditItem:
+    """An audit entry to append (`Store.record_audits`): what `record_audit` takes."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FlexOfferRecord:
     """A FlexOffer as received over the API, with the state pbgm gave it.
 
@@ -218,12 +236,59 @@ class AuditQuery:
     before_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Revisions:
+    """The repository's counters (see the module docstring): every change, what a PDP
+    decides, what the Access Point compiles."""
+
+    repository: int
+    decisions: int
+    access: int
+
+
+class PublishedPolicy(NamedTuple):
+    """A published policy as a decision point loads it: its published document as
+    compact JSON text without its `content` (no decision reads it), and that
+    document's `target` as JSON text (None when it has none), read apart so that the
+    policy can be indexed without decoding the rest; `windowed`: it has a validity
+    window; `timed`: its text mentions `current_time` (both may err towards yes).
+    A named tuple rather than a frozen dataclass: a decision point reads 100,000 of
+    them at a time, and a row of the database is made one without a copy."""
+
+    id: str
+    policy_group: str
+    version: int
+    document: str
+    target: str | None
+    windowed: bool
+    timed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedSet:
+    """What `Store.read_published` gives a decision point, read in one transaction.
+
+    `full`: `policies` are all the published policies of the group (or of every group),
+    at decision revision `revision`. Otherwise a *delta* from the revision asked for:
+    `policies` are those changed since that are published in the group now, `removed`
+    the ids changed since that are not (they may never have been there). `group` is the
+    policy group's record (None when no group was named or it does not exist).
+    """
+
+    revision: int
+    full: bool
+    group: PolicyGroup | None
+    policies: tuple[PublishedPolicy, ...]
+    removed: frozenset[str] = frozenset()
+
+
 @runtime_checkable
 class Store(Protocol):
     """What the PAP, the Access Point, the CLI and the API need from a repository."""
 
     # -- revision and transactions
     def revision(self) -> int: ...
+    def revisions(self) -> Revisions: ...
     def atomic(self) -> AbstractContextManager[Store]: ...
 
     # -- policies
@@ -274,9 +339,30 @@ class Store(Protocol):
         """Number of policies per (group, type, status), sorted."""
         ...
 
+    def create_policies(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        actor: str,
+        reason: str = "",
+        publish: bool = False,
+    ) -> int:
+        """`create_policy` for each document (then, with `publish`, `set_policy_status`
+        PUBLISHED), in one transaction and in bulk: all or none (an id that exists, or
+        twice, refuses the batch). Revisions, audit entries and the change feed are
+        as the calls one by one would leave them. Returns how many were created."""
+        ...
+
     def policy_versions(self, policy_id: str) -> list[PolicyVersion]: ...
     def get_policy_version(self, policy_id: str, version: int) -> PolicyVersion: ...
     def delete_policy(self, policy_id: str, *, actor: str, reason: str = "") -> None: ...
+    def read_published(
+        self, policy_group: str | None = None, *, since: int | None = None
+    ) -> PublishedSet:
+        """The published policies of `policy_group` (of every group when None): all of
+        them, or with `since` (a decision revision) only what changed since, as long
+        as the change feed reaches back that far (else all of them: `full`)."""
+        ...
 
     # -- policy groups
     def put_policy_group(self, group: PolicyGroup, *, actor: str) -> PolicyGroup: ...
@@ -359,6 +445,11 @@ class Store(Protocol):
         object_id: str,
         details: Mapping[str, Any] | None = None,
     ) -> AuditEntry: ...
+    def record_audits(self, items: Sequence[AuditItem]) -> int:
+        """Append several entries in one transaction (all or none: an item that breaks a
+        rule refuses the batch); the revision stays. Returns how many were written."""
+        ...
+
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]: ...

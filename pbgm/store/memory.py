@@ -14,18 +14,28 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 from pbgm.model import Clock, PolicyGroup, PolicyStatus, utc_now
 from pbgm.store import _common as common
+from pbgm.store import _feed as feed
 from pbgm.store import _policy_rules as policy_rules
 from pbgm.store import _query_rules as query_rules
 from pbgm.store._memory_principals import MemoryPrincipals
 from pbgm.store._memory_state import State
-from pbgm.store.base import PolicyCount, PolicyPage, PolicyQuery, PolicyRecord, PolicyVersion
+from pbgm.store.base import (
+    PolicyCount,
+    PolicyPage,
+    PolicyQuery,
+    PolicyRecord,
+    PolicyVersion,
+    PublishedPolicy,
+    PublishedSet,
+    Revisions,
+)
 
 
 def _out(record: PolicyRecord) -> PolicyRecord:
@@ -38,6 +48,21 @@ def _out(record: PolicyRecord) -> PolicyRecord:
 
 def _out_version(version: PolicyVersion) -> PolicyVersion:
     return replace(version, document=copy.deepcopy(version.document))
+
+
+def _serves(record: PolicyRecord, policy_group: str | None) -> bool:
+    published = record.status is PolicyStatus.PUBLISHED
+    return published and feed.in_group(record.published_document, policy_group)
+
+
+def _published(record: PolicyRecord) -> PublishedPolicy:
+    document = record.published_document or {}
+    group, version = str(document.get("policy_group")), record.published_version or 0
+    return PublishedPolicy(record.id, group, version, *feed.decision_text(document))
+
+
+def _ID(record: PolicyRecord) -> str:
+    return record.id
 
 
 class MemoryStore(MemoryPrincipals):
@@ -64,6 +89,11 @@ class MemoryStore(MemoryPrincipals):
     def revision(self) -> int:
         with self._lock:
             return self._live().revision
+
+    def revisions(self) -> Revisions:
+        with self._lock:
+            state = self._live()
+            return Revisions(state.revision, state.decision_revision, state.access_revision)
 
     @contextmanager
     def atomic(self) -> Iterator[MemoryStore]:
@@ -157,7 +187,7 @@ class MemoryStore(MemoryPrincipals):
             state.policies[keys.id] = record
             state.versions[keys.id] = [policy_rules.version_entry(record, reason, "create")]
             details = policy_rules.with_reason({"version": 1}, reason)
-            self._changed(at, actor, "policy.create", "policy", keys.id, details)
+            self._changed(at, actor, "policy.create", "policy", keys.id, details, access=False)
             return _out(record)
 
     def update_policy(
@@ -180,7 +210,7 @@ class MemoryStore(MemoryPrincipals):
             state.policies[policy_id] = record
             state.versions[policy_id].append(policy_rules.version_entry(record, reason, action))
             details = policy_rules.with_reason({"version": record.version}, reason)
-            self._changed(at, actor, f"policy.{action}", "policy", policy_id, details)
+            self._changed(at, actor, f"policy.{action}", "policy", policy_id, details, access=False)
             return _out(record)
 
     def set_policy_status(
@@ -209,10 +239,28 @@ class MemoryStore(MemoryPrincipals):
             record = replace(record, updated_at=at)
             self._live().policies[policy_id] = record
             details = policy_rules.with_reason({"version": record.published_version}, reason)
-            self._changed(
-                at, actor, policy_rules.STATUS_ACTIONS[status], "policy", policy_id, details
-            )
+            action = policy_rules.STATUS_ACTIONS[status]
+            self._changed(at, actor, action, "policy", policy_id, details, access=False)
+            if PolicyStatus.PUBLISHED in (current.status, status):
+                self._decision_changed(policy_id)
             return _out(record)
+
+    def create_policies(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        actor: str,
+        reason: str = "",
+        publish: bool = False,
+    ) -> int:
+        with self.atomic() as view:  # the plain calls, all or none
+            for document in documents:
+                record = view.create_policy(document, actor=actor, reason=reason)
+                if publish:
+                    view.set_policy_status(
+                        record.id, PolicyStatus.PUBLISHED, actor=actor, reason=reason
+                    )
+        return len(documents)
 
     def policy_versions(self, policy_id: str) -> list[PolicyVersion]:
         with self._lock:
@@ -233,7 +281,28 @@ class MemoryStore(MemoryPrincipals):
             del state.policies[policy_id]
             del state.versions[policy_id]
             details = policy_rules.with_reason({"version": record.version}, reason)
-            self._changed(at, actor, "policy.delete", "policy", policy_id, details)
+            self._changed(at, actor, "policy.delete", "policy", policy_id, details, access=False)
+            if record.status is PolicyStatus.PUBLISHED:
+                self._decision_changed(policy_id)
+
+    def read_published(
+        self, policy_group: str | None = None, *, since: int | None = None
+    ) -> PublishedSet:
+        with self._lock:
+            state = self._live()
+            current = state.decision_revision
+            group = state.policy_groups.get(policy_group) if policy_group else None
+            records = state.policies
+            if since is not None:
+                entries = [entry for entry in state.feed if entry[0] > since]
+                if feed.complete(since, current, len(entries)):
+                    changed = [records.get(i) for i in feed.changed_ids(entries)]
+                    found = [r for r in changed if r is not None and _serves(r, policy_group)]
+                    removed = {i for i in feed.changed_ids(entries)} - {r.id for r in found}
+                    published = tuple(_published(r) for r in found)
+                    return PublishedSet(current, False, group, published, frozenset(removed))
+            found = sorted((r for r in records.values() if _serves(r, policy_group)), key=_ID)
+        return PublishedSet(current, True, group, tuple(_published(r) for r in found))
 
     # -- policy groups
 
@@ -246,7 +315,9 @@ class MemoryStore(MemoryPrincipals):
             action = "update" if group.id in state.policy_groups else "create"
             state.policy_groups[group.id] = group
             details = {"policy_combining": group.policy_combining}
-            self._changed(at, actor, f"policy_group.{action}", "policy_group", group.id, details)
+            kind = "policy_group"
+            self._changed(at, actor, f"{kind}.{action}", kind, group.id, details, access=False)
+            self._decision_changed(None, group.id)
             return group
 
     def get_policy_group(self, group_id: str) -> PolicyGroup:

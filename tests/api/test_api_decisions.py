@@ -199,6 +199,7 @@ def test_malformed_requests_list_their_problems_and_decide_nothing(
         assert reply.json["problems"] and all(
             p["path"].startswith("$") for p in reply.json["problems"]
         )
+    assert world.services.decision_log.flush(5)
     assert all(e.action != "decision" for e in world.store.list_audit(limit=5))
 
 
@@ -206,6 +207,7 @@ def test_every_decision_is_logged_with_masked_attributes(server: Server, key_dir
     world = make_world(server, key_dir, audit_mask="subject.*,resource.asset_id")
     request = example_request("operator-writes-bess-limits.json")
     world.call("POST", "/api/v1/decisions", caller="svc-voltage", json_body=request)
+    assert world.services.decision_log.flush(5)  # written off the request path
     entry = world.store.list_audit(limit=1)[0]
     assert (entry.actor, entry.action, entry.object_type) == ("svc-voltage", "decision", "decision")
     logged = entry.details["decisions"][0]
@@ -218,11 +220,12 @@ def test_every_decision_is_logged_with_masked_attributes(server: Server, key_dir
     assert "pbgm_decision_latency_seconds_count 1.0" in metrics
 
 
-def test_a_retired_policy_stops_deciding_on_the_next_request(world: World):
+def test_a_retired_policy_stops_deciding_once_the_decision_points_follow(world: World):
     request = example_request("operator-writes-bess-limits.json")
     first = world.call("POST", "/api/v1/decisions", caller="svc-voltage", json_body=request)
     assert first.json["decision"] == "Permit"
     world.store.set_policy_status("limits-bess-01", "retired", actor="op")
+    assert world.services.decisions.settle(5)  # the follower applied the change
     second = world.call("POST", "/api/v1/decisions", caller="svc-voltage", json_body=request)
     assert second.json["decision"] == "NotApplicable"
 

@@ -27,8 +27,8 @@ from pbgm.store.sql.migrate import upgrade
 START = datetime(2026, 1, 1, tzinfo=UTC)
 # Children before parents; DELETE is much faster than TRUNCATE on tiny tables.
 TABLES = (
-    "grants", "memberships", "policy_versions", "policies", "policy_groups",
-    "users", "groups", "service_accounts", "audit_log",
+    "grants", "memberships", "policy_versions", "published_policies", "policies",
+    "policy_groups", "users", "groups", "service_accounts", "audit_log", "decision_changes",
 )  # fmt: skip
 
 
@@ -71,14 +71,15 @@ def postgres_engine(postgres_url: str) -> Iterator[Engine]:
 
 
 def empty_postgres(engine: Engine) -> None:
-    """Every table emptied, ids restarting at 1, the revision back to 0."""
+    """Every table emptied, ids restarting at 1, the revisions back to 0."""
     with engine.begin() as connection:
         for table in TABLES:
             connection.execute(text(f"DELETE FROM {table}"))
         for table in ("grants", "audit_log"):
             restart = "SELECT setval(pg_get_serial_sequence(:table, 'id'), 1, false)"
             connection.execute(text(restart), {"table": table})
-        connection.execute(text("UPDATE repository_revision SET revision = 0"))
+        reset = "revision = 0, decision_revision = 0, access_revision = 0"
+        connection.execute(text(f"UPDATE repository_revision SET {reset}"))
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_from_empty_reaches_head_without_drift(empty_url: str) -> None:
     assert current(empty_url) is None
     upgrade(empty_url)
-    assert current(empty_url) == head() == "0004_admin"
+    assert current(empty_url) == head() == "0005_scale"
     assert check_drift(empty_url) == []
     assert _tables(empty_url) == set(metadata.tables) | {"alembic_version"}
     store = SqlStore(empty_url)
@@ -90,3 +90,49 @@ def test_accounts_made_before_the_token_generation_get_a_distinct_one(empty_url:
     assert all(len(g) >= 16 for g in generations.values())
     assert generations["svc-a"] != generations["svc-b"]
     assert check_drift(empty_url) == []
+
+
+def test_policies_published_before_0005_are_read_by_decision_points(empty_url: str) -> None:
+    """0005_scale fills `published_policies` from the policies published before it."""
+    import json
+
+    from sqlalchemy import text
+
+    upgrade(empty_url, "0002")
+    document = {
+        "format": "pbgm/v1", "id": "p1", "type": "operational_limits", "policy_group": "g",
+        "description": "left out", "target": {"resource": {"id": "r1"}},
+        "rules": [{"id": "r", "effect": "Permit", "description": "left out"}],
+        "valid_from": "2026-01-01T00:00:00Z", "content": {"left": "out"},
+    }  # fmt: skip
+    engine = make_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO policies (id, type, policy_group, status, version, document_format,"
+                " document, published_version, created_at, updated_at, updated_by) VALUES"
+                " ('p1', 'operational_limits', 'g', 'published', 1, 'pbgm/v1', :doc, 1,"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'x')"
+            ),
+            {"doc": json.dumps(document)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO policy_versions (policy_id, version, document, author, created_at,"
+                " reason, action) VALUES ('p1', 1, :doc, 'x', CURRENT_TIMESTAMP, '', 'create')"
+            ),
+            {"doc": json.dumps(document)},
+        )
+    engine.dispose()
+    upgrade(empty_url)
+    store = SqlStore(empty_url)
+    read = store.read_published("g")
+    store.close()
+    (published,) = read.policies
+    assert json.loads(published.document) == {
+        "format": "pbgm/v1", "id": "p1", "type": "operational_limits", "policy_group": "g",
+        "target": {"resource": {"id": "r1"}}, "rules": [{"id": "r", "effect": "Permit"}],
+        "valid_from": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    assert (published.version, published.windowed, published.timed) == (1, True, False)
+    assert json.loads(published.target or "") == {"resource": {"id": "r1"}}

@@ -11,23 +11,27 @@ operation raises, its transaction or savepoint rolls back, bump included.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError
 from pbgm.model import Clock
 from pbgm.store import _common as common
+from pbgm.store import _feed as feed
 from pbgm.store import _query_rules as query_rules
-from pbgm.store.base import AuditEntry, AuditQuery
+from pbgm.store.base import AuditEntry, AuditItem, AuditQuery, Revisions
 from pbgm.store.sql.mapping import audit_row, to_audit
-from pbgm.store.sql.tables import AuditRow, RevisionRow
+from pbgm.store.sql.tables import AuditRow, DecisionChangeRow, RevisionRow
 
 _REVISION = cast(Table, RevisionRow.__table__)
+_CHANGES = cast(Table, DecisionChangeRow.__table__)
+_AUDIT = cast(Table, AuditRow.__table__)
+_PRUNE_EVERY = 100  # feed entries pruned once in so many changes, not on every one
 _NO_REVISION = "the policy repository has no revision row; run `pbgm db upgrade`"
 
 
@@ -37,21 +41,47 @@ class SqlBase:
     _clock: Clock
     _where: str  # the database URL with its password hidden
 
-    def _tx(self, *, write: bool) -> AbstractContextManager[Session]:
-        """A session in a transaction (or savepoint) for one operation."""
+    def _tx(self, *, write: bool, snapshot: bool = False) -> AbstractContextManager[Session]:
+        """A session in a transaction (or savepoint) for one operation; with `snapshot`,
+        one whose reads all see the same committed state (as SQLite's always do)."""
         raise NotImplementedError
 
-    def _begin_change(self, session: Session) -> datetime:
-        """Bump the revision (taking the writers' lock) and return the change's time."""
+    def _begin_change(self, session: Session, *, access: bool = False) -> datetime:
+        """Bump the revision (taking the writers' lock), and the access revision for a
+        change of principals or grants; return the change's time."""
+        values: dict[str, Any] = {"revision": _REVISION.c.revision + 1}
+        if access:
+            values["access_revision"] = _REVISION.c.access_revision + 1
         bumped = session.execute(
             update(_REVISION)
             .where(_REVISION.c.id == 1)
-            .values(revision=_REVISION.c.revision + 1)
+            .values(**values)
             .returning(_REVISION.c.revision)
         ).scalar_one_or_none()
         if bumped is None:
             raise ConfigurationError(_NO_REVISION)
         return common.now(self._clock)
+
+    @staticmethod
+    def _decision_changed(
+        session: Session, policy_id: str | None, policy_group: str | None = None
+    ) -> None:
+        """Bump the decision revision and append the change to the feed (the writers'
+        lock is held), dropping the entries the feed no longer keeps."""
+        revision = session.execute(
+            update(_REVISION)
+            .where(_REVISION.c.id == 1)
+            .values(decision_revision=_REVISION.c.decision_revision + 1)
+            .returning(_REVISION.c.decision_revision)
+        ).scalar_one()
+        session.execute(
+            insert(_CHANGES).values(
+                revision=revision, policy_id=policy_id, policy_group=policy_group
+            )
+        )
+        if revision % _PRUNE_EVERY == 0:
+            old = _CHANGES.c.revision <= revision - feed.FEED_LENGTH
+            session.execute(delete(_CHANGES).where(old))
 
     @staticmethod
     def _audit(
@@ -62,12 +92,19 @@ class SqlBase:
         return row
 
     def revision(self) -> int:
+        return self.revisions().repository
+
+    def revisions(self) -> Revisions:
         with self._tx(write=False) as session:
-            value = session.execute(select(RevisionRow.revision).where(RevisionRow.id == 1))
-            revision = value.scalar_one_or_none()
-        if revision is None:
+            return self._revisions(session)
+
+    @staticmethod
+    def _revisions(session: Session) -> Revisions:
+        columns = (RevisionRow.revision, RevisionRow.decision_revision, RevisionRow.access_revision)
+        row = session.execute(select(*columns).where(RevisionRow.id == 1)).first()
+        if row is None:
             raise ConfigurationError(_NO_REVISION)
-        return int(revision)
+        return Revisions(*(int(value) for value in row))
 
     # -- audit
 
@@ -87,6 +124,24 @@ class SqlBase:
             row = self._audit(session, at, actor, action, object_type, object_id, details)
             session.flush()
             return to_audit(row)
+
+    def record_audits(self, items: Sequence[AuditItem]) -> int:
+        """Several entries in one transaction and one multi-row INSERT."""
+        checked = [
+            (i, common.check_audit(i.actor, i.action, i.object_type, i.object_id, i.details))
+            for i in items
+        ]
+        if not checked:
+            return 0
+        with self._tx(write=True) as session:
+            at = common.now(self._clock)
+            rows = [
+                {"at": at, "actor": i.actor, "action": i.action, "object_type": i.object_type}
+                | {"object_id": i.object_id, "details": details}
+                for i, details in checked
+            ]
+            session.execute(insert(_AUDIT), rows)
+        return len(rows)
 
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session, aliased
 
 from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.store import _common as common
+from pbgm.store import _feed as feed
 from pbgm.store import _policy_rules as policy_rules
 from pbgm.store import _query_rules as query_rules
 from pbgm.store.base import PolicyCount, PolicyPage, PolicyQuery, PolicyRecord, PolicyVersion
+from pbgm.store.sql import _bulk as bulk
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.mapping import (
     policy_row,
@@ -34,9 +36,10 @@ from pbgm.store.sql.mapping import (
     to_version,
     version_row,
 )
-from pbgm.store.sql.tables import PolicyGroupRow, PolicyRow, PolicyVersionRow
+from pbgm.store.sql.tables import PolicyGroupRow, PolicyRow, PolicyVersionRow, PublishedRow
 
 _Published = aliased(PolicyVersionRow, name="published")
+_IN_CHUNK = 5_000
 
 
 def _with_published() -> Select[tuple[PolicyRow, Any]]:
@@ -184,6 +187,33 @@ class SqlPolicies(SqlBase):
             self._audit(session, at, actor, "policy.create", "policy", keys.id, details)
             return record
 
+    def create_policies(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        actor: str,
+        reason: str = "",
+        publish: bool = False,
+    ) -> int:
+        """In bulk: one multi-row INSERT per table, the revisions moved by the number of
+        changes at once; the rows are those `create_policy` and `set_policy_status` write."""
+        checked = [policy_rules.check_new_policy(d, actor, reason) for d in documents]
+        ids = [keys.id for _, keys in checked]
+        if len(set(ids)) != len(ids):
+            raise common.already_exists("policy", next(i for i in ids if ids.count(i) > 1))
+        if not checked:
+            return 0
+        with self._tx(write=True) as session:
+            at = self._begin_change(session)
+            for start in range(0, len(ids), _IN_CHUNK):
+                taken = session.scalars(
+                    select(PolicyRow.id).where(PolicyRow.id.in_(ids[start : start + _IN_CHUNK]))
+                ).first()
+                if taken is not None:
+                    raise common.already_exists("policy", taken)
+            bulk.insert_created(session, checked, at, actor, reason, publish)
+        return len(checked)
+
     def update_policy(
         self,
         policy_id: str,
@@ -231,12 +261,28 @@ class SqlPolicies(SqlBase):
                 number = current.version if version is None else version
                 chosen = self._version(session, policy_id, number)
                 row.published_version, published = chosen.version, chosen.document
+                self._published_as(session, policy_id, chosen.version, chosen.document)
+            else:
+                session.execute(delete(PublishedRow).where(PublishedRow.id == policy_id))
             row.status, row.updated_at, row.updated_by = str(status), at, actor
             details = policy_rules.with_reason({"version": row.published_version}, reason)
             action = policy_rules.STATUS_ACTIONS[status]
             self._audit(session, at, actor, action, "policy", policy_id, details)
+            if PolicyStatus.PUBLISHED in (current.status, status):
+                self._decision_changed(session, policy_id)
             session.flush()
             return to_record(row, published)
+
+    @staticmethod
+    def _published_as(
+        session: Session, policy_id: str, version: int, document: Mapping[str, Any]
+    ) -> None:
+        """Write the policy's row of `published_policies` for its published `version`."""
+        text, target, windowed, timed = feed.decision_text(document)
+        row = session.get(PublishedRow, policy_id) or PublishedRow(id=policy_id)
+        row.policy_group, row.version = str(document.get("policy_group")), version
+        row.document, row.target, row.windowed, row.timed = text, target, windowed, timed
+        session.add(row)
 
     def _version(self, session: Session, policy_id: str, version: int) -> PolicyVersion:
         number = common.positive_int(version)
@@ -266,10 +312,13 @@ class SqlPolicies(SqlBase):
         with self._tx(write=True) as session:
             at = self._begin_change(session)
             current = self._load(session, policy_id, lock=True)
+            session.execute(delete(PublishedRow).where(PublishedRow.id == policy_id))
             session.execute(delete(PolicyVersionRow).where(PolicyVersionRow.policy_id == policy_id))
             session.execute(delete(PolicyRow).where(PolicyRow.id == policy_id))
             details = policy_rules.with_reason({"version": current.version}, reason)
             self._audit(session, at, actor, "policy.delete", "policy", policy_id, details)
+            if current.status is PolicyStatus.PUBLISHED:
+                self._decision_changed(session, policy_id)
 
     # -- policy groups
 
@@ -287,6 +336,7 @@ class SqlPolicies(SqlBase):
             details = {"policy_combining": group.policy_combining}
             action, kind = f"policy_group.{action}", "policy_group"
             self._audit(session, at, actor, action, kind, group.id, details)
+            self._decision_changed(session, None, group.id)
             return group
 
     def get_policy_group(self, group_id: str) -> PolicyGroup:

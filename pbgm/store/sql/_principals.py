@@ -51,7 +51,7 @@ class SqlPrincipals(SqlBase):
     def add_user(self, user: User, *, actor: str) -> User:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             user = principal_rules.check_user(user, at)
             if session.get(UserRow, user.name) is not None:
                 raise common.already_exists("user", user.name)
@@ -71,7 +71,7 @@ class SqlPrincipals(SqlBase):
     def set_user_enabled(self, name: str, enabled: bool, *, actor: str) -> User:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             row = _get(session, UserRow, name, "user")
             row.enabled = bool(enabled)
             action = principal_rules.enabled_action("user", enabled)
@@ -82,7 +82,7 @@ class SqlPrincipals(SqlBase):
         common.check_id(actor, "actor")
         principal_rules.check_password_hash(password_hash)
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             row = _get(session, UserRow, name, "user")
             row.password_hash = password_hash
             self._audit(session, at, actor, "user.password", "user", name, {})
@@ -94,7 +94,7 @@ class SqlPrincipals(SqlBase):
         principal_rules.check_group(group)
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             if session.get(GroupRow, group.name) is not None:
                 raise common.already_exists("group", group.name)
             session.add(GroupRow(name=group.name, description=group.description))
@@ -113,7 +113,7 @@ class SqlPrincipals(SqlBase):
     def add_member(self, group: str, user: str, *, actor: str) -> None:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             _get(session, GroupRow, group, "group")
             _get(session, UserRow, user, "user")
             if session.get(MembershipRow, (group, user)) is not None:
@@ -125,7 +125,7 @@ class SqlPrincipals(SqlBase):
     def remove_member(self, group: str, user: str, *, actor: str) -> None:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             _get(session, MembershipRow, (group, user), f"member of group `{group}`")
             session.execute(
                 delete(MembershipRow).where(
@@ -152,7 +152,7 @@ class SqlPrincipals(SqlBase):
     def add_service_account(self, account: ServiceAccount, *, actor: str) -> ServiceAccount:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             account = principal_rules.check_service_account(account, at)
             if session.get(ServiceAccountRow, account.client_id) is not None:
                 raise common.already_exists("service account", account.client_id)
@@ -178,7 +178,7 @@ class SqlPrincipals(SqlBase):
     ) -> ServiceAccount:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             row = _get(session, ServiceAccountRow, client_id, "service account")
             changed = principal_rules.with_enabled(to_service_account(row), enabled)
             row.enabled, row.token_generation = changed.enabled, changed.token_generation
@@ -203,7 +203,7 @@ class SqlPrincipals(SqlBase):
         """Delete the account and the grants made to it."""
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             _get(session, ServiceAccountRow, client_id, "service account")
             statement = delete(GrantRow).where(GrantRow.client_id == client_id)
             removed = cast(CursorResult[Any], session.execute(statement))
@@ -235,7 +235,7 @@ class SqlPrincipals(SqlBase):
     def add_grant(self, grant: Grant, *, actor: str) -> Grant:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             grant = principal_rules.check_grant(grant, actor, at)
             self._check_grant_refs(session, grant)
             row = grant_row(grant)
@@ -265,7 +265,7 @@ class SqlPrincipals(SqlBase):
     def set_grant_enabled(self, grant_id: int, enabled: bool, *, actor: str) -> Grant:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             row = self._grant(session, grant_id)
             row.enabled = bool(enabled)
             action = principal_rules.enabled_action("grant", enabled)
@@ -275,7 +275,7 @@ class SqlPrincipals(SqlBase):
     def delete_grant(self, grant_id: int, *, actor: str) -> None:
         common.check_id(actor, "actor")
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)
             grant = to_grant(self._grant(session, grant_id))
             session.execute(delete(GrantRow).where(GrantRow.id == grant_id))
             details = principal_rules.grant_details(grant)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -19,17 +20,20 @@ from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError, UnsupportedOperationError
 from pbgm.model import Clock, utc_now
-from pbgm.store.base import Store
+from pbgm.store.base import Revisions, Store
 from pbgm.store.sql._base import _NO_REVISION
 from pbgm.store.sql._flexoffers import SqlFlexOffers
 from pbgm.store.sql._policies import SqlPolicies
 from pbgm.store.sql._principals import SqlPrincipals
+from pbgm.store.sql._published import SqlPublished
 from pbgm.store.sql.engine import WRITE_OPTION, make_engine, translate_errors
 
-_REVISION_SQL = "SELECT revision FROM repository_revision WHERE id = 1"
+_REVISION_SQL = (
+    "SELECT revision, decision_revision, access_revision FROM repository_revision WHERE id = 1"
+)
 
 
-class _SqlOperations(SqlPolicies, SqlPrincipals, SqlFlexOffers):
+class _SqlOperations(SqlPolicies, SqlPublished, SqlPrincipals, SqlFlexOffers):
     """Every `Store` operation, over whatever `_tx` provides."""
 
 
@@ -53,18 +57,24 @@ class SqlStore(_SqlOperations):
         return f"SqlStore({self._where!r})"
 
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[Session]:
+    def _tx(self, *, write: bool, snapshot: bool = False) -> Iterator[Session]:
+        options: dict[str, Any] = {WRITE_OPTION: write}
+        if snapshot and self._engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
         with translate_errors(self._where), Session(self._engine, expire_on_commit=False) as s:
-            s.connection(execution_options={WRITE_OPTION: write})  # BEGIN (IMMEDIATE on SQLite)
+            s.connection(execution_options=options)  # BEGIN (IMMEDIATE on SQLite)
             yield s
             s.commit()
 
     def revision(self) -> int:
-        """The repository revision, read on a bare pooled DBAPI connection.
+        return self.revisions().repository
 
-        Servers read it on every request (to notice any change made elsewhere), so
-        it skips the ORM session and statement compilation: one indexed
-        single-row SELECT, about 10 us on SQLite. Errors are translated as usual.
+    def revisions(self) -> Revisions:
+        """The repository's revisions, read on a bare pooled DBAPI connection.
+
+        Servers and decision points read them often (to notice any change made
+        elsewhere), so this skips the ORM session and statement compilation: one
+        indexed single-row SELECT, about 10 us on SQLite. Errors are translated as usual.
         """
         dbapi_error = self._engine.dialect.loaded_dbapi.Error
         with translate_errors(self._where):
@@ -81,7 +91,7 @@ class SqlStore(_SqlOperations):
                 raise DBAPIError.instance(_REVISION_SQL, None, error, dbapi_error) from error
         if row is None:
             raise ConfigurationError(_NO_REVISION)
-        return int(row[0])
+        return Revisions(int(row[0]), int(row[1]), int(row[2]))
 
     @contextmanager
     def atomic(self) -> Iterator[Store]:
@@ -109,7 +119,7 @@ class _AtomicView(_SqlOperations):
         self._active = True
 
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[Session]:
+    def _tx(self, *, write: bool, snapshot: bool = False) -> Iterator[Session]:
         if not self._active:
             raise UnsupportedOperationError("the atomic block has ended; use the store itself")
         try:

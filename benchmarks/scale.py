@@ -1,0 +1,327 @@
+"""Scale benchmark: serving 1,000 to 100,000 realistic policies from SQLite and PostgreSQL.
+
+For each backend and size N, a repository is filled with the documents of
+`benchmarks.scale_workload` (half operational limits with four rules and obligations,
+half data access with three), then:
+
+- load: a fresh process makes a decision point follow the repository
+  (`PolicyDecisionPoint(store=...).sync()`): wall and CPU seconds to a ready set, and
+  the resident memory it added;
+- propagation: `pbgm serve` (2 gunicorn workers) serves the repository; a change (a
+  policy updated and published, through the store) is committed, and the time until
+  the API's decisions reflect it (three answers in a row) is taken, `--changes` times;
+- unrelated decisions: a client asks about other policies all along (after a warm-up
+  of `WARM_UP_S`, while their lazy policies compile); their latency without changes
+  and during the changes is compared (p50, p99);
+- two instances (PostgreSQL): a second server on the same database, where the same
+  changes are watched;
+- import: `pbgm.bundle.import_bundle` of `--import-size` documents into an empty
+  repository (seconds, and policies per second).
+
+Run: `.venv/bin/python -m benchmarks.scale [--sizes 1000,10000,100000]
+[--backends sqlite,postgres] [--changes 20] [--import-size 2000]`; results go to
+`benchmarks/results/scale.json`. Targets (issue 17): a change reflected within 200 ms
+p99 (500 ms across instances), unrelated p99 within 2x, load of 100,000 <= 2 s,
+import of 100,000 <= 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks import scale_workload as workload
+from benchmarks.scale_db import database, fill
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results" / "scale.json"
+CALLER = "svc-scale"
+SCOPES = ("decisions:write",)
+SEEN_IN_A_ROW = 3
+POLL_S = 0.005
+WARM_UP_S = 5.0
+CHANGE_TIMEOUT_S = 30.0
+
+
+# --- load, in a fresh process ------------------------------------------------------------
+
+
+def load_in_process(url: str) -> dict[str, Any]:
+    import psutil
+
+    from pbgm.pdp import PolicyDecisionPoint
+    from pbgm.store.sql import SqlStore
+
+    store = SqlStore(url)
+    store.revisions()  # the connection made before timing
+    before = psutil.Process().memory_info().rss
+    wall, cpu = time.perf_counter(), time.process_time()
+    pdp = PolicyDecisionPoint(store=store)
+    pdp.sync()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rss = (psutil.Process().memory_info().rss - before) / 2**20
+    return {"load_s": round(wall, 3), "load_cpu_s": round(cpu, 3), "rss_mb": round(rss, 1),
+            "policies": len(pdp.compiled)}  # fmt: skip
+
+
+def measure_load(url: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.scale", "--load", url]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# --- the servers ----------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, url: str, keys: Path, port: int) -> None:
+        self.port = port
+        env = {**os.environ, "PBGM_KEYS_DIR": str(keys), "PBGM_WORKERS": "2"}
+        command = [sys.executable, "-m", "pbgm", "--db", url, "serve"]
+        command += ["--bind", f"127.0.0.1:{port}"]
+        self.process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.call("GET", "/readyz", None, {})[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("pbgm serve did not become ready")
+
+    def call(self, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            data = None if body is None else json.dumps(body)
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _caller(url: str, directory: Path) -> tuple[Path, str]:
+    from pbgm.auth.keys import KeyRing
+    from pbgm.auth.secrets import hash_secret
+    from pbgm.auth.tokens import TokenIssuer
+    from pbgm.store import ServiceAccount
+    from pbgm.store.sql import SqlStore
+
+    store = SqlStore(url)
+    store.add_service_account(ServiceAccount(CALLER, hash_secret("x"), SCOPES), actor="bench")
+    store.close()
+    keys = directory / f"keys-{uuid.uuid4().hex[:8]}"
+    ring = KeyRing(keys)
+    ring.generate()
+    token = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api").issue(CALLER, SCOPES)
+    return keys, token
+
+
+# --- propagation and unrelated decisions ---------------------------------------------------
+
+
+def _decide(server: Server, token: str, request: dict[str, Any]) -> str:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    status, body = server.call("POST", "/api/v1/decisions", request, headers)
+    if status != 200:
+        raise RuntimeError(f"decision answered {status}: {body}")
+    return str(body["decision"])
+
+
+def _seen(server: Server, token: str, request: dict[str, Any], since: float) -> float:
+    """Seconds from `since` until the decision is Permit `SEEN_IN_A_ROW` times in a row."""
+    first, row = 0.0, 0
+    while time.perf_counter() - since < CHANGE_TIMEOUT_S:
+        if _decide(server, token, request) == "Permit":
+            first, row = first or time.perf_counter(), row + 1
+            if row == SEEN_IN_A_ROW:
+                return first - since
+        else:
+            first, row = 0.0, 0
+        time.sleep(POLL_S)  # leave the workers to the other client too
+    return float("inf")
+
+
+class Background:
+    """A client deciding about other policies all along, recording latencies by phase."""
+
+    def __init__(self, server: Server, token: str, n: int, avoid: set[int]) -> None:
+        self.server, self.token = server, token
+        self.phase = "warm-up"
+        self.latencies: dict[str, list[float]] = {"warm-up": [], "idle": [], "changes": []}
+        rng = random.Random(7)
+        keys = [k for k in (rng.randrange(n) for _ in range(2_000)) if k not in avoid]
+        self.requests = [workload.request(k, rng.choice(workload.GROUPS)) for k in keys]
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stopping.is_set():
+            start = time.perf_counter()
+            _decide(self.server, self.token, self.requests[i % len(self.requests)])
+            self.latencies[self.phase].append(time.perf_counter() - start)
+            i += 1
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    return {
+        "count": len(ordered),
+        "p50_ms": round(1000 * statistics.median(ordered), 2),
+        "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+        "max_ms": round(1000 * ordered[-1], 2),
+    }
+
+
+def measure_changes(url: str, n: int, changes: int, directory: Path, two: bool) -> dict[str, Any]:
+    from pbgm.pap import PolicyAdministrationPoint
+    from pbgm.store.sql import SqlStore
+
+    keys, token = _caller(url, directory)
+    servers = [Server(url, keys, _free_port()) for _ in range(2 if two else 1)]
+    store = SqlStore(url)
+    pap = PolicyAdministrationPoint(store)
+    rng = random.Random(11)
+    chosen = [rng.randrange(n) for _ in range(changes)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        background = Background(servers[0], token, n, set(chosen))
+        background.thread.start()
+        time.sleep(WARM_UP_S)  # its policies compiled on first use: not what is compared
+        background.phase = "idle"
+        time.sleep(3.0)
+        background.phase = "changes"
+        seen: list[list[float]] = [[] for _ in servers]
+        for step, k in enumerate(chosen):
+            policy_id = workload.policy_id(k)
+            record = store.get_policy(policy_id)
+            group = next(
+                g
+                for g in workload.GROUPS[step % 40 :] + workload.GROUPS
+                if g not in json.dumps(record.document["rules"][0])
+            )
+            document = workload.changed(dict(record.document), workload.GROUPS.index(group))
+            request = workload.request(k, group)
+            pap.update(policy_id, document, expected_version=record.version, actor="bench")
+            pap.publish(policy_id, actor="bench")
+            committed = time.perf_counter()
+            for i, server in enumerate(servers):
+                seen[i].append(_seen(server, token, request, committed))
+            time.sleep(0.2)
+        background.stopping.set()
+        background.thread.join()
+    finally:
+        store.close()
+        for server in servers:
+            server.stop()
+    result = {
+        "propagation": [_percentiles(times) for times in seen],
+        "unrelated_idle": _percentiles(background.latencies["idle"]),
+        "unrelated_changes": _percentiles(background.latencies["changes"]),
+    }
+    idle, busy = result["unrelated_idle"], result["unrelated_changes"]
+    if idle and busy:
+        result["unrelated_p99_ratio"] = round(busy["p99_ms"] / idle["p99_ms"], 2)
+    return result
+
+
+# --- import ------------------------------------------------------------------------------------
+
+
+def measure_import(backend: str, count: int, directory: Path) -> dict[str, Any]:
+    from pbgm.bundle import Bundle, import_bundle
+    from pbgm.store.sql import SqlStore
+
+    bundle = Bundle(policies=tuple(workload.documents(count)))
+    with database(backend, directory) as url:
+        store = SqlStore(url)
+        start = time.perf_counter()
+        import_bundle(store, bundle, actor="bench")
+        seconds = time.perf_counter() - start
+        store.close()
+    return {"import_n": count, "import_s": round(seconds, 2), "per_s": round(count / seconds)}
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pbgm-bench-scale-") as workdir:
+        directory = Path(workdir)
+        for backend in args.backends.split(","):
+            for n in (int(s) for s in args.sizes.split(",")):
+                with database(backend, directory) as url:
+                    started = time.perf_counter()
+                    fill(url, workload.documents(n))
+                    row: dict[str, Any] = {"backend": backend, "n": n}
+                    row["fill_s"] = round(time.perf_counter() - started, 1)
+                    row |= measure_load(url)
+                    row |= measure_changes(url, n, args.changes, directory, backend == "postgres")
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+            if args.import_size:
+                imported = {"backend": backend} | measure_import(
+                    backend, args.import_size, directory
+                )
+                print(json.dumps(imported), flush=True)
+                rows.append(imported)
+    return {"time": time.time(), "cpus": os.cpu_count(), "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--import-size", type=int, default=2_000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)  # child: measure one load
+    args = parser.parse_args()
+    if args.load:
+        print(json.dumps(load_in_process(args.load)))
+        return
+    result = run(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

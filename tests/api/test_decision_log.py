@@ -1,0 +1,97 @@
+"""The decision log off the request path (`pbgm.api._audit`): calls are queued and written
+by one thread in batches; a stalled database drops and counts instead of growing memory;
+nothing queued is lost when the log is closed (as at a clean stop)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from pbgm.api._audit import BATCH, DecisionLog
+from pbgm.api._metrics import Metrics
+from pbgm.model import Decision, Request, Response
+from pbgm.store.sql import SqlStore
+from pbgm.store.sql.migrate import upgrade
+
+DECIDED = Response(Decision.PERMIT, policy_ids=("p1",))
+
+
+def _call(i: int) -> tuple[str, list[Request], list[Response]]:
+    return "svc", [Request({"id": f"u{i}"}, {"id": f"r{i}"}, {"id": "read"})], [DECIDED]
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    upgrade(url)
+    store = SqlStore(url)
+    yield store
+    store.close()
+
+
+def _written(store: SqlStore) -> int:
+    return len([e for e in store.list_audit(limit=10_000) if e.action == "decision"])
+
+
+def _metric(metrics: Metrics, name: str) -> float:
+    return metrics.registry.get_sample_value(name) or 0.0
+
+
+def test_calls_are_written_in_batches_by_the_writer(store):
+    metrics = Metrics()
+    log = DecisionLog(store, metrics=metrics)
+    for i in range(300):
+        log.record(*_call(i))
+    assert log.flush(10)
+    assert _written(store) == 300
+    assert _metric(metrics, "pbgm_decision_log_written_total") == 300
+    transactions = _metric(metrics, "pbgm_decision_log_batch_count")
+    assert 1 <= transactions < 300  # batched, not one transaction per call
+    entry = store.list_audit(limit=1)[0]
+    assert (entry.object_id, entry.details["decisions"][0]["policy_ids"]) == ("r299", ["p1"])
+
+
+def test_a_stalled_database_drops_and_counts_instead_of_growing(store, tmp_path: Path):
+    """Another connection holds SQLite's write lock: the writer waits on it (its busy
+    timeout), the queue fills to its capacity, and every further call is dropped and
+    counted. Once the lock is released, everything queued is written."""
+    metrics = Metrics()
+    capacity = 50
+    log = DecisionLog(store, capacity=capacity, metrics=metrics)
+    blocker = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the database stalls for writers
+    try:
+        log.record(*_call(0))  # taken by the writer, which now waits for the lock
+        for i in range(1, 1_000):
+            log.record(*_call(i))
+        assert log.writer.depth <= capacity
+        assert _metric(metrics, "pbgm_decision_log_queue") <= capacity
+        dropped = _metric(metrics, "pbgm_decision_log_dropped_total")
+        assert dropped == log.writer.dropped >= 1_000 - capacity - BATCH
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert log.flush(40)
+    assert _written(store) == 1_000 - dropped
+
+
+def test_closing_writes_everything_queued(store, tmp_path: Path):
+    """As at a clean stop: calls queued behind a stalled write are all written by
+    `close`, which waits for them; a call after it is refused and counted."""
+    log = DecisionLog(store)
+    blocker = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    for i in range(1_200):
+        log.record(*_call(i))
+    closing = threading.Thread(target=log.close, args=(30,))
+    closing.start()
+    assert _written(store) == 0 and closing.is_alive()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    closing.join()
+    assert _written(store) == 1_200 and log.writer.dropped == 0
+    log.record(*_call(1_200))
+    assert log.writer.dropped == 1
