@@ -321,3 +321,38 @@ def test_the_follower_retries_a_store_that_fails(caplog):
     assert store.failures == 0
     warnings = [r.getMessage() for r in caplog.records if r.name == "pbgm.pdp"]
     assert warnings.count("cannot follow the policy store; retrying") == 1  # once per outage
+
+
+def _grant_doc(policy_id: str, group: str) -> dict[str, Any]:
+    return {
+        "format": "pbgm/v1", "id": policy_id, "type": "data_access", "policy_group": group,
+        "target": {"resource": {"id": "r"}}, "rule_combining": "first-applicable",
+        "rules": [{"id": "permit", "effect": "Permit"}],
+        "content": {"data": {"topics": ["/t"]}, "consumers": {"groups": ["g"]}},
+    }  # fmt: skip
+
+
+def test_a_decision_point_of_several_groups_follows_only_those_groups():
+    """`policy_group=frozenset(...)`: the policies of those groups combined, and a policy
+    that moves out of them (retired, changed group, published again) leaves the set."""
+    store = MemoryStore()
+    for group in ("a", "b"):
+        store.put_policy_group(PolicyGroup(group), actor=ACTOR)
+    pap = PolicyAdministrationPoint(store)
+    store.create_policy(_grant_doc("p-a", "a"), actor=ACTOR)
+    store.create_policy(_grant_doc("p-b", "b"), actor=ACTOR)
+    pap.publish("p-a", actor=ACTOR)
+    pap.publish("p-b", actor=ACTOR)
+    pdp = PolicyDecisionPoint(store=store, policy_group=frozenset({"a"}), clock=lambda: NOW)
+    request = Request(subject={"id": "s"}, resource={"id": "r"}, action={"id": "read"})
+    assert pdp.sync()
+    assert pdp.decide(request).policy_ids == ("p-a",)
+    store.set_policy_status("p-a", PolicyStatus.RETIRED, actor=ACTOR)
+    record = store.get_policy("p-a")
+    store.update_policy("p-a", _grant_doc("p-a", "b"), expected_version=record.version, actor=ACTOR)
+    pap.publish("p-a", actor=ACTOR)
+    assert pdp.sync()  # from the change feed: p-a is now in b
+    assert pdp.decide(request).decision is Decision.NOT_APPLICABLE
+    both = PolicyDecisionPoint(store=store, policy_group=frozenset({"a", "b"}), clock=lambda: NOW)
+    assert both.sync()
+    assert set(both.decide(request).policy_ids) == {"p-a", "p-b"}

@@ -108,16 +108,17 @@ class DecisionService:
         self._lock = threading.Lock()
         self._pdps: OrderedDict[Groups, PolicyDecisionPoint] = OrderedDict()
         self._readable: tuple[int, dict[Principal, frozenset[str]]] = (-1, {})
+        self._preloaded: list[PolicyDecisionPoint] | None = None
         self.follower = Follower(store, every=every)
 
     def start(self) -> None:
-        """Load, in the background, the decision points of the callers known now (each
-        enabled service account with `decisions:write`), and follow the store."""
+        """Follow the store; the first time, also load in the background the decision
+        points of the callers known then (each enabled service account with
+        `decisions:write`), which readiness waits for."""
         self.follower.start()
-        if self._injected is not None:
-            return
-        for caller in self._deciders():
-            self._pdp(self.groups_for(caller, None))
+        if self._preloaded is None:
+            callers = () if self._injected is not None else self._deciders()
+            self._preloaded = [self._pdp(self.groups_for(c, None)) for c in callers]
 
     def _deciders(self) -> list[Principal]:
         try:
@@ -133,10 +134,9 @@ class DecisionService:
 
     @property
     def ready(self) -> bool:
-        """Whether every decision point made so far has its first set."""
-        with self._lock:
-            pdps = list(self._pdps.values())
-        return self._injected is not None or all(pdp.ready for pdp in pdps)
+        """Whether the decision points `start` loads have their first set (those made
+        later, for a caller that appears later, make only that caller wait)."""
+        return all(pdp.ready for pdp in self._preloaded or ())
 
     def settle(self, timeout: float = 5.0) -> bool:
         """Wait until the decision points are at the store's decision revision."""

@@ -67,6 +67,8 @@ def test_every_operation_documents_its_errors_as_problems(world: World):
 
 def test_live_answers_conform_to_the_document(server: Server, key_dir: Path):
     world = make_world(server, key_dir)
+    world.services.decisions.start()  # as a worker does; /readyz is 503 until it settles
+    assert world.services.decisions.settle(10)
     base_url = f"http://127.0.0.1:{server.port}"
     auth = {"Authorization": f"Bearer {world.token('svc-admin')}"}
     schema = schemathesis.openapi.from_dict(openapi_document())

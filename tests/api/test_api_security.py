@@ -153,6 +153,7 @@ def test_a_decision_call_with_huge_attributes_writes_a_bounded_audit_entry(world
         world.call("POST", "/api/v1/decisions", caller="svc-voltage", json_body=request).status
         == 200
     )
+    assert world.services.decision_log.flush(5)  # written off the request path
     entry = world.store.list_audit(limit=1)[0]
     assert entry.action == "decision" and len(json.dumps(entry.details)) < 4096
 

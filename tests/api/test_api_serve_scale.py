@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from pbgm.model import PolicyGroup
+from pbgm.model import Permission, PolicyGroup
+from pbgm.store import Grant
 from pbgm.store._feed import decision_text
 from pbgm.store.sql import SqlStore
 from pbgm.store.sql.tables import PolicyRow, PolicyVersionRow, PublishedRow, RevisionRow
@@ -58,6 +59,11 @@ def fill(path: Path, count: int) -> str:
     for group in ("operational-limits", "voltage-control", "data-sharing", "flexibility"):
         store.put_policy_group(PolicyGroup(group), actor="fill")
     seed(store)
+    # a caller decides only against groups it may read (issue 10): svc-voltage reads these
+    store.add_grant(
+        Grant("service", "svc-voltage", "policy_group", "data-sharing", Permission.READ),
+        actor="fill",
+    )
     now = datetime.now(UTC)
     policies, versions, published = [], [], []
     for doc in _documents(count):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -287,10 +288,15 @@ def test_a_decision_with_a_large_attribute_is_logged_cut_and_marked(live: Live):
     request = {"subject": {"id": "op-anna", "note": "x" * 900_000},
                "resource": {"asset_id": "bess-01"}, "action": {"id": "write"}}  # fmt: skip
     assert decide(live, "svc-voltage", request).status == 200
-    entries = live.as_caller(
-        "svc-admin", "GET", f"{ADMIN}/audit", params={"object_id": "request", "limit": "1"}
-    ).json["entries"]
-    (logged,) = entries[0]["details"]["decisions"]
+    cut: list[Any] = []
+    deadline = time.monotonic() + 10  # the log is written off the request path
+    while not cut and time.monotonic() < deadline:
+        time.sleep(0.05)
+        entries = live.as_caller(
+            "svc-admin", "GET", f"{ADMIN}/audit", params={"object_id": "request", "limit": "5"}
+        ).json["entries"]
+        cut = [e for e in entries if "request_bytes" in e["details"]["decisions"][0]]
+    (logged,) = cut[0]["details"]["decisions"]
     assert logged["request_truncated"] is True and logged["request_bytes"] > 900_000
     assert len(json.dumps(logged["request"])) <= 2048
 
