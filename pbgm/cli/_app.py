@@ -26,6 +26,7 @@ from pbgm.errors import (
     ValidationError,
 )
 from pbgm.model import Decision, utc_now
+from pbgm.ops.settings import setting
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.policy import parse_datetime
 from pbgm.store.base import Store
@@ -101,12 +102,26 @@ class _Cli(click.Group):
 
 @dataclass
 class Env:
-    """What every command needs: the repository URL, who acts, the output form."""
+    """What every command needs: the repository URL, who acts, the output form.
 
-    db: str
+    `db_flag` is the global `--db`; `config` the settings file (`--config`, else
+    `$PBGM_CONFIG`). Settings resolve in one order: flag > `PBGM_*` variable >
+    settings file > default (`pbgm.ops.settings`).
+    """
+
+    db_flag: str | None
     actor: str
     as_json: bool
+    config: str | None = None
     _store: Store | None = None
+
+    @property
+    def db(self) -> str:
+        return str(self.setting("database_url", self.db_flag))
+
+    def setting(self, name: str, flag: Any = None) -> Any:
+        """Setting `name`: `flag` when given, else `PBGM_<NAME>`, the file, the default."""
+        return setting(name, flag, file=self.config)
 
     @property
     def store(self) -> Store:
@@ -147,18 +162,29 @@ pass_env = click.make_pass_decorator(Env)
 @click.group(cls=_Cli, name="pbgm")
 @click.option(
     "--db",
-    envvar="PBGM_DATABASE_URL",
-    default=DEFAULT_DB,
-    show_default=True,
-    help="Repository URL: sqlite:///file.db, postgresql://..., or memory://",
+    metavar="URL",
+    help="Repository URL: sqlite:///file.db, postgresql://..., or memory://. "
+    f"[$PBGM_DATABASE_URL, else the settings file, else {DEFAULT_DB}]",
+)
+@click.option(
+    "--config",
+    metavar="FILE",
+    envvar="PBGM_CONFIG",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Settings file (JSON or YAML, keys as in docs/rest-api.md). [$PBGM_CONFIG]",
 )
 @click.option("--actor", default=_default_actor, help="Who acts (audit log). [$PBGM_ACTOR]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
 @click.version_option(package_name="pbgm", prog_name="pbgm")
 @click.pass_context
-def main(ctx: click.Context, db: str, actor: str, as_json: bool) -> None:
-    """pbgm: Policy-Based Grid Management."""
-    env = Env(db=db, actor=actor, as_json=as_json)
+def main(ctx: click.Context, db: str | None, config: str | None, actor: str, as_json: bool) -> None:
+    """pbgm: Policy-Based Grid Management.
+
+    Settings come from the first of: a flag, a PBGM_* variable, the settings file
+    (--config or $PBGM_CONFIG), the default. Shell completion:
+    `eval "$(_PBGM_COMPLETE=bash_source pbgm)"` (zsh_source, fish_source).
+    """
+    env = Env(db_flag=db, actor=actor, as_json=as_json, config=config)
     ctx.obj = env
     ctx.call_on_close(env.close)
 
