@@ -31,14 +31,14 @@ SERVICES = {
 }
 
 
-def _run(module_name: str, config: Path) -> int:
+def _run(module_name: str, config: Path, metrics: tuple[int, str] | None = None) -> int:
     from adapters.services._runner import run_service
 
     module = importlib.import_module(module_name)
     factory = getattr(module, "make_service", None)
     if factory is None:
         raise click.UsageError(f"`{module_name}` cannot be run as a service")
-    return run_service(factory, config)
+    return run_service(factory, config, metrics=metrics)
 
 
 def _command(name: str, module_name: str, help_text: str) -> click.Command:
@@ -50,9 +50,21 @@ def _command(name: str, module_name: str, help_text: str) -> click.Command:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="The service config file (JSON or YAML).",
     )
-    def command(config: Path) -> None:
+    @click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        help="Serve /metrics, /healthz and /readyz on this port (default: none).",
+    )
+    @click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address of the metrics port (0.0.0.0 for every interface).",
+    )
+    def command(config: Path, metrics_port: int | None, metrics_host: str) -> None:
+        metrics = (metrics_port, metrics_host) if metrics_port else None
         try:
-            status = _run(module_name, config)
+            status = _run(module_name, config, metrics)
         except PbgmError as error:
             from pbgm.cli import exit_status, report
 

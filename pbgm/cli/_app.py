@@ -204,3 +204,66 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     line = "  ".join(f"{{{c}:<{widths[c]}}}" for c in columns)
     header = line.format(**{c: c.upper() for c in columns})
     return [header, *(line.format(**{c: str(r[c]) for c in columns}) for r in rows)]
+
+
+def log_options(command: Any) -> Any:
+    """`--log-level` (any case) and `--log-format` for the commands that run services."""
+    from pbgm.ops.settings import LOG_FORMATS, LOG_LEVELS
+
+    level = click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        help="Lowest level logged, any case. [$PBGM_LOG_LEVEL, default info]",
+    )
+    fmt = click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS, case_sensitive=False),
+        help="Log lines as text or JSON objects. [$PBGM_LOG_FORMAT, default text]",
+    )
+    return level(fmt(command))
+
+
+def metrics_options(command: Any) -> Any:
+    """`--metrics-port` and `--metrics-host`: `/metrics`, `/healthz`, `/readyz` of a service."""
+    port = click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        help="Serve /metrics, /healthz and /readyz on this port (default: none).",
+    )
+    host = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address of the metrics port (0.0.0.0 for every interface).",
+    )
+    return port(host(command))
+
+
+def start_logging(env: Env, level: str | None, fmt: str | None) -> None:
+    """Log as the flags say, else as `PBGM_LOG_LEVEL` / `PBGM_LOG_FORMAT` (or the file)."""
+    from pbgm.ops.logs import configure_logging
+
+    configure_logging(env.setting("log_level", level), env.setting("log_format", fmt))
+
+
+def _json_after(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    env = ctx.find_object(Env)
+    if value and env is not None:
+        env.as_json = True
+
+
+def json_everywhere(group: click.Group) -> None:
+    """Give every command below `group` its own `--json`, the same as the global one."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            json_everywhere(command)
+        elif not any(p.name == "as_json" for p in command.params):
+            command.params.append(
+                click.Option(
+                    ["--json", "as_json"],
+                    is_flag=True,
+                    expose_value=False,
+                    callback=_json_after,
+                    help="Machine-readable output (JSON), as the global --json.",
+                )
+            )

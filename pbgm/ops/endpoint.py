@@ -54,6 +54,7 @@ GAUGE_NAMES = frozenset(
 """Snapshot keys that are states rather than totals."""
 
 RECEIVED = "received"
+BUS_PREFIX = "bus_"
 _METRIC_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 Values = Callable[[], Mapping[str, float]]
@@ -95,7 +96,7 @@ class ServiceCollector(Collector):
         )
         states: dict[str, float] = {"staleness_seconds": self.staleness(snapshot)}
         for name, value in sorted(snapshot.items()):
-            if name in GAUGE_NAMES:
+            if name.removeprefix(BUS_PREFIX) in GAUGE_NAMES:
                 states[name] = value
             else:
                 events.add_metric([self.service, name], float(value))
@@ -221,3 +222,26 @@ def start_endpoint(
         return None
     endpoint = ServiceEndpoint(service, counters=counters, ready=ready, gauges=gauges)
     return endpoint.start(port, host)
+
+
+def bus_counters(bus: object) -> dict[str, float]:
+    """The counters of a bus that keeps some (`MqttBus.stats()`), each name prefixed
+    `bus_` (`bus_received`, `bus_dropped_inbound`, `bus_connected`, ...)."""
+    stats = getattr(bus, "stats", None)
+    if stats is None:
+        return {}
+    return {f"{BUS_PREFIX}{name}": value for name, value in stats().items()}
+
+
+def numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric entries of a state mapping (booleans and texts left out)."""
+    return {
+        name: float(value)
+        for name, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def bus_ready(bus: object) -> bool:
+    """Connected, for a bus that says (`connected`); any other bus is taken as ready."""
+    return bool(getattr(bus, "connected", True))

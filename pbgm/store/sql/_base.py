@@ -16,17 +16,23 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, delete, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError
 from pbgm.model import Clock
 from pbgm.store import _common as common
-from pbgm.store.base import AuditEntry
+from pbgm.store.base import (
+    DECISION_ACTION_PREFIXES,
+    DECISION_ACTIONS,
+    DECISION_LOG,
+    AuditEntry,
+)
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, RevisionRow
 
 _REVISION = cast(Table, RevisionRow.__table__)
+PRUNE_BATCH = 5000
 _NO_REVISION = "the policy repository has no revision row; run `pbgm db upgrade`"
 
 
@@ -100,3 +106,29 @@ class SqlBase:
             query = query.where(AuditRow.id < before)
         with self._tx(write=False) as session:
             return [to_audit(row) for row in session.scalars(query)]
+
+    def prune_audit(self, *, log: str, before: datetime, actor: str) -> int:
+        """Delete in batches of `PRUNE_BATCH`, each its own transaction, so that writers
+        wait at most one batch; the `audit.prune` entry comes last."""
+        common.check_log(log)
+        common.check_audit(actor, "audit.prune", "log", log, None)
+        decided = or_(
+            AuditRow.action.in_(DECISION_ACTIONS),
+            *(AuditRow.action.startswith(p) for p in DECISION_ACTION_PREFIXES),
+        )
+        kind = decided if log == DECISION_LOG else not_(decided)
+        oldest = select(AuditRow.id).where(AuditRow.at < before, kind).limit(PRUNE_BATCH)
+        removed = 0
+        while True:
+            with self._tx(write=True) as session:
+                gone = session.execute(
+                    delete(AuditRow).where(AuditRow.id.in_(oldest.scalar_subquery()))
+                ).rowcount
+            removed += int(gone or 0)
+            if not gone:
+                break
+        details = {"before": before.isoformat(), "removed": removed}
+        self.record_audit(
+            actor=actor, action="audit.prune", object_type="log", object_id=log, details=details
+        )
+        return removed
