@@ -1,7 +1,9 @@
-"""An index on the time of audit entries, so that retention prunes old entries by age.
+"""Retention of the audit log: an index on the time of entries, ids never reused.
 
 `pbgm audit prune` and `pbgm decisions prune` delete the entries older than a
-cut-off in batches; without the index each batch would scan the whole log.
+cut-off in batches; without the index each batch would scan the whole log. On
+SQLite the table is rebuilt with `AUTOINCREMENT`, so that an id freed by a prune is
+never given to a later entry (PostgreSQL's sequence never reuses one).
 
 Revision ID: 0004_ops
 Revises: 0003_security
@@ -21,6 +23,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table(
+            "audit_log", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+        ):
+            pass
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
 
 
