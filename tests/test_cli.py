@@ -168,9 +168,17 @@ def test_users_groups_members_and_grants(pbgm):
     result = pbgm("grant", "field-crew", "p-any", "write", "--principal-kind", "group")
     assert result.exit_code == 5 and "policy `p-any` not found" in result.output
     result = pbgm(
-        "grant", "field-crew", "p-any", "write", "--principal-kind", "group", "--allow-missing-target"
+        "grant",
+        "field-crew",
+        "p-any",
+        "write",
+        "--principal-kind",
+        "group",
+        "--allow-missing-target",
     )
-    assert result.output.strip() == "granted write on policy `p-any` to group `field-crew` (grant 1)"
+    assert (
+        result.output.strip() == "granted write on policy `p-any` to group `field-crew` (grant 1)"
+    )
     result = pbgm("grant", "op-carl", "no-such-group", "read", "--target-kind", "policy_group")
     assert result.exit_code == 5
     assert pbgm("grant", "op-carl", "p-any", "owner").exit_code == 2

@@ -68,7 +68,8 @@ def test_users_groups_and_grants_are_listed_and_revoked(pbgm):
     [
         ("a policy that does not exist", ["bob", "nothing-such", "read"],
          "policy `nothing-such` not found"),
-        ("a user that does not exist", ["nobody", "limits-bess-01", "read", "--allow-missing-target"],
+        ("a user that does not exist",
+         ["nobody", "limits-bess-01", "read", "--allow-missing-target"],
          "user `nobody` not found"),
         ("a policy group that does not exist",
          ["bob", "no-group", "read", "--target-kind", "policy_group"],
@@ -143,10 +144,10 @@ def test_retention_prunes_each_log_by_age_or_by_setting(tmp_path: Path):
 def _leaves(group: click.Group, path: tuple[str, ...] = ()):
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
-            yield path + (name,), command
-            yield from _leaves(command, path + (name,))
+            yield (*path, name), command
+            yield from _leaves(command, (*path, name))
         else:
-            yield path + (name,), command
+            yield (*path, name), command
 
 
 COMMANDS = list(_leaves(main))
