@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from pbgm.errors import InvalidInputError
+
 CATEGORIES = ("subject", "resource", "action", "environment")
 
 POLICY_TYPES = (
@@ -237,16 +239,46 @@ class PolicySet:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """Four attribute bags. A value may be a scalar or a list/tuple/set (a bag)."""
+    """Four attribute bags. A value may be a scalar or a list/tuple/set (a bag).
+
+    Each bag must be a mapping of attribute names to values: `Request(resource="oops")`
+    raises `InvalidInputError` (code `invalid_request`) instead of deciding
+    NotApplicable. The check costs four type lookups when the bags are dicts.
+    """
 
     subject: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     resource: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     action: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     environment: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
+    def __post_init__(self) -> None:
+        bags = _BAG_TYPES
+        if (
+            type(self.subject) not in bags
+            or type(self.resource) not in bags
+            or type(self.action) not in bags
+            or type(self.environment) not in bags
+        ):
+            _check_bags(self)
+
     def bag(self, category: str) -> Mapping[str, Any]:
         bag: Mapping[str, Any] = getattr(self, category)
         return bag
+
+
+_BAG_TYPES = frozenset({dict, MappingProxyType})
+
+
+def _check_bags(request: Request) -> None:
+    """The slow path of `Request.__post_init__`: any `Mapping` will do."""
+    for category in CATEGORIES:
+        bag = getattr(request, category)
+        if not isinstance(bag, Mapping):
+            raise InvalidInputError(
+                f"`{category}` of a request must be a mapping of attribute names to values "
+                f'such as {{"id": ...}}, not `{type(bag).__name__}`',
+                code="invalid_request",
+            )
 
 
 @dataclass(frozen=True, slots=True)

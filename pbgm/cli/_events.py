@@ -63,7 +63,7 @@ def events_run(
             metrics_port,
             config.service_id,
             counters=lambda: {**numbers(service.stats()), **bus_counters(service.bus)},
-            gauges=lambda: {"policy_revision": service.policies.revision},
+            gauges=lambda: numbers({"policy_revision": service.policies.revision}),
             ready=lambda: bus_ready(service.bus),
             host=metrics_host,
         )

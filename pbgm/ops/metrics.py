@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,7 +80,7 @@ def _get_or_make(
                     f"metric `{name}` exists as a {type(metric).__name__.lower()} "
                     f"with labels {list(known)}"
                 )
-            return metric  # type: ignore[return-value]
+            return metric
         metric = kind(name, registry=registry, labelnames=labels, **options)
         made[name] = (metric, labels)
         return metric
@@ -156,7 +156,7 @@ def exposition(registry: CollectorRegistry | None = None) -> bytes:
     if directory is None:
         return generate_latest(REGISTRY if registry is None else registry)
     combined = CollectorRegistry()
-    MultiProcessCollector(combined, path=directory)
+    MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]
     combined.register(ServerProcesses(directory))
     return generate_latest(combined)
 
@@ -183,17 +183,22 @@ class ServerProcesses(Collector):
     def collect(self) -> Iterable[Any]:
         families: dict[str, Any] = {}
         for pid in self.pids():
-            collector = ProcessCollector(pid=lambda pid=pid: pid, registry=None)
+            collector = ProcessCollector(pid=_constant(pid), registry=None)
             for family in collector.collect():
                 merged = families.get(family.name)
                 if merged is None:
-                    merged = families[family.name] = type(family)(
+                    kind: Any = type(family)
+                    merged = families[family.name] = kind(
                         family.name, family.documentation, labels=["pid"]
                     )
                     merged.type = family.type
                 for sample in family.samples:
                     merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
         yield from families.values()
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
 
 
 def _parent_of(pid: int) -> int | None:

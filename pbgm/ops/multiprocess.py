@@ -50,4 +50,4 @@ def worker_exited(server: object, worker: object) -> None:
 
     pid = getattr(worker, "pid", None)
     if pid is not None and multiprocess_dir() is not None:
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -220,8 +220,9 @@ def setting(
     _raise_if(problems)
     if value is _MISSING:
         return getattr(Settings(), name)
+    parse: Callable[[Any], Any] = _PARSERS.get(name, _text)
     try:
-        return _PARSERS.get(name, _text)(value)
+        return parse(value)
     except ValueError as error:
         _raise_if([Problem(variable(name), "invalid_setting", str(error))])
         raise  # unreachable: _raise_if raised

@@ -121,9 +121,10 @@ class SqlBase:
         removed = 0
         while True:
             with self._tx(write=True) as session:
-                gone = session.execute(
+                result = session.execute(
                     delete(AuditRow).where(AuditRow.id.in_(oldest.scalar_subquery()))
-                ).rowcount
+                )
+                gone = getattr(result, "rowcount", 0)
             removed += int(gone or 0)
             if not gone:
                 break

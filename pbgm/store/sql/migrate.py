@@ -10,7 +10,7 @@ goes into a configuration file or a log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +127,7 @@ def history() -> list[Revision]:
     return list(reversed(found))
 
 
-def _one(down: str | tuple[str, ...] | None) -> str | None:
+def _one(down: str | Sequence[str] | None) -> str | None:
     return down if down is None or isinstance(down, str) else ",".join(down)
 
 
