@@ -76,7 +76,7 @@ def test_counters_gauges_staleness_and_readiness():
         assert any(name == "pbgm_build_info" for name, _ in found)
         assert any(name == "process_resident_memory_bytes" for name, _ in found)
         time.sleep(0.3)
-        stale = found_staleness = samples(get(port, "/metrics")[1])
+        stale = samples(get(port, "/metrics")[1])
         first = stale[("pbgm_service_staleness_seconds", service)]
         assert first >= 0.3
         counts["received"] = 1  # input arrives: staleness starts again
@@ -128,7 +128,7 @@ def test_the_event_service_serves_its_metrics_port(tmp_path: Path):
         assert found[("pbgm_service_up", (("service", "events-test"),))] == 1
     finally:
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=20)
+        _out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err.decode()
     lines = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     assert any(line["message"].startswith("metrics and health of") for line in lines)
