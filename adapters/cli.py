@@ -3,6 +3,7 @@
     pbgm-service voltage   --config voltage.yaml
     pbgm-service frequency --config frequency.yaml
     pbgm-service pmu       --config pmu.yaml
+    pbgm-service relay     --config relay.yaml
 
 (also `python -m adapters.cli ...`). Inertia estimation has no command here: it is not a
 standing loop but a grid service the event service starts per RoCoF event
@@ -28,6 +29,7 @@ SERVICES = {
     "voltage": ("adapters.services.voltage", "Voltage control on the edgeFLEX topics."),
     "frequency": ("adapters.services.frequency", "VPP fast frequency response or AGC."),
     "pmu": ("adapters.services.pmu", "C37.118.2 frames from UDP onto the bus."),
+    "relay": ("adapters.services.relay", "The bus relay: data between topics on a Permit."),
 }
 
 
@@ -77,7 +79,7 @@ def _command(name: str, module_name: str, help_text: str) -> click.Command:
 
 @click.group(name="pbgm-service")
 def main() -> None:
-    """Run a pbgm control service: voltage, frequency or pmu."""
+    """Run a pbgm service: voltage, frequency, pmu or relay."""
 
 
 for _name, (_module, _help) in SERVICES.items():

@@ -389,10 +389,15 @@ def _endpoint(metrics: tuple[int, str] | None, service: Service, bus: Bus) -> An
         port,
         service.name,
         counters=lambda: {**numbers(service.state()), **bus_counters(bus)},
-        gauges=lambda: {"policy_revision": getattr(service, "limits_revision", 0)},
+        gauges=lambda: {"policy_revision": _policy_revision(service)},
         ready=lambda: bus_ready(bus),
         host=host,
     )
+
+
+def _policy_revision(service: Service) -> float:
+    """The relay's policy revision, a control service's count of limits applied."""
+    return float(getattr(service, "policy_revision", getattr(service, "limits_revision", 0)))
 
 
 def _shut_down(service: Service | None, loader: Any, bus: Bus) -> None:
