@@ -10,7 +10,8 @@ A service runs from one config file (JSON or YAML) with these sections:
                   service offers (`limits`, `service_config`)
 `policy_files`    `{sink: [path, ...]}`: policy documents read at start, before the loader
                   delivers (offline runs and tests); paths are relative to the config file
-`log_level`       `DEBUG`, `INFO` (default), `WARNING`
+`log_level`       `debug`, `info` (default), `warning`, `error` (any case)
+`log_format`      `text` (default) or `json`
 `<service>`       the service's own section (`voltage`, `frequency`, `pmu`)
 ================  =========================================================================
 

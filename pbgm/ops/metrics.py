@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,7 +60,10 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 M = TypeVar("M", bound=MetricWrapperBase)
 
 _lock = threading.Lock()
-_made: dict[int, dict[str, tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
+_made: weakref.WeakKeyDictionary[
+    CollectorRegistry, dict[str, tuple[MetricWrapperBase, tuple[str, ...]]]
+] = weakref.WeakKeyDictionary()
+"""The metrics made in each registry, forgotten with the registry."""
 
 
 def _get_or_make(
@@ -72,7 +76,7 @@ def _get_or_make(
     registry = REGISTRY if registry is None else registry
     labels = tuple(labelnames)
     with _lock:
-        made = _made.setdefault(id(registry), {})
+        made = _made.setdefault(registry, {})
         if name in made:
             metric, known = made[name]
             if type(metric) is not kind or known != labels:
