@@ -31,7 +31,7 @@ def prepare(directory: str | os.PathLike[str] | None = None) -> Path:
     metrics directory of this process and the workers it forks."""
     if directory is None:
         path = Path(tempfile.mkdtemp(prefix="pbgm-metrics-"))
-        atexit.register(shutil.rmtree, path, True)
+        atexit.register(_remove_in, os.getpid(), path)
     else:
         path = Path(directory)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -42,6 +42,14 @@ def prepare(directory: str | os.PathLike[str] | None = None) -> Path:
     if values is not None:  # imported already: metrics made from now on use the files
         values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
     return path
+
+
+def _remove_in(owner: int, path: Path) -> None:
+    """Remove the directory at the exit of the process that made it: a forked worker
+    inherits the exit handler, and a worker that exits (a reload, `max_requests`) must
+    not take the files of the others with it."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def worker_exited(server: object, worker: object) -> None:
