@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed-stamp
 # Runs of every (engine, N) in the PDP benchmark; the round with the median p50 is kept.
 PDP_ROUNDS ?= 3
 
-.PHONY: demo serve test lint bench venv clean chromium screenshots
+.PHONY: demo serve test lint bench venv clean chromium screenshots api-docs
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[all,dev,bench]'
 	touch $(STAMP)
 
 demo: venv
@@ -45,6 +45,14 @@ test: lint chromium
 # The README's screenshots of the admin GUI, made by its browser tests.
 screenshots: venv chromium
 	PBGM_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q tests/admin/test_browser.py
+
+# The API reference (pdoc) of the public modules, rendered to build/api/index.html.
+API_MODULES := pbgm pbgm.embed pbgm.model pbgm.errors pbgm.pdp pbgm.pep pbgm.pip pbgm.pap \
+	pbgm.access pbgm.store pbgm.bundle pbgm.policy pbgm.flexoffer pbgm.events pbgm.loader \
+	pbgm.bus pbgm.codecs pbgm.messages pbgm.testing pbgm.api pbgm.ops adapters controls
+
+api-docs: venv
+	$(BIN)/python -m pdoc --docformat markdown --output-directory build/api $(API_MODULES)
 
 bench: venv
 	$(BIN)/python -m benchmarks.pdp --rounds $(PDP_ROUNDS)

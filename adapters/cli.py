@@ -3,6 +3,7 @@
     pbgm-service voltage   --config voltage.yaml
     pbgm-service frequency --config frequency.yaml
     pbgm-service pmu       --config pmu.yaml
+    pbgm-service relay     --config relay.yaml
 
 (also `python -m adapters.cli ...`). Inertia estimation has no command here: it is not a
 standing loop but a grid service the event service starts per RoCoF event
@@ -28,17 +29,18 @@ SERVICES = {
     "voltage": ("adapters.services.voltage", "Voltage control on the edgeFLEX topics."),
     "frequency": ("adapters.services.frequency", "VPP fast frequency response or AGC."),
     "pmu": ("adapters.services.pmu", "C37.118.2 frames from UDP onto the bus."),
+    "relay": ("adapters.services.relay", "The bus relay: data between topics on a Permit."),
 }
 
 
-def _run(module_name: str, config: Path) -> int:
+def _run(module_name: str, config: Path, metrics: tuple[int, str] | None = None) -> int:
     from adapters.services._runner import run_service
 
     module = importlib.import_module(module_name)
     factory = getattr(module, "make_service", None)
     if factory is None:
         raise click.UsageError(f"`{module_name}` cannot be run as a service")
-    return run_service(factory, config)
+    return run_service(factory, config, metrics=metrics)
 
 
 def _command(name: str, module_name: str, help_text: str) -> click.Command:
@@ -50,9 +52,21 @@ def _command(name: str, module_name: str, help_text: str) -> click.Command:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="The service config file (JSON or YAML).",
     )
-    def command(config: Path) -> None:
+    @click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        help="Serve /metrics, /healthz and /readyz on this port (default: none).",
+    )
+    @click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address of the metrics port (0.0.0.0 for every interface).",
+    )
+    def command(config: Path, metrics_port: int | None, metrics_host: str) -> None:
+        metrics = (metrics_port, metrics_host) if metrics_port else None
         try:
-            status = _run(module_name, config)
+            status = _run(module_name, config, metrics)
         except PbgmError as error:
             from pbgm.cli import exit_status, report
 
@@ -65,7 +79,7 @@ def _command(name: str, module_name: str, help_text: str) -> click.Command:
 
 @click.group(name="pbgm-service")
 def main() -> None:
-    """Run a pbgm control service: voltage, frequency or pmu."""
+    """Run a pbgm service: voltage, frequency, pmu or relay."""
 
 
 for _name, (_module, _help) in SERVICES.items():

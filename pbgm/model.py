@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from pbgm.errors import InvalidInputError
+
 CATEGORIES = ("subject", "resource", "action", "environment")
 
 POLICY_TYPES = (
@@ -252,6 +254,10 @@ class PolicySet:
 class Request:
     """Four attribute bags. A value may be a scalar or a list/tuple/set (a bag).
 
+    Each bag must be a mapping of attribute names to values: `Request(resource="oops")`
+    raises `InvalidInputError` (code `invalid_request`) instead of deciding
+    NotApplicable. The check costs four type lookups when the bags are dicts.
+
     Immutable like every model object, but built without the cost of a generated
     frozen `__init__` (which sets each field through `object.__setattr__`): a request
     is built per decision, so its construction is part of every decision's cost.
@@ -270,6 +276,14 @@ class Request:
         action: Mapping[str, Any] = _EMPTY,
         environment: Mapping[str, Any] = _EMPTY,
     ) -> None:
+        bags = _BAG_TYPES
+        if (
+            type(subject) not in bags
+            or type(resource) not in bags
+            or type(action) not in bags
+            or type(environment) not in bags
+        ):
+            _check_bags(subject, resource, action, environment)
         _set_subject(self, subject)
         _set_resource(self, resource)
         _set_action(self, action)
@@ -285,6 +299,19 @@ _set_subject = vars(Request)["subject"].__set__
 _set_resource = vars(Request)["resource"].__set__
 _set_action = vars(Request)["action"].__set__
 _set_environment = vars(Request)["environment"].__set__
+
+_BAG_TYPES = frozenset({dict, MappingProxyType})
+
+
+def _check_bags(*bags: Any) -> None:
+    """The slow path of `Request.__init__`'s check: any `Mapping` will do."""
+    for category, bag in zip(CATEGORIES, bags, strict=True):
+        if not isinstance(bag, Mapping):
+            raise InvalidInputError(
+                f"`{category}` of a request must be a mapping of attribute names to values "
+                f'such as {{"id": ...}}, not `{type(bag).__name__}`',
+                code="invalid_request",
+            )
 
 
 @dataclass(frozen=True, slots=True)

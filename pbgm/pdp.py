@@ -116,6 +116,10 @@ def _crashed(compiled: CompiledPolicySet) -> Response:
     return report(Result(INDETERMINATE_DP, compiled.id, errors=(error,), cause=error))
 
 
+def _bag(value: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    return {"id": value} if isinstance(value, str) else value
+
+
 def with_current_time(request: Request, now: datetime) -> Request:
     environment = MappingProxyType({**request.environment, "current_time": now})
     return Request(request.subject, request.resource, request.action, environment)
@@ -289,6 +293,30 @@ class PolicyDecisionPoint:
             except Exception:
                 return _crashed(compiled)
         return self._decide(compiled, request, now)
+
+    def is_permitted(
+        self,
+        *,
+        subject: Mapping[str, Any] | str,
+        resource: Mapping[str, Any] | str,
+        action: Mapping[str, Any] | str,
+        environment: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """True only for a Permit that carries no obligation.
+
+        A text stands for `{"id": text}`. A Permit with obligations is False: only a
+        Policy Enforcement Point that discharges them may act on it (`pbgm.pep`), so
+        `is_permitted` fails closed. Use `decide` for the whole `Response`.
+        """
+        request = Request(
+            subject=_bag(subject),
+            resource=_bag(resource),
+            action=_bag(action),
+            environment=environment if environment is not None else {},
+        )
+        response = self.decide(request, now=now)
+        return response.allowed and not response.obligations
 
     def decide_batch(
         self, requests: Iterable[Request], *, now: datetime | None = None

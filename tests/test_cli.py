@@ -170,7 +170,19 @@ def test_users_groups_members_and_grants(pbgm):
     assert pbgm("group", "add", "field-crew").exit_code == 0
     assert pbgm("group", "add-member", "field-crew", "op-carl").exit_code == 0
     result = pbgm("grant", "field-crew", "p-any", "write", "--principal-kind", "group")
-    assert result.output.strip() == "granted write on policy `p-any` to group `field-crew`"
+    assert result.exit_code == 5 and "policy `p-any` not found" in result.output
+    result = pbgm(
+        "grant",
+        "field-crew",
+        "p-any",
+        "write",
+        "--principal-kind",
+        "group",
+        "--allow-missing-target",
+    )
+    assert (
+        result.output.strip() == "granted write on policy `p-any` to group `field-crew` (grant 1)"
+    )
     result = pbgm("grant", "op-carl", "no-such-group", "read", "--target-kind", "policy_group")
     assert result.exit_code == 5
     assert pbgm("grant", "op-carl", "p-any", "owner").exit_code == 2

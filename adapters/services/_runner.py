@@ -10,7 +10,8 @@ A service runs from one config file (JSON or YAML) with these sections:
                   service offers (`limits`, `service_config`)
 `policy_files`    `{sink: [path, ...]}`: policy documents read at start, before the loader
                   delivers (offline runs and tests); paths are relative to the config file
-`log_level`       `DEBUG`, `INFO` (default), `WARNING`
+`log_level`       `debug`, `info` (default), `warning`, `error` (any case)
+`log_format`      `text` (default) or `json`
 `<service>`       the service's own section (`voltage`, `frequency`, `pmu`)
 ================  =========================================================================
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -39,7 +41,6 @@ from pbgm.policy import load_file
 log = logging.getLogger("adapters.services")
 
 MQTT_FACTORY = "adapters.mqtt:open_mqtt_bus"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 PolicySink = Callable[[Mapping[str, Any]], None]
 """Takes one policy document (`pbgm/v1`, with `content`); raises to refuse it."""
@@ -236,11 +237,18 @@ def open_service_bus(config: Mapping[str, Any]) -> Bus:
     return open_bus(bus_config)
 
 
-def configure_logging(level: Any) -> None:
-    name = str(level or "INFO").upper()
-    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigurationError(f"`log_level` must be DEBUG, INFO, WARNING or ERROR: `{level}`")
-    logging.basicConfig(level=name, format=LOG_FORMAT)
+def configure_logging(level: Any, fmt: Any = None) -> None:
+    """`log_level` (any case) and `log_format` (`text` or `json`) of the config file,
+    else `$PBGM_LOG_LEVEL` and `$PBGM_LOG_FORMAT` (`pbgm.ops.logs`)."""
+    from pbgm.ops import logs
+
+    name = str(level or os.environ.get("PBGM_LOG_LEVEL") or "info").lower()
+    form = str(fmt or os.environ.get("PBGM_LOG_FORMAT") or "text").lower()
+    if name not in ("debug", "info", "warning", "error"):
+        raise ConfigurationError(f"`log_level` must be debug, info, warning or error: `{level}`")
+    if form not in ("text", "json"):
+        raise ConfigurationError(f"`log_format` must be text or json: `{fmt}`")
+    logs.configure_logging(name, form)
 
 
 # --- policies --------------------------------------------------------------------------
@@ -340,16 +348,24 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def run_service(
-    make: Callable[[Mapping[str, Any], Bus, Path], Service], config_path: str | Path
+    make: Callable[[Mapping[str, Any], Bus, Path], Service],
+    config_path: str | Path,
+    *,
+    metrics: tuple[int, str] | None = None,
 ) -> int:
-    """Run one service from its config file until SIGTERM/SIGINT; returns the exit status 0."""
+    """Run one service from its config file until SIGTERM/SIGINT; returns the exit status 0.
+
+    `metrics` (port, host) serves `/metrics`, `/healthz` and `/readyz` there
+    (`pbgm.ops.endpoint`).
+    """
     path = Path(config_path)
     config = load_config(path)
-    configure_logging(config.get("log_level"))
+    configure_logging(config.get("log_level"), config.get("log_format"))
     bus = open_service_bus(section(config, "bus", required=False) or {"kind": "memory"})
-    loader = service = None
+    loader = service = endpoint = None
     try:
         service = make(config, bus, path.parent)
+        endpoint = _endpoint(metrics, service, bus)
         feed_policy_files(service, config.get("policy_files"), path.parent)
         with stop_on_signals(service.stop):
             loader = start_loader(config.get("loader"), service, bus, path.parent)
@@ -357,8 +373,32 @@ def run_service(
             log.info("%s running", service.name)
             service.run()
     finally:
+        if endpoint is not None:
+            endpoint.close()
         _shut_down(service, loader, bus)
     return 0
+
+
+def _endpoint(metrics: tuple[int, str] | None, service: Service, bus: Bus) -> Any:
+    """The service's metrics and health endpoint, when a port is given."""
+    if metrics is None:
+        return None
+    from pbgm.ops.endpoint import bus_counters, bus_ready, numbers, start_endpoint
+
+    port, host = metrics
+    return start_endpoint(
+        port,
+        service.name,
+        counters=lambda: {**numbers(service.state()), **bus_counters(bus)},
+        gauges=lambda: {"policy_revision": _policy_revision(service)},
+        ready=lambda: bus_ready(bus),
+        host=host,
+    )
+
+
+def _policy_revision(service: Service) -> float:
+    """The relay's policy revision, a control service's count of limits applied."""
+    return float(getattr(service, "policy_revision", getattr(service, "limits_revision", 0)))
 
 
 def _shut_down(service: Service | None, loader: Any, bus: Bus) -> None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from importlib.metadata import entry_points
 from typing import Any, cast
 
-from flask import Flask, Response, request
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pbgm.access import AccessPoint
@@ -30,6 +30,7 @@ from pbgm.api._flexoffers import flexoffers_blueprint
 from pbgm.api._limits import install_rate_limit
 from pbgm.api._metrics import Metrics
 from pbgm.api._notify import install_change_notifications
+from pbgm.api._observe import install_observation
 from pbgm.api._ops import ops_blueprint
 from pbgm.api._policies import policies_blueprint
 from pbgm.api.access_policy import PUBLIC_ENDPOINTS
@@ -145,10 +146,10 @@ def _wire(
         clock=clock,
         on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),
     )
+    install_observation(app, metrics, store)
     app.before_request(_unless_mounted(enforcer, mounted))
     install_rate_limit(app, settings, frozenset(public))
     register_error_handlers(app)
-    app.after_request(_counting(metrics))
     decisions = DecisionService(store, reads, access, pdp=pdp, clock=clock)
     log = DecisionLog(
         store,
@@ -191,14 +192,3 @@ def _unless_mounted(enforcer: Enforcer, mounted: set[str]) -> Callable[[], None]
         return enforcer()
 
     return enforce
-
-
-def _counting(metrics: Metrics) -> Any:
-    def count(response: Response) -> Response:
-        endpoint = request.endpoint or "unknown"
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        if endpoint == "auth.token" and response.status_code == 401:
-            metrics.authentication_failures.labels("invalid_client").inc()
-        return response
-
-    return count

@@ -233,9 +233,7 @@ class LogWriter:
         self._queued = self._written = self.dropped = 0
         self._dropping = False
         self._hurry = 0  # flushes waiting: write without lingering
-        self._metrics = metrics
-        if metrics is not None:
-            metrics.decision_log_depth.set_function(lambda: len(self._queue))
+        self._metrics = metrics  # its decision_log_depth is set as the queue moves
 
     @property
     def depth(self) -> int:
@@ -249,6 +247,7 @@ class LogWriter:
             self._dropping = False
             self._queue.append(call)
             self._queued += 1
+            self._depth()
             if len(self._queue) >= BATCH:
                 self._lock.notify()  # a full batch: no need to wait for the next round
             if self._thread is None:
@@ -275,7 +274,15 @@ class LogWriter:
         with self._lock:
             if len(self._queue) < BATCH and not self._closed and not self._hurry:
                 self._lock.wait(wait)
-            return [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            self._depth()
+            return batch
+
+    def _depth(self) -> None:
+        """The queue's length to its gauge (a set, not a function of the queue: the gauge
+        is shared with the other workers through prometheus-client's files)."""
+        if self._metrics is not None:
+            self._metrics.decision_log_depth.set(len(self._queue))
 
     def write(self, batch: list[Call]) -> None:
         """Write one batch, retrying a failing store with a growing delay; then count it

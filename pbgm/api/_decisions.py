@@ -40,7 +40,7 @@ from flask import Blueprint, Response
 from pbgm.access import AccessPoint, Principal
 from pbgm.api._audit import DecisionLog
 from pbgm.api._http import actor, json_body, json_response, principal, query
-from pbgm.api._metrics import Metrics
+from pbgm.api._metrics import BATCH, SINGLE, Metrics
 from pbgm.api._xacml import parse_xacml, xacml_response
 from pbgm.auth import SCOPE_DECISIONS_WRITE
 from pbgm.errors import (
@@ -252,14 +252,16 @@ def decisions_blueprint(
         started = time.perf_counter()
         if isinstance(document, Mapping) and "Request" in document:
             call = parse_xacml(document, max_batch=max_batch)
-            decided = _decide(service, log, metrics, call.requests, group)
+            kind = BATCH if len(call.requests) > 1 else SINGLE
+            decided = _decide(service, log, metrics, call.requests, group, kind)
             body: Any = xacml_response(call, decided)
         else:
             requests, batch = parse_requests(document, max_batch=max_batch)
-            decided = _decide(service, log, metrics, requests, group)
+            kind = BATCH if batch else SINGLE
+            decided = _decide(service, log, metrics, requests, group, kind)
             data = [response_to_json(r) for r in decided]
             body = {"responses": data} if batch else data[0]
-        metrics.decision_latency.observe(time.perf_counter() - started)
+        metrics.decision_latency.labels(kind).observe(time.perf_counter() - started)
         return json_response(body, headers={"Cache-Control": "no-store"})
 
     return blueprint
@@ -271,9 +273,12 @@ def _decide(
     metrics: Metrics,
     requests: list[Request],
     group: str | None,
+    kind: str,
 ) -> list[Decided]:
     decided = service.decide(requests, group, principal())
     log.record(actor(), requests, decided)
+    if kind == BATCH:
+        metrics.batch_size.observe(len(requests))
     for response in decided:
-        metrics.decisions.labels(str(response.decision)).inc()
+        metrics.decisions.labels(str(response.decision), kind).inc()
     return decided

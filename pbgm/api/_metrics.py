@@ -1,84 +1,150 @@
-"""Prometheus metrics of one app, in its own `CollectorRegistry` (no global state).
+"""The metrics the API keeps, in one registry per app (`pbgm.ops.metrics` underneath).
 
-With several gunicorn workers each worker counts its own requests; scrape each
-worker, or aggregate behind the proxy (prometheus-client's multiprocess mode
-needs process-wide environment set-up, which an app factory must not do).
+Under `pbgm serve` the workers share one metrics directory (prometheus-client's
+multiprocess mode, set up by the server before any worker starts), so `/metrics`
+answers the totals of every worker whichever worker Prometheus reaches, and
+counters never go backwards. A test or a single process (`create_app` alone)
+counts in the app's own registry.
+
+Other parts of the API (and extensions mounted on it) add theirs with
+`metrics.counter(...)`, `metrics.gauge(...)` and `metrics.histogram(...)`, which
+return the existing metric of that name; `metrics.on_scrape(callback)` runs
+`callback()` before each `/metrics` answer, to set gauges from current state.
+
+=======================================  ==================================================
+metric                                   what
+=======================================  ==================================================
+pbgm_http_requests_total                 answered requests by endpoint and status
+pbgm_http_request_duration_seconds       time to answer, by route (the URL rule, e.g.
+                                         `/api/v1/policy`), method and status
+pbgm_decisions_total                     decisions by result and kind (`single` request
+                                         or `batch`; an XACML call of several requests is
+                                         a batch)
+pbgm_decision_latency_seconds            time to decide one call, by kind
+pbgm_decision_batch_size                 requests per batch call
+pbgm_policy_fetches_total                policy fetches by result
+pbgm_authentication_failures_total       refused tokens and logins, by code
+pbgm_policy_revision                     the repository revision (read at each scrape)
+pbgm_policy_revision_worker              the revision each worker last served with (`pid`)
+pbgm_devices_known, pbgm_devices_        devices under management, and of them connected
+connected                                (0 without the device module)
+pbgm_build_info                          version and Python (1)
+process_*                                CPU, memory, file descriptors, per process (`pid`
+                                         under `pbgm serve`)
+=======================================  ==================================================
 """
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from collections.abc import Callable, Sequence
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+import pbgm
+from pbgm.ops import metrics as ops
+
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000)
+SINGLE, BATCH = "single", "batch"
 
 
 class Metrics:
-    """The counters and histograms the API updates."""
+    """The counters, gauges and histograms the API updates (module docstring)."""
 
-    content_type = CONTENT_TYPE_LATEST
+    content_type = ops.CONTENT_TYPE
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.decisions = Counter(
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._hooks: list[Callable[[], None]] = []
+        ops.process_collector(self.registry)
+        ops.build_info(pbgm.__version__, registry=self.registry)
+        self.requests = self.counter(
+            "pbgm_http_requests", "Answered requests by endpoint and status", ["endpoint", "status"]
+        )
+        self.request_duration = self.histogram(
+            "pbgm_http_request_duration_seconds",
+            "Time to answer a request, by route, method and status",
+            ["route", "method", "status"],
+        )
+        self.decisions = self.counter(
             "pbgm_decisions",
-            "Decisions served by the API, by result",
-            ["decision"],
-            registry=self.registry,
+            "Decisions served by the API, by result and kind",
+            ["decision", "kind"],
         )
-        self.decision_latency = Histogram(
+        self.decision_latency = self.histogram(
             "pbgm_decision_latency_seconds",
-            "Time to decide one call to the decisions endpoint (single or batch)",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            "Time to decide one call to the decisions endpoint, by kind (single or batch)",
+            ["kind"],
         )
-        self.policy_fetches = Counter(
+        self.batch_size = self.histogram(
+            "pbgm_decision_batch_size", "Requests per batch call", buckets=BATCH_BUCKETS
+        )
+        self.policy_fetches = self.counter(
             "pbgm_policy_fetches",
             "Policy fetches by result (served, not_modified, not_found, bad_request)",
             ["result"],
-            registry=self.registry,
         )
-        self.authentication_failures = Counter(
-            "pbgm_authentication_failures",
-            "Refused tokens and failed logins, by error code",
-            ["code"],
-            registry=self.registry,
+        self.authentication_failures = self.counter(
+            "pbgm_authentication_failures", "Refused tokens and failed logins, by code", ["code"]
         )
-        self.requests = Counter(
-            "pbgm_http_requests",
-            "Answered requests by endpoint and status",
-            ["endpoint", "status"],
-            registry=self.registry,
+        self.policy_revision = self.gauge(
+            "pbgm_policy_revision", "The policy repository revision, read at each scrape"
+        )
+        self.worker_revision = self.gauge(
+            "pbgm_policy_revision_worker",
+            "The repository revision each worker last served a request with",
+            mode="liveall",
+        )
+        self.devices_known = self.gauge("pbgm_devices_known", "Devices under management")
+        self.devices_connected = self.gauge(
+            "pbgm_devices_connected", "Devices under management that are connected"
         )
 
-        self.decision_log_depth = Gauge(
-            "pbgm_decision_log_queue",
-            "Decision log calls waiting to be written",
-            registry=self.registry,
+        self.decision_log_depth = self.gauge(
+            "pbgm_decision_log_queue", "Decision log calls waiting to be written", mode="livesum"
         )
-        self.decision_log_batch = Histogram(
+        self.decision_log_batch = self.histogram(
             "pbgm_decision_log_batch",
             "Calls written to the decision log per transaction",
             buckets=BATCH_BUCKETS,
-            registry=self.registry,
         )
-        self.decision_log_written = Counter(
-            "pbgm_decision_log_written",
-            "Decision log calls written",
-            registry=self.registry,
+        self.decision_log_written = self.counter(
+            "pbgm_decision_log_written", "Decision log calls written"
         )
-        self.decision_log_dropped = Counter(
+        self.decision_log_dropped = self.counter(
             "pbgm_decision_log_dropped",
             "Decision log calls dropped: the queue was full, or the store refused them",
-            registry=self.registry,
         )
 
+    def counter(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
+        return ops.counter(name, documentation, labelnames, registry=self.registry)
+
+    def gauge(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        mode: str = "livemax",
+    ) -> Gauge:
+        return ops.gauge(name, documentation, labelnames, mode=mode, registry=self.registry)
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        buckets: Sequence[float] = ops.LATENCY_BUCKETS,
+    ) -> Histogram:
+        return ops.histogram(
+            name, documentation, labelnames, buckets=buckets, registry=self.registry
+        )
+
+    def on_scrape(self, callback: Callable[[], None]) -> None:
+        """Run `callback()` before each `/metrics` answer (to set gauges from state)."""
+        self._hooks.append(callback)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        for hook in self._hooks:
+            hook()
+        return ops.exposition(self.registry)

@@ -56,6 +56,7 @@ from pbgm.errors import (
     UnsupportedOperationError,
     ValidationError,
 )
+from pbgm.ops.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,9 @@ def unexpected_error_response(error: Exception) -> Response:
 
 
 def _correlation_id() -> str:
-    return secrets.token_hex(8)
+    """The request's id (`X-Request-Id`, also on every log line of the request), so
+    that a reported correlation id finds its log lines; a random one outside a request."""
+    return REQUEST_ID.get() or secrets.token_hex(8)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,24 +1,39 @@
 """The REST API under gunicorn: `PbgmServer`, what `pbgm serve` runs.
 
-A `gunicorn.app.base.BaseApplication` whose workers each build their own app
-with `create_app(settings)` after the fork, so no database connection crosses a
-fork. Options come from the validated `Settings`: bind address, worker count,
-TLS certificate and key when both are set. Sync workers (`ProblemWorker`: gunicorn's
-own error answers are problems too), gunicorn's request-line and header limits
-set explicitly, each request stopped after `PBGM_REQUEST_TIMEOUT` seconds
-(`Deadline`), the worker killed 10 s later as a last resort (`pbgm.api._wsgi`).
-Sync workers read a slow client's request themselves: put a buffering reverse
-proxy in front of any server reachable from untrusted networks.
+A gunicorn application whose workers each build their own app with
+`create_app(settings)` after the fork, so no database connection crosses a
+fork. Sync workers (`ProblemWorker`: gunicorn's own error answers are problems
+too), gunicorn's request-line and header limits set explicitly, each request
+stopped after `PBGM_REQUEST_TIMEOUT` seconds (`Deadline`), the worker killed 10 s
+later as a last resort (`pbgm.api._wsgi`). Sync workers read a slow client's
+request themselves: put a buffering reverse proxy in front of any server
+reachable from untrusted networks.
+
+gunicorn's configuration, weakest first:
+
+1. pbgm's defaults for gunicorn (`PbgmServer.defaults`: worker class, limits,
+   timeouts, logs, and the pbgm defaults of bind and workers);
+2. a gunicorn configuration file: `PBGM_GUNICORN_CONFIG` (or `pbgm serve
+   --gunicorn-config`), else the `--config` of `GUNICORN_CMD_ARGS`;
+3. `GUNICORN_CMD_ARGS` (any gunicorn option, e.g. `--keep-alive 5 --backlog 512`);
+4. pbgm's own settings that were given (flag, `PBGM_*` variable or settings file):
+   bind, workers, TLS certificate and key, request timeout, access log.
+
+Whatever the configuration says, the `child_exit` hook also tells the shared
+metrics (`pbgm.ops.multiprocess.worker_exited`) that a worker is gone, after a
+`child_exit` of the operator's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
-from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.app.base import Application  # type: ignore[import-untyped]
 
 from pbgm.api._app import create_app
+from pbgm.api._gunicorn import TEXT_ACCESS_FORMAT, logger_class
 from pbgm.api._wsgi import (
     KILL_AFTER_S,
     LIMIT_REQUEST_FIELD_SIZE,
@@ -27,45 +42,98 @@ from pbgm.api._wsgi import (
     App,
     Deadline,
 )
-from pbgm.api.settings import Settings
 from pbgm.bus import open_bus
+from pbgm.ops.logs import configure_logging
+from pbgm.ops.multiprocess import worker_exited
+from pbgm.ops.settings import DEFAULT, Settings
 
 GRACEFUL_TIMEOUT_S = 10
 
+_OWNED: dict[str, tuple[str, ...]] = {
+    "bind": ("bind",),
+    "workers": ("workers",),
+    "tls_cert": ("certfile",),
+    "tls_key": ("keyfile",),
+    "request_timeout": ("timeout",),
+    "access_log": ("accesslog",),
+}
+"""pbgm settings and the gunicorn options they set when given explicitly."""
 
-class PbgmServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
-    """gunicorn running `create_app(settings)` in every worker."""
 
-    def __init__(self, settings: Settings) -> None:
+class PbgmServer(Application):  # type: ignore[misc]  # gunicorn ships no types
+    """gunicorn running `create_app(settings)` in every worker (module docstring)."""
+
+    def __init__(self, settings: Settings, sources: Mapping[str, str] | None = None) -> None:
         self.settings = settings
+        self.sources = dict(sources or {})
         super().__init__(prog="pbgm serve")
 
     def gunicorn_options(self) -> dict[str, Any]:
+        """Every option pbgm sets from its settings (before gunicorn's own config)."""
+        settings = self.settings
         options: dict[str, Any] = {
-            "bind": [self.settings.bind],
-            "workers": self.settings.workers,
+            "bind": [settings.bind],
+            "workers": settings.workers,
             "worker_class": "pbgm.api._wsgi.ProblemWorker",
             "proc_name": "pbgm",
             "graceful_timeout": GRACEFUL_TIMEOUT_S,
-            "timeout": self.settings.request_timeout + KILL_AFTER_S,
+            "timeout": settings.request_timeout + KILL_AFTER_S,
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_fields": LIMIT_REQUEST_FIELDS,
             "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+            "logger_class": logger_class(settings.log_format),
+            "loglevel": settings.log_level,
+            "errorlog": "-",
+            "accesslog": "-" if settings.access_log else None,
+            "access_log_format": TEXT_ACCESS_FORMAT,
         }
-        if self.settings.tls_cert and self.settings.tls_key:
-            options["certfile"] = self.settings.tls_cert
-            options["keyfile"] = self.settings.tls_key
+        if settings.tls_cert and settings.tls_key:
+            options["certfile"] = settings.tls_cert
+            options["keyfile"] = settings.tls_key
         return options
+
+    def explicit_options(self) -> dict[str, Any]:
+        """The options of pbgm settings given by flag, variable or settings file."""
+        options = self.gunicorn_options()
+        given = [name for name, source in self.sources.items() if source != DEFAULT]
+        return {
+            option: options.get(option)
+            for name in given
+            for option in _OWNED.get(name, ())
+            if option in options or option in ("certfile", "keyfile")
+        }
 
     def load_config(self) -> None:
         for name, value in self.gunicorn_options().items():
             self.cfg.set(name, value)
+        environment = self.cfg.parser().parse_args(self.cfg.get_cmd_args_from_env())
+        config_file = self.settings.gunicorn_config or environment.config
+        if config_file:
+            self.load_config_from_file(config_file)
+        for name, value in vars(environment).items():
+            if value is not None and name not in ("args", "config"):
+                self.cfg.set(name.lower(), value)
+        for name, value in self.explicit_options().items():
+            if value is not None:
+                self.cfg.set(name, value)
+        self.cfg.set("child_exit", _chained(self.cfg.child_exit))
 
     def load(self) -> App:
         """Runs in each worker after the fork, so the bus's network thread is the worker's."""
+        configure_logging(self.settings.log_level, self.settings.log_format)
         bus = None
         if self.settings.notify_bus_url:
             bus = open_bus({"kind": "mqtt", "url": self.settings.notify_bus_url})
         app: Flask = create_app(self.settings, bus=bus)
         app.extensions["pbgm"].decisions.start()  # the first set loads while the worker serves
         return Deadline(app, self.settings.request_timeout)
+
+
+def _chained(theirs: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    def child_exit(server: Any, worker: Any) -> None:
+        try:
+            theirs(server, worker)
+        finally:
+            worker_exited(server, worker)
+
+    return child_exit

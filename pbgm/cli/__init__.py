@@ -22,11 +22,26 @@ Exit statuses, decided in one place (`exit_status`):
 12    `decide`: Indeterminate (an error; a PEP denies)
 ====  ==========================================================
 
-Errors are printed as `error: <code>: <message>`, one problem per line after it,
+`--json` works before the command (`pbgm --json policy list`) and after it
+(`pbgm policy list --json`). Errors are printed as `error: <code>: <message>`, one
+problem per line after it,
 never with a traceback (set `PBGM_DEBUG=1` to see one for an unexpected failure).
 """
 
-from pbgm.cli import _accounts, _admin, _decide, _events, _gui, _keys, _loader, _policy, _serve  # noqa: F401  (registers the commands)
-from pbgm.cli._app import DECISION_STATUS, EXIT_STATUS, exit_status, main, report
+from pbgm.cli import (  # noqa: F401  (registers the commands)
+    _accounts,
+    _admin,
+    _decide,
+    _events,
+    _gui,
+    _keys,
+    _loader,
+    _logs,
+    _policy,
+    _serve,
+)
+from pbgm.cli._app import DECISION_STATUS, EXIT_STATUS, exit_status, json_everywhere, main, report
+
+json_everywhere(main)
 
 __all__ = ["DECISION_STATUS", "EXIT_STATUS", "exit_status", "main", "report"]

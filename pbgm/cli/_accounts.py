@@ -29,7 +29,7 @@ def service_account() -> None:
     type=click.Choice(sorted(SCOPES)),
     help="Repeat for each scope (default: policies:read).",
 )
-@click.option("--description", default="")
+@click.option("--description", default="", help="What the account is for.")
 @click.option(
     "--secret-file",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -26,6 +26,7 @@ from pbgm.errors import (
     ValidationError,
 )
 from pbgm.model import Decision, utc_now
+from pbgm.ops.settings import setting
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.policy import parse_datetime
 from pbgm.store.base import Store
@@ -101,12 +102,26 @@ class _Cli(click.Group):
 
 @dataclass
 class Env:
-    """What every command needs: the repository URL, who acts, the output form."""
+    """What every command needs: the repository URL, who acts, the output form.
 
-    db: str
+    `db_flag` is the global `--db`; `config` the settings file (`--config`, else
+    `$PBGM_CONFIG`). Settings resolve in one order: flag > `PBGM_*` variable >
+    settings file > default (`pbgm.ops.settings`).
+    """
+
+    db_flag: str | None
     actor: str
     as_json: bool
+    config: str | None = None
     _store: Store | None = None
+
+    @property
+    def db(self) -> str:
+        return str(self.setting("database_url", self.db_flag))
+
+    def setting(self, name: str, flag: Any = None) -> Any:
+        """Setting `name`: `flag` when given, else `PBGM_<NAME>`, the file, the default."""
+        return setting(name, flag, file=self.config)
 
     @property
     def store(self) -> Store:
@@ -147,18 +162,29 @@ pass_env = click.make_pass_decorator(Env)
 @click.group(cls=_Cli, name="pbgm")
 @click.option(
     "--db",
-    envvar="PBGM_DATABASE_URL",
-    default=DEFAULT_DB,
-    show_default=True,
-    help="Repository URL: sqlite:///file.db, postgresql://..., or memory://",
+    metavar="URL",
+    help="Repository URL: sqlite:///file.db, postgresql://..., or memory://. "
+    f"[$PBGM_DATABASE_URL, else the settings file, else {DEFAULT_DB}]",
+)
+@click.option(
+    "--config",
+    metavar="FILE",
+    envvar="PBGM_CONFIG",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Settings file (JSON or YAML, keys as in docs/rest-api.md). [$PBGM_CONFIG]",
 )
 @click.option("--actor", default=_default_actor, help="Who acts (audit log). [$PBGM_ACTOR]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (JSON).")
 @click.version_option(package_name="pbgm", prog_name="pbgm")
 @click.pass_context
-def main(ctx: click.Context, db: str, actor: str, as_json: bool) -> None:
-    """pbgm: Policy-Based Grid Management."""
-    env = Env(db=db, actor=actor, as_json=as_json)
+def main(ctx: click.Context, db: str | None, config: str | None, actor: str, as_json: bool) -> None:
+    """pbgm: Policy-Based Grid Management.
+
+    Settings come from the first of: a flag, a PBGM_* variable, the settings file
+    (--config or $PBGM_CONFIG), the default. Shell completion:
+    `eval "$(_PBGM_COMPLETE=bash_source pbgm)"` (zsh_source, fish_source).
+    """
+    env = Env(db_flag=db, actor=actor, as_json=as_json, config=config)
     ctx.obj = env
     ctx.call_on_close(env.close)
 
@@ -178,3 +204,66 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     line = "  ".join(f"{{{c}:<{widths[c]}}}" for c in columns)
     header = line.format(**{c: c.upper() for c in columns})
     return [header, *(line.format(**{c: str(r[c]) for c in columns}) for r in rows)]
+
+
+def log_options(command: Any) -> Any:
+    """`--log-level` (any case) and `--log-format` for the commands that run services."""
+    from pbgm.ops.settings import LOG_FORMATS, LOG_LEVELS
+
+    level = click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        help="Lowest level logged, any case. [$PBGM_LOG_LEVEL, default info]",
+    )
+    fmt = click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS, case_sensitive=False),
+        help="Log lines as text or JSON objects. [$PBGM_LOG_FORMAT, default text]",
+    )
+    return level(fmt(command))
+
+
+def metrics_options(command: Any) -> Any:
+    """`--metrics-port` and `--metrics-host`: `/metrics`, `/healthz`, `/readyz` of a service."""
+    port = click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        help="Serve /metrics, /healthz and /readyz on this port (default: none).",
+    )
+    host = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address of the metrics port (0.0.0.0 for every interface).",
+    )
+    return port(host(command))
+
+
+def start_logging(env: Env, level: str | None, fmt: str | None) -> None:
+    """Log as the flags say, else as `PBGM_LOG_LEVEL` / `PBGM_LOG_FORMAT` (or the file)."""
+    from pbgm.ops.logs import configure_logging
+
+    configure_logging(env.setting("log_level", level), env.setting("log_format", fmt))
+
+
+def _json_after(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    env = ctx.find_object(Env)
+    if value and env is not None:
+        env.as_json = True
+
+
+def json_everywhere(group: click.Group) -> None:
+    """Give every command below `group` its own `--json`, the same as the global one."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            json_everywhere(command)
+        elif not any(p.name == "as_json" for p in command.params):
+            command.params.append(
+                click.Option(
+                    ["--json", "as_json"],
+                    is_flag=True,
+                    expose_value=False,
+                    callback=_json_after,
+                    help="Machine-readable output (JSON), as the global --json.",
+                )
+            )

@@ -18,8 +18,9 @@ from types import FrameType
 
 import click
 
-from pbgm.cli._app import Env, main, pass_env
+from pbgm.cli._app import Env, log_options, main, metrics_options, pass_env, start_logging
 from pbgm.events import EventServiceConfig, open_event_service
+from pbgm.ops.endpoint import bus_counters, bus_ready, numbers, start_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +38,43 @@ def events() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Event service configuration (YAML or JSON).",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-    default="INFO",
-    show_default=True,
-)
+@log_options
+@metrics_options
 @pass_env
-def events_run(env: Env, config_file: Path, log_level: str) -> None:
+def events_run(
+    env: Env,
+    config_file: Path,
+    log_level: str | None,
+    log_format: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Run the event service until SIGTERM or SIGINT."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(env, log_level, log_format)
     config = EventServiceConfig.load(config_file)
     store = env.store if not (config.store or config.policies) else None
     service = open_event_service(config, store=store)
     stop = threading.Event()
     previous = {s: signal.signal(s, _setter(stop)) for s in (signal.SIGTERM, signal.SIGINT)}
+    endpoint = None
     try:
         service.start()
+        endpoint = start_endpoint(
+            metrics_port,
+            config.service_id,
+            counters=lambda: {**numbers(service.stats()), **bus_counters(service.bus)},
+            gauges=lambda: numbers({"policy_revision": service.policies.revision}),
+            ready=lambda: bus_ready(service.bus),
+            host=metrics_host,
+        )
         log.info("event service `%s` running", config.service_id)
         click.echo(f"event service `{config.service_id}` running", err=True)
         stop.wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if endpoint is not None:
+            endpoint.close()
         service.close()
         service.bus.close()
     stats = service.stats()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,13 +32,13 @@ from typing import Any
 import click
 
 from pbgm.bus import Bus, open_bus
-from pbgm.cli._app import Env, main, pass_env, table
+from pbgm.cli._app import Env, log_options, main, metrics_options, pass_env, start_logging, table
 from pbgm.loader import LoadedPolicy, PolicyLoader, PolicyState, load_config
+from pbgm.ops.endpoint import bus_counters, start_endpoint
 
 log = logging.getLogger("pbgm.loader")
 
 _NOT_READABLE = ("not_found", "permission_denied")
-_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _log_sink(loaded: LoadedPolicy) -> None:
@@ -86,16 +85,20 @@ def loader() -> None:
     help="Loader configuration (YAML or JSON).",
 )
 @click.option("--once", is_flag=True, help="Fetch once, print the status, exit (0: all fresh).")
-@click.option("--log-level", type=click.Choice(_LEVELS), default="info", show_default=True)
+@log_options
+@metrics_options
 @pass_env
-def loader_run(env: Env, config_path: Path, once: bool, log_level: str) -> None:
+def loader_run(
+    env: Env,
+    config_path: Path,
+    once: bool,
+    log_level: str | None,
+    log_format: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Fetch, validate, cache and deliver the configured policies until stopped."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("pbgm").setLevel(log_level.upper())
+    start_logging(env, log_level, log_format)
     config = load_config(config_path)
     with _bus(config.bus) as bus:
         policy_loader = PolicyLoader(config, sinks=SINKS, bus=bus)
@@ -103,7 +106,41 @@ def loader_run(env: Env, config_path: Path, once: bool, log_level: str) -> None:
             states = policy_loader.refresh_now()
             _emit(env, states)
             click.get_current_context().exit(once_status(states))
-        _run_until_signalled(policy_loader)
+        endpoint = start_endpoint(
+            metrics_port,
+            "loader",
+            counters=lambda: {**loader_counters(policy_loader), **bus_counters(bus)},
+            gauges=lambda: loader_gauges(policy_loader),
+            ready=lambda: all(s.version is not None for s in policy_loader.status().values()),
+            host=metrics_host,
+        )
+        try:
+            _run_until_signalled(policy_loader)
+        finally:
+            if endpoint is not None:
+                endpoint.close()
+
+
+def loader_counters(policy_loader: PolicyLoader) -> dict[str, float]:
+    """The counters of every policy, added up (`fetches`, `updates`, ...)."""
+    total: dict[str, float] = {}
+    for state in policy_loader.status().values():
+        for name, value in state.counters.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def loader_gauges(policy_loader: PolicyLoader) -> dict[str, float]:
+    """How many policies, how many fresh, the age of the oldest copy, the newest version."""
+    states = list(policy_loader.status().values())
+    ages = [s.age_s for s in states if s.age_s is not None]
+    versions = [s.version for s in states if s.version is not None]
+    return {
+        "policies": len(states),
+        "policies_fresh": sum(1 for s in states if s.fresh),
+        "policy_age_seconds": max(ages, default=0.0),
+        "policy_version": max(versions, default=0),
+    }
 
 
 @contextmanager

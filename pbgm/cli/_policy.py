@@ -32,7 +32,9 @@ def policy() -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--no-publish", is_flag=True, help="Store new versions as drafts.")
-@click.option("--reason", default="bundle import", show_default=True)
+@click.option(
+    "--reason", default="bundle import", show_default=True, help="Why, for the version history."
+)
 @click.option("--quiet", is_flag=True, help="No progress display; only the summary.")
 @pass_env
 def policy_import(
@@ -149,9 +151,11 @@ def _problems_in(path: Path) -> list[Problem]:
 
 
 @policy.command("list")
-@click.option("--group", "policy_group")
-@click.option("--type", "policy_type")
-@click.option("--status", type=click.Choice([s.value for s in PolicyStatus]))
+@click.option("--group", "policy_group", help="Only this policy group.")
+@click.option("--type", "policy_type", help="Only this policy type, e.g. operational_limits.")
+@click.option(
+    "--status", type=click.Choice([s.value for s in PolicyStatus]), help="Only in this state."
+)
 @pass_env
 def policy_list(
     env: Env, policy_group: str | None, policy_type: str | None, status: str | None
@@ -235,7 +239,7 @@ def _record_out(env: Env, record: Any, verb: str) -> None:
 @policy.command("rollback")
 @click.argument("policy_id")
 @click.argument("version", type=int)
-@click.option("--reason", default="")
+@click.option("--reason", default="", help="Why, for the version history.")
 @pass_env
 def policy_rollback(env: Env, policy_id: str, version: int, reason: str) -> None:
     """New version equal to VERSION (history kept; published stays published)."""
@@ -245,8 +249,8 @@ def policy_rollback(env: Env, policy_id: str, version: int, reason: str) -> None
 
 @policy.command("publish")
 @click.argument("policy_id")
-@click.option("--version", type=int, help="Default: the latest.")
-@click.option("--reason", default="")
+@click.option("--version", type=int, help="The version to publish (default: the latest).")
+@click.option("--reason", default="", help="Why, for the version history.")
 @pass_env
 def policy_publish(env: Env, policy_id: str, version: int | None, reason: str) -> None:
     """Serve and evaluate a version of the policy."""
@@ -256,7 +260,7 @@ def policy_publish(env: Env, policy_id: str, version: int | None, reason: str) -
 
 @policy.command("retire")
 @click.argument("policy_id")
-@click.option("--reason", default="")
+@click.option("--reason", default="", help="Why, for the version history.")
 @pass_env
 def policy_retire(env: Env, policy_id: str, reason: str) -> None:
     """Stop serving and evaluating the policy."""

@@ -65,6 +65,11 @@ class PolicyCache:
         self._revision: int | None = None
         self._next_check = 0.0
 
+    @property
+    def revision(self) -> int | None:
+        """The store revision of the policies in force (None before the first load)."""
+        return self._revision
+
     def decider(self, group: str) -> Decider:
         return self._pdp if self._pdp is not None else self._compiled(group).pdp
 

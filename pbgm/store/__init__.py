@@ -8,6 +8,8 @@ from typing import Any
 
 from pbgm.model import Clock, PolicyGroup, utc_now
 from pbgm.store.base import (
+    AUDIT_LOG,
+    DECISION_LOG,
     AuditEntry,
     AuditItem,
     AuditQuery,
@@ -23,12 +25,15 @@ from pbgm.store.base import (
     ServiceAccount,
     Store,
     User,
+    is_decision_entry,
     iter_published,
 )
 from pbgm.store.factory import open_store
 from pbgm.store.memory import MemoryStore
 
 __all__ = [
+    "AUDIT_LOG",
+    "DECISION_LOG",
     "AuditEntry",
     "AuditItem",
     "AuditQuery",
@@ -47,6 +52,7 @@ __all__ = [
     "ServiceAccount",
     "Store",
     "User",
+    "is_decision_entry",
     "iter_published",
     "open_store",
     "utc_now",

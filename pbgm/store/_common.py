@@ -17,7 +17,7 @@ from typing import Any
 from pbgm.errors import AlreadyExistsError, ConfigurationError, InvalidInputError, NotFoundError
 from pbgm.model import Clock
 from pbgm.policy import json_strings, thaw
-from pbgm.store.base import MAX_ROW_ID
+from pbgm.store.base import LOGS, MAX_ROW_ID
 
 MAX_ID_LENGTH = 255
 MAX_AUDIT_LIMIT = 10_000
@@ -126,3 +126,9 @@ def not_found(what: str, name: object) -> NotFoundError:
 
 def already_exists(what: str, name: object) -> AlreadyExistsError:
     return AlreadyExistsError(f"{what} `{name}` already exists")
+
+
+def check_log(log: str) -> str:
+    if log not in LOGS:
+        raise InvalidInputError(f"unknown log `{log}`: use `audit` or `decisions`")
+    return log

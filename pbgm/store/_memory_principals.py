@@ -21,7 +21,17 @@ from pbgm.store import _principal_rules as principal_rules
 from pbgm.store import _query_rules as query_rules
 from pbgm.store._memory_flexoffers import MemoryFlexOffers
 from pbgm.store._memory_state import State
-from pbgm.store.base import AuditEntry, AuditItem, AuditQuery, Grant, Group, ServiceAccount, User
+from pbgm.store.base import (
+    DECISION_LOG,
+    AuditEntry,
+    AuditItem,
+    AuditQuery,
+    Grant,
+    Group,
+    ServiceAccount,
+    User,
+    is_decision_entry,
+)
 
 
 class MemoryPrincipals(MemoryFlexOffers):
@@ -377,6 +387,22 @@ class MemoryPrincipals(MemoryFlexOffers):
         wanted = [e for e in reversed(entries) if query_rules.matches_audit(e, query)]
         return [replace(e, details=copy.deepcopy(e.details)) for e in wanted[:limit]]
 
+    def prune_audit(self, *, log: str, before: datetime, actor: str) -> int:
+        common.check_log(log)
+        decisions = log == DECISION_LOG
+        with self._lock:
+            state = self._live()
+            kept = [
+                e for e in state.audit if e.at >= before or is_decision_entry(e.action) != decisions
+            ]
+            removed = len(state.audit) - len(kept)
+            state.audit[:] = kept
+        details = {"before": before.isoformat(), "removed": removed}
+        self.record_audit(
+            actor=actor, action="audit.prune", object_type="log", object_id=log, details=details
+        )
+        return removed
+
 
 def _is_service_grant(grant: Grant, client_id: str) -> bool:
     return grant.principal_kind == "service" and grant.principal == client_id
@@ -384,7 +410,7 @@ def _is_service_grant(grant: Grant, client_id: str) -> bool:
 
 def _append_audit(state: State, entry: AuditEntry) -> AuditEntry:
     """Number the entry and add it; details become a private JSON copy."""
-    entry_id = state.audit[-1].id + 1 if state.audit else 1
+    state.last_audit_id = entry_id = state.last_audit_id + 1
     entry = replace(entry, id=entry_id, details=common.to_json(entry.details))
     state.audit.append(entry)
     return replace(entry, details=copy.deepcopy(entry.details))

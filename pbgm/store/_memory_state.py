@@ -36,6 +36,7 @@ class State:
     services: dict[str, ServiceAccount] = field(default_factory=dict)
     grants: dict[int, Grant] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    last_audit_id: int = 0  # ids are never reused, even after a prune
     next_grant_id: int = 1
     flexoffers: dict[str, FlexOfferRecord] = field(default_factory=dict)
     schedules: dict[str, list[ScheduleRecord]] = field(default_factory=dict)

@@ -36,6 +36,20 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pbgm.model import Permission, PolicyGroup, PolicyStatus
 
+AUDIT_LOG, DECISION_LOG = "audit", "decisions"
+LOGS = (AUDIT_LOG, DECISION_LOG)
+DECISION_ACTIONS = ("decision",)
+DECISION_ACTION_PREFIXES = ("relay.", "events.")
+"""The decision log is the entries decision points write as they decide: the API's
+`decision`, the relay's `relay.*` and the event service's `events.*`; every other
+entry (administrative changes, tokens, refusals, prunes) is the audit log."""
+
+
+def is_decision_entry(action: str) -> bool:
+    """Whether an audit entry of `action` belongs to the decision log."""
+    return action in DECISION_ACTIONS or action.startswith(DECISION_ACTION_PREFIXES)
+
+
 MAX_ROW_ID = 2**31 - 1
 """The largest version number, grant id or audit id a store holds (an INTEGER column)."""
 
@@ -455,6 +469,12 @@ class Store(Protocol):
     ) -> list[AuditEntry]: ...
     def search_audit(self, query: AuditQuery, *, limit: int = 100) -> list[AuditEntry]:
         """The entries `query` selects, newest first."""
+        ...
+
+    def prune_audit(self, *, log: str, before: datetime, actor: str) -> int:
+        """Delete the entries of `log` (`audit` or `decisions`: `is_decision_entry`)
+        made before `before`, record an `audit.prune` entry saying so, and return how many
+        went. The revision stays."""
         ...
 
 

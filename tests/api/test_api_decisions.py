@@ -216,8 +216,8 @@ def test_every_decision_is_logged_with_masked_attributes(server: Server, key_dir
     assert logged["request"]["action"] == request["action"]
     assert (logged["decision"], logged["policy_ids"]) == ("Permit", ["limits-bess-01"])
     metrics = world.call("GET", "/metrics", caller="svc-metrics").body.decode()
-    assert 'pbgm_decisions_total{decision="Permit"} 1.0' in metrics
-    assert "pbgm_decision_latency_seconds_count 1.0" in metrics
+    assert 'pbgm_decisions_total{decision="Permit",kind="single"} 1.0' in metrics
+    assert 'pbgm_decision_latency_seconds_count{kind="single"} 1.0' in metrics
 
 
 def test_a_retired_policy_stops_deciding_once_the_decision_points_follow(world: World):

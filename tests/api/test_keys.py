@@ -222,13 +222,13 @@ def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 def test_cli_generate_rotate_list(tmp_path: Path) -> None:
     directory = str(tmp_path / "k")
-    status, output = run("--json", "keys", "generate", "--dir", directory)
+    status, output = run("--json", "keys", "generate", "--keys-dir", directory)
     assert status == 0
     first = json.loads(output)
     assert first["alg"] == "ES256" and first["active"] is True
-    status, output = run("--json", "keys", "rotate", "--dir", directory, "--alg", "RS256")
+    status, output = run("--json", "keys", "rotate", "--keys-dir", directory, "--alg", "RS256")
     assert status == 0 and json.loads(output)["alg"] == "RS256"
-    status, output = run("--json", "keys", "list", "--dir", directory)
+    status, output = run("--json", "keys", "list", "--keys-dir", directory)
     listed = json.loads(output)
     assert listed[0]["kid"] == first["kid"]
     assert [(k["active"], k["retired"]) for k in listed] == [(False, True), (True, False)]
@@ -237,8 +237,8 @@ def test_cli_generate_rotate_list(tmp_path: Path) -> None:
 
 def test_cli_generate_twice_is_a_conflict(tmp_path: Path) -> None:
     directory = str(tmp_path / "k")
-    assert run("keys", "generate", "--dir", directory)[0] == 0
-    status, output = run("keys", "generate", "--dir", directory)
+    assert run("keys", "generate", "--keys-dir", directory)[0] == 0
+    status, output = run("keys", "generate", "--keys-dir", directory)
     assert status == 6 and "key_exists" in output
 
 
@@ -253,10 +253,10 @@ def test_cli_takes_the_directory_from_the_environment(tmp_path: Path) -> None:
 
 def test_cli_prune_removes_retired_keys(tmp_path: Path) -> None:
     directory = str(tmp_path / "k")
-    run("keys", "generate", "--dir", directory)
-    run("keys", "rotate", "--dir", directory, "--retire-after-hours", "0.0000001")
+    run("keys", "generate", "--keys-dir", directory)
+    run("keys", "rotate", "--keys-dir", directory, "--retire-after-hours", "0.0000001")
     status, output = run(
-        "--json", "keys", "prune", "--dir", directory, "--retire-after-hours", "0.0000001"
+        "--json", "keys", "prune", "--keys-dir", directory, "--retire-after-hours", "0.0000001"
     )
     assert status == 0 and len(json.loads(output)["removed"]) == 1
     assert len(list(Path(directory).glob("*.pem"))) == 1

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError
@@ -24,7 +24,15 @@ from pbgm.model import Clock
 from pbgm.store import _common as common
 from pbgm.store import _feed as feed
 from pbgm.store import _query_rules as query_rules
-from pbgm.store.base import AuditEntry, AuditItem, AuditQuery, Revisions
+from pbgm.store.base import (
+    DECISION_ACTION_PREFIXES,
+    DECISION_ACTIONS,
+    DECISION_LOG,
+    AuditEntry,
+    AuditItem,
+    AuditQuery,
+    Revisions,
+)
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, DecisionChangeRow, RevisionRow
 
@@ -32,6 +40,7 @@ _REVISION = cast(Table, RevisionRow.__table__)
 _CHANGES = cast(Table, DecisionChangeRow.__table__)
 _AUDIT = cast(Table, AuditRow.__table__)
 _PRUNE_EVERY = 100  # feed entries pruned once in so many changes, not on every one
+PRUNE_BATCH = 5000
 _NO_REVISION = "the policy repository has no revision row; run `pbgm db upgrade`"
 
 
@@ -181,3 +190,30 @@ class SqlBase:
             statement = statement.where(AuditRow.id < query.before_id)
         with self._tx(write=False) as session:
             return [to_audit(row) for row in session.scalars(statement)]
+
+    def prune_audit(self, *, log: str, before: datetime, actor: str) -> int:
+        """Delete in batches of `PRUNE_BATCH`, each its own transaction, so that writers
+        wait at most one batch; the `audit.prune` entry comes last."""
+        common.check_log(log)
+        common.check_audit(actor, "audit.prune", "log", log, None)
+        decided = or_(
+            AuditRow.action.in_(DECISION_ACTIONS),
+            *(AuditRow.action.startswith(p) for p in DECISION_ACTION_PREFIXES),
+        )
+        kind = decided if log == DECISION_LOG else not_(decided)
+        oldest = select(AuditRow.id).where(AuditRow.at < before, kind).limit(PRUNE_BATCH)
+        removed = 0
+        while True:
+            with self._tx(write=True) as session:
+                result = session.execute(
+                    delete(AuditRow).where(AuditRow.id.in_(oldest.scalar_subquery()))
+                )
+                gone = getattr(result, "rowcount", 0)
+            removed += int(gone or 0)
+            if not gone:
+                break
+        details = {"before": before.isoformat(), "removed": removed}
+        self.record_audit(
+            actor=actor, action="audit.prune", object_type="log", object_id=log, details=details
+        )
+        return removed

@@ -1,7 +1,9 @@
 """Engines for the SQL store, and database errors turned into pbgm errors.
 
-SQLite: a new database file is created mode 0600 (its `-wal` and `-shm` files
-follow the database file's mode), WAL journal, foreign keys on, a busy timeout,
+SQLite: a database file is created only by an engine made with `create=True` (what
+`pbgm db upgrade` uses), mode 0600 (its `-wal` and `-shm` files follow the database
+file's mode); any other engine refuses a missing file with the command to run, so a
+misspelled path never leaves an empty database behind. WAL journal, foreign keys on, a busy timeout,
 and transactions begun by
 SQLAlchemy rather than the `sqlite3` module (whose legacy mode skips `BEGIN` for
 reads and savepoints). A write transaction begins with `BEGIN IMMEDIATE`, so two
@@ -68,13 +70,14 @@ def safe_url(url: str | URL) -> str:
     return database_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str | URL, **options: Any) -> Engine:
-    """An engine for SQLite or PostgreSQL, set up as this module describes."""
+def make_engine(url: str | URL, *, create: bool = False, **options: Any) -> Engine:
+    """An engine for SQLite or PostgreSQL, set up as this module describes; `create`
+    lets it create a missing SQLite file."""
     parsed = database_url(url)
     log.debug("opening policy repository at %s", parsed.render_as_string(hide_password=True))
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed, **options)
+        return _sqlite_engine(parsed, create=create, **options)
     if backend == "postgresql":
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
         return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
@@ -87,14 +90,19 @@ def _create_private(path: str) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
-def _sqlite_engine(url: URL, **options: Any) -> Engine:
+def _sqlite_engine(url: URL, *, create: bool, **options: Any) -> Engine:
     engine = create_engine(url, **options)
     in_memory = url.database in (None, "", ":memory:") or str(url.database).startswith("file:")
 
     @event.listens_for(engine, "do_connect")
     def _before_connect(*_args: Any) -> None:
         """On first use, not when the engine is made: an app factory touches no disk."""
-        if not in_memory and url.database:
+        if not in_memory and url.database and not create:
+            if not os.path.exists(url.database):
+                raise ConfigurationError(
+                    f"there is no database file `{url.database}`; {_SCHEMA_HINT} to create it"
+                )
+        elif not in_memory and url.database:
             try:
                 _create_private(url.database)
             except OSError as error:

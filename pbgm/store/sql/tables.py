@@ -258,9 +258,10 @@ class AuditRow(Base):
     """An audit entry, written in the same transaction as the change it records."""
 
     __tablename__ = "audit_log"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never come back after a prune
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # retention prunes by age
     actor: Mapped[str] = _name(index=True)
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,83 @@
+"""What every request leaves behind: its request id, its metrics, its log context.
+
+`install_observation(app, metrics, store)` registers, before any other hook:
+
+- a `before_request` that takes the caller's `X-Request-Id` (when well formed) or
+  makes one (`pbgm.ops.logs.request_id`), puts it in the logging context so every
+  log line of the request carries it, and notes the start time;
+- an `after_request` that echoes `X-Request-Id`, counts the answer
+  (`pbgm_http_requests_total`), observes its duration by route, method and status
+  (`pbgm_http_request_duration_seconds`; the route is the URL rule such as
+  `/api/v1/policies/<encoded_id>`, never the raw path, so ids do not multiply
+  series; a path no route matches is `unmatched`), counts refused logins and sets
+  the worker's revision gauge;
+- a scrape hook that reads the repository revision into `pbgm_policy_revision`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from pbgm.api._metrics import Metrics
+from pbgm.errors import PbgmError
+from pbgm.ops.logs import HEADER, REQUEST_ID, request_id
+from pbgm.store.base import Store
+
+UNMATCHED = "unmatched"
+
+
+def install_observation(app: Flask, metrics: Metrics, store: Store) -> None:
+    app.before_request_funcs.setdefault(None, []).insert(0, _begin)
+    app.after_request(_finish(metrics))
+    app.teardown_request(_forget)
+    metrics.on_scrape(_revision_reader(metrics, store))
+
+
+def _begin() -> None:
+    g.pbgm_request_id = request_id(request.headers.get(HEADER))
+    g.pbgm_started = time.perf_counter()
+    g.pbgm_request_token = REQUEST_ID.set(g.pbgm_request_id)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served (None outside a request)."""
+    return REQUEST_ID.get()
+
+
+def _finish(metrics: Metrics) -> Any:
+    def finish(response: Response) -> Response:
+        status = str(response.status_code)
+        endpoint = request.endpoint or "unknown"
+        route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+        metrics.requests.labels(endpoint, status).inc()
+        started = g.get("pbgm_started")
+        if started is not None:
+            elapsed = time.perf_counter() - started
+            metrics.request_duration.labels(route, request.method, status).observe(elapsed)
+        if endpoint == "auth.token" and response.status_code == 401:
+            metrics.authentication_failures.labels("invalid_client").inc()
+        if "pbgm_revision" in g:
+            metrics.worker_revision.set(g.pbgm_revision)
+        if "pbgm_request_id" in g:
+            response.headers[HEADER] = g.pbgm_request_id
+        return response
+
+    return finish
+
+
+def _forget(_error: BaseException | None) -> None:
+    token = g.pop("pbgm_request_token", None)
+    if token is not None:
+        REQUEST_ID.reset(token)
+
+
+def _revision_reader(metrics: Metrics, store: Store) -> Any:
+    def read() -> None:
+        with contextlib.suppress(PbgmError):  # `/readyz` tells; the scrape still answers
+            metrics.policy_revision.set(store.revision())
+
+    return read

@@ -1,0 +1,1 @@
+"""Tests of running pbgm in production: metrics, logs, settings, services, deployment."""
