@@ -146,14 +146,22 @@ def policy_set_header(policy_group: Groups, group: PolicyGroup | None) -> Policy
 
 
 def read_published(store: Store, policy_group: Groups, since: int | None) -> PublishedSet:
-    """`store.read_published` for one group or all, and for a set of groups the policies
-    of all kept to those groups (one that moved out of them since is removed)."""
+    """`store.read_published` for one group or all; for a set of groups, each group's
+    read merged: a policy that moved between them is in the set, one that moved out of
+    them is removed. The revision is the oldest of the reads (a later sync reads what
+    changed after it again; applying a change twice changes nothing)."""
     if not isinstance(policy_group, frozenset):
         return store.read_published(policy_group, since=since)
-    read = store.read_published(None, since=since)
-    kept = tuple(p for p in read.policies if p.policy_group in policy_group)
-    moved = frozenset(p.id for p in read.policies if p.policy_group not in policy_group)
-    return replace(read, group=None, policies=kept, removed=read.removed | moved)
+    if not policy_group:
+        return PublishedSet(store.revisions().decisions, True, None, ())
+    reads = [store.read_published(group, since=since) for group in sorted(policy_group)]
+    if since is not None and any(read.full for read in reads):  # the feed has a gap
+        reads = [store.read_published(group) for group in sorted(policy_group)]
+    policies = {p.id: p for read in reads for p in read.policies}
+    removed = frozenset().union(*(read.removed for read in reads)) - policies.keys()
+    revision = min(read.revision for read in reads)
+    full = since is None or any(read.full for read in reads)
+    return PublishedSet(revision, full, None, tuple(policies.values()), removed)
 
 
 # --- the service -------------------------------------------------------------------

@@ -141,13 +141,19 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
     return response
 
 
+OWN_DETAIL = frozenset({"policies_loading"})
+"""5xx codes whose message is pbgm's own words, never a database's: shown as they are."""
+
+
 def pbgm_error_response(error: PbgmError) -> Response:
     status = status_of(error)
     if status >= 500:
         correlation = _correlation_id()
-        log.error("%s [%s]: %s", error.code, correlation, type(error).__name__)
+        level = logging.ERROR if status == 500 else logging.WARNING  # 5xx but 500: a state
+        log.log(level, "%s [%s]: %s", error.code, correlation, type(error).__name__)
         code = "internal_error" if status == 500 else error.code
-        return problem(status, code, FIXED_DETAIL[status], correlation_id=correlation)
+        detail = error.message if code in OWN_DETAIL else FIXED_DETAIL[status]
+        return problem(status, code, detail, correlation_id=correlation)
     extra = {k: v for k, v in error.as_dict().items() if k not in ("code", "message")}
     if isinstance(extra.get("problems"), list):
         extra.update(_bounded_problems(extra["problems"]))

@@ -39,7 +39,7 @@ def _password(from_stdin: bool) -> str:
 
 @admin.command("create-user")
 @click.argument("name")
-@click.option("--display-name", default="")
+@click.option("--display-name", default="", help="The name shown in the GUI (default: none).")
 @click.option("--admin", "make_admin", is_flag=True, help="Also make NAME a global administrator.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @pass_env

@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -50,8 +51,11 @@ class Served:
         command = [sys.executable, "-m", "pbgm", "--db", db, "serve"]
         command += ["--bind", f"127.0.0.1:{self.port}", "--keys-dir", str(keys), *extra]
         environment = {**os.environ, **(env or {})}
+        # the server's output (its access log too) goes to a file nobody must drain: a
+        # pipe left unread fills up and blocks the server's logging, and with it the server
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
         self.process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            command, env=environment, stdout=self.output, stderr=subprocess.STDOUT
         )
         self.tokens: dict[str, str] = {}
 
@@ -73,13 +77,13 @@ class Served:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise AssertionError(f"pbgm serve exited {self.process.returncode}: {output}")
+                raise AssertionError(f"pbgm serve exited {self.process.returncode}: {self.read()}")
             try:
                 if self.call("GET", "/readyz").status == 200:
                     return
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise AssertionError("pbgm serve did not become ready")
 
     def token(self, client_id: str) -> str:
@@ -115,8 +119,12 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout:
-            self.process.stdout.close()
+        self.output.close()
+
+    def read(self) -> str:
+        """What the server wrote so far (stdout and stderr)."""
+        self.output.seek(0)
+        return self.output.read().decode(errors="replace")
 
 
 @pytest.fixture
@@ -181,7 +189,7 @@ def test_bad_settings_stop_the_server_before_it_starts(sqlite_db: str, keys: Pat
     env = {"PBGM_WORKERS": "zero", "PBGM_AUDIT_MASK": "secret"}
     served = Served(sqlite_db, keys, env=env)
     assert served.process.wait(timeout=30) == 9
-    output = served.process.stdout.read().decode() if served.process.stdout else ""
+    output = served.read()
     served.stop()
     assert "PBGM_WORKERS" in output and "PBGM_AUDIT_MASK" in output
 

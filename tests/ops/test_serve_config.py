@@ -44,7 +44,8 @@ def start(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.P
                 if answer.status == 200:
                     return process, port
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     process.kill()
     raise AssertionError("pbgm serve did not become ready")
 

@@ -36,6 +36,7 @@ VALUES: dict[str, tuple[object, str, object]] = {
     "audit_max_request": (512, "1024", 4096),
     "audit_retention_days": (30, "31", 32),
     "decision_retention_days": (7, "8", 9),
+    "decision_log_queue": (500, "600", 700),
     "metrics_public": (True, "false", True),
     "metrics_dir": ("/tmp/m-file", "/tmp/m-env", "/tmp/m-flag"),
     "log_level": ("debug", "warning", "error"),
