@@ -22,6 +22,7 @@ from typing import Any
 from pbgm.model import Clock, PolicyGroup, PolicyStatus, utc_now
 from pbgm.store import _common as common
 from pbgm.store import _policy_rules as policy_rules
+from pbgm.store._memory_devices import MemoryDevices
 from pbgm.store._memory_principals import MemoryPrincipals
 from pbgm.store._memory_state import State
 from pbgm.store.base import PolicyRecord, PolicyVersion
@@ -39,11 +40,12 @@ def _out_version(version: PolicyVersion) -> PolicyVersion:
     return replace(version, document=copy.deepcopy(version.document))
 
 
-class MemoryStore(MemoryPrincipals):
+class MemoryStore(MemoryPrincipals, MemoryDevices):
     """A `Store` held in process memory: the reference implementation.
 
     Users, groups, service accounts, grants and the audit log are in
-    `MemoryPrincipals`; policies, policy groups and transactions here.
+    `MemoryPrincipals`; devices, device groups, network resources and device
+    status in `MemoryDevices`; policies, policy groups and transactions here.
     """
 
     def __init__(self, clock: Clock = utc_now) -> None:

@@ -21,6 +21,7 @@ from pbgm.errors import ConfigurationError, UnsupportedOperationError
 from pbgm.model import Clock, utc_now
 from pbgm.store.base import Store
 from pbgm.store.sql._base import _NO_REVISION
+from pbgm.store.sql._devices import SqlDevices
 from pbgm.store.sql._flexoffers import SqlFlexOffers
 from pbgm.store.sql._policies import SqlPolicies
 from pbgm.store.sql._principals import SqlPrincipals
@@ -29,7 +30,7 @@ from pbgm.store.sql.engine import WRITE_OPTION, make_engine, translate_errors
 _REVISION_SQL = "SELECT revision FROM repository_revision WHERE id = 1"
 
 
-class _SqlOperations(SqlPolicies, SqlPrincipals, SqlFlexOffers):
+class _SqlOperations(SqlPolicies, SqlPrincipals, SqlFlexOffers, SqlDevices):
     """Every `Store` operation, over whatever `_tx` provides."""
 
 
