@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.camara import schemas as s
@@ -135,6 +135,11 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """Every call is in `CamaraServer.requests`; no log line per request."""
+
+
 class CamaraServer:
     """The operator (module docstring). `url` is its `{apiRoot}`."""
 
@@ -145,6 +150,7 @@ class CamaraServer:
         self.tokens: set[str] = set()
         self.tokens_issued = 0
         self.delay_s = 0.0
+        self.gate: threading.Event | None = None
         self.unknown: set[str] = set()
         self.reachable: dict[str, dict[str, Any]] = {}
         self.resources: dict[str, Resource] = {}
@@ -152,7 +158,9 @@ class CamaraServer:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._map = Map([Rule(path, endpoint=op, methods=[m]) for op, m, path in OPERATIONS])
-        self.wsgi: BaseWSGIServer = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.wsgi: BaseWSGIServer = make_server(
+            "127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet
+        )
         self.wsgi.daemon_threads = True
         self.port = self.wsgi.server_port
         self.url = f"http://127.0.0.1:{self.port}"
@@ -184,6 +192,11 @@ class CamaraServer:
         match = None if device is None else (lambda body: body.get("device") == device)
         with self._lock:
             self._faults.append(Fault(operation, status, code, times, match, retry_after))
+
+    def hold(self) -> threading.Event:
+        """Hold every API call until the returned event is set."""
+        self.gate = threading.Event()
+        return self.gate
 
     def calls(self, operation: str | None = None) -> list[Seen]:
         with self._lock:
@@ -269,6 +282,9 @@ class CamaraServer:
             return refused
         if self.delay_s:
             time.sleep(self.delay_s)
+        gate = self.gate
+        if gate is not None:
+            gate.wait(10)
         fault = self._fault(operation, body)
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
