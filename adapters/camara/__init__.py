@@ -17,9 +17,18 @@ PMU's backup link when the PMU becomes unreachable (`adapters.camara._service`).
 from __future__ import annotations
 
 from adapters.camara._network import EVENT_TYPES, PATHS, CamaraNetwork
+from adapters.camara._service import create_service, device_qos_service, targets
 from pbgm.network import NetworkConfig
 
-__all__ = ["EVENT_TYPES", "PATHS", "CamaraNetwork", "open_camara_network"]
+__all__ = [
+    "EVENT_TYPES",
+    "PATHS",
+    "CamaraNetwork",
+    "create_service",
+    "device_qos_service",
+    "open_camara_network",
+    "targets",
+]
 
 
 def open_camara_network(config: NetworkConfig) -> CamaraNetwork:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -61,7 +62,11 @@ class CamaraHttp:
     def __init__(self, config: NetworkConfig, *, transport: httpx.BaseTransport | None = None):
         self.config = config
         timeout = httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s)
-        verify: Any = str(config.ca_file) if config.ca_file is not None else True
+        verify: Any = (
+            ssl.create_default_context(cafile=str(config.ca_file))
+            if config.ca_file is not None
+            else True
+        )
         limits = httpx.Limits(
             max_connections=config.concurrency, max_keepalive_connections=config.concurrency
         )

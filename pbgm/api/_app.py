@@ -22,6 +22,7 @@ from pbgm.api._admin_principals import admin_blueprint
 from pbgm.api._audit import DecisionLog
 from pbgm.api._cache import RevisionReads, VerifiedTokens
 from pbgm.api._decisions import DecisionService, decisions_blueprint
+from pbgm.api._device_app import DeviceParts, device_parts
 from pbgm.api._enforce import Enforcer
 from pbgm.api._flexoffers import flexoffers_blueprint
 from pbgm.api._limits import install_rate_limit
@@ -36,6 +37,7 @@ from pbgm.api.settings import Settings, load_settings, settings_from
 from pbgm.auth import KeyRing, TokenIssuer, TokenVerifier
 from pbgm.bus import Bus
 from pbgm.model import Clock, utc_now
+from pbgm.network import Network
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.store.base import Store
@@ -54,6 +56,7 @@ class Services:
     metrics: Metrics
     enforcer: Enforcer
     public: frozenset[str]
+    devices: DeviceParts
 
 
 def _settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
@@ -72,6 +75,7 @@ def create_app(
     keyring: KeyRing | None = None,
     clock: Clock | None = None,
     bus: Bus | None = None,
+    network: Network | None = None,
 ) -> Flask:
     """The pbgm REST API as a Flask app.
 
@@ -82,7 +86,9 @@ def create_app(
     PDP per policy group over the store's published policies); `clock` is used by
     tokens, decisions and FlexOffer checks. With a `bus`, every committed
     administrative change is announced on `settings.notify_topic` so policy
-    loaders refresh at once instead of at their next poll.
+    loaders refresh at once instead of at their next poll. `network` is the operator's
+    network API for device actions (default: the one `settings.network_config` names,
+    opened on first use); device events go on `bus`.
     """
     settings = _settings(settings)
     clock = clock or utc_now
@@ -93,7 +99,7 @@ def create_app(
     if settings.proxy_hops:  # the client address and scheme as the trusted proxies saw them
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    services = _wire(app, settings, store, keyring, pdp, clock)
+    services = _wire(app, settings, store, keyring, pdp, clock, bus, network)
     app.extensions["pbgm"] = services
     if bus is not None:
         install_change_notifications(app, bus, store, topic=settings.notify_topic)
@@ -107,6 +113,8 @@ def _wire(
     keyring: KeyRing,
     pdp: PolicyDecisionPoint | None,
     clock: Clock,
+    bus: Bus | None = None,
+    network: Network | None = None,
 ) -> Services:
     reads = cast(Store, RevisionReads(store))
     access = AccessPoint(reads, clock=clock)
@@ -119,6 +127,9 @@ def _wire(
     )
     metrics = Metrics()
     public = PUBLIC_ENDPOINTS | ({"ops.metrics"} if settings.metrics_public else set())
+    devices = device_parts(
+        settings, store, clock, bus=bus, network=network, registry=metrics.registry
+    )
     enforcer = Enforcer(
         store=store,
         reads=cast(RevisionReads, reads),
@@ -127,6 +138,7 @@ def _wire(
         public=frozenset(public),
         clock=clock,
         on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),
+        authenticators=devices.authenticators,
     )
     app.before_request(enforcer)
     install_rate_limit(app, settings, frozenset(public))
@@ -142,9 +154,12 @@ def _wire(
         flexoffers_blueprint(store, access, clock),
         admin_blueprint(pap),
         ops_blueprint(store, metrics),
+        *devices.blueprints,
     ):
         app.register_blueprint(blueprint)
-    return Services(settings, store, access, keyring, issuer, metrics, enforcer, frozenset(public))
+    return Services(
+        settings, store, access, keyring, issuer, metrics, enforcer, frozenset(public), devices
+    )
 
 
 def _counting(metrics: Metrics) -> Any:

@@ -49,6 +49,14 @@ PBGM_TLS_CERT, PBGM_TLS_KEY certificate and key (both or    (plain HTTP)
 PBGM_NOTIFY_BUS_URL         MQTT broker for change notices, (no notices; loaders
                             e.g. `mqtt://127.0.0.1:1883`    poll)
 PBGM_NOTIFY_TOPIC           topic of the change notices     pbgm/changes
+PBGM_NETWORK_CONFIG         the operator's network API      (none: device actions
+                            (CAMARA): a YAML/JSON file,     answer 503
+                            `pbgm.network.NetworkConfig`    `network_not_configured`)
+PBGM_DEVICE_POLICY_GROUP    policy group of the device_qos  device-management
+                            policies
+PBGM_DEVICE_TOPIC_PREFIX    device events are published on  /pbgm/devices
+                            `<prefix>/<device id>/events`
+                            (on the notice bus)
 ==========================  ==============================  ==========================
 """
 
@@ -61,7 +69,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pbgm.errors import ConfigurationError, Problem
+from pbgm.errors import ConfigurationError, PbgmError, Problem
+from pbgm.network import NetworkConfig
 from pbgm.policy import load_file
 
 ENV_PREFIX = "PBGM_"
@@ -93,6 +102,10 @@ class Settings:
     tls_key: str | None = None
     notify_bus_url: str | None = None
     notify_topic: str = "pbgm/changes"
+    # -- 5G device management (docs/devices.md)
+    network_config: str | None = None
+    device_policy_group: str = "device-management"
+    device_topic_prefix: str = "/pbgm/devices"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated again."""
@@ -253,7 +266,21 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "tls_cert": _optional_text,
     "tls_key": _optional_text,
     "notify_bus_url": _optional_text,
+    "network_config": _optional_text,
 }
+
+
+def _network_problems(path: str) -> list[Problem]:
+    """A network configuration that does not load stops the server before it starts."""
+    if not Path(path).is_file():
+        return [Problem(_var("network_config"), "invalid_setting", f"`{path}` is not a file")]
+    try:
+        NetworkConfig.load(path)
+    except PbgmError as error:
+        inner = "; ".join(f"{p['path']}: {p['message']}" for p in error.details.get("problems", []))
+        message = f"`{path}`: {inner or error.message}"
+        return [Problem(_var("network_config"), "invalid_setting", message)]
+    return []
 
 
 def _problems(settings: Settings) -> list[Problem]:
@@ -266,6 +293,18 @@ def _problems(settings: Settings) -> list[Problem]:
         problems.append(
             Problem(_var("tls_key"), "invalid_setting", "set both the TLS certificate and key")
         )
+    if settings.network_config is not None and not Path(settings.network_config).is_file():
+        problems.append(
+            Problem(
+                _var("network_config"),
+                "invalid_setting",
+                f"`{settings.network_config}` is not a file",
+            )
+        )
+    prefix = settings.device_topic_prefix
+    if not prefix.startswith("/") or any(c in prefix for c in "+#\x00"):
+        message = f"`{prefix}` is not a topic prefix such as `/pbgm/devices`"
+        problems.append(Problem(_var("device_topic_prefix"), "invalid_setting", message))
     for name in ("tls_cert", "tls_key"):
         path = getattr(settings, name)
         if path is not None and not Path(path).is_file():

@@ -113,8 +113,15 @@ class DeviceActions:
 
     # -- shared
 
-    def _ask(self, actor: str, action: str, device: Device, groups: tuple[str, ...],
-             group: str | None, **fields: Any) -> Ask:  # fmt: skip
+    def _ask(
+        self,
+        actor: str,
+        action: str,
+        device: Device,
+        groups: tuple[str, ...],
+        group: str | None,
+        **fields: Any,
+    ) -> Ask:
         return Ask(actor, POLICY_ACTION[action], device, groups, group=group, **fields)
 
     def _denied(self, action: str, actor: str, device_id: str, verdict: Verdict) -> Outcome:
@@ -128,8 +135,9 @@ class DeviceActions:
         audit = {**verdict.audit(), "result": DENIED}
         return Outcome(result, POLICY_ACTION[action], actor, audit, error=error)
 
-    def _failed(self, action: str, actor: str, device_id: str, audit: Mapping[str, Any],
-                error: NetworkError) -> Outcome:  # fmt: skip
+    def _failed(
+        self, action: str, actor: str, device_id: str, audit: Mapping[str, Any], error: NetworkError
+    ) -> Outcome:
         data = {k: v for k, v in error.details.items() if k in ("correlator", "retry_after")}
         result = DeviceResult(device_id, FAILED, error.code, error.message, data)
         details = {**audit, "result": FAILED, "error": error.code, **error.details}
@@ -140,8 +148,15 @@ class DeviceActions:
         audit = {"result": SKIPPED, "reason": code}
         return Outcome(result, POLICY_ACTION[action], actor, audit, error=NotFoundError(message))
 
-    def _done(self, action: str, actor: str, device_id: str, verdict: Verdict,
-              data: Mapping[str, Any], **record: Any) -> Outcome:  # fmt: skip
+    def _done(
+        self,
+        action: str,
+        actor: str,
+        device_id: str,
+        verdict: Verdict,
+        data: Mapping[str, Any],
+        **record: Any,
+    ) -> Outcome:
         result = DeviceResult(device_id, DONE, data=data)
         audit = {**verdict.audit(), "result": DONE}
         return Outcome(result, POLICY_ACTION[action], actor, audit, **record)
@@ -161,8 +176,14 @@ class DeviceActions:
 
     # -- QoS sessions
 
-    def _start(self, actor: str, device: Device, groups: tuple[str, ...],
-               params: Mapping[str, Any], group: str | None) -> Outcome:  # fmt: skip
+    def _start(
+        self,
+        actor: str,
+        device: Device,
+        groups: tuple[str, ...],
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Outcome:
         profile = params.get("qos_profile") or self.decisions.default_profile(groups)
         asked = params["duration_s"]
         ask = self._ask(
@@ -177,25 +198,50 @@ class DeviceActions:
         granted = verdict.duration_s or asked
         try:
             session = network.create_session(
-                device.identifiers, qos_profile=profile, duration_s=granted,
-                application_server=server, sink=sink,
-            )  # fmt: skip
+                device.identifiers,
+                qos_profile=profile,
+                duration_s=granted,
+                application_server=server,
+                sink=sink,
+            )
         except NetworkError as error:
             return self._failed("start", actor, device.id, verdict.audit(), error)
         resource = _session_resource(device.id, session, profile, hashed, sink)
-        data = {**session_data(resource), "requested_duration_s": asked,
-                "capped": session.duration_s < asked}  # fmt: skip
+        data = {
+            **session_data(resource),
+            "requested_duration_s": asked,
+            "capped": session.duration_s < asked,
+        }
         return self._done("start", actor, device.id, verdict, data, resources=(resource,))
 
-    def _extend(self, actor: str, device: Device, groups: tuple[str, ...],
-                params: Mapping[str, Any], group: str | None) -> Outcome:  # fmt: skip
+    def _extend(
+        self,
+        actor: str,
+        device: Device,
+        groups: tuple[str, ...],
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Outcome:
         current = self._live_session(device.id)
         if current is None:
-            return self._skipped("extend", actor, device.id, "no_active_session",
-                                 f"device `{device.id}` has no active QoS session")  # fmt: skip
+            return self._skipped(
+                "extend",
+                actor,
+                device.id,
+                "no_active_session",
+                f"device `{device.id}` has no active QoS session",
+            )
         asked = params["additional_s"]
-        ask = self._ask(actor, "extend", device, groups, group, qos_profile=current.qos_profile,
-                        duration_s=asked, current_duration_s=current.duration_s)  # fmt: skip
+        ask = self._ask(
+            actor,
+            "extend",
+            device,
+            groups,
+            group,
+            qos_profile=current.qos_profile,
+            duration_s=asked,
+            current_duration_s=current.duration_s,
+        )
         verdict = self.decisions.decide(ask)
         if not verdict.allowed:
             return self._denied("extend", actor, device.id, verdict)
@@ -210,16 +256,30 @@ class DeviceActions:
         )
         resource = replace(resource, details={**current.details, **resource.details})
         wanted = (current.duration_s or 0) + asked
-        data = {**session_data(resource), "requested_additional_s": asked,
-                "capped": session.duration_s < wanted}  # fmt: skip
+        data = {
+            **session_data(resource),
+            "requested_additional_s": asked,
+            "capped": session.duration_s < wanted,
+        }
         return self._done("extend", actor, device.id, verdict, data, resources=(resource,))
 
-    def _release(self, actor: str, device: Device, groups: tuple[str, ...],
-                 params: Mapping[str, Any], group: str | None) -> Outcome:  # fmt: skip
+    def _release(
+        self,
+        actor: str,
+        device: Device,
+        groups: tuple[str, ...],
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Outcome:
         current = self._live_session(device.id)
         if current is None:
-            return self._skipped("release", actor, device.id, "no_active_session",
-                                 f"device `{device.id}` has no active QoS session")  # fmt: skip
+            return self._skipped(
+                "release",
+                actor,
+                device.id,
+                "no_active_session",
+                f"device `{device.id}` has no active QoS session",
+            )
         ask = self._ask(actor, "release", device, groups, group, qos_profile=current.qos_profile)
         verdict = self.decisions.decide(ask)
         if not verdict.allowed:
@@ -230,13 +290,20 @@ class DeviceActions:
             if error.code != "network_not_found":  # already ended at the operator
                 return self._failed("release", actor, device.id, verdict.audit(), error)
         data = {"session_id": current.remote_id, "released": True}
-        return self._done("release", actor, device.id, verdict, data,
-                          forget=("qos_session", current.remote_id))  # fmt: skip
+        return self._done(
+            "release", actor, device.id, verdict, data, forget=("qos_session", current.remote_id)
+        )
 
     # -- QoS provisioning
 
-    def _provision(self, actor: str, device: Device, groups: tuple[str, ...],
-                   params: Mapping[str, Any], group: str | None) -> Outcome:  # fmt: skip
+    def _provision(
+        self,
+        actor: str,
+        device: Device,
+        groups: tuple[str, ...],
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Outcome:
         profile = params.get("qos_profile") or self.decisions.default_profile(groups)
         ask = self._ask(actor, "provision", device, groups, group, qos_profile=profile)
         verdict = self.decisions.decide(ask)
@@ -250,20 +317,39 @@ class DeviceActions:
         except NetworkError as error:
             return self._failed("provision", actor, device.id, verdict.audit(), error)
         resource = NetworkResource(
-            "qos_assignment", assigned.assignment_id, device.id, assigned.status,
-            qos_profile=assigned.qos_profile, started_at=assigned.started_at,
-            sink_token_hash=hashed, details=_sink_details(sink),
-        )  # fmt: skip
-        data = {"assignment_id": assigned.assignment_id, "qos_profile": assigned.qos_profile,
-                "status": assigned.status}  # fmt: skip
+            "qos_assignment",
+            assigned.assignment_id,
+            device.id,
+            assigned.status,
+            qos_profile=assigned.qos_profile,
+            started_at=assigned.started_at,
+            sink_token_hash=hashed,
+            details=_sink_details(sink),
+        )
+        data = {
+            "assignment_id": assigned.assignment_id,
+            "qos_profile": assigned.qos_profile,
+            "status": assigned.status,
+        }
         return self._done("provision", actor, device.id, verdict, data, resources=(resource,))
 
-    def _deprovision(self, actor: str, device: Device, groups: tuple[str, ...],
-                     params: Mapping[str, Any], group: str | None) -> Outcome:  # fmt: skip
+    def _deprovision(
+        self,
+        actor: str,
+        device: Device,
+        groups: tuple[str, ...],
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Outcome:
         current = self._assignment(device.id)
         if current is None:
-            return self._skipped("deprovision", actor, device.id, "not_provisioned",
-                                 f"device `{device.id}` has no QoS profile assigned")  # fmt: skip
+            return self._skipped(
+                "deprovision",
+                actor,
+                device.id,
+                "not_provisioned",
+                f"device `{device.id}` has no QoS profile assigned",
+            )
         ask = self._ask(
             actor, "deprovision", device, groups, group, qos_profile=current.qos_profile
         )
@@ -276,13 +362,25 @@ class DeviceActions:
             if error.code != "network_not_found":
                 return self._failed("deprovision", actor, device.id, verdict.audit(), error)
         data = {"assignment_id": current.remote_id, "revoked": True}
-        return self._done("deprovision", actor, device.id, verdict, data,
-                          forget=("qos_assignment", current.remote_id))  # fmt: skip
+        return self._done(
+            "deprovision",
+            actor,
+            device.id,
+            verdict,
+            data,
+            forget=("qos_assignment", current.remote_id),
+        )
 
     # -- connectivity
 
-    def _refresh(self, actor: str, device: Device, groups: tuple[str, ...],
-                 params: Mapping[str, Any], group: str | None) -> Outcome:  # fmt: skip
+    def _refresh(
+        self,
+        actor: str,
+        device: Device,
+        groups: tuple[str, ...],
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Outcome:
         verdict = self.decisions.decide(self._ask(actor, "refresh", device, groups, group))
         if not verdict.allowed:
             return self._denied("refresh", actor, device.id, verdict)
@@ -291,8 +389,13 @@ class DeviceActions:
             reach = network.reachability(device.identifiers)
         except NetworkError as error:
             return self._failed("refresh", actor, device.id, verdict.audit(), error)
-        status = DeviceStatus(device.id, reach.reachable, reach.connectivity,
-                              last_status_time=reach.last_status_time, source="poll")  # fmt: skip
+        status = DeviceStatus(
+            device.id,
+            reach.reachable,
+            reach.connectivity,
+            last_status_time=reach.last_status_time,
+            source="poll",
+        )
         notes: dict[str, str] = {}
         for name, read in (("roaming", network.roaming), ("network_type", network.network_type)):
             try:
@@ -311,8 +414,14 @@ class DeviceActions:
             data["unavailable"] = notes
         return self._done("refresh", actor, device.id, verdict, data, status=status)
 
-    def _subscribe(self, actor: str, device: Device, groups: tuple[str, ...],
-                   params: Mapping[str, Any], group: str | None) -> Outcome:  # fmt: skip
+    def _subscribe(
+        self,
+        actor: str,
+        device: Device,
+        groups: tuple[str, ...],
+        params: Mapping[str, Any],
+        group: str | None,
+    ) -> Outcome:
         kinds = params.get("kinds") or tuple(SUBSCRIPTION_TYPES)
         unknown = [k for k in kinds if k not in SUBSCRIPTION_TYPES]
         if unknown:
@@ -321,8 +430,10 @@ class DeviceActions:
         if not verdict.allowed:
             return self._denied("subscribe", actor, device.id, verdict)
         if self.settings.sink_url is None:
-            error = NetworkError("notifications need `sink_url` in the network configuration",
-                                 code="network_not_configured")  # fmt: skip
+            error = NetworkError(
+                "notifications need `sink_url` in the network configuration",
+                code="network_not_configured",
+            )
             return self._failed("subscribe", actor, device.id, verdict.audit(), error)
         made: list[NetworkResource] = []
         try:
@@ -332,8 +443,12 @@ class DeviceActions:
         except NetworkError as error:  # the ones made are kept: they exist at the operator
             failed = self._failed("subscribe", actor, device.id, verdict.audit(), error)
             return replace(failed, resources=tuple(made))
-        data = {"subscriptions": [{"kind": r.kind, "subscription_id": r.remote_id,
-                                   "type": r.details["type"]} for r in made]}  # fmt: skip
+        data = {
+            "subscriptions": [
+                {"kind": r.kind, "subscription_id": r.remote_id, "type": r.details["type"]}
+                for r in made
+            ]
+        }
         return self._done("subscribe", actor, device.id, verdict, data, resources=tuple(made))
 
     def _one_subscription(self, device: Device, kind: str, event_type: str) -> NetworkResource:
@@ -341,10 +456,14 @@ class DeviceActions:
         assert sink is not None
         made = self.network.get().subscribe(kind, device.identifiers, sink=sink, types=[event_type])
         return NetworkResource(
-            f"{kind}_subscription", made.subscription_id, device.id, made.status,
-            expires_at=made.expires_at, sink_token_hash=hashed,
+            f"{kind}_subscription",
+            made.subscription_id,
+            device.id,
+            made.status,
+            expires_at=made.expires_at,
+            sink_token_hash=hashed,
             details={"type": event_type, **_sink_details(sink)},
-        )  # fmt: skip
+        )
 
 
 def _sink_details(sink: Sink | None) -> dict[str, Any]:
@@ -352,18 +471,27 @@ def _sink_details(sink: Sink | None) -> dict[str, Any]:
 
 
 def _session_resource(
-    device_id: str, session: QosSession, profile: str | None, hashed: str | None,
+    device_id: str,
+    session: QosSession,
+    profile: str | None,
+    hashed: str | None,
     sink: Sink | None,
-) -> NetworkResource:  # fmt: skip
+) -> NetworkResource:
     details: dict[str, Any] = _sink_details(sink)
     if session.status_info:
         details["status_info"] = session.status_info
     return NetworkResource(
-        "qos_session", session.session_id, device_id, session.qos_status,
-        qos_profile=session.qos_profile or profile, duration_s=session.duration_s,
-        started_at=session.started_at, expires_at=session.expires_at,
-        sink_token_hash=hashed, details=details,
-    )  # fmt: skip
+        "qos_session",
+        session.session_id,
+        device_id,
+        session.qos_status,
+        qos_profile=session.qos_profile or profile,
+        duration_s=session.duration_s,
+        started_at=session.started_at,
+        expires_at=session.expires_at,
+        sink_token_hash=hashed,
+        details=details,
+    )
 
 
 def _with(status: DeviceStatus, found: Any) -> DeviceStatus:

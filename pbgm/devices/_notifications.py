@@ -61,14 +61,20 @@ PREFIXES = {
 }
 SUBSCRIPTION_EVENTS = {
     "reachability_subscription": (
-        "reachability-data", "reachability-sms", "reachability-disconnected", "subscription-ends",
+        "reachability-data",
+        "reachability-sms",
+        "reachability-disconnected",
+        "subscription-ends",
     ),
     "roaming_subscription": (
-        "roaming-status", "roaming-on", "roaming-off", "roaming-change-country",
+        "roaming-status",
+        "roaming-on",
+        "roaming-off",
+        "roaming-change-country",
         "subscription-ends",
     ),
     "network_type_subscription": ("network-type-changed", "subscription-ends"),
-}  # fmt: skip
+}
 NETWORK_TYPES = ("2G", "3G", "4G", "5G", "UNKNOWN")
 
 
@@ -215,11 +221,13 @@ class NotificationSink:
         with self.store.atomic() as view:
             details = {"type": event.type, "id": event.id}
             if updated is None:
-                view.delete_network_resource(resource.kind, resource.remote_id, actor=NOTIFIER,
-                                             details=details)  # fmt: skip
+                view.delete_network_resource(
+                    resource.kind, resource.remote_id, actor=NOTIFIER, details=details
+                )
             else:
-                view.put_network_resource(updated, actor=NOTIFIER, action="device.notification",
-                                          details=details)  # fmt: skip
+                view.put_network_resource(
+                    updated, actor=NOTIFIER, action="device.notification", details=details
+                )
             if status is not None:
                 view.put_device_status(status, actor=NOTIFIER)
         summary["published"] = self._publish(resource, event, status, updated)
@@ -251,9 +259,12 @@ class NotificationSink:
         return replace(known, **changes, last_status_time=event.time, source="notification")
 
     def _publish(
-        self, resource: NetworkResource, event: Event, status: DeviceStatus | None,
+        self,
+        resource: NetworkResource,
+        event: Event,
+        status: DeviceStatus | None,
         updated: NetworkResource | None,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         if self.bus is None:
             return False
         payload = bus_payload(resource, event, status, updated)

@@ -156,8 +156,9 @@ SESSION_LIST = {"type": "array", "items": SESSION_INFO}
 
 # -- QoS Profiles 1.1.0
 
-TIME_UNIT = {"enum": ["Days", "Hours", "Minutes", "Seconds", "Milliseconds", "Microseconds",
-                      "Nanoseconds"]}  # fmt: skip
+TIME_UNIT = {
+    "enum": ["Days", "Hours", "Minutes", "Seconds", "Milliseconds", "Microseconds", "Nanoseconds"]
+}
 DURATION_OBJECT = closed(("value", "unit"), value={"type": "integer", "minimum": 1}, unit=TIME_UNIT)
 QOS_PROFILE = closed(
     ("name", "status"),

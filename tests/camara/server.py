@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import threading
 import time
 import uuid
@@ -109,19 +110,37 @@ OPERATIONS = [
     ("getReachabilityStatus", "POST", "/device-reachability-status/v1/retrieve"),
     ("getRoamingStatus", "POST", "/device-roaming-status/v1/retrieve"),
     ("retrieveConnectedNetworkType", "POST", "/connected-network-type/v0.1/retrieve"),
-    ("createSubscription.reachability", "POST",
-     "/device-reachability-status-subscriptions/v0.7/subscriptions"),
-    ("deleteSubscription.reachability", "DELETE",
-     "/device-reachability-status-subscriptions/v0.7/subscriptions/<sid>"),
-    ("createSubscription.roaming", "POST",
-     "/device-roaming-status-subscriptions/v0.7/subscriptions"),
-    ("deleteSubscription.roaming", "DELETE",
-     "/device-roaming-status-subscriptions/v0.7/subscriptions/<sid>"),
-    ("createSubscription.network_type", "POST",
-     "/connected-network-type-subscriptions/v0.1/subscriptions"),
-    ("deleteSubscription.network_type", "DELETE",
-     "/connected-network-type-subscriptions/v0.1/subscriptions/<sid>"),
-]  # fmt: skip
+    (
+        "createSubscription.reachability",
+        "POST",
+        "/device-reachability-status-subscriptions/v0.7/subscriptions",
+    ),
+    (
+        "deleteSubscription.reachability",
+        "DELETE",
+        "/device-reachability-status-subscriptions/v0.7/subscriptions/<sid>",
+    ),
+    (
+        "createSubscription.roaming",
+        "POST",
+        "/device-roaming-status-subscriptions/v0.7/subscriptions",
+    ),
+    (
+        "deleteSubscription.roaming",
+        "DELETE",
+        "/device-roaming-status-subscriptions/v0.7/subscriptions/<sid>",
+    ),
+    (
+        "createSubscription.network_type",
+        "POST",
+        "/connected-network-type-subscriptions/v0.1/subscriptions",
+    ),
+    (
+        "deleteSubscription.network_type",
+        "DELETE",
+        "/connected-network-type-subscriptions/v0.1/subscriptions/<sid>",
+    ),
+]
 REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
     "createSession": s.CREATE_SESSION,
     "extendQosSessionDuration": s.EXTEND_SESSION,
@@ -245,7 +264,7 @@ class CamaraServer:
             "x-correlator": str(uuid.uuid4()),
             "Authorization": f"Bearer {token if token is not None else resource.token}",
         }
-        verify: Any = str(self.ca_file) if self.ca_file else True
+        verify: Any = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else True
         with httpx.Client(verify=verify, timeout=10) as client:
             return client.post(resource.sink, content=body, headers=headers)
 
@@ -409,8 +428,14 @@ class CamaraServer:
                 "qosStatus": "AVAILABLE",
             }
             token = (body.get("sinkCredential") or {}).get("accessToken")
-            resource = Resource("session", session["sessionId"], body.get("device"), session,
-                                body.get("sink"), token)  # fmt: skip
+            resource = Resource(
+                "session",
+                session["sessionId"],
+                body.get("device"),
+                session,
+                body.get("sink"),
+                token,
+            )
             self.resources[resource.id] = resource
         return self._json(201, self._session_view(resource), s.SESSION_INFO)
 
@@ -483,8 +508,10 @@ class CamaraServer:
         if body["qosProfile"] not in self.profiles:
             return self._error(422, "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE", "profile")
         with self._lock:
-            if any(r.kind == "assignment" and r.device == body.get("device")
-                   for r in self.resources.values()):  # fmt: skip
+            if any(
+                r.kind == "assignment" and r.device == body.get("device")
+                for r in self.resources.values()
+            ):
                 return self._error(409, "CONFLICT", "The device already has an assignment")
             info = {
                 "assignmentId": str(uuid.uuid4()),
@@ -496,8 +523,14 @@ class CamaraServer:
             if "sink" in body:
                 info["sink"] = body["sink"]
             token = (body.get("sinkCredential") or {}).get("accessToken")
-            resource = Resource("assignment", info["assignmentId"], body.get("device"), info,
-                                body.get("sink"), token)  # fmt: skip
+            resource = Resource(
+                "assignment",
+                info["assignmentId"],
+                body.get("device"),
+                info,
+                body.get("sink"),
+                token,
+            )
             self.resources[resource.id] = resource
         return self._json(201, info, s.ASSIGNMENT_INFO)
 

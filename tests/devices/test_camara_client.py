@@ -19,8 +19,9 @@ PMU = {"phoneNumber": "+4915100000003"}
 SERVER = {"ipv4Address": "198.51.100.10"}
 
 
-def start(network: CamaraNetwork, device: dict = PMU, profile: str = "LOW_LATENCY",
-          duration: int = 600):  # fmt: skip
+def start(
+    network: CamaraNetwork, device: dict = PMU, profile: str = "LOW_LATENCY", duration: int = 600
+):
     return network.create_session(
         device, qos_profile=profile, duration_s=duration, application_server=SERVER
     )
@@ -142,24 +143,62 @@ def test_a_slow_operator_times_out_and_reads_are_retried(camara: CamaraServer, t
 
 
 CAMARA_ERRORS = [
-    ("a second session for the device", "createSession", 409, "CONFLICT", "session_conflict",
-     "extend or delete it first"),
-    ("a profile not offered now", "createSession", 422,
-     "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE", "qos_profile_not_applicable",
-     "choose an active one"),
-    ("a duration the profile refuses", "createSession", 400,
-     "QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE", "duration_out_of_range", "maximum duration"),
-    ("an unknown phone number", "createSession", 404, "IDENTIFIER_NOT_FOUND",
-     "identifier_not_found", "check the phone number"),
-    ("an identifier the operator cannot use", "createSession", 422, "UNSUPPORTED_IDENTIFIER",
-     "unsupported_identifier", "add a phone number"),
-    ("a scope the operator did not grant", "createSession", 403, "PERMISSION_DENIED",
-     "network_permission_denied", "grant the scope"),
-]  # fmt: skip
+    (
+        "a second session for the device",
+        "createSession",
+        409,
+        "CONFLICT",
+        "session_conflict",
+        "extend or delete it first",
+    ),
+    (
+        "a profile not offered now",
+        "createSession",
+        422,
+        "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE",
+        "qos_profile_not_applicable",
+        "choose an active one",
+    ),
+    (
+        "a duration the profile refuses",
+        "createSession",
+        400,
+        "QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE",
+        "duration_out_of_range",
+        "maximum duration",
+    ),
+    (
+        "an unknown phone number",
+        "createSession",
+        404,
+        "IDENTIFIER_NOT_FOUND",
+        "identifier_not_found",
+        "check the phone number",
+    ),
+    (
+        "an identifier the operator cannot use",
+        "createSession",
+        422,
+        "UNSUPPORTED_IDENTIFIER",
+        "unsupported_identifier",
+        "add a phone number",
+    ),
+    (
+        "a scope the operator did not grant",
+        "createSession",
+        403,
+        "PERMISSION_DENIED",
+        "network_permission_denied",
+        "grant the scope",
+    ),
+]
 
 
-@pytest.mark.parametrize(("what", "operation", "status", "code", "ours", "hint"), CAMARA_ERRORS,
-                         ids=[row[0] for row in CAMARA_ERRORS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("what", "operation", "status", "code", "ours", "hint"),
+    CAMARA_ERRORS,
+    ids=[row[0] for row in CAMARA_ERRORS],
+)
 def test_camara_errors_become_errors_that_say_what_to_do(
     camara: CamaraServer, network, what, operation, status, code, ours, hint
 ):
@@ -191,8 +230,11 @@ def test_status_assignments_and_subscriptions(camara: CamaraServer, network):
     assert network.reachability(PMU).reachable is False
     assert network.roaming(PMU).country_code == 208
     assert network.network_type(PMU).network_type == "5G"
-    sink = Sink("https://pbgm.example/api/v1/device-notifications", "t" * 40,
-                datetime.now(UTC) + timedelta(hours=1))  # fmt: skip
+    sink = Sink(
+        "https://pbgm.example/api/v1/device-notifications",
+        "t" * 40,
+        datetime.now(UTC) + timedelta(hours=1),
+    )
     assigned = network.create_assignment(PMU, qos_profile="THROUGHPUT_M", sink=sink)
     assert assigned.status == "AVAILABLE"
     with pytest.raises(NetworkError) as raised:

@@ -56,8 +56,9 @@ def test_a_session_is_started_recorded_and_audited_with_its_decision(store, cama
 def test_a_forbidden_profile_is_denied_before_any_call(store, camara, network):
     seed(store)
     with pytest.raises(PermissionDeniedError) as raised:
-        manager(store, network).act("start", "op-anna", "pmu-1", qos_profile="THROUGHPUT_M",
-                                    duration_s=600)  # fmt: skip
+        manager(store, network).act(
+            "start", "op-anna", "pmu-1", qos_profile="THROUGHPUT_M", duration_s=600
+        )
     assert raised.value.code == "qos_profile_not_allowed"
     assert "THROUGHPUT_M" in raised.value.message
     assert camara.calls() == [] and store.list_network_resources() == []
@@ -235,18 +236,29 @@ HOSTILE_PARAMETERS = [
     ("a duration given as text", "start", {"duration_s": "600"}, "out_of_range"),
     ("a duration given as true", "start", {"duration_s": True}, "out_of_range"),
     ("no duration", "start", {}, "missing_field"),
-    ("a profile name with a space", "start", {"duration_s": 60, "qos_profile": "LOW LATENCY"},
-     "invalid_qos_profile"),
-    ("a profile name of two letters", "start", {"duration_s": 60, "qos_profile": "LL"},
-     "invalid_qos_profile"),
+    (
+        "a profile name with a space",
+        "start",
+        {"duration_s": 60, "qos_profile": "LOW LATENCY"},
+        "invalid_qos_profile",
+    ),
+    (
+        "a profile name of two letters",
+        "start",
+        {"duration_s": 60, "qos_profile": "LL"},
+        "invalid_qos_profile",
+    ),
     ("an unknown field", "start", {"duration_s": 60, "priority": 1}, "unknown_field"),
     ("an extension of 0", "extend", {"additional_s": 0}, "out_of_range"),
     ("an unknown subscription kind", "subscribe", {"kinds": ["battery"]}, "enum"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("what", "action", "body", "code"), HOSTILE_PARAMETERS,
-                         ids=[row[0] for row in HOSTILE_PARAMETERS])  # fmt: skip
+@pytest.mark.parametrize(
+    ("what", "action", "body", "code"),
+    HOSTILE_PARAMETERS,
+    ids=[row[0] for row in HOSTILE_PARAMETERS],
+)
 def test_hostile_parameters_are_refused_before_anything(what, action, body, code):
     from pbgm.devices import read_action
     from pbgm.errors import ValidationError
@@ -298,9 +310,11 @@ def test_subscriptions_need_a_sink_and_make_one_per_event_type(store, camara, co
         network.close()
     kinds = sorted(s["kind"] for s in made.data["subscriptions"])
     assert kinds == [
-        "network_type_subscription", "reachability_subscription", "reachability_subscription",
+        "network_type_subscription",
+        "reachability_subscription",
+        "reachability_subscription",
         "roaming_subscription",
-    ]  # fmt: skip
+    ]
     hashes = {r.sink_token_hash for r in store.list_network_resources()}
     assert len(hashes) == 4 and None not in hashes  # one credential per subscription
 

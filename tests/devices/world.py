@@ -12,9 +12,13 @@ from pbgm.store import Group, Store, User
 from pbgm.store.base import Device, DeviceGroup
 
 ALL_ACTIONS = [
-    "provisioning", "deprovisioning", "qos_change", "qos_extend", "qos_release",
+    "provisioning",
+    "deprovisioning",
+    "qos_change",
+    "qos_extend",
+    "qos_release",
     "connectivity_monitoring",
-]  # fmt: skip
+]
 POLICY: dict[str, Any] = {
     "id": "pmu-qos",
     "type": "device_qos",
