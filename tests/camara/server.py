@@ -225,6 +225,17 @@ class CamaraServer:
         with self._lock:
             return [r for r in self.resources.values() if r.kind == "session"]
 
+    def subscription(self, kind: str, device: Any, event: str) -> Resource:
+        """The `kind` subscription of `device` for the event type ending in `event`."""
+        with self._lock:
+            found = [
+                r
+                for r in self.resources.values()
+                if r.kind == kind and r.device == device and r.body["types"][0].endswith(event)
+            ]
+        assert found, f"no {kind} subscription to {event} for {device}"
+        return found[-1]
+
     def resource_of(self, kind: str, device: Any) -> Resource:
         with self._lock:
             found = [r for r in self.resources.values() if r.kind == kind and r.device == device]
