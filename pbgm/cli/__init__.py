@@ -20,13 +20,25 @@ Exit statuses, decided in one place (`exit_status`):
 10    `decide`: Deny
 11    `decide`: NotApplicable (no policy applies; a PEP denies)
 12    `decide`: Indeterminate (an error; a PEP denies)
+13    the operator's network API failed or refused (`pbgm device`); a group
+      action on which not every device succeeded
 ====  ==========================================================
 
 Errors are printed as `error: <code>: <message>`, one problem per line after it,
 never with a traceback (set `PBGM_DEBUG=1` to see one for an unexpected failure).
 """
 
-from pbgm.cli import _accounts, _admin, _decide, _events, _keys, _loader, _policy, _serve  # noqa: F401  (registers the commands)
+from pbgm.cli import (  # noqa: F401  (registers the commands)
+    _accounts,
+    _admin,
+    _decide,
+    _devices,
+    _events,
+    _keys,
+    _loader,
+    _policy,
+    _serve,
+)
 from pbgm.cli._app import DECISION_STATUS, EXIT_STATUS, exit_status, main, report
 
 __all__ = ["DECISION_STATUS", "EXIT_STATUS", "exit_status", "main", "report"]
