@@ -261,7 +261,9 @@ class DeviceActions:
             "requested_additional_s": asked,
             "capped": session.duration_s < wanted,
         }
-        return self._done("extend", actor, device.id, verdict, data, resources=(resource,))
+        return self._done(
+            "extend", actor, device.id, verdict, data, resources=(resource,), update=True
+        )
 
     def _release(
         self,

@@ -108,7 +108,8 @@ class DeviceDecisions:
         self._store, self._group, self._clock = store, policy_group, clock
         self._pap = PolicyAdministrationPoint(store, clock=clock)
         self._contents: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
-        pip = PolicyInformationPoint([GroupMembershipProvider(store.groups_of)])
+        self._groups_of: dict[str, tuple[str, ...]] = {}
+        pip = PolicyInformationPoint([GroupMembershipProvider(self._subject_groups)])
         self.pdp = PolicyDecisionPoint(source=self._load, pip=pip, clock=clock)
 
     @property
@@ -123,8 +124,17 @@ class DeviceDecisions:
         return policy_set
 
     def refresh(self) -> None:
-        """Recompile when the repository revision moved (once per call or group action)."""
+        """Recompile when the repository revision moved (once per call or group action);
+        the callers' groups are read again from then on."""
+        self._groups_of = {}
         self.pdp.refresh(self._store.revision())
+
+    def _subject_groups(self, principal: str) -> tuple[str, ...]:
+        """A caller's groups, read once per call or group action (not once per device)."""
+        found = self._groups_of.get(principal)
+        if found is None:
+            found = self._groups_of[principal] = tuple(self._store.groups_of(principal))
+        return found
 
     def default_profile(self, groups: Iterable[str]) -> str:
         """The `default_qos_profile` the device policies give the device's groups."""

@@ -50,12 +50,18 @@ class Recorder:
         self.store = store
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
+        """New resources and plain audit entries go in bulk (`record_device_outcomes`),
+        the rest (updates, forgetting, status) one call each, all in one transaction."""
         if not outcomes:
             return
         try:
+            plain = [o for o in outcomes if _plain(o)]
             with self.store.atomic() as view:
+                for actor in sorted({o.actor for o in plain}):
+                    _bulk(view, [o for o in plain if o.actor == actor])
                 for outcome in outcomes:
-                    _apply(view, outcome)
+                    if not _plain(outcome):
+                        _apply(view, outcome)
         except PbgmError:
             log.warning("recording %d device outcomes together failed; one by one", len(outcomes))
             for outcome in outcomes:
@@ -83,6 +89,21 @@ def _audit(store: Store, outcome: Outcome, extra: Mapping[str, Any] | None = Non
         object_id=outcome.result.device_id,
         details={**outcome.audit, **(extra or {})},
     )
+
+
+def _plain(outcome: Outcome) -> bool:
+    """An outcome that only adds resources or audit entries (recorded in bulk)."""
+    return outcome.forget is None and outcome.status is None and not outcome.update
+
+
+def _bulk(store: Store, outcomes: Sequence[Outcome]) -> None:
+    resources = [
+        (resource, f"device.{o.action}", o.audit) for o in outcomes for resource in o.resources
+    ]
+    audits = [
+        (o.result.device_id, f"device.{o.action}", o.audit) for o in outcomes if not o.resources
+    ]
+    store.record_device_outcomes(actor=outcomes[0].actor, resources=resources, audits=audits)
 
 
 def _apply(store: Store, outcome: Outcome) -> None:

@@ -60,6 +60,7 @@ class Outcome:
     forget: tuple[str, str] | None = None  # (kind, remote id)
     status: DeviceStatus | None = None
     error: PbgmError | None = None
+    update: bool = False  # `resources` are new states of recorded ones (an extension)
 
 
 @dataclass(frozen=True, slots=True)

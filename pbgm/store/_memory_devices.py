@@ -235,6 +235,38 @@ class MemoryDevices:
             self._audit_only(at, actor, action, "device", resource.device_id, audited)
             return _out_resource(resource)
 
+    def record_device_outcomes(
+        self,
+        *,
+        actor: str,
+        resources: Sequence[tuple[NetworkResource, str, Mapping[str, Any]]] = (),
+        audits: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    ) -> None:
+        common.check_id(actor, "actor")
+        with self._lock:
+            at = common.now(self._clock)
+            checked = [(rules.check_resource(r, actor, at), a, d) for r, a, d in resources]
+            state = self._live()
+            keys = [(r.kind, r.remote_id) for r, _, _ in checked]
+            hashes = [r.sink_token_hash for r, _, _ in checked if r.sink_token_hash]
+            taken = {r.sink_token_hash for r in state.resources.values()}
+            if any(k in state.resources for k in keys) or len(set(keys)) < len(keys):
+                raise AlreadyExistsError("a network resource of the batch is recorded already")
+            if len(set(hashes)) < len(hashes) or taken & set(hashes):
+                raise AlreadyExistsError(
+                    "a sink credential of the batch belongs to another resource"
+                )
+            for device_id in {r.device_id for r, _, _ in checked} | {d for d, _, _ in audits}:
+                self._device(device_id)
+            details = [(a, common.check_audit(actor, a, "device", d, x)) for d, a, x in audits]
+            for resource, action, audited in checked:
+                resource = replace(resource, created_at=at, created_by=actor)
+                state.resources[(resource.kind, resource.remote_id)] = resource
+                about = rules.resource_details(resource, audited)
+                self._audit_only(at, actor, action, "device", resource.device_id, about)
+            for (device_id, _, _), (action, audited) in zip(audits, details, strict=True):
+                self._audit_only(at, actor, action, "device", device_id, audited)
+
     def get_network_resource(self, kind: str, remote_id: str) -> NetworkResource:
         with self._lock:
             found = self._live().resources.get((kind, remote_id))

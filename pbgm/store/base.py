@@ -394,6 +394,19 @@ class Store(Protocol):
         remote id), audited as `action` with `details`."""
         ...
 
+    def record_device_outcomes(
+        self,
+        *,
+        actor: str,
+        resources: Sequence[tuple[NetworkResource, str, Mapping[str, Any]]] = (),
+        audits: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """Many outcomes of a group action at once, all or nothing: new `resources`, each
+        audited as its `(resource, action, details)`, and audit entries about devices,
+        `(device_id, action, details)`. A resource that exists already, or an unknown
+        device, raises and records nothing (record those one by one)."""
+        ...
+
     def get_network_resource(self, kind: str, remote_id: str) -> NetworkResource: ...
     def find_network_resource(self, sink_token_hash: str) -> NetworkResource: ...
     def list_network_resources(

@@ -272,3 +272,41 @@ def test_an_atomic_block_that_fails_keeps_no_device_change(store: Store):
                 session(remote_id=f"s-{n}"), actor="svc", action="qos_session.create"
             )
     assert len(store.list_network_resources()) == 3
+
+
+def test_outcomes_of_a_group_action_are_recorded_in_bulk(store: Store):
+    for n in (1, 2, 3):
+        store.add_device(pmu(n), actor="op")
+    resources = [
+        (session(f"pmu-{n}", f"s-{n}"), "device.qos_change", {"decision": "Permit"}) for n in (1, 2)
+    ]
+    audits = [("pmu-3", "device.qos_change", {"decision": "Deny", "result": "denied"})]
+    store.record_device_outcomes(actor="op-anna", resources=resources, audits=audits)
+    assert [r.remote_id for r in store.list_network_resources()] == ["s-1", "s-2"]
+    assert store.list_network_resources()[0].created_by == "op-anna"
+    assert store.find_network_resource(token_hash("token-s-2")).device_id == "pmu-2"
+    entries = {e.object_id: e for e in store.list_audit(limit=3)}
+    assert entries["pmu-3"].details == {"decision": "Deny", "result": "denied"}
+    assert entries["pmu-1"].details["remote_id"] == "s-1"
+    assert entries["pmu-1"].action == "device.qos_change" and store.revision() == 0
+
+
+@pytest.mark.parametrize(
+    ("what", "resources", "audits"),
+    [
+        ("a resource recorded already", [("pmu-1", "s-1")], []),
+        ("a resource of an unknown device", [("pmu-404", "s-9")], []),
+        ("an audit entry about an unknown device", [], ["pmu-404"]),
+    ],
+)
+def test_a_bulk_record_is_all_or_nothing(store: Store, what: str, resources, audits):
+    store.add_device(pmu(1), actor="op")
+    store.put_network_resource(session(), actor="svc", action="qos_session.create")
+    before = (store.list_network_resources(), store.list_audit())
+    good = [(session("pmu-1", "s-new", sink_token_hash=None), "device.qos_change", {})]
+    bad = [(session(d, r, sink_token_hash=None), "device.qos_change", {}) for d, r in resources]
+    with pytest.raises((AlreadyExistsError, NotFoundError)):
+        store.record_device_outcomes(
+            actor="op", resources=good + bad, audits=[(d, "device.refresh", {}) for d in audits]
+        )
+    assert (store.list_network_resources(), store.list_audit()) == before

@@ -9,9 +9,10 @@ SQLite the write transaction already serialises writers).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from pbgm.errors import AlreadyExistsError, NotFoundError
@@ -20,6 +21,7 @@ from pbgm.store import _device_rules as rules
 from pbgm.store.base import Device, DeviceGroup, DeviceStatus, NetworkResource
 from pbgm.store.sql._base import SqlBase
 from pbgm.store.sql.tables import (
+    AuditRow,
     DeviceGroupRow,
     DeviceMemberRow,
     DeviceRow,
@@ -65,6 +67,39 @@ def _to_resource(row: NetworkResourceRow) -> NetworkResource:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _resource_values(resource: NetworkResource, actor: str, at: datetime) -> dict[str, Any]:
+    values = {name: getattr(resource, name) for name in RESOURCE_COLUMNS}
+    values.update(created_by=actor, created_at=at, updated_at=at)
+    return values
+
+
+def _audit_values(
+    at: datetime, actor: str, action: str, device_id: str, details: Any
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_type": "device",
+        "object_id": device_id,
+        "details": common.to_json(details),
+    }
+
+
+RESOURCE_COLUMNS = (
+    "kind",
+    "remote_id",
+    "device_id",
+    "status",
+    "qos_profile",
+    "duration_s",
+    "started_at",
+    "expires_at",
+    "sink_token_hash",
+    "details",
+)
 
 
 def _to_status(row: DeviceStatusRow) -> DeviceStatus:
@@ -311,6 +346,43 @@ class SqlDevices(SqlBase):
             self._audit(session, at, actor, action, "device", resource.device_id, audited)
             session.flush()
             return _to_resource(row)
+
+    def record_device_outcomes(
+        self,
+        *,
+        actor: str,
+        resources: Sequence[tuple[NetworkResource, str, Mapping[str, Any]]] = (),
+        audits: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """Two multi-row INSERTs whatever the batch's size: a group action's outcomes
+        cost one transaction, not a few statements per device. The foreign key refuses
+        an unknown device, the primary key a resource recorded already."""
+        common.check_id(actor, "actor")
+        with self._tx(write=True) as session:
+            at = common.now(self._clock)
+            checked = [(rules.check_resource(r, actor, at), a, d) for r, a, d in resources]
+            rows = [_resource_values(r, actor, at) for r, _, _ in checked]
+            audit_rows = [
+                _audit_values(at, actor, a, r.device_id, rules.resource_details(r, d))
+                for r, a, d in checked
+            ]
+            audit_rows += [
+                _audit_values(
+                    at, actor, a, device_id, common.check_audit(actor, a, "device", device_id, d)
+                )
+                for device_id, a, d in audits
+            ]
+            if audits:
+                self._known_devices(session, {d for d, _, _ in audits})
+            if rows:
+                session.execute(insert(NetworkResourceRow), rows)
+            if audit_rows:
+                session.execute(insert(AuditRow), audit_rows)
+
+    def _known_devices(self, session: Session, device_ids: set[str]) -> None:
+        unknown = self._unknown_devices(session, sorted(device_ids))
+        if unknown:
+            raise NotFoundError(f"device `{unknown[0]}` not found", devices=unknown)
 
     def get_network_resource(self, kind: str, remote_id: str) -> NetworkResource:
         with self._tx(write=False) as session:
