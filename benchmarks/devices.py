@@ -1,9 +1,10 @@
 """A QoS change fanned out to a group of 1,000 devices, beside a raw HTTP client.
 
-The operator is `tests.camara.server.CamaraServer` on 127.0.0.1 (werkzeug, a thread
-per connection; its schema checks are off here: they are the operator's cost, the
-same for both). Two clients create one QoD session per device, `CONCURRENCY` calls in
-flight, rounds taking turns so that other load on the machine weighs on both:
+The operator is `tests.camara.server.CamaraServer` on 127.0.0.1 in a process of its
+own (werkzeug, a thread per connection; its schema checks are off here: they are the
+operator's cost, the same for both). Two clients create one QoD session per device,
+`CONCURRENCY` calls in flight, rounds taking turns so that other load on the machine
+weighs on both:
 
 - `raw httpx`: a bare `httpx.Client` (one token, the same bodies), threads, nothing else;
 - `pbgm group action`: `DeviceManager.act_on_group("start", ...)` on a SQLite
@@ -24,6 +25,8 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -40,16 +43,50 @@ ROUNDS = 3
 TARGET_S = 2.0
 
 
+class Operator:
+    """The CAMARA operator in a child process (its own interpreter, its own GIL)."""
+
+    def __init__(self) -> None:
+        code = (
+            "import sys; from tests.camara.server import CamaraServer; "
+            "s = CamaraServer(validate=False); print(s.port, flush=True); sys.stdin.read()"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+        self.token_url = f"{self.url}/oauth2/token"
+
+    def reset(self) -> None:
+        assert httpx.post(f"{self.url}/_reset").status_code == 204
+
+    def token(self) -> str:
+        from tests.camara.server import CLIENT_ID, CLIENT_SECRET
+
+        form = {"grant_type": "client_credentials"}
+        reply = httpx.post(self.token_url, data=form, auth=(CLIENT_ID, CLIENT_SECRET))
+        return str(reply.json()["access_token"])
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(10)
+
+
 def _world(directory: Path) -> tuple[Any, Any, Any]:
     from adapters.camara import CamaraNetwork
     from pbgm.devices import DeviceManager, DeviceSettings
     from pbgm.network import NetworkConfig
     from pbgm.store.sql import SqlStore
     from pbgm.store.sql.migrate import upgrade
-    from tests.camara.server import CLIENT_ID, CLIENT_SECRET, CamaraServer
+    from tests.camara.server import CLIENT_ID, CLIENT_SECRET
     from tests.devices.world import seed
 
-    camara = CamaraServer(validate=False)
+    camara = Operator()
     url = f"sqlite:///{directory / 'pbgm.db'}"
     upgrade(url)
     store = SqlStore(url)
@@ -107,8 +144,7 @@ def _pbgm_round(manager: Any) -> float:
 
 
 def _reset(camara: Any, store: Any) -> None:
-    camara.resources.clear()
-    camara.requests.clear()
+    camara.reset()
     with store.engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM network_resources")
 
@@ -161,8 +197,8 @@ def run() -> dict[str, Any]:
         camara, store, manager = _world(Path(directory))
         try:
             devices = [camara_device(n) for n in range(1, DEVICES + 1)]
-            manager.network.get().reachability(devices[0])  # the token, fetched once
-            token = next(iter(camara.tokens))
+            manager.network.get().reachability(devices[0])  # pbgm's token, fetched once
+            token = camara.token()
             raw, pbgm = [], []
             for _ in range(ROUNDS):
                 _reset(camara, store)

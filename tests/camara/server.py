@@ -99,6 +99,7 @@ class Resource:
 
 OPERATIONS = [
     ("token", "POST", "/oauth2/token"),
+    ("reset", "POST", "/_reset"),  # not CAMARA: forget every resource (benchmark rounds)
     ("createSession", "POST", "/quality-on-demand/v1/sessions"),
     ("getSession", "GET", "/quality-on-demand/v1/sessions/<sid>"),
     ("deleteSession", "DELETE", "/quality-on-demand/v1/sessions/<sid>"),
@@ -308,6 +309,11 @@ class CamaraServer:
             )
         if operation == "token":
             return self._token(request)
+        if operation == "reset":
+            with self._lock:
+                self.resources.clear()
+                self.requests.clear()
+            return Response(status=204)
         refused = self._refuse(request, operation, body)
         if refused is not None:
             return refused
@@ -326,7 +332,7 @@ class CamaraServer:
         return answer
 
     def _body(self, request: Request, operation: str) -> Any:
-        if request.method in ("GET", "DELETE") or operation == "token":
+        if request.method in ("GET", "DELETE") or operation in ("token", "reset"):
             return None
         if request.mimetype != "application/json":
             self._violation(f"{operation}: Content-Type `{request.mimetype}`")
