@@ -19,7 +19,11 @@ validation error, every problem. Statuses:
 428     `If-Match` missing on an update (`precondition_required`)
 429     rate limited (`rate_limited`, with `Retry-After`)
 500     a bug (`internal_error`, with a correlation id) or bad configuration
-503     the repository cannot be reached (`store_unavailable`)
+502     the operator's network API failed or refused pbgm (`network_*`, device
+        actions; with the call's `correlator`)
+503     the repository cannot be reached (`store_unavailable`); the network API asks
+        to slow down (`network_busy`, `Retry-After`) or is not configured
+504     the operator's network API did not answer in time (`network_timeout`)
 ======  =========================================================================
 
 An answer is bounded whatever the input: at most `MAX_PROBLEMS` problems are
