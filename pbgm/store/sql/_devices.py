@@ -308,14 +308,19 @@ class SqlDevices(SqlBase):
             return self._group_of(session, row)
 
     def device_groups_of(self, device_id: str) -> list[str]:
+        """One query (a group action asks it once per device): the device, joined with
+        its memberships; no row at all means no such device."""
         query = (
-            select(DeviceMemberRow.group_id)
-            .where(DeviceMemberRow.device_id == device_id)
+            select(DeviceRow.id, DeviceMemberRow.group_id)
+            .outerjoin(DeviceMemberRow, DeviceMemberRow.device_id == DeviceRow.id)
+            .where(DeviceRow.id == device_id)
             .order_by(DeviceMemberRow.group_id)
         )
         with self._tx(write=False) as session:
-            self._device_row(session, device_id)
-            return list(session.scalars(query))
+            rows = session.execute(query).all()
+        if not rows:
+            raise common.not_found("device", device_id)
+        return [group for _, group in rows if group is not None]
 
     # -- network resources
 
