@@ -156,6 +156,8 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 class _Quiet(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as an operator's API gateway has it
+
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         """Every call is in `CamaraServer.requests`; no log line per request."""
 
