@@ -104,7 +104,7 @@ def _sink_credential(sink: Sink) -> dict[str, str]:
     }
 
 
-def _json(response: httpx.Response, correlator_hint: str = "") -> Any:
+def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, url_for
+from flask import Blueprint, Response, request, url_for
 
 from pbgm.api._http import actor, json_body, json_response, query
 from pbgm.devices import (
@@ -61,8 +61,6 @@ class DeviceInUseError(ConflictError):
 
 def _body() -> Any:
     """The JSON body, or None when there is none (actions without parameters)."""
-    from flask import request
-
     return json_body() if request.content_length or request.mimetype else None
 
 
