@@ -61,6 +61,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.api
 	$(BIN)/python -m benchmarks.bus
 	$(BIN)/python -m benchmarks.admin
+	$(BIN)/python -m benchmarks.devices
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo.db*

@@ -699,39 +699,34 @@ CONTENT_MISTAKES = [
     ),
     # device_qos
     (
-        "a phone number without the plus",
+        "a group listing its devices (members live in the registry)",
         "pmu-5g-qos",
-        put("device_groups.edgepmus.devices.0.phoneNumber", "015100000003"),
-        {("$.content.device_groups.edgepmus.devices[0].phoneNumber", "pattern")},
+        put("device_groups.edgepmus.devices", [{"id": "edgepmu-3"}]),
+        {("$.content.device_groups.edgepmus.devices", "additional_property")},
     ),
     (
-        "a device without any CAMARA identifier",
+        "a group name with a slash",
         "pmu-5g-qos",
-        put("device_groups.edgepmus.devices.0", {"id": "edgepmu-3"}),
-        {("$.content.device_groups.edgepmus.devices[0]", "required")},
+        put("permissions.1.group", "meters/north"),
+        {("$.content.permissions[1].group", "pattern")},
     ),
     (
-        "an IPv4 address that is not one",
+        "a default profile that is not listed",
         "pmu-5g-qos",
-        put("device_groups.edgepmus.devices.2.ipv4Address.publicAddress", "203.0.113.300"),
-        {
-            (
-                "$.content.device_groups.edgepmus.devices[2].ipv4Address.publicAddress",
-                "invalid_format",
-            )
-        },
+        put("device_groups.edgepmus.default_qos_profile", "GOLD"),
+        {("$.content.device_groups.edgepmus.default_qos_profile", "unknown_reference")},
+    ),
+    (
+        "a network API address in a policy (a server setting)",
+        "pmu-5g-qos",
+        put("api", {"base_url": "https://operator.example"}),
+        {("$.content.api", "additional_property")},
     ),
     (
         "a QoS profile name with a space",
         "pmu-5g-qos",
         put("qos_profiles.LOW LATENCY", {}),
         {('$.content.qos_profiles["LOW LATENCY"]', "pattern")},
-    ),
-    (
-        "a permission for an unknown group",
-        "pmu-5g-qos",
-        put("permissions.1.group", "meters"),
-        {("$.content.permissions[1].group", "unknown_reference")},
     ),
     (
         "a permission with an unknown profile",
@@ -744,6 +739,12 @@ CONTENT_MISTAKES = [
         "pmu-5g-qos",
         put("permissions.0.actions", ["reboot"]),
         {("$.content.permissions[0].actions[0]", "enum")},
+    ),
+    (
+        "a session longer than CAMARA's int32",
+        "pmu-5g-qos",
+        put("permissions.0.max_session_duration_s", 2**31),
+        {("$.content.permissions[0].max_session_duration_s", "out_of_range")},
     ),
     (
         "a profile whose minimum duration exceeds its maximum",

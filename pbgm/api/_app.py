@@ -25,6 +25,7 @@ from pbgm.api._admin_principals import admin_blueprint
 from pbgm.api._audit import DecisionLog
 from pbgm.api._cache import RevisionReads, VerifiedTokens
 from pbgm.api._decisions import DecisionService, decisions_blueprint
+from pbgm.api._device_app import DeviceParts, device_parts
 from pbgm.api._enforce import Enforcer
 from pbgm.api._flexoffers import flexoffers_blueprint
 from pbgm.api._limits import install_rate_limit
@@ -40,6 +41,7 @@ from pbgm.api.settings import Settings, load_settings, settings_from
 from pbgm.auth import KeyRing, TokenIssuer, TokenVerifier
 from pbgm.bus import Bus
 from pbgm.model import Clock, utc_now
+from pbgm.network import Network
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.store.base import Store
@@ -60,6 +62,7 @@ class Services:
     public: frozenset[str]
     decisions: DecisionService
     decision_log: DecisionLog
+    devices: DeviceParts
     mounted: frozenset[str] = frozenset()
     """Blueprints mounted beside the API (the admin GUI): they enforce access themselves."""
     clock: Clock = utc_now
@@ -85,6 +88,7 @@ def create_app(
     keyring: KeyRing | None = None,
     clock: Clock | None = None,
     bus: Bus | None = None,
+    network: Network | None = None,
 ) -> Flask:
     """The pbgm REST API as a Flask app.
 
@@ -95,7 +99,9 @@ def create_app(
     PDP per policy group over the store's published policies); `clock` is used by
     tokens, decisions and FlexOffer checks. With a `bus`, every committed
     administrative change is announced on `settings.notify_topic` so policy
-    loaders refresh at once instead of at their next poll.
+    loaders refresh at once instead of at their next poll. `network` is the operator's
+    network API for device actions (default: the one `settings.network_config` names,
+    opened on first use); device events go on `bus`.
     """
     settings = _settings(settings)
     clock = clock or utc_now
@@ -107,7 +113,7 @@ def create_app(
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     mounted: set[str] = set()
-    services = _wire(app, settings, store, keyring, pdp, clock, mounted)
+    services = _wire(app, settings, store, keyring, pdp, clock, mounted, bus, network)
     app.extensions["pbgm"] = services
     for mount in entry_points(group=MOUNTS_ENTRY_POINT_GROUP):
         mounted.add(mount.load()(app, services))
@@ -125,6 +131,8 @@ def _wire(
     pdp: PolicyDecisionPoint | None,
     clock: Clock,
     mounted: set[str],
+    bus: Bus | None = None,
+    network: Network | None = None,
 ) -> Services:
     reads = cast(Store, RevisionReads(store))
     access = AccessPoint(reads, clock=clock)
@@ -137,6 +145,7 @@ def _wire(
     )
     metrics = Metrics()
     public = PUBLIC_ENDPOINTS | ({"ops.metrics"} if settings.metrics_public else set())
+    devices = device_parts(settings, store, clock, bus=bus, network=network, metrics=metrics)
     enforcer = Enforcer(
         store=store,
         reads=cast(RevisionReads, reads),
@@ -145,6 +154,7 @@ def _wire(
         public=frozenset(public),
         clock=clock,
         on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),
+        authenticators=devices.authenticators,
     )
     install_observation(app, metrics, store)
     app.before_request(_unless_mounted(enforcer, mounted))
@@ -166,6 +176,7 @@ def _wire(
         flexoffers_blueprint(store, access, clock),
         admin_blueprint(pap),
         ops_blueprint(store, metrics, decisions),
+        *devices.blueprints,
     ):
         app.register_blueprint(blueprint)
     return Services(
@@ -179,6 +190,7 @@ def _wire(
         frozenset(public),
         decisions,
         log,
+        devices,
         clock=clock,
     )
 

@@ -9,7 +9,9 @@ counts in the app's own registry.
 Other parts of the API (and extensions mounted on it) add theirs with
 `metrics.counter(...)`, `metrics.gauge(...)` and `metrics.histogram(...)`, which
 return the existing metric of that name; `metrics.on_scrape(callback)` runs
-`callback()` before each `/metrics` answer, to set gauges from current state.
+`callback()` before each `/metrics` answer, to set gauges from current state, and
+`metrics.collector(c)` adds a collector whose values are read at each scrape (from
+the repository, say: the same in every worker, so it is not summed across them).
 
 =======================================  ==================================================
 metric                                   what
@@ -26,8 +28,8 @@ pbgm_policy_fetches_total                policy fetches by result
 pbgm_authentication_failures_total       refused tokens and logins, by code
 pbgm_policy_revision                     the repository revision (read at each scrape)
 pbgm_policy_revision_worker              the revision each worker last served with (`pid`)
-pbgm_devices_known, pbgm_devices_        devices under management, and of them connected
-connected                                (0 without the device module)
+pbgm_devices, pbgm_devices_reachable,    devices under management, their connectivity
+pbgm_device_*                            (`pbgm.api._device_metrics`, read at each scrape)
 pbgm_build_info                          version and Python (1)
 process_*                                CPU, memory, file descriptors, per process (`pid`
                                          under `pbgm serve`)
@@ -39,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
 
 import pbgm
 from pbgm.ops import metrics as ops
@@ -55,6 +58,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._hooks: list[Callable[[], None]] = []
+        self._collectors: list[Collector] = []
         ops.process_collector(self.registry)
         ops.build_info(pbgm.__version__, registry=self.registry)
         self.requests = self.counter(
@@ -93,10 +97,6 @@ class Metrics:
             "pbgm_policy_revision_worker",
             "The repository revision each worker last served a request with",
             mode="liveall",
-        )
-        self.devices_known = self.gauge("pbgm_devices_known", "Devices under management")
-        self.devices_connected = self.gauge(
-            "pbgm_devices_connected", "Devices under management that are connected"
         )
 
         self.decision_log_depth = self.gauge(
@@ -144,7 +144,12 @@ class Metrics:
         """Run `callback()` before each `/metrics` answer (to set gauges from state)."""
         self._hooks.append(callback)
 
+    def collector(self, collector: Collector) -> None:
+        """Add `collector`, read at each scrape by whichever worker answers it."""
+        self.registry.register(collector)
+        self._collectors.append(collector)
+
     def render(self) -> bytes:
         for hook in self._hooks:
             hook()
-        return ops.exposition(self.registry)
+        return ops.exposition(self.registry, extra=self._collectors)

@@ -31,7 +31,9 @@ _ERROR_TEXT = {
     422: "the input breaks the rules; every problem listed",
     428: "`If-Match` is required",
     429: "rate limited (see `Retry-After`)",
+    502: "the operator's network API failed or refused pbgm (device actions)",
     503: "the policy repository is unavailable, or the request ran past its time",
+    504: "the operator's network API did not answer in time (device actions)",
 }
 
 

@@ -32,6 +32,9 @@ from pbgm.api.auth import PUBLIC_ENDPOINTS as AUTH_ENDPOINTS
 from pbgm.auth import (
     SCOPE_ADMIN,
     SCOPE_DECISIONS_WRITE,
+    SCOPE_DEVICES_ADMIN,
+    SCOPE_DEVICES_READ,
+    SCOPE_DEVICES_WRITE,
     SCOPE_FLEXOFFERS_WRITE,
     SCOPE_METRICS_READ,
     SCOPE_POLICIES_READ,
@@ -64,8 +67,35 @@ SCOPED_ENDPOINTS: Mapping[str, frozenset[str]] = {
         {"flexoffers.submit", "flexoffers.get", "flexoffers.schedule"}
     ),
     SCOPE_METRICS_READ: frozenset({"ops.metrics"}),
-}
-"""Endpoints a scope alone opens; the handlers apply the caller's read grants."""
+    # -- 5G device management (docs/devices.md): device actions are also decided, device
+    #    by device, by the `device_qos` policies (`pbgm.devices`); notifications carry
+    #    the sink credential pbgm gave the operator, never a pbgm token
+    SCOPE_DEVICES_READ: frozenset(
+        {
+            "devices.list", "devices.get", "devices.qos", "devices.connectivity",
+            "device_groups.list", "device_groups.get", "device_groups.connectivity",
+        }
+    ),
+    SCOPE_DEVICES_ADMIN: frozenset(
+        {
+            "devices.create", "devices.update", "devices.delete",
+            "device_groups.create", "device_groups.delete", "device_groups.members",
+        }
+    ),
+    SCOPE_DEVICES_WRITE: frozenset(
+        {
+            f"{blueprint}.{action}"
+            for blueprint in ("devices", "device_groups")
+            for action in (
+                "start_qos", "extend_qos", "release_qos", "provision", "deprovision",
+                "monitor", "subscribe",
+            )
+        }
+    ),
+    "devices:notify": frozenset({"device_notifications.notify"}),
+}  # fmt: skip
+"""Endpoints a scope alone opens; the handlers apply the caller's read grants.
+`devices:notify` is no grantable scope: only a notification's sink credential has it."""
 
 ADMIN_ENDPOINTS = frozenset(
     {

@@ -19,7 +19,11 @@ validation error, every problem. Statuses:
 428     `If-Match` missing on an update (`precondition_required`)
 429     rate limited (`rate_limited`, with `Retry-After`)
 500     a bug (`internal_error`, with a correlation id) or bad configuration
-503     the repository cannot be reached (`store_unavailable`)
+502     the operator's network API failed or refused pbgm (`network_*`, device
+        actions; with the call's `correlator`)
+503     the repository cannot be reached (`store_unavailable`); the network API asks
+        to slow down (`network_busy`, `Retry-After`) or is not configured
+504     the operator's network API did not answer in time (`network_timeout`)
 ======  =========================================================================
 
 An answer is bounded whatever the input: at most `MAX_PROBLEMS` problems are
@@ -88,8 +92,46 @@ STATUS_BY_CODE = {
     "request_too_large": 413,
     "unsupported_media_type": 415,
     "insufficient_scope": 403,
+    # -- the operator's network API (`pbgm.network.NETWORK_CODES`): its failures are
+    #    gateway errors, its refusals of what the caller asked are the caller's
+    "network_not_configured": 503,
+    "network_unavailable": 502,
+    "network_timeout": 504,
+    "network_busy": 503,
+    "network_auth_failed": 502,
+    "network_permission_denied": 502,
+    "network_rejected": 502,
+    "network_not_found": 404,
+    "session_conflict": 409,
+    "session_extension_not_allowed": 409,
+    "assignment_conflict": 409,
+    "device_in_use": 409,
+    "qos_profile_not_applicable": 422,
+    "duration_out_of_range": 422,
+    "identifier_not_found": 422,
+    "unsupported_identifier": 422,
+    "missing_identifier": 422,
+    "unnecessary_identifier": 422,
+    "service_not_applicable": 422,
 }
 """Codes whose status differs from their class's."""
+
+FIXED_DETAIL_BY_CODE = {
+    "policies_loading": "the policies are still loading; retry later",
+    "network_not_configured": "no network API is configured on this server: set "
+    "`PBGM_NETWORK_CONFIG`",
+    "network_unavailable": "the operator's network API failed or cannot be reached; retry later",
+    "network_timeout": "the operator's network API did not answer in time; retry later",
+    "network_busy": "the operator's network API asks to slow down; retry after `Retry-After`",
+    "network_auth_failed": "the operator refused pbgm's credentials; an administrator must "
+    "check the network configuration",
+    "network_permission_denied": "the operator does not allow pbgm this operation; an "
+    "administrator must ask the operator for the scope",
+    "network_rejected": "the operator refused pbgm's request; quote the correlator when "
+    "reporting this",
+}
+"""5xx answers about the network API: what to do, never the internal message."""
+NETWORK_DETAILS = ("upstream_status", "upstream_code", "correlator", "retry_after")
 
 STATUS_BY_CLASS: tuple[tuple[type[PbgmError], int], ...] = (
     (ValidationError, 422),
@@ -109,7 +151,9 @@ STATUS_BY_CLASS: tuple[tuple[type[PbgmError], int], ...] = (
 FIXED_DETAIL = {
     500: "the server could not answer; quote the correlation id when reporting this",
     501: "this operation is not supported by the server's repository",
+    502: "an upstream service failed; retry later",
     503: "the policy repository is unavailable; retry later",
+    504: "an upstream service did not answer in time; retry later",
 }
 """5xx answers never repeat an internal message (it may name hosts or files)."""
 
@@ -141,10 +185,6 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
     return response
 
 
-OWN_DETAIL = frozenset({"policies_loading"})
-"""5xx codes whose message is pbgm's own words, never a database's: shown as they are."""
-
-
 def pbgm_error_response(error: PbgmError) -> Response:
     status = status_of(error)
     if status >= 500:
@@ -152,8 +192,12 @@ def pbgm_error_response(error: PbgmError) -> Response:
         level = logging.ERROR if status == 500 else logging.WARNING  # 5xx but 500: a state
         log.log(level, "%s [%s]: %s", error.code, correlation, type(error).__name__)
         code = "internal_error" if status == 500 else error.code
-        detail = error.message if code in OWN_DETAIL else FIXED_DETAIL[status]
-        return problem(status, code, detail, correlation_id=correlation)
+        detail = FIXED_DETAIL_BY_CODE.get(code) or FIXED_DETAIL[status]
+        upstream = {k: v for k, v in error.details.items() if k in NETWORK_DETAILS}
+        answer = problem(status, code, detail, correlation_id=correlation, **upstream)
+        if "retry_after" in upstream:
+            answer.headers["Retry-After"] = str(upstream["retry_after"])
+        return answer
     extra = {k: v for k, v in error.as_dict().items() if k not in ("code", "message")}
     if isinstance(extra.get("problems"), list):
         extra.update(_bounded_problems(extra["problems"]))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pbgm.api._openapi_devices import device_paths
+from pbgm.api._openapi_devices import schemas as device_schemas
 from pbgm.api._openapi_schemas import (
     B64,
     ENABLED,
@@ -388,13 +390,19 @@ def openapi_document() -> dict[str, Any]:
             "title": "pbgm REST API",
             "version": "1",
             "description": "Policy-Based Grid Management: policies, decisions, FlexOffers, "
-            "administration.",
+            "administration, 5G device management.",
         },
         "paths": {
             **_policy_paths(),
             **_admin_policy_paths(),
             **_principal_paths(),
             **_public_paths(),
+            **device_paths(),
         },
-        "components": components(),
+        "components": _with_device_schemas(components()),
     }
+
+
+def _with_device_schemas(found: dict[str, Any]) -> dict[str, Any]:
+    found["schemas"].update(device_schemas())
+    return found

@@ -60,6 +60,9 @@ SCOPE_DECISIONS_WRITE = "decisions:write"
 SCOPE_FLEXOFFERS_WRITE = "flexoffers:write"
 SCOPE_ADMIN = "admin"
 SCOPE_METRICS_READ = "metrics:read"
+SCOPE_DEVICES_READ = "devices:read"  # the device registry, groups and connectivity
+SCOPE_DEVICES_WRITE = "devices:write"  # device actions (each also decided by policy)
+SCOPE_DEVICES_ADMIN = "devices:admin"  # registry and group membership changes
 SCOPES = frozenset(
     {
         SCOPE_POLICIES_READ,
@@ -67,6 +70,9 @@ SCOPES = frozenset(
         SCOPE_FLEXOFFERS_WRITE,
         SCOPE_ADMIN,
         SCOPE_METRICS_READ,
+        SCOPE_DEVICES_READ,
+        SCOPE_DEVICES_WRITE,
+        SCOPE_DEVICES_ADMIN,
     }
 )
 

@@ -20,6 +20,8 @@ Exit statuses, decided in one place (`exit_status`):
 10    `decide`: Deny
 11    `decide`: NotApplicable (no policy applies; a PEP denies)
 12    `decide`: Indeterminate (an error; a PEP denies)
+13    the operator's network API failed or refused (`pbgm device`); a group
+      action on which not every device succeeded
 ====  ==========================================================
 
 `--json` works before the command (`pbgm --json policy list`) and after it
@@ -32,6 +34,7 @@ from pbgm.cli import (  # noqa: F401  (registers the commands)
     _accounts,
     _admin,
     _decide,
+    _devices,
     _events,
     _gui,
     _keys,

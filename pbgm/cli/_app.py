@@ -26,6 +26,7 @@ from pbgm.errors import (
     ValidationError,
 )
 from pbgm.model import Decision, utc_now
+from pbgm.network import NetworkError
 from pbgm.ops.settings import setting
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.policy import parse_datetime
@@ -43,6 +44,7 @@ EXIT_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (StoreUnavailableError, 7),
     (PermissionDeniedError, 8),
     (ConfigurationError, 9),
+    (NetworkError, 13),
     (click.UsageError, 2),
     (PbgmError, 1),
 )

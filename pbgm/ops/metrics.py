@@ -153,15 +153,21 @@ def process_collector(registry: CollectorRegistry) -> None:
         ProcessCollector(registry=registry)
 
 
-def exposition(registry: CollectorRegistry | None = None) -> bytes:
+def exposition(
+    registry: CollectorRegistry | None = None, *, extra: Iterable[Collector] = ()
+) -> bytes:
     """The Prometheus text of `registry`, or of every worker when several share a
-    metrics directory (then with each server process's process metrics)."""
+    metrics directory (then with each server process's process metrics, and the
+    `extra` collectors of `registry` that read their values at scrape time: they are
+    not in the workers' files)."""
     directory = multiprocess_dir()
     if directory is None:
         return generate_latest(REGISTRY if registry is None else registry)
     combined = CollectorRegistry()
     MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]
     combined.register(ServerProcesses(directory))
+    for collector in extra:
+        combined.register(collector)
     return generate_latest(combined)
 
 

@@ -76,6 +76,14 @@ PBGM_GUNICORN_CONFIG        a gunicorn configuration file   (none)
 PBGM_NOTIFY_BUS_URL         MQTT broker for change notices, (no notices; loaders
                             e.g. `mqtt://127.0.0.1:1883`    poll)
 PBGM_NOTIFY_TOPIC           topic of the change notices     pbgm/changes
+PBGM_NETWORK_CONFIG         the operator's network API      (none: device actions
+                            (CAMARA): a YAML/JSON file,     answer 503
+                            `pbgm.network.NetworkConfig`    `network_not_configured`)
+PBGM_DEVICE_POLICY_GROUP    policy group of the device_qos  device-management
+                            policies
+PBGM_DEVICE_TOPIC_PREFIX    device events are published on  /pbgm/devices
+                            `<prefix>/<device id>/events`
+                            (on the notice bus)
 ==========================  ==============================  ==========================
 """
 
@@ -136,6 +144,10 @@ class Settings:
     gunicorn_config: str | None = None
     notify_bus_url: str | None = None
     notify_topic: str = "pbgm/changes"
+    # -- 5G device management (docs/devices.md)
+    network_config: str | None = None
+    device_policy_group: str = "device-management"
+    device_topic_prefix: str = "/pbgm/devices"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated again."""
@@ -391,6 +403,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_format": _choice(*LOG_FORMATS),
     "access_log": _boolean,
     "gunicorn_config": _optional_text,
+    "network_config": _optional_text,
     "workers": _integer(1, 64),
     "tls_cert": _optional_text,
     "tls_key": _optional_text,
@@ -408,8 +421,12 @@ def _problems(settings: Settings) -> list[Problem]:
         problems.append(
             Problem(variable("tls_key"), "invalid_setting", "set both the TLS certificate and key")
         )
-    for name in ("tls_cert", "tls_key", "gunicorn_config"):
+    for name in ("tls_cert", "tls_key", "gunicorn_config", "network_config"):
         path = getattr(settings, name)
         if path is not None and not Path(path).is_file():
             problems.append(Problem(variable(name), "invalid_setting", f"`{path}` is not a file"))
+    prefix = settings.device_topic_prefix
+    if not prefix.startswith("/") or any(c in prefix for c in "+#\x00"):
+        message = f"`{prefix}` is not a topic prefix such as `/pbgm/devices`"
+        problems.append(Problem(variable("device_topic_prefix"), "invalid_setting", message))
     return problems

@@ -283,7 +283,6 @@ _REFERENCES = {  # (names, object whose keys they must be, what they name)
     "data_access": ((("polling", "endpoint"), ("endpoints",), "endpoint"),),
     "device_qos": (
         (("device_groups", "*", "default_qos_profile"), ("qos_profiles",), "QoS profile"),
-        (("permissions", "*", "group"), ("device_groups",), "device group"),
         (("permissions", "*", "qos_profiles", "*"), ("qos_profiles",), "QoS profile"),
     ),
 }

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field, replace
 from pbgm.model import PolicyGroup
 from pbgm.store.base import (
     AuditEntry,
+    Device,
+    DeviceGroup,
+    DeviceStatus,
     FlexOfferRecord,
     Grant,
     Group,
+    NetworkResource,
     PolicyRecord,
     PolicyVersion,
     ScheduleRecord,
@@ -40,6 +44,11 @@ class State:
     next_grant_id: int = 1
     flexoffers: dict[str, FlexOfferRecord] = field(default_factory=dict)
     schedules: dict[str, list[ScheduleRecord]] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)
+    device_groups: dict[str, DeviceGroup] = field(default_factory=dict)  # members kept apart
+    device_members: set[tuple[str, str]] = field(default_factory=set)  # (group, device)
+    resources: dict[tuple[str, str], NetworkResource] = field(default_factory=dict)
+    statuses: dict[str, DeviceStatus] = field(default_factory=dict)
 
     def copy(self) -> State:
         return replace(
@@ -56,4 +65,9 @@ class State:
             feed=list(self.feed),
             flexoffers=dict(self.flexoffers),
             schedules={key: list(items) for key, items in self.schedules.items()},
+            devices=dict(self.devices),
+            device_groups=dict(self.device_groups),
+            device_members=set(self.device_members),
+            resources=dict(self.resources),
+            statuses=dict(self.statuses),
         )

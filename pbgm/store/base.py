@@ -296,6 +296,93 @@ class PublishedSet:
     removed: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A field device's 5G connection (a PMU, an inverter, a battery gateway, an RTU).
+
+    `identifiers` is the CAMARA `Device` object that names it to the operator's
+    network: `phoneNumber` (E.164 with `+`), `networkAccessIdentifier`,
+    `ipv4Address` (`publicAddress` with `privateAddress` or `publicPort`) and
+    `ipv6Address`, at least one of them. `owner` is who answers for it, `asset_id`
+    the asset it serves (the `asset_id` of that asset's policies).
+    """
+
+    id: str
+    identifiers: Mapping[str, Any]
+    owner: str = ""
+    asset_id: str | None = None
+    description: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceGroup:
+    """A group of devices acted on together. CAMARA has no groups: pbgm keeps them
+    and fans a group action out into one call per member (`members`, sorted)."""
+
+    id: str
+    description: str = ""
+    members: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+NETWORK_RESOURCE_KINDS = (
+    "qos_session",
+    "qos_assignment",
+    "reachability_subscription",
+    "roaming_subscription",
+    "network_type_subscription",
+)
+"""What pbgm holds at the operator for a device: a Quality-On-Demand session, a QoS
+Provisioning assignment, or a Device Status subscription."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkResource:
+    """A resource pbgm created at the operator's network API for a device.
+
+    `remote_id` is the operator's id (`sessionId`, `assignmentId`, subscription
+    `id`); `status` the last one the operator gave (`REQUESTED`, `AVAILABLE`,
+    `UNAVAILABLE`, `ACTIVE`, `EXPIRED`, ...). `sink_token_hash` is the SHA-256 (hex)
+    of the bearer credential pbgm gave the operator for its notifications: a
+    notification is accepted only with that credential, for this resource.
+    """
+
+    kind: str
+    remote_id: str
+    device_id: str
+    status: str
+    qos_profile: str | None = None
+    duration_s: int | None = None
+    started_at: datetime | None = None
+    expires_at: datetime | None = None
+    sink_token_hash: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    created_by: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """The connectivity of a device as last seen (a retrieval or a notification).
+
+    `None` means not known. `connectivity` lists `DATA` and/or `SMS` (Device
+    Reachability Status); `network_type` is `2G` ... `5G` or `UNKNOWN`.
+    """
+
+    device_id: str
+    reachable: bool | None = None
+    connectivity: tuple[str, ...] = ()
+    roaming: bool | None = None
+    country_code: int | None = None
+    network_type: str | None = None
+    last_status_time: datetime | None = None
+    source: str = ""
+    updated_at: datetime | None = None
+
+
 @runtime_checkable
 class Store(Protocol):
     """What the PAP, the Access Point, the CLI and the API need from a repository."""
@@ -448,6 +535,73 @@ class Store(Protocol):
         """Recorded offers, newest first (then by id); `policy_ids` keeps the
         offers of those template policies only."""
         ...
+
+    # -- devices, device groups, network resources and connectivity (audited; no
+    #    change of the revision: decisions read them fresh, `pbgm.devices`)
+    def add_device(self, device: Device, *, actor: str) -> Device: ...
+    def update_device(self, device: Device, *, actor: str) -> Device: ...
+    def get_device(self, device_id: str) -> Device: ...
+    def list_devices(
+        self, *, group: str | None = None, asset_id: str | None = None
+    ) -> list[Device]: ...
+    def delete_device(self, device_id: str, *, actor: str) -> None:
+        """Also forgets its memberships, network resources and status."""
+        ...
+
+    def add_device_group(self, group: DeviceGroup, *, actor: str) -> DeviceGroup: ...
+    def get_device_group(self, group_id: str) -> DeviceGroup: ...
+    def list_device_groups(self) -> list[DeviceGroup]: ...
+    def delete_device_group(self, group_id: str, *, actor: str) -> None: ...
+    def add_device_members(
+        self, group_id: str, device_ids: Sequence[str], *, actor: str
+    ) -> DeviceGroup:
+        """Add devices (all or none: an unknown device is `NotFoundError`); members
+        already in the group stay as they are."""
+        ...
+
+    def remove_device_members(
+        self, group_id: str, device_ids: Sequence[str], *, actor: str
+    ) -> DeviceGroup:
+        """Remove devices; ids that are not members are ignored."""
+        ...
+
+    def device_groups_of(self, device_id: str) -> list[str]: ...
+    def put_network_resource(
+        self,
+        resource: NetworkResource,
+        *,
+        actor: str,
+        action: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> NetworkResource:
+        """Record a resource (new, or a new state of a known one: same kind and
+        remote id), audited as `action` with `details`."""
+        ...
+
+    def record_device_outcomes(
+        self,
+        *,
+        actor: str,
+        resources: Sequence[tuple[NetworkResource, str, Mapping[str, Any]]] = (),
+        audits: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """Many outcomes of a group action at once, all or nothing: new `resources`, each
+        audited as its `(resource, action, details)`, and audit entries about devices,
+        `(device_id, action, details)`. A resource that exists already, or an unknown
+        device, raises and records nothing (record those one by one)."""
+        ...
+
+    def get_network_resource(self, kind: str, remote_id: str) -> NetworkResource: ...
+    def find_network_resource(self, sink_token_hash: str) -> NetworkResource: ...
+    def list_network_resources(
+        self, *, device_id: str | None = None, kind: str | None = None
+    ) -> list[NetworkResource]: ...
+    def delete_network_resource(
+        self, kind: str, remote_id: str, *, actor: str, details: Mapping[str, Any] | None = None
+    ) -> None: ...
+    def put_device_status(self, status: DeviceStatus, *, actor: str) -> DeviceStatus: ...
+    def get_device_status(self, device_id: str) -> DeviceStatus: ...
+    def list_device_status(self) -> list[DeviceStatus]: ...
 
     # -- audit
     def record_audit(

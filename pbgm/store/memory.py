@@ -24,6 +24,7 @@ from pbgm.store import _common as common
 from pbgm.store import _feed as feed
 from pbgm.store import _policy_rules as policy_rules
 from pbgm.store import _query_rules as query_rules
+from pbgm.store._memory_devices import MemoryDevices
 from pbgm.store._memory_principals import MemoryPrincipals
 from pbgm.store._memory_state import State
 from pbgm.store.base import (
@@ -65,11 +66,12 @@ def _ID(record: PolicyRecord) -> str:
     return record.id
 
 
-class MemoryStore(MemoryPrincipals):
+class MemoryStore(MemoryPrincipals, MemoryDevices):
     """A `Store` held in process memory: the reference implementation.
 
     Users, groups, service accounts, grants and the audit log are in
-    `MemoryPrincipals`; policies, policy groups and transactions here.
+    `MemoryPrincipals`; devices, device groups, network resources and device
+    status in `MemoryDevices`; policies, policy groups and transactions here.
     """
 
     def __init__(self, clock: Clock = utc_now) -> None:

@@ -56,7 +56,10 @@ EXAMPLES = ROOT / "examples"
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the example FlexOffers are for this day
 SECRET = "a-test-secret-of-the-world"
 SECRET_HASH = hash_secret(SECRET)  # scrypt once per session
-ALL_SCOPES = ("admin", "decisions:write", "flexoffers:write", "metrics:read", "policies:read")
+ALL_SCOPES = (
+    "admin", "decisions:write", "flexoffers:write", "metrics:read", "policies:read",
+    "devices:read", "devices:write", "devices:admin",
+)  # fmt: skip
 
 CALLERS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]] = {
     "svc-admin": (ALL_SCOPES, (("policy_group", "*", "admin"),)),

@@ -155,12 +155,14 @@ def _names(text: str) -> set[str]:
 def test_the_extras_split_the_dependencies():
     extras = _setup_cfg_extras()
     server = {"flask", "gunicorn", "flask-limiter", "flask-login", "flask-wtf"}
-    heavy = {"numpy", "scipy", "paho-mqtt", "psycopg", *server}
+    rest = {"httpx", "httpx-auth", "tenacity"}  # the REST peers' clients (adapters)
+    heavy = {"numpy", "scipy", "paho-mqtt", "psycopg", *server, *rest}
     assert not extras["core"] & heavy
     assert extras["server"] == server  # the REST API and the admin GUI it mounts
     assert extras["postgres"] == {"psycopg"}
     assert extras["mqtt"] == {"paho-mqtt"}
     assert extras["controls"] == {"numpy", "scipy"}
+    assert extras["rest"] == rest
     assert extras["all"] == heavy
     assert "'.[all," in (ROOT / "Makefile").read_text()  # what `make demo` installs
 

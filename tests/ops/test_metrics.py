@@ -48,5 +48,21 @@ def test_every_new_registry_has_its_own_metrics_even_after_others_are_gone():
 
 def test_scrape_hooks_run_before_each_answer():
     metrics = Metrics()
-    metrics.on_scrape(lambda: metrics.devices_known.set(3))
-    assert b"pbgm_devices_known 3.0" in metrics.render()
+    seen = metrics.gauge("pbgm_test_seen", "Set by a scrape hook")
+    metrics.on_scrape(lambda: seen.set(3))
+    assert b"pbgm_test_seen 3.0" in metrics.render()
+
+
+def test_a_collector_read_at_scrape_time_answers_under_several_workers(tmp_path, monkeypatch):
+    """Collectors added with `metrics.collector` are in the combined text of the workers
+    too (prometheus-client's multiprocess files hold only the counters and gauges)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    class Reads:
+        def collect(self):
+            yield GaugeMetricFamily("pbgm_test_read", "Read at scrape time", value=7)
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metrics = Metrics()
+    metrics.collector(Reads())
+    assert b"pbgm_test_read 7.0" in metrics.render()

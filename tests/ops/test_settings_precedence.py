@@ -49,6 +49,9 @@ VALUES: dict[str, tuple[object, str, object]] = {
     "gunicorn_config": FILES,
     "notify_bus_url": ("mqtt://file:1883", "mqtt://env:1883", "mqtt://flag:1883"),
     "notify_topic": ("t/file", "t/env", "t/flag"),
+    "network_config": FILES,
+    "device_policy_group": ("devices-file", "devices-env", "devices-flag"),
+    "device_topic_prefix": ("/d/file", "/d/env", "/d/flag"),
 }
 
 

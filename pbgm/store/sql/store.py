@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from pbgm.errors import ConfigurationError, UnsupportedOperationError
+from pbgm.errors import ConfigurationError, NotFoundError, UnsupportedOperationError
 from pbgm.model import Clock, utc_now
 from pbgm.store.base import Revisions, Store
 from pbgm.store.sql._base import _NO_REVISION
+from pbgm.store.sql._devices import SqlDevices
 from pbgm.store.sql._flexoffers import SqlFlexOffers
 from pbgm.store.sql._policies import SqlPolicies
 from pbgm.store.sql._principals import SqlPrincipals
@@ -31,9 +32,13 @@ from pbgm.store.sql.engine import WRITE_OPTION, make_engine, translate_errors
 _REVISION_SQL = (
     "SELECT revision, decision_revision, access_revision FROM repository_revision WHERE id = 1"
 )
+_GROUPS_SQL = (
+    "SELECT d.id, m.group_id FROM devices d LEFT JOIN device_members m ON m.device_id = d.id "
+    "WHERE d.id = {0} ORDER BY m.group_id"
+)
 
 
-class _SqlOperations(SqlPolicies, SqlPublished, SqlPrincipals, SqlFlexOffers):
+class _SqlOperations(SqlPolicies, SqlPublished, SqlPrincipals, SqlFlexOffers, SqlDevices):
     """Every `Store` operation, over whatever `_tx` provides."""
 
 
@@ -92,6 +97,30 @@ class SqlStore(_SqlOperations):
         if row is None:
             raise ConfigurationError(_NO_REVISION)
         return Revisions(int(row[0]), int(row[1]), int(row[2]))
+
+    def device_groups_of(self, device_id: str) -> list[str]:
+        """A device's groups on a bare pooled DBAPI connection, as `revision()` reads:
+        a group action asks it for every member just before its call (membership
+        changes during the action), so it skips the ORM session. No row: no device."""
+        marker = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+        sql = _GROUPS_SQL.format(marker)
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        with translate_errors(self._where):
+            try:
+                connection = self._engine.raw_connection()
+                try:
+                    cursor = connection.cursor()
+                    cursor.execute(sql, (device_id,))
+                    rows = cursor.fetchall()
+                    cursor.close()
+                    connection.commit()
+                finally:
+                    connection.close()
+            except dbapi_error as error:
+                raise DBAPIError.instance(sql, None, error, dbapi_error) from error
+        if not rows:
+            raise NotFoundError(f"device `{device_id}` not found")
+        return [group for _, group in rows if group is not None]
 
     @contextmanager
     def atomic(self) -> Iterator[Store]:

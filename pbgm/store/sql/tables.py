@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pbgm.store._flexoffer_rules import FLEXOFFER_STATES, SCHEDULE_STATES
+from pbgm.store.base import NETWORK_RESOURCE_KINDS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -335,3 +336,88 @@ class FlexOfferScheduleRow(Base):
     reasons: Mapped[list[dict[str, str]]] = mapped_column(Json)
     created_by: Mapped[str] = _name()
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeviceRow(Base):
+    """A field device and the CAMARA identifiers that name it to the operator.
+
+    `identifiers` is the CAMARA `Device` object; its phone number and network
+    access identifier are repeated in unique columns, so no two devices share one.
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    identifiers: Mapped[dict[str, Any]] = mapped_column(Json)
+    phone_number: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
+    network_access_identifier: Mapped[str | None] = mapped_column(
+        String(256), nullable=True, unique=True
+    )
+    owner: Mapped[str] = mapped_column(Text)
+    asset_id: Mapped[str | None] = _name(nullable=True, index=True)
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeviceGroupRow(Base):
+    """A device group; CAMARA has none, pbgm fans group actions out per member."""
+
+    __tablename__ = "device_groups"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeviceMemberRow(Base):
+    __tablename__ = "device_members"
+
+    group_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("device_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class NetworkResourceRow(Base):
+    """A QoS session, QoS assignment or status subscription pbgm holds at the
+    operator for a device; `sink_token_hash` finds it from a notification."""
+
+    __tablename__ = "network_resources"
+    __table_args__ = (CheckConstraint(_in("kind", NETWORK_RESOURCE_KINDS), name="kind"),)
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    remote_id: Mapped[str] = _name(primary_key=True)
+    device_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = _name()
+    qos_profile: Mapped[str | None] = _name(nullable=True)
+    duration_s: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    sink_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    details: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_by: Mapped[str] = _name()
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeviceStatusRow(Base):
+    """The connectivity of a device as last seen (retrieved or notified)."""
+
+    __tablename__ = "device_status"
+
+    device_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    reachable: Mapped[bool | None] = mapped_column(nullable=True)
+    connectivity: Mapped[list[str]] = mapped_column(Json)
+    roaming: Mapped[bool | None] = mapped_column(nullable=True)
+    country_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    network_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_status_time: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    source: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
