@@ -116,9 +116,9 @@ def _identifiers(
 @click.option("--ipv4", help="Public IPv4 address, optionally :port")
 @click.option("--ipv4-private", help="Private IPv4 address")
 @click.option("--ipv6", help="IPv6 address")
-@click.option("--owner", default="")
+@click.option("--owner", default="", help="Who answers for the device.")
 @click.option("--asset", "asset_id", default=None, help="The asset the device serves.")
-@click.option("--description", default="")
+@click.option("--description", default="", help="Free text shown with the device.")
 @pass_env
 def add(
     env: Env,
@@ -150,8 +150,8 @@ def add(
 
 
 @device.command("list")
-@click.option("--group", default=None)
-@click.option("--asset", "asset_id", default=None)
+@click.option("--group", default=None, help="Only the members of this device group.")
+@click.option("--asset", "asset_id", default=None, help="Only the devices of this asset.")
 @pass_env
 def list_devices(env: Env, group: str | None, asset_id: str | None) -> None:
     """The devices (of a group, of an asset)."""
@@ -202,9 +202,10 @@ def device_group() -> None:
 @device_group.command("create")
 @click.argument("group_id")
 @click.argument("members", nargs=-1)
-@click.option("--description", default="")
+@click.option("--description", default="", help="Free text shown with the group.")
 @pass_env
 def group_create(env: Env, group_id: str, members: tuple[str, ...], description: str) -> None:
+    """Create GROUP_ID with the devices MEMBERS (none or more)."""
     made = env.store.add_device_group(DeviceGroup(group_id, description, members), actor=env.actor)
     env.emit(group_json(made), f"created group `{group_id}` with {len(made.members)} device(s)")
 
@@ -224,6 +225,7 @@ def group_add(env: Env, group_id: str, devices: tuple[str, ...]) -> None:
 @click.argument("devices", nargs=-1, required=True)
 @pass_env
 def group_remove(env: Env, group_id: str, devices: tuple[str, ...]) -> None:
+    """Remove devices from the group (the devices stay in the registry)."""
     changed = env.store.remove_device_members(group_id, list(devices), actor=env.actor)
     env.emit(group_json(changed), f"`{group_id}` has {len(changed.members)} device(s)")
 
@@ -231,6 +233,7 @@ def group_remove(env: Env, group_id: str, devices: tuple[str, ...]) -> None:
 @device_group.command("list")
 @pass_env
 def group_list(env: Env) -> None:
+    """The device groups and how many members each has."""
     groups = env.store.list_device_groups()
     rows = [
         {"id": g.id, "members": len(g.members), "description": g.description or "-"} for g in groups
@@ -244,6 +247,7 @@ def group_list(env: Env) -> None:
 @click.argument("group_id")
 @pass_env
 def group_show(env: Env, group_id: str) -> None:
+    """A device group and its members."""
     found = env.store.get_device_group(group_id)
     env.emit(group_json(found), [f"{found.id}: {found.description}", *found.members])
 
@@ -252,6 +256,7 @@ def group_show(env: Env, group_id: str) -> None:
 @click.argument("group_id")
 @pass_env
 def group_delete(env: Env, group_id: str) -> None:
+    """Delete a device group (its devices stay)."""
     env.store.delete_device_group(group_id, actor=env.actor)
     env.emit({"deleted": group_id}, f"deleted group `{group_id}` (its devices stay)")
 
@@ -345,7 +350,7 @@ _action_command(
     "extend",
     "extend",
     "Extend the QoS session (capped at the policy's maximum).",
-    [click.option("--seconds", "additional_s", type=int, required=True)],
+    [click.option("--seconds", "additional_s", type=int, required=True, help="Seconds to add.")],
     _drop_none,
 )
 _action_command("release", "release", "Release the QoS session.", [], _drop_none)
@@ -353,7 +358,7 @@ _action_command(
     "provision",
     "provision",
     "Assign a QoS profile to the device (QoS Provisioning).",
-    [click.option("--profile", "qos_profile", default=None)],
+    [click.option("--profile", "qos_profile", default=None, help="Default: the group's.")],
     _drop_none,
 )
 _action_command("deprovision", "deprovision", "Revoke the QoS profile assignment.", [], _drop_none)
@@ -370,6 +375,7 @@ _action_command(
             "kinds",
             multiple=True,
             type=click.Choice(["reachability", "roaming", "network_type"]),
+            help="What to be told of (repeatable; default: all three).",
         )
     ],
     lambda kinds: _drop_none(kinds=list(kinds) or None),
@@ -378,7 +384,7 @@ _action_command(
 
 @device.command("status")
 @click.argument("target", metavar="[DEVICE]", required=False)
-@click.option("--group", default=None)
+@click.option("--group", default=None, help="The connectivity of every member of this group.")
 @pass_env
 def status(env: Env, target: str | None, group: str | None) -> None:
     """Connectivity as last seen (reachable, network type, roaming, QoS session expiry)."""

@@ -203,9 +203,10 @@ def test_counters_add_up_and_every_dashboard_query_has_a_series(installation):
 def test_the_deploy_files_name_what_pbgm_exports():
     """The dashboard's queries and the scrape config stay in step with the code: every
     metric name a query uses is one pbgm exports."""
+    from pbgm.api._device_metrics import NAMES as DEVICE_GAUGES
     from pbgm.api._metrics import Metrics
 
-    exported = {m.name for m in Metrics().registry.collect()}
+    exported = {m.name for m in Metrics().registry.collect()} | set(DEVICE_GAUGES)
     exported |= {"pbgm_service_events", "pbgm_service_staleness_seconds", "pbgm_service_ready"}
     exported |= {"pbgm_service_policy_revision", "pbgm_service_policy_age_seconds"}
     exported |= {"process_resident_memory_bytes", "process_cpu_seconds"}
