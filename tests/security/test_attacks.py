@@ -295,9 +295,11 @@ def test_a_decision_with_a_large_attribute_is_logged_cut_and_marked(live: Live):
         entries = live.as_caller(
             "svc-admin", "GET", f"{ADMIN}/audit", params={"object_id": "request", "limit": "5"}
         ).json["entries"]
-        cut = [e for e in entries if "request_bytes" in e["details"]["decisions"][0]]
+        cut = [
+            e for e in entries if e["details"]["decisions"][0].get("request_bytes", 0) > 900_000
+        ]  # this call's entry (other tests' decisions may be newer)
     (logged,) = cut[0]["details"]["decisions"]
-    assert logged["request_truncated"] is True and logged["request_bytes"] > 900_000
+    assert logged["request_truncated"] is True
     assert len(json.dumps(logged["request"])) <= 2048
 
 
