@@ -23,11 +23,13 @@ from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pep import Decider
 from pbgm.store.base import Store
 
+from ._bounded import BoundedMap
 from ._triggers import Trigger, triggers_of
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+MAX_PRINCIPALS = 10_000  # principals named by messages (devices, token subjects)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class PolicyCache:
         pdp: Decider | None = None,
         refresh_s: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
+        max_principals: int = MAX_PRINCIPALS,
     ) -> None:
         if store is None and pdp is None:
             raise ConfigurationError("the event service needs a policy store or a decision point")
@@ -58,8 +61,8 @@ class PolicyCache:
         self._refresh_s, self._monotonic = refresh_s, monotonic
         self._lock = threading.Lock()
         self._groups: dict[str, _Compiled] = {}
-        self._groups_of: dict[str, tuple[str, ...]] = {}
-        self._enabled: dict[str, bool] = {}
+        self._groups_of: BoundedMap[str, tuple[str, ...]] = BoundedMap(max_principals)
+        self._enabled: BoundedMap[str, bool] = BoundedMap(max_principals)
         self._revision: int | None = None
         self._next_check = 0.0
 
@@ -71,26 +74,37 @@ class PolicyCache:
 
     def groups_of(self, principal: str) -> tuple[str, ...]:
         """The principal's groups in the store (none without a store or if unknown)."""
-        found = self._groups_of.get(principal)
-        if found is None:
-            none: tuple[str, ...] = ()
-            answered, groups = self._ask(lambda s: tuple(sorted(s.groups_of(principal))), none)
-            if not answered:
-                return ()
-            found = self._groups_of[principal] = groups
-        return found
+        with self._lock:
+            found = self._groups_of.get(principal)
+        if found is not None:
+            return found
+        none: tuple[str, ...] = ()
+        answered, groups = self._ask(lambda s: tuple(sorted(s.groups_of(principal))), none)
+        if not answered:
+            return ()
+        with self._lock:
+            self._groups_of.set(principal, groups)
+        return groups
 
     def enabled(self, principal: str) -> bool:
         """An enabled service account or user of the store; True without a store."""
         if self.store is None:
             return True
-        found = self._enabled.get(principal)
-        if found is None:
-            answered, enabled = self._ask(lambda s: _enabled_in(s, principal), False)
-            if not answered:
-                return False
-            found = self._enabled[principal] = enabled
-        return found
+        with self._lock:
+            found = self._enabled.get(principal)
+        if found is not None:
+            return found
+        answered, enabled = self._ask(lambda s: _enabled_in(s, principal), False)
+        if not answered:
+            return False
+        with self._lock:
+            self._enabled.set(principal, enabled)
+        return enabled
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held per table (principals' groups and accounts are bounded)."""
+        with self._lock:
+            return {"principals": len(self._groups_of), "accounts": len(self._enabled)}
 
     def refresh(self, *, force: bool = False) -> None:
         """Reload when the store revision moved; checked at most every `refresh_s`."""
@@ -104,7 +118,8 @@ class PolicyCache:
             answered, revision = self._ask(lambda s: s.revision(), None)
             if not answered or revision == self._revision:
                 return
-            self._groups_of, self._enabled = {}, {}
+            self._groups_of.clear()
+            self._enabled.clear()
             reloaded = all(self._reload(group) for group in list(self._groups))
             reloaded = self._refresh_explicit(revision) and reloaded
             self._revision = revision if reloaded else None
@@ -112,7 +127,9 @@ class PolicyCache:
     def invalidate(self) -> None:
         """Re-read the store at the next message (after a change made by this process)."""
         self._next_check = 0.0
-        self._groups_of, self._enabled = {}, {}
+        with self._lock:
+            self._groups_of.clear()
+            self._enabled.clear()
 
     def _compiled(self, group: str) -> _Compiled:
         compiled = self._groups.get(group)
