@@ -83,6 +83,7 @@ class MqttBus:
             settings.inbound_queue_size,
             f"pbgm-mqtt-{settings.client_id}",
             after_batch=self._send_deferred,
+            hold_s=settings.hold_unmatched_s,
         )
         self._outbox = Outbox(settings.queue_size, settings.queue_policy)
         self._lock = threading.Condition(threading.RLock())
@@ -204,6 +205,7 @@ class MqttBus:
         with self._lock:
             out["queued"] = len(self._outbox)
             out["connected"] = int(self._connected)
+        out["held"] = self._dispatcher.held
         return out
 
     # --- start and stop ---------------------------------------------------------------
@@ -303,6 +305,7 @@ class MqttBus:
             return
         self._acked = True
         self._attempt = 0
+        self._dispatcher.hold_from_now()  # what the session kept may precede our SUBSCRIBEs
         with self._lock:
             if self._ever:
                 self._counters.bump("reconnects")
