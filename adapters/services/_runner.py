@@ -11,6 +11,9 @@ A service runs from one config file (JSON or YAML) with these sections:
 `policy_files`    `{sink: [path, ...]}`: policy documents read at start, before the loader
                   delivers (offline runs and tests); paths are relative to the config file
 `log_level`       `DEBUG`, `INFO` (default), `WARNING`
+`require_policies` true: refuse to start (`no_policies`, exit 9) while the policies the
+                  service needs are missing after the policy files and a first fetch;
+                  false (default): start, and say so as an error in the log
 `<service>`       the service's own section (`voltage`, `frequency`, `pmu`)
 ================  =========================================================================
 
@@ -69,6 +72,10 @@ class Service(Protocol):
     def close(self) -> None: ...
 
     def state(self) -> Mapping[str, Any]: ...
+
+    def missing_policies(self) -> list[str]:
+        """The policies the service waits for before it can act (none: it can)."""
+        ...
 
     def stats(self) -> dict[str, int]:
         """Named integer counters (drops included), for logs and a metrics exporter."""
@@ -227,6 +234,10 @@ class LoopService:
 
     def on_step_failure(self) -> None:
         """What a failed step leaves behind; by default nothing is published."""
+
+    def missing_policies(self) -> list[str]:
+        """The policies the service waits for before it can act (subclasses say which)."""
+        return []
 
     def stats(self) -> dict[str, int]:
         """Every counter of the service and, prefixed `bus_`, of its bus."""
@@ -405,12 +416,35 @@ def run_service(
         feed_policy_files(service, config.get("policy_files"), path.parent)
         with stop_on_signals(service.stop):
             loader = start_loader(config.get("loader"), service, bus, path.parent)
+            check_policies(service, loader, require=config.get("require_policies", False))
             service.start()
             log.info("%s running", service.name)
             service.run()
     finally:
         _shut_down(service, loader, bus)
     return 0
+
+
+def check_policies(service: Service, loader: Any, *, require: Any = False) -> None:
+    """Say loudly when the service starts without the policies it needs to act (it
+    would then do nothing); with `require`, refuse to start (`no_policies`). A loader
+    is given one fetch first when it is required."""
+    if not isinstance(require, bool):
+        raise ConfigurationError("`require_policies` must be true or false")
+    if require and loader is not None:
+        loader.refresh_now()
+    missing = service.missing_policies()
+    if not missing:
+        return
+    shown = ", ".join(f"`{name}`" for name in missing)
+    where = "" if loader is not None else " (no `loader` is configured)"
+    message = (
+        f"{service.name}: no policy for {shown} yet{where}; the service does not act "
+        "until it arrives"
+    )
+    if require:
+        raise ConfigurationError(message, code="no_policies")
+    log.error(message)
 
 
 def _shut_down(service: Service | None, loader: Any, bus: Bus) -> None:

@@ -288,6 +288,14 @@ class FrequencyService(LoopService):
         self.counters.bump("steps")
         return True
 
+    def missing_policies(self) -> list[str]:
+        """The units without limits, until the controller can start."""
+        if self.controller is not None:
+            return []
+        with self._policy_lock:
+            policies = dict(self._policies)
+        return [u for u in sorted(self.units) if find_policy(policies, u) is None] or ["vpp"]
+
     def state(self) -> Mapping[str, Any]:
         units = sorted(self.controller.limits.units) if self.controller else []
         return {"controller": self.kind, "units": units, **self.counters.snapshot()}

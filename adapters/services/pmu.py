@@ -105,6 +105,9 @@ class PmuService:
     def sinks(self) -> Mapping[str, PolicySink]:
         return {}
 
+    def missing_policies(self) -> list[str]:
+        return []  # the PMU service needs no policy
+
     def publish(self, measurement: Measurement) -> None:
         """One measurement as `json.edgeflex` on its topic; failures counted, not raised."""
         try:

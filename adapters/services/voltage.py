@@ -274,6 +274,10 @@ class VoltageService(LoopService):
         self._status(limits, revision, result, voltages)
         return True
 
+    def missing_policies(self) -> list[str]:
+        """The band policy, until limits are in force."""
+        return [] if self.controller is not None else [self.band_from]
+
     def on_step_failure(self) -> None:
         """A failed step: the source's fallback, as for stale inputs."""
         controller = self.controller

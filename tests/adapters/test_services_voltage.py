@@ -571,3 +571,38 @@ def test_a_failed_step_is_counted_and_runs_the_fallback(bus):
         runner.join(5)
     assert failing.fallbacks == failing.counters["step_errors"]
     assert failing.stats()["step_errors"] == failing.counters["step_errors"]
+
+
+# --- starting without policies ------------------------------------------------------------
+
+
+def test_a_service_without_its_policies_says_so_loudly(bus, caplog):
+    from adapters.services._runner import check_policies
+
+    service = make_service(bus)
+    with caplog.at_level("ERROR", logger="adapters.services"):
+        check_policies(service, None)
+    assert "no policy for `feeder-3` yet (no `loader` is configured)" in caplog.text
+
+
+def test_with_require_policies_a_service_without_them_refuses_to_start(tmp_path):
+    from adapters.services._runner import run_service
+    from adapters.services.voltage import make_service as factory
+
+    config = {
+        "require_policies": True,
+        "voltage": {"feeder": {"v_nominal_v": 400, "lines": LINES}, "band_from": "feeder-3"},
+    }
+    path = tmp_path / "voltage.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigurationError) as raised:
+        run_service(factory, path)
+    assert raised.value.code == "no_policies"
+
+
+def test_a_service_with_its_policies_starts_quietly(bus, service, caplog):
+    from adapters.services._runner import check_policies
+
+    with caplog.at_level("ERROR", logger="adapters.services"):
+        check_policies(service, None, require=True)
+    assert caplog.text == ""
