@@ -204,7 +204,10 @@ def check_filters(topics: Iterable[str], where: str) -> tuple[str, ...]:
     for topic in topics:
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"{where}: a topic filter must be a non-empty string")
-        parse_topic_filter(topic)
+        try:
+            parse_topic_filter(topic)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
         out.append(topic)
     return tuple(out)
 

@@ -263,3 +263,49 @@ def _directory(world: World) -> tuple[Any, Any]:
 
     now = utc_now()
     return read_directory(world.store, now).directory, now
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_pbgm_broker_sync_plan_and_password(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from adapters.broker._cli import main
+    from pbgm.bundle import import_bundle, read_bundle
+    from pbgm.testing import sqlite_store
+
+    if not available():
+        require_service("mosquitto", f"with the dynamic-security plugin: {INSTALL_HINT}")
+    broker = DynsecBroker(tmp_path / "broker").start()
+    try:
+        examples = Path(__file__).resolve().parents[3] / "examples" / "policies"
+        import_bundle(sqlite_store(tmp_path / "pbgm.db"), read_bundle(examples), actor="t")
+        (tmp_path / "broker.secret").write_bytes(SECRET)
+        (tmp_path / "admin.password").write_text(broker.admin_password + "\n")
+        config = {
+            "store": f"sqlite:///{tmp_path / 'pbgm.db'}",
+            "broker": {"bus": {**broker.admin_config(), "password": None,
+                               "password_file": "admin.password"}},
+            "password_secret_file": "broker.secret",
+        }  # fmt: skip
+        (tmp_path / "broker.json").write_text(json.dumps(config))
+        runner = CliRunner()
+        args = ["--config", str(tmp_path / "broker.json")]
+        synced = runner.invoke(main, ["sync", "--once", *args])
+        assert synced.exit_code == 0, synced.output
+        assert json.loads(synced.output)["commands"] > 0
+        plan = json.loads(runner.invoke(main, ["plan", *args]).output)
+        by_name = {c["username"]: c for c in plan["clients"]}
+        kibernet = {(g["topic"], g["allow"]) for g in by_name["svc-kibernet"]["grants"]}
+        assert (PREFIX + "svc-kibernet/#", True) in kibernet  # through the relay only
+        assert not any(t.startswith("/location") for t, _ in kibernet)  # fields are dropped
+        assert "password" not in json.dumps(plan)
+        password = runner.invoke(main, ["password", "svc-kibernet", *args]).output.strip()
+        assert password == broker_password(SECRET, "svc-kibernet")
+        bus = open_mqtt_bus(broker.client_config("svc-kibernet", password))
+        bus.close()
+        again = runner.invoke(main, ["sync", "--once", *args])
+        assert json.loads(again.output)["commands"] == 0
+    finally:
+        broker.stop()

@@ -159,3 +159,36 @@ def test_retiring_the_policy_withdraws_the_grant() -> None:
                                    reads("readers")))  # fmt: skip
     PolicyAdministrationPoint(store).retire("raw", actor="t")
     assert grants(plan_of(store), "ann") == {GUARD}
+
+
+def test_the_example_configuration_reads() -> None:
+    from pathlib import Path
+
+    from adapters.broker import BrokerConfig
+
+    config = BrokerConfig.load(Path(__file__).resolve().parents[3] / "examples" / "broker.yaml")
+    assert (config.relay_principal, config.relay_prefix) == ("pbgm-relay", PREFIX)
+    assert config.named["pmu-gateway"].publish[0] == "/edgeflex/#"
+    assert config.notices_topic == "pbgm/changes"
+
+
+@pytest.mark.parametrize(
+    ("what", "change", "says"),
+    [
+        ("an unknown key", {"relays": {}}, "`$.relays` is not a known setting"),
+        ("a wildcard in the prefix", {"relay": {"prefix": "pbgm/#/"}}, "`$.relay.prefix`"),
+        ("a bad filter", {"principals": {"x": {"publish": ["a/#/b"]}}}, "`$.principals.x"),
+        ("the admin's topics", {"principals": {"x": {"subscribe": ["$CONTROL/#"]}}}, "admin"),
+        ("another broker", {"broker": {"kind": "hivemq", "bus": {}}}, "`$.broker.kind`"),
+    ],
+)
+def test_a_bad_configuration_names_the_key(what: str, change: dict[str, Any], says: str) -> None:
+    from pathlib import Path
+
+    from adapters.broker._config import from_mapping
+    from pbgm.errors import ConfigurationError
+
+    base = {"broker": {"bus": {"host": "h"}}, "password_secret_file": "s"}
+    with pytest.raises(ConfigurationError) as raised:
+        from_mapping({**base, **change}, base_dir=Path())
+    assert says in raised.value.message, what
