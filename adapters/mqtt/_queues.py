@@ -10,6 +10,14 @@
   (appends and pops are atomic) and the network thread signals the worker only when it
   waits for work: under load the two threads share no lock and no wake-up per message.
 
+Acknowledgements (`ack_after_handling`, on by default): a QoS 1/2 message is
+acknowledged to the broker only once its handlers have run (after each batch, in the
+order received, with the handlers' publishes handed to paho first), not when paho
+reads it. A process killed with messages in its queue has not acknowledged them, so a
+persistent session gets them again: at least once, never lost in the queue. A message
+dropped because the queue is full, or matched by no subscription, is acknowledged
+(and counted), lest it block the broker's in-flight window.
+
 What a persistent session kept: after a (re)connection the broker delivers at once
 what it queued while the client was away, often before the process has made its
 subscriptions (it connects first, as `open_mqtt_bus` does). For `hold_s` seconds after
@@ -179,8 +187,11 @@ class Dispatcher:
         name: str,
         after_batch: Callable[[], None] | None = None,
         hold_s: float = HOLD_S,
+        acknowledge: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self._counters = counters
+        self._acknowledge = acknowledge
+        self._acks: list[Any] = []
         self._size = size
         self._after_batch = after_batch
         self._hold_s = hold_s
@@ -252,13 +263,18 @@ class Dispatcher:
         """The worker thread's identifier (handlers run on it)."""
         return self._thread.ident
 
-    def offer(self, message: BusMessage, numbers: tuple[int, ...] = _NO_NUMBERS) -> None:
-        """Queue a received message without blocking; count it if the queue is full."""
+    def offer(
+        self, message: BusMessage, numbers: tuple[int, ...] = _NO_NUMBERS, ack: Any = None
+    ) -> None:
+        """Queue a received message without blocking; count it if the queue is full.
+        `ack` is what to acknowledge once it is handled (None: nothing)."""
         if len(self._items) >= self._size:
             self._counters.bump("dropped_inbound")
             self._full.warn("inbound queue full: message on `%s` dropped", message.topic)
+            if ack is not None and self._acknowledge is not None:
+                self._acknowledge([ack])
             return
-        self._items.append((message, numbers))
+        self._items.append((message, numbers, ack))
         if self._waiting:
             self._wake.set()
 
@@ -293,19 +309,28 @@ class Dispatcher:
             if isinstance(item, _Replay):
                 self._replay(item.subscription)
                 continue
-            self._dispatch(*item)
+            message, numbers, ack = item
+            self._dispatch(message, numbers)
+            if ack is not None:
+                self._acks.append(ack)
             handled += 1
             if handled == BATCH:
                 self._batch_done()
                 handled = 0
 
     def _batch_done(self) -> None:
-        if self._after_batch is None:
-            return
+        """The handlers' publishes go to paho, then the batch is acknowledged."""
         try:
-            self._after_batch()
+            if self._after_batch is not None:
+                self._after_batch()
         except Exception:  # the worker must survive a bug here
             log.exception("after a batch of messages")
+        if self._acks and self._acknowledge is not None:
+            acks, self._acks = self._acks, []
+            try:
+                self._acknowledge(acks)
+            except Exception:
+                log.exception("acknowledging a batch of messages")
 
     def _wait(self) -> None:
         """Sleep until `offer` signals (or the hold window closes while messages are

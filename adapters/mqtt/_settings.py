@@ -21,6 +21,8 @@ Keys (all optional but `host`; unknown keys are refused so a typo does not pass 
 | `queue_size` | 10000 | publishes kept while disconnected |
 | `queue_policy` | `drop_oldest` | or `drop_newest`, or `raise` when the queue is full |
 | `inbound_queue_size` | 10000 | received messages waiting for the handler thread |
+| `ack_after_handling` | true | acknowledge a QoS 1/2 message once its handlers ran (a |
+| | | killed process gets again what it had not handled); false: on receipt |
 | `hold_unmatched_s` | 10 | after each connection, how long a message that matches no |
 | | | subscription yet is held for one made meanwhile (a persistent |
 | | | session delivers at once, often before the process subscribes) |
@@ -72,6 +74,7 @@ class MqttSettings:
     inbound_queue_size: int = 10000
     max_inflight: int = 0
     hold_unmatched_s: float = 10.0
+    ack_after_handling: bool = True
 
     @property
     def address(self) -> str:
@@ -145,6 +148,7 @@ class _Reader:
             "inbound_queue_size": self._int("inbound_queue_size", 10000, 1, 10_000_000),
             "max_inflight": self._int("max_inflight", 0, 0, 65535),
             "hold_unmatched_s": self._hold(),
+            "ack_after_handling": self._bool("ack_after_handling", True),
         }
         values["client_id"] = self._client_id(values["persistent_session"])
         self._cross_checks(values)

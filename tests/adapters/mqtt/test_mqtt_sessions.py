@@ -10,8 +10,12 @@ once, whatever the protocol.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +97,57 @@ def test_messages_nobody_subscribes_to_are_dropped_after_the_hold_window(
     stats = restarted.stats()
     assert stats["unmatched"] == 5
     assert stats["held"] == 0
+
+
+CHILD = """
+import sys, time
+from adapters.mqtt import open_mqtt_bus
+config, topic, out = eval(sys.argv[1]), sys.argv[2], open(sys.argv[3], "a")
+def handle(message):
+    out.write(message.payload.decode() + "\\n"); out.flush(); time.sleep(0.02)
+bus = open_mqtt_bus(config)
+bus.subscribe(topic, handle, qos=1)
+print("subscribed", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_process_gets_again_what_it_had_not_handled(
+    broker: Broker, make_bus: MakeBus, tmp_path: Path
+) -> None:
+    """kill -9 with messages waiting in the handler queue: they were not acknowledged,
+    so the persistent session delivers them to the next run."""
+    topic = f"sessions/killed/{time.monotonic_ns()}"
+    config = broker.bus_config(
+        user="bob", persistent_session=True, client_id=f"killed-{time.monotonic_ns()}"
+    )
+    handled = tmp_path / "handled.txt"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, repr(config), topic, str(handled)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[3],
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "subscribed"
+        time.sleep(0.3)
+        publisher = make_bus(broker.bus_config())
+        for number in range(N):
+            publisher.publish(topic, b"%d" % number, qos=1)
+        deadline = time.monotonic() + 10
+        while _lines(handled) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    before = {int(line) for line in handled.read_text().split()}
+    assert 10 <= len(before) < N  # killed in the middle of the stream
+    restarted = make_bus(config)
+    collected = Collected()
+    restarted.subscribe(topic, collected, qos=1)
+    after = {int(p) for p in collected.wait(N - len(before))}
+    assert before | after == set(range(N))
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().split()) if path.exists() else 0
