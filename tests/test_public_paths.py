@@ -23,9 +23,10 @@ NOT_PATHS = {
 }
 """Dotted names in the docs that are not import paths, and what they are."""
 
-_IMPORT = re.compile(r"^\s*from ((?:%s)[\w.]*) import ([\w, ()]+)$" % "|".join(PACKAGES), re.M)
-_PLAIN_IMPORT = re.compile(r"^\s*import ((?:%s)[\w.]*)\s*$" % "|".join(PACKAGES), re.M)
-_DOTTED = re.compile(r"`((?:%s)(?:\.\w+)+)" % "|".join(PACKAGES))
+_ANY = "|".join(PACKAGES)
+_IMPORT = re.compile(rf"^\s*from ((?:{_ANY})[\w.]*) import ([\w, ()]+)$", re.M)
+_PLAIN_IMPORT = re.compile(rf"^\s*import ((?:{_ANY})[\w.]*)\s*$", re.M)
+_DOTTED = re.compile(rf"`((?:{_ANY})(?:\.\w+)+)")
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 
 
