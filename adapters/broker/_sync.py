@@ -38,14 +38,16 @@ log = logging.getLogger("adapters.broker")
 COUNTERS = ("syncs", "plans_applied", "commands", "errors", "conflicts", "notices")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanSettings:
-    """How the plan is made: the relay principal and prefix, grants by name, passwords."""
+    """How the plan is made: each principal's broker password (required:
+    `broker_password` under the broker secret), the relay principal and prefix, and
+    the grants the settings give by name."""
 
+    password: Callable[[str], str] = field(repr=False)
     relay_principal: str = "pbgm-relay"
     relay_prefix: str = "pbgm/relay/"
     named: Mapping[str, NamedGrants] = field(default_factory=dict)
-    password: Callable[[str], str] = field(default=lambda name: "", repr=False)
 
 
 class BrokerSync:
