@@ -63,22 +63,24 @@ def dynsec_broker() -> Iterator[Endpoint]:
     }
     with tempfile.TemporaryDirectory() as scratch:
         broker = DynsecBroker(Path(scratch), extra=BEST_SETTINGS).start()
-        admin = open_mqtt_bus(broker.admin_config())
         try:
-            control = MosquittoDynsec(admin)
-            settings = PlanSettings(
-                relay_principal=ROLES["pbgm-relay"], relay_prefix=RELAY_OUT, named=named,
-                password=lambda name: broker_password(secret, name),
-            )  # fmt: skip
-            store = memory_store(policies=[relay_policy()])
-            applied = BrokerSync(store, control, settings).sync(force=True)
-            assert applied is not None and applied.ok, applied
-            credentials = {
-                role: (name, broker_password(secret, name)) for role, name in ROLES.items()
-            }
-            yield {"port": broker.port, "credentials": credentials}
+            admin = open_mqtt_bus(broker.admin_config())
+            try:
+                control = MosquittoDynsec(admin)
+                settings = PlanSettings(
+                    relay_principal=ROLES["pbgm-relay"], relay_prefix=RELAY_OUT, named=named,
+                    password=lambda name: broker_password(secret, name),
+                )  # fmt: skip
+                store = memory_store(policies=[relay_policy()])
+                applied = BrokerSync(store, control, settings).sync(force=True)
+                assert applied is not None and applied.ok, applied
+                credentials = {
+                    role: (name, broker_password(secret, name)) for role, name in ROLES.items()
+                }
+                yield {"port": broker.port, "credentials": credentials}
+            finally:
+                admin.close()
         finally:
-            admin.close()
             broker.stop()
 
 

@@ -5,7 +5,10 @@ messages at `rate`/s; a subscriber with a persistent session writes each number 
 handles to a file. A third of the way in, the broker or the subscriber's process is
 stopped, and two thirds of the way in started again; then the stream ends and
 whatever is still on its way is waited for. Lost = sent and never handled; duplicates
-are allowed (QoS 1 is at least once) and reported.
+are allowed (QoS 1 is at least once) and reported. In the broker scenarios the
+subscriber is frozen (SIGSTOP) for the outage and thawed a second after the broker is
+back, so the publisher's backlog always reaches the broker first: only the
+subscriber's session, restored from the broker's database, can keep it.
 
 - broker, SIGTERM: mosquitto saves its sessions as it exits (`persistence true`);
 - broker, kill -9, `autosave_on_changes true` with `autosave_interval 1`: the database is
@@ -21,6 +24,7 @@ the rate times the longest absence (docs/bus.md).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -35,6 +39,7 @@ from benchmarks.bus_load import HOST
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER_CONFIG = (
+    "user {user}\n"  # as root mosquitto would become `mosquitto`, unable to save here
     "listener {port} 127.0.0.1\n"
     "allow_anonymous true\n"
     "set_tcp_nodelay true\n"
@@ -79,16 +84,19 @@ class _Broker:
             raise SystemExit("mosquitto is not installed (Debian: apt-get install mosquitto)")
         self.binary, self.port = binary, free_port()
         self.config = directory / "mosquitto.conf"
+        user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
         self.config.write_text(
-            BROKER_CONFIG.format(port=self.port, directory=directory, extra=extra)
+            BROKER_CONFIG.format(user=user, port=self.port, directory=directory, extra=extra)
         )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         import socket
 
-        self.process = subprocess.Popen([self.binary, "-c", str(self.config)],
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         for _ in range(200):
             try:
                 socket.create_connection((HOST, self.port), timeout=0.2).close()
@@ -110,17 +118,24 @@ class _Subscriber:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.process = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
         assert self.process.stdout is not None
         assert self.process.stdout.readline().strip() == "subscribed"
 
     def stop(self, how: int = signal.SIGTERM) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
             self.process.send_signal(how)
             self.process.wait(30)
             if self.process.stdout is not None:
                 self.process.stdout.close()
             self.process = None
+
+    def freeze(self, frozen: bool) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
 
 @contextmanager
@@ -136,19 +151,24 @@ def restart(scenario: str, count: int, rate: float) -> dict[str, Any]:
     target, how, extra = SCENARIOS[scenario]
     with _scratch() as directory:
         broker = _Broker(directory, extra)
-        broker.start()
         topic, out = f"bench/restart/{time.monotonic_ns()}", directory / "handled.txt"
         session = {"host": HOST, "port": broker.port, "persistent_session": True,
                    "min_delay": 0.05, "max_delay": 0.5, "queue_size": count}  # fmt: skip
         subscriber = _Subscriber({**session, "client_id": "bench-restart-sub"}, topic, out)
-        subscriber.start()
-        publisher = open_mqtt_bus({**session, "client_id": "bench-restart-pub"})
-        stopped = broker if target == "broker" else subscriber
-        outage = _stream(publisher, topic, count, rate, stopped, how)
-        handled = _wait_handled(out, count)
-        subscriber.stop()
-        publisher.close()
-        broker.stop()
+        publisher = None
+        try:
+            broker.start()
+            subscriber.start()
+            publisher = open_mqtt_bus({**session, "client_id": "bench-restart-pub"})
+            stopped = broker if target == "broker" else subscriber
+            frozen = subscriber if target == "broker" else None
+            outage = _stream(publisher, topic, count, rate, stopped, how, frozen)
+            handled = _wait_handled(out, count)
+        finally:
+            subscriber.stop()
+            if publisher is not None:
+                publisher.close()
+            broker.stop()
     numbers = [int(line) for line in handled]
     return {
         "sent": count,
@@ -161,16 +181,20 @@ def restart(scenario: str, count: int, rate: float) -> dict[str, Any]:
 
 
 def _stream(publisher: Any, topic: str, count: int, rate: float, stopped: Any,
-            how: int) -> float:  # fmt: skip
+            how: int, frozen: _Subscriber | None) -> float:  # fmt: skip
     started = time.perf_counter()
     down_at = up_at = 0.0
     for number in range(count):
         if number == count // 3:
+            if frozen is not None:
+                frozen.freeze(True)
             stopped.stop(how)
             down_at = time.perf_counter()
         if number == 2 * count // 3:
             stopped.start()
             up_at = time.perf_counter()
+        if frozen is not None and number == min(2 * count // 3 + int(rate), count - 1):
+            frozen.freeze(False)  # a second after the broker is back
         delay = started + number / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)

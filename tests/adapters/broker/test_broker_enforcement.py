@@ -127,10 +127,14 @@ def world(tmp_path: Path) -> Iterator[World]:
     if not available():
         require_service("mosquitto", f"with the dynamic-security plugin: {INSTALL_HINT}")
     broker = DynsecBroker(tmp_path / "broker", extra="sys_interval 1\n").start()
-    made = World(broker)
-    yield made
-    made.close()
-    broker.stop()
+    try:
+        made = World(broker)
+        try:
+            yield made
+        finally:
+            made.close()
+    finally:
+        broker.stop()
 
 
 def publish_samples(bus: MqttBus, *topics: str, count: int = 3) -> None:
