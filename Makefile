@@ -39,8 +39,10 @@ chromium:
 	      { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	  else echo "chromium is missing (apt-get install chromium): the browser tests will skip"; fi; }
 
+# Two pytest workers (pytest-xdist): the suite's services (brokers, servers, databases)
+# are per test session, on free ports and fresh databases, so the workers share nothing.
 test: lint chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The README's screenshots of the admin GUI, made by its browser tests.
 screenshots: venv chromium

@@ -22,7 +22,7 @@ PACKAGES = find_packages(
 )
 
 setup(
-    packages=[*PACKAGES, "pbgm._migrations"],
+    packages=[*PACKAGES, "pbgm._migrations", "pbgm._migrations.versions"],
     package_dir={"pbgm._migrations": "migrations"},
-    package_data={"pbgm._migrations": ["*.mako", "versions/*.py"]},
+    package_data={"pbgm._migrations": ["*.mako"]},
 )

@@ -11,14 +11,21 @@ relay asks the PDP::
     resource {"topic": <source topic>, "kind": "relay", <payload fields>...}
 
 and forwards only on Permit with every obligation discharged (`pbgm.pep`):
-`drop-fields`, `keep-fields`, `round`, `downsample` (at most one message per
-`min_interval_s`, aggregated by `method`: see `pbgm.events._transform`),
-`rename-topic`, and `audit`. An obligation it does not know denies.
+`drop-fields`, `keep-fields` (names or paths into nested objects, `meta.customer_id`),
+`round`, `downsample` (at most one message per `min_interval_s`, aggregated by
+`method`: see `pbgm.events._transform`), `rename-topic`, and `audit`. An obligation it
+does not know denies. Several routes may listen on the same source filter: each runs,
+in the order given.
 
 Denials are audited in the store (`relay.deny`, with subject, decision, reason and
 the deciding policies), at most once per route, topic and decision per
 `audit_interval_s`, the entry counting the denials it stands for; permits with an
-`audit` obligation likewise (`relay.forward`). Everything is counted (`stats()`).
+`audit` obligation likewise (`relay.forward`). The throttle keeps at most
+`audit_max_keys` topics (more share one "other topics" entry per route, object id
+`*`), and the topic goes to the details in full (the object id is cut to 255
+characters). An audit that cannot be written denies the message (`audit_errors`) and
+the next message tries again: nothing is forwarded unaudited. Down-sampling state is
+kept for at most `max_topics` route and topic pairs. Everything is counted (`stats()`).
 A message whose forwarded topic the route itself listens to is dropped (`loops`):
 a relay never feeds itself. With a store, a decision point that has a policy source
 (`pbgm.testing.decision_point`, `PolicyDecisionPoint(source=...)`) is refreshed when
@@ -41,10 +48,13 @@ from pbgm.codecs import Codec, get_codec
 from pbgm.errors import ConfigurationError, InvalidInputError
 from pbgm.events import (
     AuditThrottle,
+    BoundedMap,
     Counters,
     Delivery,
     Downsampler,
+    Due,
     PolicyCache,
+    audit_object_id,
     flatten,
     sample_time,
     transform_handlers,
@@ -58,6 +68,7 @@ from pbgm.store.base import Store
 log = logging.getLogger(__name__)
 
 ACTOR = "pbgm-relay"
+MAX_TOPICS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +110,29 @@ class Relay:
         refresh_s: float = 0.5,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        audit_max_keys: int = MAX_TOPICS,
+        max_topics: int = MAX_TOPICS,
     ) -> None:
         self.bus, self.store, self.actor, self.clock = bus, store, actor, clock
         self.routes = tuple(route.check() for route in routes)
         self.policies = PolicyCache(store, pdp=pdp, refresh_s=refresh_s, monotonic=monotonic)
         self.counters = Counters()
-        self._audits = AuditThrottle(audit_interval_s, lambda: clock().timestamp())
-        self._downsamplers: dict[tuple[int, str], Downsampler] = {}
+        self._audits = AuditThrottle(
+            audit_interval_s, lambda: clock().timestamp(), max_keys=audit_max_keys
+        )
+        self._downsamplers: BoundedMap[tuple[int, str], Downsampler] = BoundedMap(max_topics)
         self._lock = threading.Lock()
         self._listening: list[str] = []
 
     def start(self) -> Relay:
+        """Subscribe once per source filter; a message runs every route of its filter."""
+        by_source: dict[str, list[int]] = {}
         for index, route in enumerate(self.routes):
-            self.bus.subscribe(route.source, self._handler(index), qos=route.qos)
-            self._listening.append(route.source)
+            by_source.setdefault(route.source, []).append(index)
+        for source, indexes in by_source.items():
+            qos = max(self.routes[i].qos for i in indexes)
+            self.bus.subscribe(source, self._handler(tuple(indexes)), qos=qos)
+            self._listening.append(source)
         return self
 
     def close(self) -> None:
@@ -121,11 +141,22 @@ class Relay:
         self._listening.clear()
 
     def stats(self) -> dict[str, int]:
-        """received, forwarded, held (down-sampled), denied, malformed, loops, errors."""
-        return self.counters.snapshot()
+        """received (per route), forwarded, held (down-sampled), denied, malformed, loops,
+        errors, audited, audit_errors, and the evictions of bounded state."""
+        out = self.counters.snapshot()
+        with self._lock:
+            if self._downsamplers.evicted:
+                out["downsamplers_evicted"] = self._downsamplers.evicted
+        if self._audits.forgotten:
+            out["audit_keys_forgotten"] = self._audits.forgotten
+        return out
 
-    def _handler(self, index: int) -> Callable[[BusMessage], None]:
-        return lambda message: self.handle(index, message)
+    def _handler(self, indexes: tuple[int, ...]) -> Callable[[BusMessage], None]:
+        def handle(message: BusMessage) -> None:
+            for index in indexes:
+                self.handle(index, message)
+
+        return handle
 
     def handle(self, index: int, message: BusMessage) -> None:
         """Decide and forward one message of route `index`; never raises."""
@@ -185,7 +216,7 @@ class Relay:
     ) -> dict[str, Any] | None:  # fmt: skip
         t = sample_time(payload, now.timestamp())
         with self._lock:
-            sampler = self._downsamplers.setdefault((index, topic), Downsampler())
+            sampler = self._downsamplers.setdefault((index, topic), Downsampler)
             assert delivery.min_interval_s is not None
             return sampler.offer(t, fields, delivery.min_interval_s, delivery.method)
 
@@ -203,25 +234,43 @@ class Relay:
     def _denied(self, route: Route, topic: str, enforcement: Enforcement) -> None:
         decision = enforcement.response.decision
         self.counters.bump("denied")
-        self._audit("relay.deny", route, topic, decision, reason=enforcement.reason,
-                    policy_ids=list(enforcement.response.policy_ids))  # fmt: skip
+        try:
+            self._audit("relay.deny", route, topic, decision, reason=enforcement.reason,
+                        policy_ids=list(enforcement.response.policy_ids))  # fmt: skip
+        except Exception:
+            log.exception("cannot audit a denial on `%s`", topic[:200])
 
     def _audit_forward(self, obligation: Obligation, _r: Request, route: Route, topic: str) -> None:
+        """The `audit` obligation: raises when the entry cannot be written (deny)."""
         level = obligation.attributes.get("level", "info")
         self._audit("relay.forward", route, topic, Decision.PERMIT, level=level)
 
     def _audit(
         self, action: str, route: Route, topic: str, decision: Decision, **details: Any
     ) -> None:
-        count = self._audits.due((route.source, route.subject, topic, decision))
-        if not count:
+        key = (action, route.source, route.subject, topic, decision)
+        due = self._audits.due(key, (action, route.source, route.subject, "*", decision))
+        if due is None:
             return
-        details.update(subject=route.subject, decision=decision.value, events=count)
-        details["destination"] = route.destination
+        shown = "*" if due.overflow else topic
+        details.update(subject=route.subject, decision=decision.value, events=due.events)
+        details.update(destination=route.destination, topic=shown)
+        if due.overflow:
+            details["other_topics"] = True
         if self.store is None:
-            log.info("%s on `%s`: %s", action, topic, details)
+            log.info("%s on `%s`: %s", action, shown[:200], details)
             return
-        self.store.record_audit(
-            actor=self.actor, action=action, object_type="topic", object_id=topic, details=details
-        )
+        self._write_audit(due, action, shown, details)
+
+    def _write_audit(self, due: Due, action: str, topic: str, details: dict[str, Any]) -> None:
+        assert self.store is not None
+        try:
+            self.store.record_audit(
+                actor=self.actor, action=action, object_type="topic",
+                object_id=audit_object_id(topic), details=details,
+            )  # fmt: skip
+        except Exception:
+            self._audits.failed(due)  # its events wait for the next entry, due at once
+            self.counters.bump("audit_errors")
+            raise
         self.counters.bump("audited")

@@ -47,8 +47,17 @@ Propagation (`pbgm.loader`): time from a policy change committed through the adm
 change notice over MQTT) and by poll (1 s refresh interval), reusing the API and loader
 test fixtures (`tests.api.conftest`, `tests.test_loader`).
 
-Run: `.venv/bin/python -m benchmarks.bus [--quick] [--broker own|local] [--source DIR]`;
-results in `benchmarks/results/bus.json` (`bus-local-broker.json` for `--broker local`).
+Broker-side enforcement (`benchmarks.bus_enforcement`): the `pbgm relay` and the
+event service on a plain broker and on the same broker with the dynamic-security
+plugin enforcing pbgm's plan, rounds interleaved; ratio dynsec / plain (target:
+at least 0.9). Restarts (`benchmarks.bus_restart`): broker and subscriber restarts
+(SIGTERM and kill -9) in the middle of a QoS 1 stream with persistent sessions; lost
+messages counted.
+
+Run: `.venv/bin/python -m benchmarks.bus [--quick] [--broker own|local] [--source DIR]
+[--parts paths split propagation enforcement restarts]`; results in
+`benchmarks/results/bus.json` (`bus-local-broker.json` for `--broker local`; a run of
+some parts only writes `bus-<parts>.json`).
 `--source DIR` imports `pbgm` and `adapters` of the middles from another source tree,
 to compare two versions on the same machine state.
 
@@ -70,6 +79,7 @@ from typing import Any
 import psutil
 
 from benchmarks.bus_broker import OWN_BROKER_CONFIG, own_broker
+from benchmarks.bus_enforcement import enforcement, print_enforcement
 from benchmarks.bus_load import (
     BASE_MS,
     DEVICES,
@@ -86,6 +96,7 @@ from benchmarks.bus_measure import STEADY_RATE, WINDOW, Session, latency, measur
 from benchmarks.bus_middles import BUS_QUEUES, MIDDLES, PATHS, bench_policy, event_service
 from benchmarks.bus_propagation import propagation
 from benchmarks.bus_report import print_table, summarise
+from benchmarks.bus_restart import print_restarts, restarts
 from benchmarks.bus_split import NullBus, network_share, split
 
 __all__ = [  # the names this module had before it was split, still importable from it
@@ -124,9 +135,17 @@ __all__ = [  # the names this module had before it was split, still importable f
 ]
 
 RESULTS = Path(__file__).parent / "results" / "bus.json"
+PARTS = ("paths", "split", "propagation", "enforcement", "restarts")
 
 
-def run(quick: bool, broker: str, port: int, source: str | None, rounds: int) -> dict[str, Any]:
+def run(
+    quick: bool,
+    broker: str,
+    port: int,
+    source: str | None,
+    rounds: int,
+    parts: tuple[str, ...] = PARTS,
+) -> dict[str, Any]:
     steady, burst = (1000, 5000) if quick else (2500, 20000)
     results: dict[str, Any] = {
         "machine": {
@@ -145,21 +164,29 @@ def run(quick: bool, broker: str, port: int, source: str | None, rounds: int) ->
         },
         "rounds": [],
     }
-    for _ in range(rounds):
-        results["rounds"].append(
-            {
-                path: {
-                    f"qos{q}": measure_path(path, q, port, source, steady, burst) for q in (0, 1)
+    if "paths" in parts:
+        for _ in range(rounds):
+            results["rounds"].append(
+                {
+                    path: {
+                        f"qos{q}": measure_path(path, q, port, source, steady, burst)
+                        for q in (0, 1)
+                    }
+                    for path in PATHS
                 }
-                for path in PATHS
-            }
-        )
-    results["summary"] = summarise(results["rounds"])
-    results["event service split (us per event)"] = {
-        **split(port, source, 2000 if quick else 5000),
-        **network_share(results["rounds"]),
-    }
-    results["propagation"] = propagation(port, *((5, 2) if quick else (20, 5)))
+            )
+        results["summary"] = summarise(results["rounds"])
+    if "split" in parts:
+        results["event service split (us per event)"] = {
+            **split(port, source, 2000 if quick else 5000),
+            **(network_share(results["rounds"]) if results["rounds"] else {}),
+        }
+    if "propagation" in parts:
+        results["propagation"] = propagation(port, *((5, 2) if quick else (20, 5)))
+    if "enforcement" in parts:
+        results["enforcement"] = enforcement(rounds, steady // 2, burst // 2)
+    if "restarts" in parts:
+        results["restarts"] = restarts(*((900, 300.0) if quick else (3000, 300.0)))
     return results
 
 
@@ -177,16 +204,29 @@ def main() -> None:
     parser.add_argument(
         "--source", help="import pbgm and adapters of the middles from this source tree"
     )
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to run (all)"
+    )
     arguments = parser.parse_args()
     source = str(Path(arguments.source).resolve()) if arguments.source else None
+    parts = tuple(arguments.parts)
     if arguments.broker == "own":
         with own_broker() as port:
-            results = run(arguments.quick, "own", port, source, arguments.rounds)
+            results = run(arguments.quick, "own", port, source, arguments.rounds, parts)
         target = RESULTS
     else:
-        results = run(arguments.quick, "local, as configured", 1883, source, arguments.rounds)
+        results = run(
+            arguments.quick, "local, as configured", 1883, source, arguments.rounds, parts
+        )
         target = RESULTS.with_name("bus-local-broker.json")
-    print_table(results)
+    if parts != PARTS:
+        target = target.with_name(f"{target.stem}-{'-'.join(parts)}.json")
+    if "paths" in parts:
+        print_table(results)
+    if "enforcement" in parts:
+        print_enforcement(results["enforcement"])
+    if "restarts" in parts:
+        print_restarts(results["restarts"])
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {target}")

@@ -28,8 +28,35 @@ BASE_MS = 1_700_000_000_000
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def paho_client(name: str, port: int) -> mqtt.Client:
-    """A connected paho client with its network thread, at paho's fastest settings."""
+Endpoint = int | dict[str, Any]
+"""A broker port, or `{"port": ..., "credentials": {role: (username, password)}}` for a
+broker that authenticates every client (`benchmarks.bus_enforcement`)."""
+
+
+def port_of(endpoint: Endpoint) -> int:
+    return endpoint if isinstance(endpoint, int) else int(endpoint["port"])
+
+
+def credentials(endpoint: Endpoint, role: str) -> tuple[str, str] | None:
+    """The username and password of `role` at `endpoint`, if it authenticates clients."""
+    if isinstance(endpoint, int):
+        return None
+    found = endpoint.get("credentials", {}).get(role)
+    return (str(found[0]), str(found[1])) if found else None
+
+
+def bus_settings(endpoint: Endpoint, role: str) -> dict[str, Any]:
+    """The `adapters.mqtt` settings that reach `endpoint` as `role`."""
+    settings: dict[str, Any] = {"host": HOST, "port": port_of(endpoint)}
+    found = credentials(endpoint, role)
+    if found is not None:
+        settings.update(username=found[0], password=found[1])
+    return settings
+
+
+def paho_client(name: str, endpoint: Endpoint) -> mqtt.Client:
+    """A connected paho client with its network thread, at paho's fastest settings;
+    `name` is its role (its credentials, when the endpoint has them)."""
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=f"bench-{name}-{secrets.token_hex(3)}",
@@ -38,7 +65,10 @@ def paho_client(name: str, port: int) -> mqtt.Client:
     client.max_inflight_messages_set(0)  # no window: paho scans it on every PUBACK
     client.max_queued_messages_set(0)
     client.on_socket_open = _no_delay
-    client.connect(HOST, port)
+    found = credentials(endpoint, name)
+    if found is not None:
+        client.username_pw_set(*found)
+    client.connect(HOST, port_of(endpoint))
     client.loop_start()
     return client
 
@@ -77,7 +107,7 @@ def seq_of_notification(payload: bytes) -> int:
 # --- the load generator and the counter (processes of their own) -------------------------
 
 
-def _generator_main(port: int, qos: int, jobs: Any, done: Any, counted: Any) -> None:
+def _generator_main(port: Endpoint, qos: int, jobs: Any, done: Any, counted: Any) -> None:
     """Publishes the jobs' messages: paced at `rate`/s, or as fast as the path takes
     them with at most `window` not yet counted."""
     client = paho_client("generator", port)
@@ -100,7 +130,7 @@ def _generator_main(port: int, qos: int, jobs: Any, done: Any, counted: Any) -> 
     stop(client)
 
 
-def _counter_main(port: int, topic: str, qos: int, jobs: Any, done: Any, counted: Any) -> None:
+def _counter_main(port: Endpoint, topic: str, qos: int, jobs: Any, done: Any, counted: Any) -> None:
     """Counts arrivals in shared memory; keeps (time, payload) of each for latency jobs,
     else the time of every hundredth."""
     client = paho_client("counter", port)

@@ -14,9 +14,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.bus_load import HOST, paho_client, seq_of_notification, seq_of_sample, stop
+from benchmarks.bus_load import (
+    Endpoint,
+    bus_settings,
+    paho_client,
+    seq_of_notification,
+    seq_of_sample,
+    stop,
+)
 
-PATHS = ("raw one hop", "raw relay", "MqttBus relay", "event service")
+PATHS = ("raw one hop", "raw relay", "MqttBus relay", "pbgm relay", "event service")
+RELAY_OUT = "bench/out/relay/"
+CONSUMER = "bench-consumer"
 BUS_QUEUES = {"inbound_queue_size": 1_000_000, "queue_size": 1_000_000}  # a whole burst waits
 
 
@@ -25,7 +34,9 @@ def _use_source(source: str | None) -> None:
         sys.path.insert(0, source)
 
 
-def _raw_relay_main(port: int, qos: int, source: str | None, ready: Any, finished: Any) -> None:
+def _raw_relay_main(
+    port: Endpoint, qos: int, source: str | None, ready: Any, finished: Any
+) -> None:
     relay = paho_client("relay", port)
     relay.on_message = lambda c, u, m: c.publish("bench/out/raw", m.payload, qos=qos)
     relay.subscribe("bench/in/+/ch0", qos=qos)
@@ -36,12 +47,14 @@ def _raw_relay_main(port: int, qos: int, source: str | None, ready: Any, finishe
     ready.put({})
 
 
-def _bus_relay_main(port: int, qos: int, source: str | None, ready: Any, finished: Any) -> None:
+def _bus_relay_main(
+    port: Endpoint, qos: int, source: str | None, ready: Any, finished: Any
+) -> None:
     """The adapter alone: `MqttBus` handler thread republishing each message."""
     _use_source(source)
     from adapters.mqtt import open_mqtt_bus
 
-    bus = open_mqtt_bus({**BUS_QUEUES, "host": HOST, "port": port, "client_id": "bench-relay"})
+    bus = open_mqtt_bus({**BUS_QUEUES, **bus_settings(port, "relay"), "client_id": "bench-relay"})
     bus.subscribe("bench/in/+/ch0", lambda m: bus.publish("bench/out/bus", m.payload, qos=qos))
     time.sleep(0.3)
     ready.put(_thread_ids())
@@ -93,11 +106,48 @@ def event_service(bus: Any, qos: int) -> Any:
     return EventService(config, bus=bus, store=memory_store(policies=[bench_policy(qos)]))
 
 
-def _events_main(port: int, qos: int, source: str | None, ready: Any, finished: Any) -> None:
+def relay_policy() -> dict[str, Any]:
+    """A `data_access` policy letting the consumer read the measurements, no obligation."""
+    from pbgm.testing import permit, policy_document
+
+    is_consumer = {"apply": "equal", "args": [{"attr": "subject.id"}, CONSUMER]}
+    return policy_document(
+        "bench-consumer-reads",
+        policy_group="bench",
+        rules=[permit("reads", target={"action": {"id": "subscribe"}}, condition=is_consumer)],
+        content={"data": {"topics": ["bench/in/#"]}, "consumers": {"subjects": [CONSUMER]}},
+    )
+
+
+def _pbgm_relay_main(
+    port: Endpoint, qos: int, source: str | None, ready: Any, finished: Any
+) -> None:
+    """`adapters.relay.Relay`: decode, decide (the PDP), forward on a Permit."""
+    _use_source(source)
+    from adapters.mqtt import open_mqtt_bus
+    from adapters.relay import Relay, Route
+    from pbgm.testing import decision_point, memory_store
+
+    settings = {**BUS_QUEUES, **bus_settings(port, "pbgm-relay"), "client_id": "bench-pbgm"}
+    bus = open_mqtt_bus(settings)
+    store = memory_store(policies=[relay_policy()])
+    route = Route("bench/in/+/ch0", CONSUMER, RELAY_OUT + CONSUMER, qos=qos)
+    relay = Relay(bus, decision_point(store, "bench"), [route], store=store, refresh_s=60)
+    relay.start()
+    time.sleep(0.3)
+    ready.put(_thread_ids())
+    finished.get()
+    counters = {"relay": relay.stats(), "bus": bus.stats()}
+    relay.close()
+    bus.close()
+    ready.put(counters)
+
+
+def _events_main(port: Endpoint, qos: int, source: str | None, ready: Any, finished: Any) -> None:
     _use_source(source)
     from adapters.mqtt import open_mqtt_bus
 
-    bus = open_mqtt_bus({**BUS_QUEUES, "host": HOST, "port": port, "client_id": "bench-events"})
+    bus = open_mqtt_bus({**BUS_QUEUES, **bus_settings(port, "events"), "client_id": "bench-events"})
     with event_service(bus, qos) as service:
         time.sleep(0.3)
         ready.put(_thread_ids())
@@ -117,5 +167,6 @@ MIDDLES: dict[str, tuple[Callable[..., None] | None, str, Callable[[bytes], int]
     "raw one hop": (None, "bench/in/+/ch0", seq_of_sample),
     "raw relay": (_raw_relay_main, "bench/out/raw", seq_of_sample),
     "MqttBus relay": (_bus_relay_main, "bench/out/bus", seq_of_sample),
+    "pbgm relay": (_pbgm_relay_main, f"{RELAY_OUT}{CONSUMER}/#", seq_of_sample),
     "event service": (_events_main, "bench/out/events", seq_of_notification),
 }

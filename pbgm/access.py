@@ -90,7 +90,6 @@ class ServedPolicy:
     @classmethod
     def of(cls, record: PolicyRecord) -> ServedPolicy:
         document = record.published_document or {}
-        digest = hashlib.sha256(canonical_json([record.id, document]).encode()).hexdigest()
         return cls(
             id=record.id,
             type=record.type,
@@ -98,8 +97,21 @@ class ServedPolicy:
             asset_id=record.asset_id,
             version=record.published_version or 0,
             document=document,
-            etag=f'"{digest[:32]}"',
+            etag=policy_etag(record.id, document),
         )
+
+
+def policy_etag(policy_id: str, document: Mapping[str, Any]) -> str:
+    """The ETag of a served policy: a digest of its id and document, so a client can
+    check that a copy it holds is the content the ETag names (`pbgm.loader` does)."""
+    digest = hashlib.sha256(canonical_json([policy_id, document]).encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def listing_etag(etags: Iterable[str]) -> str:
+    """The ETag of a list of served policies (`GET /policy?asset_id=...`), from theirs."""
+    digest = hashlib.sha256(canonical_json(list(etags)).encode()).hexdigest()
+    return f'"{digest[:32]}"'
 
 
 # --- ids on the wire -------------------------------------------------------------

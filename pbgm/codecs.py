@@ -13,10 +13,13 @@ Built in (registry `CODECS`, extended with `register_codec`):
   or the per-component output form (`component` at the top, not in the readings).
 
 Decoding never trusts the payload: at most `MAX_PAYLOAD_BYTES`, strict UTF-8, no
-NaN/Infinity, no lone surrogates, bounded nesting. Anything wrong raises
-`InvalidInputError` with code `malformed_payload` (the bus counts those as
-`malformed`). Encoding checks the same format and raises code `unencodable_payload`.
-Only the standard library is used: this is the pbgm core.
+NaN/Infinity (nor a number too large for a float, such as `1e999`, which Python's
+`json` would read as infinity), no duplicate keys (`{"a": 1, "a": 2}`: which value
+counts would depend on the reader; the REST API refuses them too), no lone
+surrogates, bounded nesting. Anything wrong raises `InvalidInputError` with code
+`malformed_payload` (the bus counts those as `malformed`). Encoding checks the same
+format, refuses non-finite numbers and raises code `unencodable_payload`: nothing
+non-finite leaves pbgm. Only the standard library is used: this is the pbgm core.
 """
 
 from __future__ import annotations
@@ -82,7 +85,47 @@ def _reject_constant(name: str) -> Any:
     raise malformed(f"`{name}` is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # made once, not per payload
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):  # the rare case: find the key named twice
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise malformed(f"duplicate key `{key}`")
+            seen.add(key)
+    return out
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf - inf is nan; a finite number gives 0.0
+        raise malformed(f"number `{text[:40]}` is too large for a float")
+    return value
+
+
+_FLOAT_DIGITS = 309  # an integer of more digits than this cannot be a finite float
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if len(text) >= _FLOAT_DIGITS and not math.isfinite(_to_float(value)):
+        raise malformed(f"number `{text[:40]}...` is too large for a float")
+    return value
+
+
+def _to_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+_DECODER = json.JSONDecoder(  # made once, not per payload
+    parse_constant=_reject_constant,
+    object_pairs_hook=_unique_keys,
+    parse_float=_finite_float,
+    parse_int=_bounded_int,
+)
 
 
 def load_object(payload: bytes) -> dict[str, Any]:
@@ -94,6 +137,8 @@ def load_object(payload: bytes) -> dict[str, Any]:
     try:
         text = bytes(payload).decode("utf-8")
         data = _DECODER.decode(text)
+    except InvalidInputError:
+        raise
     except UnicodeDecodeError:
         raise malformed("a payload must be UTF-8") from None
     except (ValueError, RecursionError):
@@ -110,6 +155,8 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def dump_object(data: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; `unencodable_payload` for what JSON cannot carry, NaN and
+    infinities included."""
     try:
         text = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return text.encode("utf-8")

@@ -4,6 +4,7 @@ the registry, and round trips."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -225,3 +226,36 @@ def test_arbitrary_bytes_decode_or_raise_malformed(payload: bytes) -> None:
             assert exc.code == "malformed_payload"
         else:
             assert isinstance(decoded, dict)
+
+
+HOSTILE_NUMBERS_AND_KEYS = [
+    ("a duplicate key", b'{"a": 1, "a": 2}', "duplicate key `a`"),
+    ("a duplicate key nested", b'{"x": {"b": 1, "b": 1}}', "duplicate key `b`"),
+    ("a float that overflows", b'{"a": 1e999}', "too large for a float"),
+    ("an overflowing float in a list", b'{"a": [1, -1e400]}', "too large for a float"),
+    ("an integer beyond any float", b'{"a": ' + b"9" * 400 + b"}", "too large for a float"),
+]
+
+
+@pytest.mark.parametrize("codec", ["json", "json.edgeflex", "time_value", "sogno_v4"])
+@pytest.mark.parametrize(("case", "payload", "says"), HOSTILE_NUMBERS_AND_KEYS)
+def test_every_codec_refuses_duplicate_keys_and_non_finite_numbers(
+    codec: str, case: str, payload: bytes, says: str
+) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        get_codec(codec).decode(payload)
+    assert raised.value.code == "malformed_payload"
+    assert says in raised.value.message
+
+
+def test_the_largest_finite_numbers_still_decode() -> None:
+    data = get_codec("json").decode(b'{"a": -1e308, "b": 1.7976931348623157e308}')
+    assert data == {"a": -1e308, "b": 1.7976931348623157e308}
+
+
+@pytest.mark.parametrize("codec", ["json", "json.edgeflex"])
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_no_codec_encodes_a_non_finite_number(codec: str, value: float) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        get_codec(codec).encode({"a": value, "created": 1})
+    assert raised.value.code == "unencodable_payload"

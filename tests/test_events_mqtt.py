@@ -153,6 +153,9 @@ def test_pbgm_events_run_starts_inertia_estimation_over_mqtt_and_stops_on_sigter
     assert stats["received"] == len(payloads)  # QoS 1: none lost
     assert (stats["triggers_fired"], stats["trigger_permitted"]) == (1, 1)
     assert stats["services_running"] == 0
+    # the bus's counters too: what arrived, and that nothing was dropped
+    assert stats["bus_received"] >= len(payloads)
+    assert stats["bus_dropped_inbound"] == stats["bus_unmatched"] == 0
 
 
 def test_a_data_request_over_mqtt5_is_answered_on_its_response_topic(

@@ -360,3 +360,62 @@ def test_propagation_by_push_and_by_poll(
     assert push.content["voltage"]["v_max_pu"] == poll.content["voltage"]["v_max_pu"] == 1.07
     assert push_s < 10 and poll_s < 10
     assert os.path.exists(tmp_path / "push" / "cache" / "bess.json")
+
+
+# --- a cache bound to its content ------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", [BESS, CONFIG], ids=["by asset", "by policy id"])
+def test_an_edited_cache_is_not_confirmed_by_the_server(
+    world: World, tmp_path: Path, secret_file: Path, policy: dict[str, Any]
+) -> None:
+    """Edit a value, keep the ETag: the server would answer 304 to that ETag. The copy
+    does not match its ETag, so it is not served and the server's copy is fetched."""
+    first, _ = make_loader(world, tmp_path, policy)
+    first.refresh_now()
+    path = tmp_path / "cache" / f"{policy['name']}.json"
+    saved = json.loads(path.read_text())
+    saved["document"]["description"] = "edited on disk"
+    path.write_text(json.dumps(saved))
+    loader, received = make_loader(world, tmp_path, policy)
+    loader.load_cache()
+    assert loader.get(policy["name"]) is None  # the edited copy is never served
+    state = loader.refresh_now()[policy["name"]]
+    assert (state.state, state.source) == ("fresh", "server")
+    [item] = received.items
+    assert item.document["description"] != "edited on disk"
+    assert state.counters["fetched"] == 1 and state.counters["not_modified"] == 0
+
+
+def test_an_edited_cache_with_a_matching_etag_gets_the_servers_copy(
+    world: World, tmp_path: Path, secret_file: Path
+) -> None:
+    """An editor who also rewrites the ETag only sends the server an ETag it does not
+    have: the server answers with its own copy."""
+    from pbgm.access import policy_etag
+
+    first, _ = make_loader(world, tmp_path, CONFIG)
+    first.refresh_now()
+    path = tmp_path / "cache" / "config.json"
+    saved = json.loads(path.read_text())
+    saved["document"]["description"] = "edited on disk"
+    saved["etag"] = policy_etag(saved["document"]["id"], saved["document"])
+    path.write_text(json.dumps(saved))
+    loader, received = make_loader(world, tmp_path, CONFIG)
+    state = loader.refresh_now()["config"]
+    assert state.counters["not_modified"] == 0
+    assert received.items[-1].document["description"] != "edited on disk"
+
+
+def test_an_unreadable_cache_with_the_server_down_says_nothing_is_served(
+    tmp_path: Path, secret_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "bess.json").write_text("{not json")
+    loader, received = make_loader(1, tmp_path, BESS)  # port 1: nothing listens
+    with caplog.at_level("WARNING", logger="pbgm.loader"):
+        states = loader.refresh_now()
+    assert states["bess"].source is None and received.items == []
+    text = caplog.text
+    assert "serving the cached copies" not in text
+    assert "no copy of `bess` to serve" in text

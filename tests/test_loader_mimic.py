@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pbgm.access import decode_id
+from pbgm.access import decode_id, listing_etag, policy_etag
 from pbgm.bus import MemoryBus
 from pbgm.loader import LoadedPolicy, PolicyLoader, parse_config
 from pbgm.testing import FrozenClock
@@ -48,7 +48,7 @@ def served(document: dict[str, Any], version: int = 1) -> dict[str, Any]:
         "policy_group": document.get("policy_group"),
         "asset_id": document.get("asset_id"),
         "version": version,
-        "etag": '"x"',
+        "etag": policy_etag(str(document.get("id")), document),
         "document": document,
     }
 
@@ -123,7 +123,7 @@ class Mimic:
 
             def _conditional(self, answer: Any) -> None:
                 body = answer if isinstance(answer, str) else json.dumps(answer)
-                etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:16] + '"'
+                etag = _etag_of(answer, body)
                 if self.headers.get("If-None-Match") == etag:
                     self._reply(304, "", etag)
                 else:
@@ -140,6 +140,17 @@ class Mimic:
                 self.wfile.write(data)
 
         return Handler
+
+
+def _etag_of(answer: Any, body: str) -> str:
+    """pbgm's ETags: a policy's own, a listing's from its policies' (else any digest)."""
+    if isinstance(answer, dict) and isinstance(answer.get("policies"), list):
+        etags = [p.get("etag") for p in answer["policies"] if isinstance(p, dict)]
+        if all(isinstance(e, str) for e in etags):
+            return listing_etag(etags)
+    if isinstance(answer, dict) and isinstance(answer.get("etag"), str):
+        return str(answer["etag"])
+    return '"' + hashlib.sha256(body.encode()).hexdigest()[:16] + '"'
 
 
 def _key(query: dict[str, str]) -> tuple[str, str]:
@@ -224,7 +235,11 @@ BAD_RULE = limits(rules=[{"id": "r", "effect": "Maybe"}])
         ),
         ("an answer that is not JSON", "<html>maintenance</html>", "bad_answer"),
         ("an answer of another shape", {"policy": served(limits())}, "bad_answer"),
-        ("a served policy without version", {"policies": [served(limits(), "1")]}, "bad_answer"),
+        (
+            "a served policy without version",
+            {"policies": [served(limits(1.09), "1")]},
+            "bad_answer",
+        ),
     ],
 )
 def test_an_invalid_update_is_refused_and_the_last_good_copy_kept(

@@ -74,6 +74,7 @@ class MqttBus:
     def __init__(self, settings: MqttSettings, *, client: mqtt.Client | None = None) -> None:
         self.settings = settings
         self._v5 = settings.protocol == "5"
+        self._manual_ack = settings.ack_after_handling
         self._client = client if client is not None else make_client(settings)
         self._counters = Counters()
         self._deferred: list[Pending] = []
@@ -83,6 +84,8 @@ class MqttBus:
             settings.inbound_queue_size,
             f"pbgm-mqtt-{settings.client_id}",
             after_batch=self._send_deferred,
+            hold_s=settings.hold_unmatched_s,
+            acknowledge=self._acknowledge if settings.ack_after_handling else None,
         )
         self._outbox = Outbox(settings.queue_size, settings.queue_policy)
         self._lock = threading.Condition(threading.RLock())
@@ -204,6 +207,7 @@ class MqttBus:
         with self._lock:
             out["queued"] = len(self._outbox)
             out["connected"] = int(self._connected)
+        out["held"] = self._dispatcher.held
         return out
 
     # --- start and stop ---------------------------------------------------------------
@@ -303,6 +307,7 @@ class MqttBus:
             return
         self._acked = True
         self._attempt = 0
+        self._dispatcher.hold_from_now()  # what the session kept may precede our SUBSCRIBEs
         with self._lock:
             if self._ever:
                 self._counters.bump("reconnects")
@@ -350,12 +355,20 @@ class MqttBus:
             return
         properties = received_properties(message.properties) if self._v5 else NO_PROPERTIES
         numbers = getattr(message.properties, "SubscriptionIdentifier", None)
+        ack = (message.mid, message.qos) if self._manual_ack and message.qos else None
         self._dispatcher.offer(
             BusMessage(
                 topic, bytes(message.payload), message.qos, bool(message.retain), properties
             ),
             tuple(numbers) if numbers else (),
+            ack,
         )
+
+    def _acknowledge(self, acks: list[tuple[int, int]]) -> None:
+        """Acknowledge handled messages (the handler thread, after a batch)."""
+        client = self._client
+        for mid, qos in acks:
+            client.ack(mid, qos)
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[Any], props: Any

@@ -42,6 +42,7 @@ def make_client(settings: MqttSettings) -> mqtt.Client:
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         transport="tcp",
         reconnect_on_failure=True,
+        manual_ack=settings.ack_after_handling,
     )
 
 

@@ -9,14 +9,30 @@
   keep-alives and acknowledgements for every subscription. The hand-over is a deque
   (appends and pops are atomic) and the network thread signals the worker only when it
   waits for work: under load the two threads share no lock and no wake-up per message.
+
+Acknowledgements (`ack_after_handling`, on by default): a QoS 1/2 message is
+acknowledged to the broker only once its handlers have run (after each batch, in the
+order received, with the handlers' publishes handed to paho first), not when paho
+reads it. A process killed with messages in its queue has not acknowledged them, so a
+persistent session gets them again: at least once, never lost in the queue. A message
+dropped because the queue is full, or matched by no subscription, is acknowledged
+(and counted), lest it block the broker's in-flight window.
+
+What a persistent session kept: after a (re)connection the broker delivers at once
+what it queued while the client was away, often before the process has made its
+subscriptions (it connects first, as `open_mqtt_bus` does). For `hold_s` seconds after
+each connection a message that matches no subscription is therefore held (bounded by
+the inbound queue size, counted `held_early`) and handed to each subscription made
+meanwhile that matches it; what nobody claimed when the window closes is dropped and
+counted `unmatched`.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +53,8 @@ COUNTERS = (
     "reconnects",
     "connection_attempts",
     "subscribe_refused",
+    "held_early",
+    "routed_by_filter",
 )
 _CACHE_LIMIT = 4096
 BATCH = 32
@@ -44,6 +62,8 @@ WARN_EVERY_S = 10.0
 _NO_NUMBERS: tuple[int, ...] = ()
 MAX_SUBSCRIPTION_ID = 268435455
 _LOGGED_TOPICS_LIMIT = 256
+_ALIAS_LIMIT = 4096
+HOLD_S = 10.0
 
 
 class Counters:
@@ -124,14 +144,38 @@ class Outbox:
 _STOP = object()
 
 
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    """Worker item: hand the held messages to a subscription just made."""
+
+    subscription: Subscription
+
+
+class _Held:
+    __slots__ = ("claimed", "message", "numbers")
+
+    def __init__(self, message: BusMessage, numbers: tuple[int, ...]) -> None:
+        self.message, self.numbers, self.claimed = message, numbers, False
+
+
+def subscription_number(topic_filter: str) -> int:
+    """The MQTT 5 subscription identifier of a filter: the same in every run, so the
+    messages a persistent session queued under an earlier run's identifiers still
+    name the subscription of the same filter."""
+    return zlib.crc32(topic_filter.encode("utf-8", "surrogatepass")) % MAX_SUBSCRIPTION_ID + 1
+
+
 class Dispatcher:
     """Hands received messages to the matching handlers on one worker thread.
 
     Each subscription gets a number, sent to MQTT 5 brokers as its subscription
     identifier: a v5 broker sends one copy of a message per matching subscription, each
-    copy naming its subscription, so each handler gets exactly one. Numbers start at a
-    random point, so those a persistent session kept from an earlier run rarely collide
-    with the new ones (a collision is caught by matching the filter too). Without identifiers
+    copy naming its subscription, so each handler gets exactly one. The number is
+    derived from the filter (`subscription_number`, the next free one on a collision),
+    so a restarted process gives its filters the numbers its persistent session knows.
+    A message whose numbers name none of this run's subscriptions (the filter set
+    changed) goes by topic filter instead (`routed_by_filter`; an identifier so
+    resolved is remembered); the filter must match in any case. Without identifiers
     (MQTT 3.1.1, where the broker sends one copy per client) a message goes to every
     handler whose filter matches its topic.
     """
@@ -142,10 +186,17 @@ class Dispatcher:
         size: int,
         name: str,
         after_batch: Callable[[], None] | None = None,
+        hold_s: float = HOLD_S,
+        acknowledge: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self._counters = counters
+        self._acknowledge = acknowledge
+        self._acks: list[Any] = []
         self._size = size
         self._after_batch = after_batch
+        self._hold_s = hold_s
+        self._hold_until = 0.0
+        self._held: deque[_Held] = deque()
         self._items: deque[Any] = deque()
         self._wake = threading.Event()
         self._waiting = False
@@ -153,22 +204,39 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._subscriptions: dict[str, tuple[int, Subscription]] = {}
         self._by_id: dict[int, Subscription] = {}
-        self._next_id = random.randint(1, MAX_SUBSCRIPTION_ID)  # unlikely to meet old runs
-        self._cache: dict[tuple[str, tuple[int, ...]], tuple[Subscription, ...]] = {}
+        self._aliases: dict[int, Subscription] = {}
+        self._cache: dict[tuple[str, tuple[int, ...]], tuple[tuple[Subscription, ...], bool]] = {}
         self._logged_topics: set[str] = set()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # subscriptions -------------------------------------------------------------------
 
     def add(self, subscription: Subscription) -> int:
-        """Register (or replace) the subscription of its filter; returns its number."""
+        """Register (or replace) the subscription of its filter; returns its number.
+        Messages held since the last connection that match it are handed to it."""
         with self._lock:
             self._drop(subscription.text)
-            number, self._next_id = self._next_id, self._next_id % MAX_SUBSCRIPTION_ID + 1
+            number = subscription_number(subscription.text)
+            while number in self._by_id:
+                number = number % MAX_SUBSCRIPTION_ID + 1
             self._subscriptions[subscription.text] = (number, subscription)
             self._by_id[number] = subscription
+            self._aliases.clear()
             self._cache.clear()
-            return number
+        if self._held:
+            self._items.append(_Replay(subscription))
+            if self._waiting:
+                self._wake.set()
+        return number
+
+    def hold_from_now(self) -> None:
+        """A connection was made: hold unmatched messages for the next `hold_s` s."""
+        self._hold_until = time.monotonic() + self._hold_s
+
+    @property
+    def held(self) -> int:
+        """Messages held now, waiting for a subscription."""
+        return len(self._held)
 
     def remove(self, topic_filter: str) -> bool:
         with self._lock:
@@ -195,13 +263,18 @@ class Dispatcher:
         """The worker thread's identifier (handlers run on it)."""
         return self._thread.ident
 
-    def offer(self, message: BusMessage, numbers: tuple[int, ...] = _NO_NUMBERS) -> None:
-        """Queue a received message without blocking; count it if the queue is full."""
+    def offer(
+        self, message: BusMessage, numbers: tuple[int, ...] = _NO_NUMBERS, ack: Any = None
+    ) -> None:
+        """Queue a received message without blocking; count it if the queue is full.
+        `ack` is what to acknowledge once it is handled (None: nothing)."""
         if len(self._items) >= self._size:
             self._counters.bump("dropped_inbound")
             self._full.warn("inbound queue full: message on `%s` dropped", message.topic)
+            if ack is not None and self._acknowledge is not None:
+                self._acknowledge([ack])
             return
-        self._items.append((message, numbers))
+        self._items.append((message, numbers, ack))
         if self._waiting:
             self._wake.set()
 
@@ -231,60 +304,123 @@ class Dispatcher:
                 items.clear()
                 if handled:
                     self._batch_done()
+                self._expire(force=True)
                 return
-            self._dispatch(*item)
+            if isinstance(item, _Replay):
+                self._replay(item.subscription)
+                continue
+            message, numbers, ack = item
+            self._dispatch(message, numbers)
+            if ack is not None:
+                self._acks.append(ack)
             handled += 1
             if handled == BATCH:
                 self._batch_done()
                 handled = 0
 
     def _batch_done(self) -> None:
-        if self._after_batch is None:
-            return
+        """The handlers' publishes go to paho, then the batch is acknowledged."""
         try:
-            self._after_batch()
+            if self._after_batch is not None:
+                self._after_batch()
         except Exception:  # the worker must survive a bug here
             log.exception("after a batch of messages")
+        if self._acks and self._acknowledge is not None:
+            acks, self._acks = self._acks, []
+            try:
+                self._acknowledge(acks)
+            except Exception:
+                log.exception("acknowledging a batch of messages")
 
     def _wait(self) -> None:
-        """Sleep until `offer` signals. `_waiting` is set before the queue is looked at
-        again, so a message offered in between is either seen here or signalled."""
+        """Sleep until `offer` signals (or the hold window closes while messages are
+        held). `_waiting` is set before the queue is looked at again, so a message
+        offered in between is either seen here or signalled."""
         self._waiting = True
         self._wake.clear()
         if not self._items:
-            self._wake.wait()
+            if self._held:
+                self._wake.wait(max(0.0, self._hold_until - time.monotonic()) + 0.01)
+            else:
+                self._wake.wait()
         self._waiting = False
+        self._expire()
 
     def _dispatch(self, message: BusMessage, numbers: tuple[int, ...]) -> None:
-        targets = self._cache.get((message.topic, numbers))
-        if targets is None:
-            targets = self._targets(message.topic, numbers)
+        known = self._cache.get((message.topic, numbers))
+        targets, by_filter = known if known is not None else self._targets(message.topic, numbers)
+        if by_filter:
+            self._counters.bump("routed_by_filter")
         if not targets:
-            self._unmatched(message.topic)
+            self._hold(message, numbers)
             return
         for subscription in targets:
             failure = deliver(message, subscription.handler)
             if failure:
                 self._counters.bump(failure)
 
-    def _targets(self, topic: str, numbers: tuple[int, ...]) -> tuple[Subscription, ...]:
+    def _targets(
+        self, topic: str, numbers: tuple[int, ...]
+    ) -> tuple[tuple[Subscription, ...], bool]:
         """The subscriptions a message goes to, remembered per topic and numbers (under
         the lock, so a subscription change never leaves a stale answer behind).
 
         A v5 broker names the subscriptions; a number left in a persistent session by an
         earlier run may name one of ours by chance, so the filter must match too. Without
-        numbers, every subscription whose filter matches."""
+        numbers, every subscription whose filter matches; so too when the numbers name
+        none of ours (returned True then: routed by filter)."""
         with self._lock:
+            targets: tuple[Subscription, ...] = ()
             if numbers:
-                found = (self._by_id.get(n) for n in numbers)
+                found = (self._by_id.get(n) or self._aliases.get(n) for n in numbers)
                 targets = tuple(s for s in found if s is not None and s.matches(topic))
-            else:
+            by_filter = False
+            if not targets:
                 subscriptions = self._subscriptions.values()
                 targets = tuple(s for _, s in subscriptions if s.matches(topic))
+                by_filter = bool(numbers and targets)
+                if by_filter and len(targets) == 1 and len(self._aliases) < _ALIAS_LIMIT:
+                    self._aliases.update(dict.fromkeys(numbers, targets[0]))
+                    by_filter = True
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache = {}
-            self._cache[(topic, numbers)] = targets
-            return targets
+            self._cache[(topic, numbers)] = (targets, by_filter)
+            return targets, by_filter
+
+    # held messages (see the module docstring) ----------------------------------------
+
+    def _hold(self, message: BusMessage, numbers: tuple[int, ...]) -> None:
+        if time.monotonic() < self._hold_until and len(self._held) < self._size:
+            self._held.append(_Held(message, numbers))
+            self._counters.bump("held_early")
+            return
+        self._unmatched(message.topic)
+
+    def _replay(self, subscription: Subscription) -> None:
+        """Hand the held messages that match `subscription` to it (once each)."""
+        self._expire()
+        with self._lock:
+            number = self._subscriptions.get(subscription.text, (0, None))[0]
+            ours = set(self._by_id)
+        for held in list(self._held):
+            if not subscription.matches(held.message.topic):
+                continue
+            named = [n for n in held.numbers if n in ours]
+            if named and number not in named:
+                continue  # a copy the broker made for another of our subscriptions
+            held.claimed = True
+            failure = deliver(held.message, subscription.handler)
+            if failure:
+                self._counters.bump(failure)
+
+    def _expire(self, *, force: bool = False) -> None:
+        """Drop the held messages once the window is over; count the unclaimed ones."""
+        if not self._held or (not force and time.monotonic() < self._hold_until):
+            return
+        while self._held:
+            held = self._held.popleft()
+            if not held.claimed:
+                self._unmatched(held.message.topic)
 
     def _unmatched(self, topic: str) -> None:
         self._counters.bump("unmatched")

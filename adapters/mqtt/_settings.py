@@ -21,6 +21,11 @@ Keys (all optional but `host`; unknown keys are refused so a typo does not pass 
 | `queue_size` | 10000 | publishes kept while disconnected |
 | `queue_policy` | `drop_oldest` | or `drop_newest`, or `raise` when the queue is full |
 | `inbound_queue_size` | 10000 | received messages waiting for the handler thread |
+| `ack_after_handling` | true | acknowledge a QoS 1/2 message once its handlers ran (a |
+| | | killed process gets again what it had not handled); false: on receipt |
+| `hold_unmatched_s` | 10 | after each connection, how long a message that matches no |
+| | | subscription yet is held for one made meanwhile (a persistent |
+| | | session delivers at once, often before the process subscribes) |
 | `max_inflight` | 0 | QoS 1/2 publishes awaiting acknowledgement; 0: no limit (paho's |
 | | | fast path; a window makes paho scan it on every acknowledgement). Set |
 | | | it to the broker's Receive Maximum for a broker that enforces one |
@@ -68,6 +73,8 @@ class MqttSettings:
     queue_policy: str = "drop_oldest"
     inbound_queue_size: int = 10000
     max_inflight: int = 0
+    hold_unmatched_s: float = 10.0
+    ack_after_handling: bool = True
 
     @property
     def address(self) -> str:
@@ -140,6 +147,8 @@ class _Reader:
             "queue_policy": self._choice("queue_policy", "drop_oldest", QUEUE_POLICIES),
             "inbound_queue_size": self._int("inbound_queue_size", 10000, 1, 10_000_000),
             "max_inflight": self._int("max_inflight", 0, 0, 65535),
+            "hold_unmatched_s": self._hold(),
+            "ack_after_handling": self._bool("ack_after_handling", True),
         }
         values["client_id"] = self._client_id(values["persistent_session"])
         self._cross_checks(values)
@@ -207,6 +216,12 @@ class _Reader:
             return isinstance(v, int | float) and not isinstance(v, bool) and v >= low
 
         return float(self._typed(key, default, check, f"a number of at least {low}"))
+
+    def _hold(self) -> float:
+        value = self._number("hold_unmatched_s", 10.0, 0.0)
+        if value > 3600:
+            self.fail("hold_unmatched_s", "`hold_unmatched_s` must be at most 3600")
+        return value
 
     def _choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
         shown = ", ".join(f"`{c}`" for c in choices)

@@ -12,12 +12,22 @@ A service runs from one config file (JSON or YAML) with these sections:
                   delivers (offline runs and tests); paths are relative to the config file
 `log_level`       `debug`, `info` (default), `warning`, `error` (any case)
 `log_format`      `text` (default) or `json`
+`require_policies` true: refuse to start (`no_policies`, exit 9) while the policies the
+                  service needs are missing after the policy files and a first fetch;
+                  false (default): start, and say so as an error in the log
 `<service>`       the service's own section (`voltage`, `frequency`, `pmu`)
 ================  =========================================================================
 
 `run_service` wires it all, blocks until SIGTERM or SIGINT, then unsubscribes, stops
-the loader, closes the bus, logs the final state (one JSON line) and returns 0. A policy
-a sink refuses is logged and counted by the service; the last good one stays in force.
+the loader, closes the bus, logs the final state (one JSON line, with every counter of
+the service and, prefixed `bus_`, of its bus) and returns 0. A policy a sink refuses is
+logged and counted by the service; the last good one stays in force.
+
+A control service never dies on input: every sample passes the service's
+`adapters.services._inputs.SampleGate` before it counts, and any failure of a step (an
+optimiser that raises, an output that cannot be encoded) is a failed step: counted
+(`step_errors`), logged at most every ten seconds, and the service's fallback run
+(`on_step_failure`); the loop goes on.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from adapters.services._inputs import REASONS, WARN_EVERY_S
 from pbgm.bus import Bus, BusMessage, open_bus
 from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
 from pbgm.policy import load_file
@@ -62,6 +73,14 @@ class Service(Protocol):
     def close(self) -> None: ...
 
     def state(self) -> Mapping[str, Any]: ...
+
+    def missing_policies(self) -> list[str]:
+        """The policies the service waits for before it can act (none: it can)."""
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """Named integer counters (drops included), for logs and a metrics exporter."""
+        ...
 
 
 class Counters:
@@ -106,6 +125,9 @@ class Ticker:
 class LoopService:
     """Base of the control services: limits from policies, subscriptions, a periodic step.
 
+    `stats()` is the service's counters as one mapping of names to integers (with the
+    bus's, prefixed `bus_`): what a metrics exporter reads.
+
     Subclasses give `name`, `build_limits(policies)` (contents by policy id -> limits,
     raising `InvalidInputError`; code `limits_incomplete` means "not all there yet"),
     `install_limits(limits)`, `subscriptions()` (topic filter -> handler) and `step()`.
@@ -114,7 +136,7 @@ class LoopService:
 
     name = "service"
     COUNTERS: tuple[str, ...] = ("received", "malformed", "steps", "published")
-    COUNTERS += ("limits_applied", "limits_refused", "step_errors")
+    COUNTERS += ("limits_applied", "limits_refused", "step_errors", *REASONS)
 
     def __init__(self, bus: Bus, period_s: float) -> None:
         self.bus = bus
@@ -127,6 +149,7 @@ class LoopService:
         self._subscribe_lock = threading.Lock()
         self._subscribed: set[str] = set()
         self._stopped = threading.Event()
+        self._quiet_until = 0.0
 
     # -- what subclasses provide ---------------------------------------------------------
 
@@ -183,7 +206,47 @@ class LoopService:
         while not self._stopped.is_set():
             self.ticker.wait()
             if not self._stopped.is_set():
-                self.step()
+                self.safe_step()
+
+    def safe_step(self) -> bool:
+        """`step`, with any failure taken as a failed step (`step_failed`); never raises."""
+        try:
+            return self.step()
+        except Exception as error:
+            self.step_failed(error)
+            return False
+
+    def step_failed(self, error: BaseException) -> None:
+        """Count and log a failed step, then run the service's fallback."""
+        self.counters.bump("step_errors")
+        now = time.monotonic()
+        if now >= self._quiet_until:
+            self._quiet_until = now + WARN_EVERY_S
+            log.warning(
+                "%s: control step failed (%s: %s); fallback applied, more failures within "
+                "%g s are counted, not logged",
+                self.name, type(error).__name__, error, WARN_EVERY_S,
+                exc_info=not isinstance(error, PbgmError),
+            )  # fmt: skip
+        try:
+            self.on_step_failure()
+        except Exception:
+            log.exception("%s: the fallback after a failed step failed too", self.name)
+
+    def on_step_failure(self) -> None:
+        """What a failed step leaves behind; by default nothing is published."""
+
+    def missing_policies(self) -> list[str]:
+        """The policies the service waits for before it can act (subclasses say which)."""
+        return []
+
+    def stats(self) -> dict[str, int]:
+        """Every counter of the service and, prefixed `bus_`, of its bus."""
+        out = self.counters.snapshot()
+        bus_stats = getattr(self.bus, "stats", None)
+        if callable(bus_stats):
+            out.update({f"bus_{k}": int(v) for k, v in bus_stats().items()})
+        return out
 
     def stop(self) -> None:
         self._stopped.set()
@@ -369,6 +432,7 @@ def run_service(
         feed_policy_files(service, config.get("policy_files"), path.parent)
         with stop_on_signals(service.stop):
             loader = start_loader(config.get("loader"), service, bus, path.parent)
+            check_policies(service, loader, require=config.get("require_policies", False))
             service.start()
             log.info("%s running", service.name)
             service.run()
@@ -401,6 +465,28 @@ def _policy_revision(service: Service) -> float:
     return float(getattr(service, "policy_revision", getattr(service, "limits_revision", 0)))
 
 
+def check_policies(service: Service, loader: Any, *, require: Any = False) -> None:
+    """Say loudly when the service starts without the policies it needs to act (it
+    would then do nothing); with `require`, refuse to start (`no_policies`). A loader
+    is given one fetch first when it is required."""
+    if not isinstance(require, bool):
+        raise ConfigurationError("`require_policies` must be true or false")
+    if require and loader is not None:
+        loader.refresh_now()
+    missing = service.missing_policies()
+    if not missing:
+        return
+    shown = ", ".join(f"`{name}`" for name in missing)
+    where = "" if loader is not None else " (no `loader` is configured)"
+    message = (
+        f"{service.name}: no policy for {shown} yet{where}; the service does not act "
+        "until it arrives"
+    )
+    if require:
+        raise ConfigurationError(message, code="no_policies")
+    log.error(message)
+
+
 def _shut_down(service: Service | None, loader: Any, bus: Bus) -> None:
     """Unsubscribe, stop the loader, close the bus; log the final state."""
     if loader is not None:
@@ -408,7 +494,10 @@ def _shut_down(service: Service | None, loader: Any, bus: Bus) -> None:
             loader.stop()
     if service is not None:
         service.close()
+    bus_stats = getattr(bus, "stats", None)
+    counters = bus_stats() if callable(bus_stats) else {}
     bus.close()
     if service is not None:
-        final = json.dumps(service.state(), sort_keys=True, default=str)
+        state = {**service.state(), **{f"bus_{k}": v for k, v in counters.items()}}
+        final = json.dumps(state, sort_keys=True, default=str)
         log.info("%s stopped, final state: %s", service.name, final)

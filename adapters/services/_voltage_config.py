@@ -3,19 +3,21 @@
 Kept apart from the running service (`adapters.services.voltage`) so that each mapping
 can be read and tested on its own, without a bus or a thread: the `voltage` config
 section into the feeder model and the assets, `operational_limits` contents into
-`controls.VoltageLimits` (refusing what is invalid or unsafe), a `service_config`
-content into the active `Source`, and an input payload into per-node values. The
-rules are described in the docstring of `adapters.services.voltage`.
+`controls.VoltageLimits` (refusing what is invalid or unsafe) and into the plausible
+ranges of the inputs (`Plausible`), a `service_config` content into the active
+`Source`, and an input payload into per-node values (`node_readings`). The rules are
+described in the docstring of `adapters.services.voltage`.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.services._inputs import Refusal, plausible
 from adapters.services._runner import find_policy, refuse
 from controls import (
     ControlError,
@@ -25,20 +27,23 @@ from controls import (
     RadialFeeder,
     VoltageLimits,
     chain_feeder,
-    from_message,
 )
-from controls.voltage import DEFAULT_TOPICS, PV_KEY, VOLTAGE_KEY
+from controls.voltage import DEFAULT_TOPICS, PV_KEY, PV_KEY_ALIASES, VOLTAGE_KEY
 from pbgm.errors import ConfigurationError, InvalidInputError
 
 __all__ = [
     "DEFAULT_SOURCE",
     "ENVELOPE_PU",
     "OUTPUTS",
+    "PLAUSIBLE_MARGIN_PU",
     "Asset",
+    "Plausible",
     "Source",
     "assets_from_config",
     "feeder_from_config",
-    "read_inputs",
+    "input_section",
+    "node_readings",
+    "plausible_ranges",
     "refuse",
     "source_from_config",
     "voltage_band",
@@ -47,6 +52,10 @@ __all__ = [
 
 ENVELOPE_PU = (0.85, 1.15)
 OUTPUTS = ("reactive_power", "active_power", "active_power_ESS")
+PLAUSIBLE_MARGIN_PU = 0.3
+PV_MAX_KW = 10_000.0  # a node without a rated asset: no LV or MV feeder node has more PV
+TIME_KEYS = frozenset({"created", "time", "timestamp"})
+_NODE = re.compile(r"node_(\d{1,9})")
 
 
 # --- the local configuration -----------------------------------------------------------
@@ -182,6 +191,92 @@ def _map(
     return VoltageLimits(v_min, v_max, v_nominal, dg, ess)
 
 
+# --- policies -> plausible inputs ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """What a measurement may be: voltages in pu within `v_pu`, PV power in kW from a
+    small negative tolerance up to the node's rating (`pv_max_kw`, else `PV_MAX_KW`)."""
+
+    v_pu: tuple[float, float]
+    pv_max_kw: Mapping[int, float] = field(default_factory=dict)
+
+    def pv_range(self, node: int) -> tuple[float, float]:
+        top = self.pv_max_kw.get(node, PV_MAX_KW)
+        return -0.05 * top, top
+
+
+def plausible_ranges(
+    policies: Mapping[str, Mapping[str, Any]],
+    band_from: str,
+    envelope: tuple[float, float],
+    assets: tuple[Asset, ...] = (),
+    margin_pu: float = PLAUSIBLE_MARGIN_PU,
+) -> Plausible:
+    """The plausible inputs under the operational limits: the voltage band of the band
+    policy (`v_min_pu`-`v_max_pu`, not the narrower targets) widened by `margin_pu` on
+    each side (while there is no band policy: the safe envelope widened so), and each
+    generator's PV power up to 1.5 times its rating (`power.s_max_kva`, else
+    `power.p_max_kw`)."""
+    voltage = (find_policy(policies, band_from) or {}).get("voltage") or {}
+    low = float(voltage.get("v_min_pu", envelope[0]))
+    high = float(voltage.get("v_max_pu", envelope[1]))
+    ratings: dict[int, float] = {}
+    for asset in assets:
+        power = (find_policy(policies, asset.id) or {}).get("power") or {}
+        rating = power.get("s_max_kva", power.get("p_max_kw"))
+        if asset.kind == "dg" and isinstance(rating, int | float) and rating > 0:
+            ratings[asset.node] = 1.5 * float(rating)
+    return Plausible((max(low - margin_pu, 0.0), high + margin_pu), ratings)
+
+
+# --- inputs ---------------------------------------------------------------------------
+
+
+def input_section(message: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """`{key: {"node_3": v}}` (for PV also `pv_measurements`), or the flat form
+    `{"node_3": v, "created": ms}`."""
+    names = PV_KEY_ALIASES if key == PV_KEY else (key,)
+    found = next((name for name in names if name in message), None)
+    if found is None:
+        return {k: v for k, v in message.items() if k not in TIME_KEYS}
+    section = message[found]
+    if not isinstance(section, Mapping):
+        raise Refusal("malformed", f"`{key}` must be an object of node values")
+    return section
+
+
+def node_readings(
+    section: Mapping[str, Any],
+    key: str,
+    nodes: frozenset[int],
+    ranges: Plausible,
+) -> tuple[dict[int, float], list[str]]:
+    """The values of the feeder's nodes, each plausible, and the names of the nodes
+    the feeder model does not have (left out). Raises `Refusal`: `malformed` for a name
+    that is no `node_<n>`, `implausible` for a value outside its range, `unknown_nodes`
+    when no node of the sample is in the feeder."""
+    values: dict[int, float] = {}
+    unknown: list[str] = []
+    for name, value in section.items():
+        match = _NODE.fullmatch(name) if isinstance(name, str) else None
+        if match is None:
+            raise Refusal("malformed", f"`{str(name)[:40]}` is not a node name `node_<n>`")
+        node = int(match.group(1))
+        if node not in nodes:
+            unknown.append(name)
+            continue
+        low, high = ranges.v_pu if key == VOLTAGE_KEY else ranges.pv_range(node)
+        values[node] = plausible(value, low, high, f"`{key}.{name}`")
+    if not values and unknown:
+        shown = ", ".join(f"`{n}`" for n in unknown[:3])
+        raise Refusal("unknown_nodes", f"no node of the sample is in the feeder ({shown})")
+    if not values:
+        raise Refusal("malformed", f"`{key}` names no node")
+    return values, unknown
+
+
 # --- the data source -------------------------------------------------------------------
 
 
@@ -196,6 +291,7 @@ class Source:
     period_s: float | None
     on_missing: str
     input_timeout_s: float | None
+    format: str = "json"
 
 
 DEFAULT_SOURCE = Source(
@@ -233,17 +329,5 @@ def source_from_config(content: Mapping[str, Any], service: str) -> Source:
         content.get("loop_period_s"),
         fallback.get("on_missing_input", "hold_last"),
         fallback.get("input_timeout_s"),
+        str(source.get("format", "json")),
     )
-
-
-def read_inputs(payload: bytes, key: str) -> dict[int, float]:
-    """`{key: {"node_3": v}}` or a flat `{"node_3": v, "created": ms}` into `{3: v}`."""
-    try:
-        message = json.loads(payload)
-        if isinstance(message, dict) and key not in message:
-            message = {key: {k: v for k, v in message.items() if k != "created"}}
-        if key == VOLTAGE_KEY:
-            return dict(from_message(message).voltages)
-        return dict(from_message({VOLTAGE_KEY: {}}, message).pv_kw)
-    except (ValueError, ControlError) as error:
-        raise InvalidInputError(f"`{key}`: {error}", code="malformed_payload") from None

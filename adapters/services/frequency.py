@@ -8,6 +8,15 @@ number in a JSON object, times an optional `scale`. Every loop period the contro
 the latest values and publishes `{"active_power": {"<unit>": kW}, "delta_p_kw": ...,
 "saturated": ..., "created": ms}` on `output_topic`.
 
+Every sample passes `adapters.services._inputs.SampleGate` first: its time (`created`
+or `time`, else its arrival) at most `max_input_age_s` old, at most `max_clock_skew_s`
+ahead, later than the last one of its signal; its value plausible under the limits in
+force: the frequency within 10 % of the nominal frequency, a unit's power within its
+`p_min_kw`-`p_max_kw` widened by the width of that range on each side (before the
+limits arrive: within 1 GW). A refused sample is counted under its reason. A step that
+fails (a controller that raises, an output that cannot be encoded) is a failed step:
+counted, logged, nothing published.
+
 Bounds come live from `operational_limits` policies (sink `limits`), mapped by
 `frequency_limits`: each unit's `power.p_min_kw`/`p_max_kw` and `frequency.droop_pct`
 from the policy whose `asset_id` (or id) is the unit id; the nominal frequency, the
@@ -29,12 +38,12 @@ frequency:
   output_topic: /vpp/control/active_power
   loop_period_s: 0.2
   input_timeout_s: 2                  # older inputs: no step, nothing published
+  max_input_age_s: 10                 # older samples are refused on arrival
 ```
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -44,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.services._inputs import Refusal, SampleGate, Taken, Timing, plausible
 from adapters.services._runner import (
     LoopService,
     PolicySink,
@@ -61,11 +71,15 @@ from controls import (
     VppMeasurement,
 )
 from pbgm.bus import Bus, BusMessage
+from pbgm.codecs import get_codec
 from pbgm.errors import ConfigurationError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
 OUTPUT_TOPIC = "/vpp/control/active_power"
+JSON = get_codec("json")  # refuses duplicate keys and non-finite numbers both ways
+FREQUENCY_SPAN = 0.1  # a plausible frequency is within 10 % of the nominal one
+POWER_BEFORE_LIMITS_KW = 1e6
 CONTROLLERS = ("ffr", "agc")
 GAINS = {
     "k_p": "agc_kp",
@@ -83,17 +97,15 @@ class Signal:
     signal: str
     scale: float = 1.0
 
-    def read(self, payload: bytes) -> float:
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            raise InvalidInputError("payload is not json", code="malformed_payload") from None
-        value = message.get(self.signal) if isinstance(message, dict) else None
+    def read(self, message: Mapping[str, Any]) -> float:
+        """The signal's value times the scale; `Refusal("malformed")` without a number."""
+        value = message.get(self.signal)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInputError(f"no number `{self.signal}`", code="malformed_payload")
-        if not math.isfinite(value):
-            raise InvalidInputError(f"`{self.signal}` is not finite", code="malformed_payload")
-        return float(value) * self.scale
+            raise Refusal("malformed", f"no number `{self.signal}`")
+        scaled = float(value) * self.scale
+        if not math.isfinite(scaled):
+            raise Refusal("implausible", f"`{self.signal}` times the scale is not finite")
+        return scaled
 
 
 def signal_from_config(data: Any, where: str) -> Signal:
@@ -177,7 +189,8 @@ class FrequencyService(LoopService):
         self.timeout_s = number(config, "input_timeout_s", 2.0, 0.01, 3600)
         super().__init__(bus, number(config, "loop_period_s", 0.2, 0.01, 3600))
         self.controller: FastFrequencyResponse | AutomaticGenerationControl | None = None
-        self._values: dict[str, tuple[float, float]] = {}
+        self.gate = SampleGate(Timing.from_config(config), self.counters.bump)
+        self._values: dict[str, Taken[float]] = {}
         self._lock = threading.Lock()
 
     def sinks(self) -> Mapping[str, PolicySink]:
@@ -210,45 +223,78 @@ class FrequencyService(LoopService):
         def handle(message: BusMessage) -> None:
             self.counters.bump("received")
             try:
-                value = signal.read(message.payload)
+                payload = JSON.decode(message.payload)
             except InvalidInputError as error:
                 self.counters.bump("malformed")
                 log.warning("malformed payload on `%s`: %s", message.topic, error.message)
                 return
-            with self._lock:
-                self._values[key] = (value, time.monotonic())
+            low, high = self._plausible(key)
+            taken = self.gate.admit(
+                key,
+                payload,
+                lambda: plausible(signal.read(payload), low, high, f"`{signal.signal}`"),
+                where=message.topic,
+            )
+            if taken is not None:
+                with self._lock:
+                    self._values[key] = taken
 
         return handle
 
+    def _plausible(self, key: str) -> tuple[float, float]:
+        """The plausible range of a signal under the limits in force (module docstring)."""
+        controller = self.controller
+        if key == "frequency":
+            nominal = controller.limits.f_nominal_hz if controller is not None else 50.0
+            return nominal * (1 - FREQUENCY_SPAN), nominal * (1 + FREQUENCY_SPAN)
+        unit = controller.limits.units.get(key) if controller is not None else None
+        if unit is None:
+            return -POWER_BEFORE_LIMITS_KW, POWER_BEFORE_LIMITS_KW
+        span = max(unit.p_max_kw - unit.p_min_kw, 1.0)
+        return unit.p_min_kw - span, unit.p_max_kw + span
+
     def step(self) -> bool:
-        """One step on the latest inputs; True when set-points were published."""
+        """One step on the latest inputs; True when set-points were published.
+
+        A step that fails is a failed step (`step_failed`): counted, logged, nothing sent."""
         controller = self.controller
         with self._lock:
             values = dict(self._values)
-        now = time.monotonic()
         needed = ("frequency", *self.units)
-        if controller is None or any(now - values.get(k, (0, -math.inf))[1] > self.timeout_s
-                                     for k in needed):  # fmt: skip
+        if controller is None or any(
+            k not in values or self.gate.age(values[k].t) > self.timeout_s for k in needed
+        ):
             return False
         try:
             measurement = VppMeasurement(
-                values["frequency"][0], {u: values[u][0] for u in self.units}, time_s=now
+                values["frequency"].values,
+                {u: values[u].values for u in self.units},
+                time_s=time.monotonic(),
             )
             result = controller.step(measurement)
-        except ControlError as error:
-            self.counters.bump("step_errors")
-            log.warning("control step failed: %s", error.message)
+            payload = JSON.encode(
+                {
+                    "active_power": dict(result.p_kw),
+                    "delta_p_kw": result.delta_p_kw,
+                    "saturated": result.saturated,
+                    "created": round(time.time() * 1000),
+                }
+            )
+        except Exception as error:
+            self.step_failed(error)
             return False
-        payload = {
-            "active_power": dict(result.p_kw),
-            "delta_p_kw": result.delta_p_kw,
-            "saturated": result.saturated,
-            "created": round(time.time() * 1000),
-        }
-        self.bus.publish(self.output_topic, json.dumps(payload).encode(), qos=1)
+        self.bus.publish(self.output_topic, payload, qos=1)
         self.counters.bump("published")
         self.counters.bump("steps")
         return True
+
+    def missing_policies(self) -> list[str]:
+        """The units without limits, until the controller can start."""
+        if self.controller is not None:
+            return []
+        with self._policy_lock:
+            policies = dict(self._policies)
+        return [u for u in sorted(self.units) if find_policy(policies, u) is None] or ["vpp"]
 
     def state(self) -> Mapping[str, Any]:
         units = sorted(self.controller.limits.units) if self.controller else []

@@ -14,8 +14,11 @@ latest event at or before the trigger:
     {"status": "rejected", "service", "trigger", "topic", "t0", "reason", "message"}
 
 `reason` is one of `controls.inertia`'s `REJECT_*` codes, or `no_event` when the
-window holds no RoCoF event, or `too_few_samples` when it holds too few samples
-with both signals. Times are seconds since the epoch.
+window holds no RoCoF event, `too_few_samples` when it holds too few samples with
+both signals, `estimation_failed` when the estimator raised (extreme samples, say:
+the service never raises), `non_finite_result` when the estimate is not a finite
+number (nothing non-finite is published). Times are seconds since the epoch. The
+last `MAX_RESULTS` outcomes are kept in `results`.
 
 Run parameters (from the obligation, over the service's own settings): `f0_hz`,
 `s_base_mw` or `s_base_mva`, `fit_window_ms`, `h_min_s`, `h_max_s`,
@@ -30,10 +33,10 @@ topic: ..., s_base_mw: ...}}`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,7 +45,8 @@ import numpy as np
 from controls import ControlError
 from controls.inertia import EventRejected, InertiaEstimate, InertiaEstimator, InertiaLimits
 from pbgm.bus import Bus
-from pbgm.errors import ConfigurationError
+from pbgm.codecs import get_codec
+from pbgm.errors import ConfigurationError, InvalidInputError
 from pbgm.events import ServiceRun
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ SERVICE_NAME = "inertia-estimation"
 OUTPUT_TOPIC = "/pbgm/services/inertia-estimation"
 METHODS = ("least_squares", "swing")
 LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(InertiaLimits))
+MAX_RESULTS = 100
+JSON = get_codec("json")
 
 
 class InertiaService:
@@ -72,16 +78,24 @@ class InertiaService:
         self.bus, self.topic, self.qos = bus, topic, qos
         self.s_base_mw, self.f0_hz, self.method = s_base_mw, f0_hz, method
         self.limits = limits or InertiaLimits()
-        self.results: list[dict[str, Any]] = []
+        self.results: deque[dict[str, Any]] = deque(maxlen=MAX_RESULTS)
         self._lock = threading.Lock()
 
     def __call__(self, run: ServiceRun) -> dict[str, Any]:
-        """Estimate, publish and return the outcome of one run."""
+        """Estimate, publish and return the outcome of one run; never raises on data."""
         try:
             outcome = self._estimate(run)
         except (ControlError, ValueError, TypeError) as error:
             outcome = _rejected(run, run.t_event, "invalid_parameters", str(error))
-        self.bus.publish(self.topic, json.dumps(outcome).encode(), qos=self.qos)
+        except Exception as error:  # an estimator that fails on extreme data
+            log.warning("inertia estimation failed: %s: %s", type(error).__name__, error)
+            outcome = _rejected(run, run.t_event, "estimation_failed", type(error).__name__)
+        try:
+            payload = JSON.encode(outcome)
+        except InvalidInputError:
+            outcome = _rejected(run, run.t_event, "non_finite_result", "not a finite estimate")
+            payload = JSON.encode(outcome)
+        self.bus.publish(self.topic, payload, qos=self.qos)
         with self._lock:
             self.results.append(outcome)
         return outcome

@@ -24,7 +24,6 @@ pmu:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -41,11 +40,13 @@ from adapters.pmu import (
 )
 from adapters.services._runner import Counters, PolicySink, number, section
 from pbgm.bus import Bus, check_qos
+from pbgm.codecs import get_codec
 from pbgm.errors import ConfigurationError, PbgmError
 
 log = logging.getLogger(__name__)
 
 TOPIC = "/edgeflex/{station}"
+EDGEFLEX = get_codec("json.edgeflex")  # flat, with `created`, nothing non-finite
 _UNSAFE = re.compile(r"[+#/\x00]")
 
 
@@ -105,13 +106,14 @@ class PmuService:
     def sinks(self) -> Mapping[str, PolicySink]:
         return {}
 
+    def missing_policies(self) -> list[str]:
+        return []  # the PMU service needs no policy
+
     def publish(self, measurement: Measurement) -> None:
         """One measurement as `json.edgeflex` on its topic; failures counted, not raised."""
         try:
             topic = topic_for(self.template, measurement)
-            payload = json.dumps(
-                to_edgeflex(measurement, prefix=self.prefix), allow_nan=False
-            ).encode()
+            payload = EDGEFLEX.encode(to_edgeflex(measurement, prefix=self.prefix))
             self.bus.publish(topic, payload, qos=self.qos)
         except PbgmError as error:
             self.counters.bump("publish_errors")
@@ -134,6 +136,14 @@ class PmuService:
 
     def state(self) -> Mapping[str, Any]:
         return {**self.receiver.counters.as_dict(), **self.counters.snapshot()}
+
+    def stats(self) -> dict[str, int]:
+        """Every counter of the receiver and the service, and (`bus_`) of its bus."""
+        out = {k: int(v) for k, v in self.state().items()}
+        bus_stats = getattr(self.bus, "stats", None)
+        if callable(bus_stats):
+            out.update({f"bus_{k}": int(v) for k, v in bus_stats().items()})
+        return out
 
 
 def make_service(config: Mapping[str, Any], bus: Bus, base: Path = Path()) -> PmuService:

@@ -102,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while not stop.wait(args.period):
             voltages = feeder.voltages()
+            created = round(time.time() * 1000)  # the measuring time: stale and replayed
             message = {"voltage_measurements": {f"node_{n}": v for n, v in voltages.items()}}
+            message["created"] = created  # samples are recognised by it
             bus.publish(VOLTAGE_TOPIC, json.dumps(message).encode(), qos=0)
             pv = {"pv_input_measurements": {f"node_{n}": feeder.pv[n] for n in MEASURED_PV}}
-            bus.publish(PV_TOPIC, json.dumps(pv).encode(), qos=0)
+            bus.publish(PV_TOPIC, json.dumps({**pv, "created": created}).encode(), qos=0)
             if time.monotonic() - shown_at >= 2.0:
                 print(feeder.summary(voltages), flush=True)
                 shown_at = time.monotonic()

@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from pbgm.access import AccessPoint, ServedPolicy
+from pbgm.access import AccessPoint, ServedPolicy, listing_etag
 from pbgm.api._http import conditional_json, etag_of, integer, not_modified, principal, query
 from pbgm.api._metrics import Metrics
 from pbgm.errors import InvalidInputError, NotFoundError, PbgmError
@@ -85,7 +85,7 @@ def _fetched(access: AccessPoint, values: dict[str, str]) -> tuple[bytes, str]:
     if given == {"asset_id", "policy_type"}:
         found = access.fetch_by_asset(values["asset_id"], values["policy_type"], principal())
         body = {"policies": [served_data(s) for s in found]}
-        return _json_bytes(body), etag_of([s.etag for s in found])
+        return _json_bytes(body), listing_etag(s.etag for s in found)
     raise InvalidInputError(
         "ask by `policy_id` and `policy_group`, or by `asset_id` and `policy_type`",
         code="invalid_parameters",

@@ -4,7 +4,8 @@ The configuration (`examples/events.yaml`) names the bus, the subscriptions and 
 policies: `store:` (a repository URL), or `policies:` (files loaded in process), or
 neither, and then the global `--db` repository is used. On SIGTERM or SIGINT the
 service unsubscribes, waits for the grid services it started, closes the bus and
-prints its counters (JSON with `--json`); the exit status is then 0.
+prints its counters and its bus's (prefixed `bus_`: received, dropped, unmatched...),
+as JSON with `--json`; the exit status is then 0.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ def events_run(
         if endpoint is not None:
             endpoint.close()
         service.close()
+        bus_stats = getattr(service.bus, "stats", None)
+        at_exit = bus_stats() if callable(bus_stats) else {}
         service.bus.close()
-    stats = service.stats()
+    stats = {**service.stats(), **{f"bus_{k}": v for k, v in at_exit.items()}}
     env.emit(stats, [f"{name}: {value}" for name, value in sorted(stats.items())])
 
 

@@ -14,9 +14,11 @@ Core module: no paho, no numpy. Grid services and the MQTT bus are found at run
 time (entry-point groups `pbgm.services` and `pbgm.bus`).
 """
 
+from pbgm.events._audit import AuditThrottle, Due, audit_object_id
+from pbgm.events._bounded import BoundedMap
 from pbgm.events._build import JwksFile, load_policies, open_event_service, token_verifier
 from pbgm.events._config import KINDS, EventServiceConfig, JwtConfig, SubscriptionConfig
-from pbgm.events._handlers import AuditThrottle, Counters, Event, EventHandler
+from pbgm.events._handlers import Counters, Event, EventHandler
 from pbgm.events._policies import PolicyCache
 from pbgm.events._samples import Sample, SignalNames, TopicHistory, flatten, sample_time, slope
 from pbgm.events._service import EventService
@@ -45,10 +47,12 @@ __all__ = [
     "SERVICE_ENTRY_POINT_GROUP",
     "TRANSFORMS",
     "AuditThrottle",
+    "BoundedMap",
     "Condition",
     "Counters",
     "Delivery",
     "Downsampler",
+    "Due",
     "Event",
     "EventHandler",
     "EventService",
@@ -67,6 +71,7 @@ __all__ = [
     "Trigger",
     "TriggerState",
     "aggregate",
+    "audit_object_id",
     "downsample",
     "flatten",
     "load_policies",

@@ -65,6 +65,7 @@ class EventServiceConfig:
     delta_p_window_ms: int = 500
     history_s: float = 60.0
     max_samples_per_topic: int = 10_000
+    max_topics: int = 10_000
     reply_topic_prefix: str = "/pbgm/replies/"
     reply_window_s: float = 10.0
     data_topic_prefix: str = "/pbgm/data/"
@@ -74,6 +75,7 @@ class EventServiceConfig:
     service_workers: int = 2
     jwt: JwtConfig | None = None
     services: Mapping[str, Mapping[str, Any]] = field(default_factory=_empty)
+    require_policies: bool = False
 
     @classmethod
     def load(cls, path: str | Path) -> EventServiceConfig:
@@ -165,6 +167,7 @@ def _read_config(r: _Reader) -> EventServiceConfig:
         delta_p_window_ms=r.integer("delta_p_window_ms", 500),
         history_s=r.number("history_s", 60.0),
         max_samples_per_topic=r.integer("max_samples_per_topic", 10_000, minimum=10),
+        max_topics=r.integer("max_topics", 10_000),
         reply_topic_prefix=r.text("reply_topic_prefix", "/pbgm/replies/"),
         reply_window_s=r.number("reply_window_s", 10.0),
         data_topic_prefix=r.text("data_topic_prefix", "/pbgm/data/"),
@@ -174,6 +177,7 @@ def _read_config(r: _Reader) -> EventServiceConfig:
         service_workers=r.integer("service_workers", 2),
         jwt=_jwt(r.child("jwt")),
         services=MappingProxyType(_services(r)),
+        require_policies=r.flag("require_policies", False),
     )
     r.done()
     if config.store and config.policies:

@@ -47,6 +47,8 @@ from pbgm.functions import TopicFilter, match_levels, parse_topic_filter
 from pbgm.model import Obligation, Request, Response
 from pbgm.store.base import Store
 
+from ._audit import AuditThrottle, Due, audit_object_id
+from ._bounded import BoundedMap
 from ._policies import PolicyCache
 from ._samples import Sample
 from ._services import ServiceRegistry, ServiceRun
@@ -94,11 +96,20 @@ class Event:
 
 EventHandler = Callable[[Obligation, Event], object]
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
+MAX_FORWARDS = 1_000
+MAX_RATE_SUBJECTS = 10_000
 
 
 def encode(data: Mapping[str, Any]) -> bytes:
-    return _ENCODER.encode(data).encode()
+    """Compact JSON; a non-finite number raises `unencodable_payload` (nothing
+    non-finite leaves pbgm), and the obligation that wanted to send it fails."""
+    try:
+        return _ENCODER.encode(data).encode()
+    except ValueError as error:
+        raise InvalidInputError(
+            f"cannot encode the payload as JSON: {error}", code="unencodable_payload"
+        ) from None
 
 
 class Counters:
@@ -115,26 +126,6 @@ class Counters:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
-
-
-class AuditThrottle:
-    """At most one audit entry per key per interval; counts the events it stands for."""
-
-    def __init__(self, interval_s: float, clock: Callable[[], float]) -> None:
-        self._interval_s, self._clock = interval_s, clock
-        self._lock = threading.Lock()
-        self._last: dict[Any, tuple[float, int]] = {}
-
-    def due(self, key: Any) -> int:
-        """0 while within the interval, else the number of events since the last entry."""
-        now = self._clock()
-        with self._lock:
-            last, count = self._last.get(key, (None, 0))
-            if last is not None and now < last + self._interval_s:
-                self._last[key] = (last, count + 1)
-                return 0
-            self._last[key] = (now, 0)
-            return count + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +154,26 @@ class Obligations:
         self.registry, self.executor, self.counters = registry, executor, counters
         self.settings, self.clock = settings, clock
         self.actor = settings.service_id
-        self._audits = AuditThrottle(settings.audit_interval_s, lambda: clock().timestamp())
-        self._requests: dict[str, deque[float]] = {}
-        self._forwards: list[_Forward] = []
+        self._audits = AuditThrottle(
+            settings.audit_interval_s, lambda: clock().timestamp(), max_keys=settings.max_topics
+        )
+        self._requests: BoundedMap[str, deque[float]] = BoundedMap(MAX_RATE_SUBJECTS)
+        self._forwards: deque[_Forward] = deque(maxlen=MAX_FORWARDS)
         self._lock = threading.Lock()
         self._pending: set[Future[None]] = set()
 
     @property
     def store(self) -> Store | None:
         return self.policies.store
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held per table (each bounded)."""
+        with self._lock:
+            return {
+                "audit_keys": len(self._audits),
+                "rate_subjects": len(self._requests),
+                "forwards": len(self._forwards),
+            }
 
     def handlers(self) -> dict[str, EventHandler]:
         built_in: dict[str, EventHandler] = {
@@ -204,6 +206,8 @@ class Obligations:
         after = float(attributes.get("window_after_s", 0))
         if after > 0:
             with self._lock:
+                if len(self._forwards) == MAX_FORWARDS:
+                    self.counters.bump("forwards_evicted")
                 self._forwards.append(_Forward(filters, destination, event.t + after))
         self.counters.bump("data_returned")
 
@@ -212,8 +216,10 @@ class Obligations:
         if not self._forwards:
             return
         with self._lock:
-            self._forwards = [f for f in self._forwards if sample.t <= f.until]
-            targets = [f.destination for f in self._forwards if _matches(topic, f.filters)]
+            live = [f for f in self._forwards if sample.t <= f.until]
+            if len(live) != len(self._forwards):
+                self._forwards = deque(live, maxlen=MAX_FORWARDS)
+            targets = [f.destination for f in live if _matches(topic, f.filters)]
         for destination in targets:
             self.bus.publish(destination, encode({"topic": topic, "sample": sample.as_json()}))
 
@@ -304,7 +310,7 @@ class Obligations:
             raise InvalidInputError("`rate-limit` needs a positive `requests_per_minute`")
         now = self.clock().timestamp()
         with self._lock:
-            recent = self._requests.setdefault(event.subject or event.topic, deque())
+            recent = self._requests.setdefault(event.subject or event.topic, deque)
             while recent and recent[0] <= now - 60:
                 recent.popleft()
             if len(recent) >= limit:
@@ -322,27 +328,43 @@ class Obligations:
         self.counters.bump("notifications")
 
     def audit(self, obligation: Obligation, event: Event) -> None:
+        """One entry per subject, topic and decision per interval; a failed write
+        raises (the event is then not permitted) and is retried by the next event."""
         response = event.response
         decision = response.decision.value if response else ""
-        count = self._audits.due((event.subject or event.device, event.topic, decision))
-        if not count:
+        subject = event.subject or event.device
+        due = self._audits.due((subject, event.topic, decision), (subject, "*", decision))
+        if due is None:
             return
+        topic = "*" if due.overflow else event.topic
         details = {
             "event": event.describe(),
             "decision": decision,
-            "events": count,
+            "events": due.events,
             "level": obligation.attributes.get("level", "info"),
+            "topic": topic,
         }
+        if due.overflow:
+            details["other_topics"] = True
         if self.store is None:
-            log.info("audit: %s on `%s`: %s", decision, event.topic, details)
+            log.info("audit: %s on `%s`: %s", decision, topic, details)
             return
-        self.store.record_audit(
-            actor=self.actor,
-            action=f"events.{event.kind}",
-            object_type="topic",
-            object_id=event.topic,
-            details=details,
-        )
+        self._write_audit(due, f"events.{event.kind}", audit_object_id(topic), details)
+
+    def _write_audit(self, due: Due, action: str, object_id: str, details: Any) -> None:
+        assert self.store is not None
+        try:
+            self.store.record_audit(
+                actor=self.actor,
+                action=action,
+                object_type="topic",
+                object_id=object_id,
+                details=details,
+            )
+        except Exception:
+            self._audits.failed(due)
+            self.counters.bump("audit_errors")
+            raise
 
 
 def _is_service_account(store: Store, principal: str) -> bool:

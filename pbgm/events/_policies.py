@@ -24,11 +24,13 @@ from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pep import Decider
 from pbgm.store.base import ServiceAccount, Store
 
+from ._bounded import BoundedMap
 from ._triggers import Trigger, triggers_of
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+MAX_PRINCIPALS = 10_000  # principals named by messages (devices, token subjects)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class PolicyCache:
         pdp: Decider | None = None,
         refresh_s: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
+        max_principals: int = MAX_PRINCIPALS,
     ) -> None:
         if store is None and pdp is None:
             raise ConfigurationError("the event service needs a policy store or a decision point")
@@ -59,9 +62,9 @@ class PolicyCache:
         self._refresh_s, self._monotonic = refresh_s, monotonic
         self._lock = threading.Lock()
         self._groups: dict[str, _Compiled] = {}
-        self._groups_of: dict[str, tuple[str, ...]] = {}
-        self._enabled: dict[str, bool] = {}
-        self._accounts: dict[str, ServiceAccount | None] = {}
+        self._groups_of: BoundedMap[str, tuple[str, ...]] = BoundedMap(max_principals)
+        self._enabled: BoundedMap[str, bool] = BoundedMap(max_principals)
+        self._accounts: BoundedMap[str, ServiceAccount | None] = BoundedMap(max_principals)
         self._revision: int | None = None
         self._next_check = 0.0
 
@@ -78,26 +81,41 @@ class PolicyCache:
 
     def groups_of(self, principal: str) -> tuple[str, ...]:
         """The principal's groups in the store (none without a store or if unknown)."""
-        found = self._groups_of.get(principal)
-        if found is None:
-            none: tuple[str, ...] = ()
-            answered, groups = self._ask(lambda s: tuple(sorted(s.groups_of(principal))), none)
-            if not answered:
-                return ()
-            found = self._groups_of[principal] = groups
-        return found
+        with self._lock:
+            found = self._groups_of.get(principal)
+        if found is not None:
+            return found
+        none: tuple[str, ...] = ()
+        answered, groups = self._ask(lambda s: tuple(sorted(s.groups_of(principal))), none)
+        if not answered:
+            return ()
+        with self._lock:
+            self._groups_of.set(principal, groups)
+        return groups
 
     def enabled(self, principal: str) -> bool:
         """An enabled service account or user of the store; True without a store."""
         if self.store is None:
             return True
-        found = self._enabled.get(principal)
-        if found is None:
-            answered, enabled = self._ask(lambda s: _enabled_in(s, principal), False)
-            if not answered:
-                return False
-            found = self._enabled[principal] = enabled
-        return found
+        with self._lock:
+            found = self._enabled.get(principal)
+        if found is not None:
+            return found
+        answered, enabled = self._ask(lambda s: _enabled_in(s, principal), False)
+        if not answered:
+            return False
+        with self._lock:
+            self._enabled.set(principal, enabled)
+        return enabled
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held per table (principals' groups and accounts are bounded)."""
+        with self._lock:
+            return {
+                "principals": len(self._groups_of),
+                "accounts": len(self._enabled),
+                "service_accounts": len(self._accounts),
+            }
 
     def bound(self, claims: Claims) -> Claims | None:
         """The token's claims while the service account instance it was issued to is
@@ -106,12 +124,15 @@ class PolicyCache:
         if self.store is None:
             return claims
         subject = claims.subject
-        if subject not in self._accounts:
+        with self._lock:
+            known = subject in self._accounts
+            account = self._accounts.get(subject)
+        if not known:
             answered, account = self._ask(lambda s: s.get_service_account(subject), None)
             if not answered:
                 return None
-            self._accounts[subject] = account
-        account = self._accounts[subject]
+            with self._lock:
+                self._accounts.set(subject, account)
         if account is None:
             return claims if self.enabled(subject) else None
         return bind_to_account(
@@ -133,7 +154,9 @@ class PolicyCache:
             answered, revision = self._ask(lambda s: s.revision(), None)
             if not answered or revision == self._revision:
                 return
-            self._groups_of, self._enabled, self._accounts = {}, {}, {}
+            self._groups_of.clear()
+            self._enabled.clear()
+            self._accounts.clear()
             reloaded = all(self._reload(group) for group in list(self._groups))
             reloaded = self._refresh_explicit(revision) and reloaded
             self._revision = revision if reloaded else None
@@ -141,7 +164,9 @@ class PolicyCache:
     def invalidate(self) -> None:
         """Re-read the store at the next message (after a change made by this process)."""
         self._next_check = 0.0
-        self._groups_of, self._enabled = {}, {}
+        with self._lock:
+            self._groups_of.clear()
+            self._enabled.clear()
 
     def _compiled(self, group: str) -> _Compiled:
         compiled = self._groups.get(group)

@@ -49,13 +49,14 @@ from typing import Any
 from pbgm.auth import TokenVerifier
 from pbgm.bus import Bus, BusMessage
 from pbgm.codecs import Codec, get_codec
-from pbgm.errors import InvalidInputError, PbgmError
+from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
 from pbgm.functions import match_levels, parse_topic_filter
 from pbgm.model import Request
 from pbgm.pdp import utc_now
 from pbgm.pep import Decider
-from pbgm.store.base import Store
+from pbgm.store.base import Store, iter_published
 
+from ._bounded import BoundedMap
 from ._config import EventServiceConfig, SubscriptionConfig
 from ._data_requests import DataRequests
 from ._enforce import Enforcer
@@ -113,15 +114,22 @@ class EventService:
     ) -> None:
         self.config, self.bus, self.verifier, self.clock = config, bus, verifier, clock
         self.policies = PolicyCache(
-            store, pdp=pdp, refresh_s=config.refresh_ms / 1000, monotonic=monotonic
+            store,
+            pdp=pdp,
+            refresh_s=config.refresh_ms / 1000,
+            monotonic=monotonic,
+            max_principals=config.max_topics,
         )
         self.counters = Counters()
         self._warnings = _Warnings(monotonic)
         self._routes = tuple(_Route(s) for s in config.subscriptions)
-        self._route_of: dict[str, _Route | None] = {}
-        self._devices: dict[str, str] = {}
-        self._watchers: dict[tuple[str, str], tuple[tuple[Trigger, ...], tuple[Trigger, ...]]] = {}
-        self._histories: dict[str, TopicHistory] = {}
+        limit = config.max_topics
+        self._route_of: BoundedMap[str, tuple[_Route, ...]] = BoundedMap(limit)
+        self._devices: BoundedMap[str, str] = BoundedMap(limit)
+        self._watchers: BoundedMap[
+            tuple[str, str], tuple[tuple[Trigger, ...], tuple[Trigger, ...]]
+        ] = BoundedMap(limit)
+        self._histories: BoundedMap[str, TopicHistory] = BoundedMap(limit, self._forget_topic)
         self._trigger_states: dict[str, TriggerState] = {}
         self._grid_state: Mapping[str, Any] = MappingProxyType({})
         self._lock = threading.Lock()
@@ -156,12 +164,53 @@ class EventService:
     # -- life cycle ------------------------------------------------------------------
 
     def start(self) -> EventService:
-        """Subscribe to every configured topic filter."""
+        """Check there are policies to decide with, then subscribe to every filter.
+
+        A policy group of the subscriptions without a published policy makes every
+        message of it `not_applicable`: that is logged as an error (and counted,
+        `groups_without_policies`), or refused with `no_policies` when the
+        configuration says `require_policies: true`.
+        """
+        self._check_policies()
+        by_filter: dict[str, list[_Route]] = {}
         for route in self._routes:
-            if route.config.topic not in self._subscribed:
-                self.bus.subscribe(route.config.topic, self.handle, qos=route.config.qos)
-                self._subscribed.append(route.config.topic)
+            by_filter.setdefault(route.config.topic, []).append(route)
+        for topic_filter, routes in by_filter.items():
+            qos = max(r.config.qos for r in routes)
+            self.bus.subscribe(topic_filter, self._handler(tuple(routes)), qos=qos)
+            self._subscribed.append(topic_filter)
         return self
+
+    def _handler(self, routes: tuple[_Route, ...]) -> Callable[[BusMessage], None]:
+        """The handler of one topic filter: every subscription of that filter runs."""
+
+        def handle(message: BusMessage) -> None:
+            self.counters.bump("received")
+            self._handle(message, routes)
+
+        return handle
+
+    def _check_policies(self) -> None:
+        store = self.policies.store
+        if store is None:
+            return  # an explicit decision point: its owner loaded it
+        groups = sorted({r.config.policy_group for r in self._routes})
+        try:
+            empty = [g for g in groups if next(iter_published(store, policy_group=g), None) is None]
+        except Exception:
+            log.warning("cannot count the policies of the store at start", exc_info=True)
+            return
+        if not empty:
+            return
+        shown = ", ".join(f"`{g}`" for g in empty)
+        message = (
+            f"no policies in policy group(s) {shown}: every message of their subscriptions "
+            "will be not applicable; check `policies:` or `store:` of the configuration"
+        )
+        self.counters.bump("groups_without_policies", len(empty))
+        if self.config.require_policies:
+            raise ConfigurationError(message, code="no_policies")
+        log.error(message)
 
     def close(self) -> None:
         """Unsubscribe and wait for running grid services; the bus stays open."""
@@ -198,61 +247,91 @@ class EventService:
         history), `services_running`.
         """
         out = self.counters.snapshot()
-        out["topics"] = len(self._histories)
+        with self._lock:
+            out["topics"] = len(self._histories)
+            if self._histories.evicted:
+                out["topics_evicted"] = self._histories.evicted
         out["services_running"] = len(self.obligations.running())
         return out
+
+    def state_sizes(self) -> dict[str, int]:
+        """How many entries each table of per-topic or per-principal state holds now;
+        each is bounded by `max_topics` (or a fixed bound), whatever the bus sends."""
+        with self._lock:
+            sizes = {
+                "histories": len(self._histories),
+                "routes": len(self._route_of),
+                "devices": len(self._devices),
+                "watchers": len(self._watchers),
+                "armed": sum(len(s.armed) for s in self._trigger_states.values()),
+            }
+        return {**sizes, **self.policies.sizes(), **self.obligations.sizes()}
+
+    @property
+    def grid_state(self) -> Mapping[str, Any]:
+        """The latest grid state, as decisions see it (`grid.<name>`)."""
+        return self._grid_state
+
+    def samples(self, topic: str) -> list[Sample]:
+        """The samples held for `topic`, oldest first (none when it is not tracked)."""
+        with self._lock:
+            history = self._histories.peek(topic)
+            return history.since(-float("inf")) if history is not None else []
 
     # -- one message -----------------------------------------------------------------
 
     def handle(self, message: BusMessage) -> None:
-        """Handle one delivered message; never raises (everything is counted)."""
+        """Handle one message with every subscription whose filter matches its topic;
+        never raises (everything is counted)."""
         self.counters.bump("received")
-        route = self._route(message.topic)
-        if route is None:
+        routes = self._routes_for(message.topic)
+        if not routes:
             self.counters.bump("unknown_topic")
             self._warnings.warn("unknown_topic", "no subscription covers `%s`", message.topic)
             return
-        try:
-            payload = route.codec.decode(message.payload)
-        except InvalidInputError as exc:
-            self.counters.bump("malformed")
-            self._warnings.warn("malformed", "malformed payload on `%s`: %s", message.topic, exc)
-            return
-        try:
-            self.policies.refresh()
-            kind = route.config.kind
-            if kind == "measurement":
-                self._measurement(message, payload, route)
-            elif kind == "data_request":
-                self.data_requests.handle(message, payload, route.config, self.clock())
-            else:
-                self._grid_state_message(message, payload, route.config)
-        except Exception:
-            self.counters.bump("errors")
-            log.exception("handling a message on `%s` failed", message.topic)
+        self._handle(message, routes)
 
-    def _route(self, topic: str) -> _Route | None:
-        try:
-            return self._route_of[topic]
-        except KeyError:
-            levels = topic.split("/")
-            found = next((r for r in self._routes if match_levels(levels, r.levels)), None)
-            if len(self._route_of) > 100_000:
-                self._route_of.clear()
-            self._route_of[topic] = found
-            return found
+    def _handle(self, message: BusMessage, routes: tuple[_Route, ...]) -> None:
+        for route in routes:
+            try:
+                payload = route.codec.decode(message.payload)
+            except InvalidInputError as exc:
+                self.counters.bump("malformed")
+                self._warnings.warn(
+                    "malformed", "malformed payload on `%s`: %s", message.topic, exc
+                )
+                continue
+            try:
+                self.policies.refresh()
+                kind = route.config.kind
+                if kind == "measurement":
+                    self._measurement(message, payload, route)
+                elif kind == "data_request":
+                    self.data_requests.handle(message, payload, route.config, self.clock())
+                else:
+                    self._grid_state_message(message, payload, route.config)
+            except Exception:
+                self.counters.bump("errors")
+                log.exception("handling a message on `%s` failed", message.topic)
+
+    def _routes_for(self, topic: str) -> tuple[_Route, ...]:
+        with self._lock:
+            known = self._route_of.get(topic)
+        if known is not None:
+            return known
+        levels = topic.split("/")
+        found = tuple(r for r in self._routes if match_levels(levels, r.levels))
+        with self._lock:
+            self._route_of.set(topic, found)
+        return found
 
     def _device(self, config: SubscriptionConfig, topic: str, payload: Mapping[str, Any]) -> str:
         """The payload's `device`, else the topic level `device_level`, else the topic."""
         device = payload.get("device")
         if isinstance(device, str) and device:
             return device
-        found = self._devices.get(topic)
-        if found is None:
-            if len(self._devices) > 100_000:
-                self._devices.clear()
-            found = self._devices[topic] = _topic_device(config, topic)
-        return found
+        with self._lock:
+            return self._devices.setdefault(topic, lambda: _topic_device(config, topic))
 
     # -- measurements and grid state -------------------------------------------------
 
@@ -263,11 +342,7 @@ class EventService:
         sample = Sample(t, payload, frequency, power)
         device = self._device(config, topic, payload)
         with self._lock:
-            history = self._histories.get(topic)
-            if history is None:
-                history = self._histories[topic] = TopicHistory(
-                    self.config.history_s, self.config.max_samples_per_topic
-                )
+            history = self._histories.setdefault(topic, self._new_history)
             if not history.add(sample):
                 self.counters.bump("late")
             resource = self._measured(topic, payload, history, sample, device)
@@ -297,6 +372,14 @@ class EventService:
                 resource["delta_p"] = delta_p
         return resource
 
+    def _new_history(self) -> TopicHistory:
+        return TopicHistory(self.config.history_s, self.config.max_samples_per_topic)
+
+    def _forget_topic(self, topic: str, _history: TopicHistory) -> None:
+        """A topic's history was evicted (called under the lock): forget it everywhere."""
+        for state in self._trigger_states.values():
+            state.armed.pop(topic, None)
+
     def _fired(
         self, config: SubscriptionConfig, topic: str, history: TopicHistory, now: datetime
     ) -> list[Trigger]:
@@ -315,9 +398,7 @@ class EventService:
         if remembered is not None and remembered[0] is triggers:
             return remembered[1]
         watching = tuple(t for t in triggers if t.watches(topic))
-        if len(self._watchers) > 100_000:
-            self._watchers.clear()
-        self._watchers[(group, topic)] = (triggers, watching)
+        self._watchers.set((group, topic), (triggers, watching))
         return watching
 
     def _grid_state_message(
@@ -374,7 +455,7 @@ class EventService:
     def _recent(self, topic: str, window_s: float) -> list[Sample]:
         """The samples of `topic` within `window_s` of its newest one."""
         with self._lock:
-            history = self._histories.get(topic)
+            history = self._histories.peek(topic)
             newest = history.newest if history is not None else None
             if history is None or newest is None:
                 return []

@@ -3,14 +3,20 @@
 Obligation ids and attributes (those of the example policy `kibernet-data-access`):
 
 =================  ===================================================================
-`drop-fields`      `fields`: names removed from every payload
-`keep-fields`      `fields`: only these names are kept (plus the time)
+`drop-fields`      `fields`: fields removed from every payload, by name or by path into
+                   nested objects (`meta.customer_id`)
+`keep-fields`      `fields`: only these fields are kept (plus the time), by name or path
 `round`            `decimals`: numbers rounded
 `downsample`       `min_interval_s`, `method` (`last`, `mean`, `min`, `max`; default `last`)
 `rename-topic`     `to`, optional `from` (a topic filter): the literal levels of `from`
                    before its first wildcard are replaced by `to` (no `from`: the
                    whole topic becomes `to`); a topic `from` does not match is kept
 =================  ===================================================================
+
+A field is named as in decision requests (`resource.<outer>.<inner>`): a top-level key,
+or a dotted path into nested objects. A name that is a top-level key (even one with a
+dot in it, such as a VILLASnode signal name) means that key; otherwise the dots walk
+down the objects. A path that leads nowhere changes nothing.
 
 Each handler records its part on a `Delivery`; the attributes are checked, and a bad
 one raises, so the enforcement point denies (fail closed). Downsampling a list of
@@ -52,10 +58,15 @@ class Delivery:
     method: str = "last"
 
     def fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """One payload with fields dropped, kept and rounded."""
-        out = {k: v for k, v in fields.items() if k not in self.drop}
+        """One payload with fields dropped, kept and rounded (paths reach nested ones)."""
+        out = dict(fields)
+        for name in self.drop:
+            _drop_path(out, name)
         if self.keep is not None:
-            out = {k: v for k, v in out.items() if k in self.keep or k in TIME_FIELDS}
+            kept = {k: v for k, v in out.items() if k in TIME_FIELDS}
+            for name in self.keep:
+                _copy_path(out, kept, name)
+            out = kept
         if self.decimals is not None:
             out = {k: _rounded(v, self.decimals) for k, v in out.items()}
         return out
@@ -75,7 +86,39 @@ class Delivery:
 def _rounded(value: Any, decimals: int) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         return round(value, decimals)
+    if isinstance(value, Mapping):
+        return {k: _rounded(v, decimals) for k, v in value.items()}
     return value
+
+
+def _drop_path(data: dict[str, Any], name: str) -> None:
+    """Remove field `name` (a key, else a dotted path) from `data`, copying the nested
+    objects it passes through so the caller's payload is left as it was."""
+    if name in data or "." not in name:
+        data.pop(name, None)
+        return
+    head, _, rest = name.partition(".")
+    inner = data.get(head)
+    if isinstance(inner, Mapping):
+        copy = dict(inner)
+        _drop_path(copy, rest)
+        data[head] = copy
+
+
+def _copy_path(source: Mapping[str, Any], target: dict[str, Any], name: str) -> None:
+    """Copy field `name` (a key, else a dotted path) from `source` into `target`."""
+    if name in source or "." not in name:
+        if name in source:
+            target[name] = source[name]
+        return
+    head, _, rest = name.partition(".")
+    inner = source.get(head)
+    if isinstance(inner, Mapping):
+        existing = target.get(head)
+        branch = existing if isinstance(existing, dict) else {}
+        _copy_path(inner, branch, rest)
+        if branch:
+            target[head] = branch
 
 
 def rename_topic(topic: str, topic_filter: TopicFilter | None, to: str) -> str:
@@ -108,7 +151,9 @@ def aggregate(group: Sequence[Mapping[str, Any]], method: str) -> dict[str, Any]
 
 
 def _mean(numbers: list[float]) -> float:
-    return sum(numbers) / len(numbers)
+    """The mean without overflow: `1e308` and `1e308` average to `1e308`, not infinity."""
+    n = len(numbers)
+    return sum(v / n for v in numbers)
 
 
 _COMBINE: Mapping[str, Callable[[list[float]], float]] = {"mean": _mean, "min": min, "max": max}

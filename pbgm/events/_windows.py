@@ -6,6 +6,11 @@ samples per message; `RunningWindow` instead keeps the window's points and the s
 the least-squares fit through them, adding the newest point and removing those that
 left the window: O(1) per sample for the slope.
 
+Extreme inputs: a codec lets through any finite number, and sums of numbers near
+1e308 overflow. A sum that is not finite is recomputed from the points still in the
+window (so the window heals once such points leave it), and a slope or step that is
+not finite is no value (None): nothing non-finite comes out.
+
 Precision: the sums are taken of `x = t - t0` and `v = y - y0` about a reference point
 (the oldest point in the window), re-chosen with the sums recomputed from the points
 whenever the newest `x` passes `REBASE_WINDOWS` window lengths. So `x` stays within a
@@ -15,6 +20,7 @@ additions and removals never accumulates over more than that span.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 REBASE_WINDOWS = 4
@@ -45,6 +51,8 @@ class RunningWindow:
         self.points.append((t, y))
         self._sum(t, y, 1.0)
         self.advance(t, oldest_t)
+        if not math.isfinite(self._sy + self._sxy):
+            self._rebase()
 
     def advance(self, t: float, oldest_t: float | None = None) -> None:
         """Drop the points older than `window_s` before `t` (the newest sample's time,
@@ -60,7 +68,11 @@ class RunningWindow:
         if not points:
             self._n = 0
             self._sx = self._sy = self._sxx = self._sxy = 0.0
-        elif self._n == 1 or t - self._t0 > self._rebase_after:
+        elif (
+            self._n == 1
+            or t - self._t0 > self._rebase_after
+            or not math.isfinite(self._sy + self._sxy)
+        ):
             self._rebase()
 
     def slope(self) -> float | None:
@@ -70,7 +82,8 @@ class RunningWindow:
         denominator = n * sxx - sx * sx
         if n < 2 or denominator <= 1e-12 * max(n * sxx, 1e-300):
             return None
-        return (n * self._sxy - sx * self._sy) / denominator
+        value = (n * self._sxy - sx * self._sy) / denominator
+        return value if math.isfinite(value) else None
 
     def step(self) -> float | None:
         """Mean of the newest tenth of the points minus mean of the oldest tenth (at least
@@ -79,11 +92,13 @@ class RunningWindow:
         if n < 2:
             return None
         if n < 20:  # one point each end: the common case, at once
-            return points[-1][1] - points[0][1]
-        k = n // 10  # each end's points summed newest first, as the windowed computation did
-        newest = sum([points[-i][1] for i in range(1, k + 1)])
-        oldest = sum([points[i][1] for i in range(k - 1, -1, -1)])
-        return newest / k - oldest / k
+            value = points[-1][1] - points[0][1]
+        else:
+            k = n // 10  # each end's points summed newest first, as the windowed one did
+            newest = sum([points[-i][1] for i in range(1, k + 1)])
+            oldest = sum([points[i][1] for i in range(k - 1, -1, -1)])
+            value = newest / k - oldest / k
+        return value if math.isfinite(value) else None
 
     def _sum(self, t: float, y: float, sign: float) -> None:
         x, v = t - self._t0, y - self._y0

@@ -5,8 +5,16 @@ temporary file in the same directory, flushed, `fsync`ed, then renamed over the
 old one), mode 0600 in a 0700 directory: a crash leaves either the old copy or
 the new one, never half a file. A copy is read back only if it is well formed,
 was made for the same query as the configured one (an entry that now names
-another policy must not be served the old one) and its document still passes
-validation.
+another policy must not be served the old one), its document still passes
+validation, and it is the content its ETag names.
+
+The last check binds the cache to its content. The server's ETag of a policy is a
+digest of its id and document (`pbgm.access.policy_etag`; of a listing by asset, a
+digest of the listed policies' ETags, `listing_etag`), so the loader recomputes it
+from the cached document: a copy edited on disk no longer matches and is not served
+(the policy is fetched anew, without `If-None-Match`). Whoever rewrites the ETag too
+only sends the server an ETag it does not have, and gets the server's copy: a `304`
+confirms exactly the content the loader holds.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pbgm.access import listing_etag, policy_etag
 from pbgm.errors import PbgmError
 from pbgm.loader._config import PolicySpec
 from pbgm.policy import (
@@ -45,9 +54,24 @@ class GoodCopy:
     version: int
     etag: str
     fetched_at: datetime
+    listing: tuple[str, ...] | None = None  # by asset: the ETags of the listed policies
 
     def confirmed(self, moment: datetime) -> GoodCopy:
-        return GoodCopy(self.document, self.version, self.etag, moment)
+        return GoodCopy(self.document, self.version, self.etag, moment, self.listing)
+
+    def matches_its_etag(self) -> bool:
+        """Whether the document is the content `etag` names (module docstring)."""
+        return content_matches(self.document, self.etag, self.listing)
+
+
+def content_matches(document: Mapping[str, Any], etag: str, listing: Any) -> bool:
+    """`etag` is the server's ETag of `document` (alone, or as one of `listing`)."""
+    own = policy_etag(str(document.get("id")), thaw(document))
+    if listing is None:
+        return etag == own
+    if not isinstance(listing, list | tuple) or not all(isinstance(e, str) for e in listing):
+        return False
+    return own in listing and etag == listing_etag(listing)
 
 
 class DiskCache:
@@ -67,6 +91,7 @@ class DiskCache:
             "query": spec.query,
             "version": copy.version,
             "etag": copy.etag,
+            "listing": list(copy.listing) if copy.listing is not None else None,
             "fetched_at": format_datetime(copy.fetched_at),
             "document": thaw(copy.document),
         }
@@ -99,11 +124,19 @@ def _copy_of(data: Any, spec: PolicySpec) -> GoodCopy | None:
         log.warning("ignoring the cache of `%s`: it was made for another policy", spec.name)
         return None
     validate_policy_document(data["document"])
-    version, etag = data["version"], data["etag"]
+    version, etag, listing = data["version"], data["etag"], data.get("listing")
     if isinstance(version, bool) or not isinstance(version, int) or not isinstance(etag, str):
         raise ValueError("bad version or etag")
+    if not content_matches(data["document"], etag, listing):
+        log.warning(
+            "the cache of `%s` is not the content its ETag names (edited?); "
+            "not served, the policy is fetched anew",
+            spec.name,
+        )
+        return None
     fetched_at = parse_datetime(data["fetched_at"], "fetched_at")
-    return GoodCopy(freeze(data["document"]), version, etag, fetched_at)
+    held = tuple(listing) if listing is not None else None
+    return GoodCopy(freeze(data["document"]), version, etag, fetched_at, held)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -309,10 +309,13 @@ class PolicyLoader:
             for slot in slots:
                 slot.failed(error, "unreachable")
                 slot.due_at = self._retry_at
+            held = [s.spec.name for s in self._slots.values() if s.good is not None]
+            empty = [s.spec.name for s in self._slots.values() if s.good is None]
         log.warning(
-            "pbgm server unusable (%s: %s); serving the cached copies, retry in %.1f s",
+            "pbgm server unusable (%s: %s); %s; retry in %.1f s",
             error.code,
             error.message,
+            _serving(held, empty),
             delay,
         )
 
@@ -345,6 +348,16 @@ class PolicyLoader:
             assert self._bus is not None
             payload = loaded.to_json()
             self._bus.publish(target.mqtt_topic, payload, qos=target.qos, retain=target.retain)
+
+
+def _serving(held: list[str], empty: list[str]) -> str:
+    """What a service has meanwhile: the cached copies, and those it lacks."""
+    parts = []
+    if held:
+        parts.append("serving the cached copies of " + ", ".join(f"`{n}`" for n in held))
+    for name in empty:
+        parts.append(f"no copy of `{name}` to serve (nothing usable in the cache)")
+    return "; ".join(parts)
 
 
 def _strings(value: Any) -> set[str]:

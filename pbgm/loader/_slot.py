@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pbgm.errors import InvalidInputError, NotFoundError, PbgmError
-from pbgm.loader._cache import GoodCopy
+from pbgm.loader._cache import GoodCopy, content_matches
 from pbgm.loader._client import Fetched, answer_json
 from pbgm.loader._config import PolicySpec
 from pbgm.policy import format_datetime, freeze, thaw, validate_policy_document
@@ -210,20 +210,27 @@ def accept(spec: PolicySpec, fetched: Fetched, now: datetime) -> GoodCopy:
     """The fetched policy as a `GoodCopy`, or the error that makes it unusable.
 
     It must be exactly one policy (an asset with several of the type needs the
-    entry's `policy_group` to pick one), the one asked for, and a document that
-    passes validation.
+    entry's `policy_group` to pick one), the one asked for, a document that passes
+    validation, and the content its ETag names (`pbgm.loader._cache`).
     """
-    served = _chosen(spec, _policies(spec, answer_json(fetched.body)))
+    policies = _policies(spec, answer_json(fetched.body))
+    served = _chosen(spec, policies)
     document = served.get("document")
     _check_identity(spec, served, document)
     validate_policy_document(document)
     version = served.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise InvalidInputError("the served policy has no version", code="bad_answer")
-    etag = fetched.etag or served.get("etag")
+    listing = None if spec.policy_id is not None else [p.get("etag") for p in policies]
+    etag = fetched.etag or (served.get("etag") if listing is None else None)
     if not isinstance(etag, str) or not etag:
         raise InvalidInputError("the served policy has no ETag", code="bad_answer")
-    return GoodCopy(freeze(document), version, etag, now)
+    if not isinstance(document, Mapping) or not content_matches(document, etag, listing):
+        raise InvalidInputError(
+            "the served policy is not the content its ETag names", code="bad_answer"
+        )
+    held = tuple(str(e) for e in listing) if listing is not None else None
+    return GoodCopy(freeze(document), version, etag, now, held)
 
 
 def _policies(spec: PolicySpec, data: Any) -> tuple[Mapping[str, Any], ...]:

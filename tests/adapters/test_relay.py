@@ -209,3 +209,138 @@ def test_a_policy_change_reaches_the_running_relay(clock: FrozenClock) -> None:
     samples(bus, 1)
     assert len(out) == 1
     assert relay.stats()["denied"] == 1
+
+
+# --- routes sharing a source, audit failures, the audit bound, nested fields, payloads ------
+
+
+AUDIT = {"id": "audit", "attributes": {"level": "info"}}
+
+
+def _relay_with(
+    clock: FrozenClock,
+    *obligations: dict[str, Any],
+    store: Store | None = None,
+    routes: tuple[Route, ...] = (),
+    **settings: Any,
+) -> tuple[Relay, Store]:
+    store = store or memory_store(EXAMPLES, clock=clock)
+    pap = PolicyAdministrationPoint(store)
+    pap.create(_rename_policy(*obligations), actor="test")
+    pap.publish("feeder-3-to-kibernet", actor="test")
+    routes = routes or (kibernet_route(),)
+    relay = Relay(MemoryBus(), decision_point(store, "relay-test"), routes, store=store,
+                  clock=clock, **settings)  # fmt: skip
+    return relay.start(), store
+
+
+def test_routes_on_the_same_source_filter_all_run(clock: FrozenClock) -> None:
+    store = memory_store(EXAMPLES, policies=[_rename_policy()], clock=clock)
+    bus = MemoryBus()
+    out = forwarded(bus, "#")
+    routes = [
+        Route("/location_10003/+/#", "svc-kibernet", "/kibernet", codec="time_value"),
+        Route("/location_10003/+/#", "svc-kibernet", "/archive", codec="time_value"),
+    ]
+    relay = Relay(bus, decision_point(store, "relay-test"), routes, store=store).start()
+    samples(bus, 2)
+    topics = sorted(topic for topic, _ in out if not topic.startswith("/location"))
+    assert topics == [f"/archive{TOPIC}"] * 2 + [f"/kibernet{TOPIC}"] * 2
+    assert relay.stats()["forwarded"] == 4
+    relay.close()
+    samples(bus, 1)
+    assert relay.stats()["forwarded"] == 4
+
+
+def test_a_topic_longer_than_an_audit_id_is_audited_with_its_full_name(
+    clock: FrozenClock,
+) -> None:
+    long_topic = "/location_10003/30025/" + "x" * 300
+    relay, store = _relay_with(clock, AUDIT)
+    samples(relay.bus, 3, topic=long_topic)  # type: ignore[arg-type]
+    assert relay.stats()["forwarded"] == 3
+    [entry] = [e for e in store.list_audit(limit=10) if e.action == "relay.forward"]
+    assert len(entry.object_id) <= 255
+    assert entry.object_id.startswith("/location_10003/30025/xxx")
+    assert entry.details["topic"] == long_topic
+
+
+def test_when_the_audit_cannot_be_written_nothing_passes_unaudited(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    import sqlite3
+
+    from pbgm.bundle import import_bundle, read_bundle
+
+    store = sqlite_store(tmp_path / "pbgm.db", clock=clock)
+    import_bundle(store, read_bundle(EXAMPLES), actor="test")
+    relay, store = _relay_with(clock, AUDIT, store=store)
+    out = forwarded(relay.bus)  # type: ignore[arg-type]
+    with sqlite3.connect(tmp_path / "pbgm.db") as connection:
+        connection.execute("ALTER TABLE audit_log RENAME TO audit_log_away")
+    samples(relay.bus, 3)  # type: ignore[arg-type]
+    assert out == []
+    stats = relay.stats()
+    assert stats["denied"] == 3
+    assert stats["audit_errors"] >= 3  # each message tried again, none waved through
+    with sqlite3.connect(tmp_path / "pbgm.db") as connection:
+        connection.execute("ALTER TABLE audit_log_away RENAME TO audit_log")
+    samples(relay.bus, 1)  # type: ignore[arg-type]
+    assert len(out) == 1
+    [entry] = [e for e in store.list_audit(limit=10) if e.action == "relay.forward"]
+    assert entry.details["events"] == 4  # the three whose audit failed, and this one
+
+
+def test_the_audit_throttle_writes_a_bounded_number_of_entries_for_any_number_of_topics(
+    clock: FrozenClock,
+) -> None:
+    store = memory_store(EXAMPLES, clock=clock)
+    bus = MemoryBus()
+    pdp = decision_point(store, "data-sharing")
+    route = kibernet_route("svc-unknown")  # denied: every topic's denial is audited
+    relay = Relay(bus, pdp, [route], store=store, clock=clock, audit_max_keys=10).start()
+    for k in range(500):
+        samples(bus, 1, topic=f"/location_10003/{k}/v")
+    denials = [e for e in store.list_audit(limit=1000) if e.action == "relay.deny"]
+    assert len(denials) == 11  # ten topics and one entry for the other topics
+    [other] = [e for e in denials if e.details.get("other_topics")]
+    assert other.object_id == "*"
+    clock.advance(seconds=61)  # the ten topics' intervals are over: they make room
+    for k in range(11):
+        samples(bus, 1, topic=f"/location_10003/new-{k}/v")
+    denials = [e for e in store.list_audit(limit=1000) if e.action == "relay.deny"]
+    assert len(denials) == 22
+    accounted = sum(e.details["events"] for e in denials)
+    assert accounted == relay.stats()["denied"] == 511  # the overflow entries carry the rest
+
+
+def test_drop_fields_removes_nested_fields_by_path(clock: FrozenClock) -> None:
+    drop = {"id": "drop-fields", "attributes": {"fields": ["meta.customer_id", "serial"]}}
+    route = Route("/location_10003/+/#", "svc-kibernet", "/kibernet")
+    relay, _ = _relay_with(clock, drop, routes=(route,))
+    out = forwarded(relay.bus)  # type: ignore[arg-type]
+    meta = {"customer_id": "c-17", "site": "w-3", "deep": {"customer_id": "kept"}}
+    body = {"value": 1.5, "serial": "s-1", "meta": meta}
+    relay.bus.publish(TOPIC, json.dumps(body).encode())
+    [(_, sent)] = out
+    assert sent == {"value": 1.5, "meta": {"site": "w-3", "deep": {"customer_id": "kept"}}}
+
+
+def test_keep_fields_keeps_nested_fields_by_path(clock: FrozenClock) -> None:
+    keep = {"id": "keep-fields", "attributes": {"fields": ["value", "meta.site"]}}
+    route = Route("/location_10003/+/#", "svc-kibernet", "/kibernet")
+    relay, _ = _relay_with(clock, keep, routes=(route,))
+    out = forwarded(relay.bus)  # type: ignore[arg-type]
+    body = {"value": 1.5, "serial": "s-1", "meta": {"customer_id": "c-17", "site": "w-3"}}
+    relay.bus.publish(TOPIC, json.dumps(body).encode())
+    [(_, sent)] = out
+    assert sent == {"value": 1.5, "meta": {"site": "w-3"}}
+
+
+def test_a_payload_with_a_duplicate_key_is_not_forwarded(clock: FrozenClock) -> None:
+    route = Route("/location_10003/+/#", "svc-kibernet", "/kibernet")
+    relay, _ = _relay_with(clock, routes=(route,))
+    out = forwarded(relay.bus)  # type: ignore[arg-type]
+    relay.bus.publish(TOPIC, b'{"a": 1, "a": 2}')
+    assert out == []
+    assert relay.stats()["malformed"] == 1

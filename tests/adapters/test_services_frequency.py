@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -46,13 +48,23 @@ def make_service(bus, controller: str = "ffr", **config) -> FrequencyService:
     return service
 
 
+_last = [0.0]
+
+
+def now_s() -> float:
+    """This clock, strictly increasing between calls (each sample is newer)."""
+    _last[0] = max(_last[0] + 0.001, time.time())
+    return _last[0]
+
+
 def feed(bus, frequency: float, bess_kw: float = 50.0, pv_mw: float = 0.06) -> None:
     """One set of inputs: the PMU in `json.edgeflex`, the meters in `{"time", "value"}`."""
-    pmu = {"edgePMU3 frequency": frequency, "created": 1_700_000_000_000}
+    pmu = {"edgePMU3 frequency": frequency, "created": round(now_s() * 1000)}
     bus.publish(FREQUENCY_TOPIC, json.dumps(pmu).encode())
     meters = {"/location_4/4/operationPower": bess_kw, "/location_7/7/operationPower": pv_mw}
     for topic, value in meters.items():
-        bus.publish(topic, json.dumps({"time": "2026-03-02T08:00:00Z", "value": value}).encode())
+        at = datetime.fromtimestamp(now_s(), UTC).isoformat()
+        bus.publish(topic, json.dumps({"time": at, "value": value}).encode())
 
 
 class Setpoints(list):
@@ -190,3 +202,72 @@ def test_bad_local_configuration_is_reported(bus):
         FrequencyService(bus, {"controller": "pid", "inputs": INPUTS})
     with pytest.raises(ConfigurationError):
         FrequencyService(bus, {"inputs": {"frequency": INPUTS["frequency"], "units": {}}})
+
+
+# --- hostile, stale and implausible inputs ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("what", "topic", "body", "reason"),
+    [
+        ("the largest float", FREQUENCY_TOPIC, {"edgePMU3 frequency": 1e308}, "implausible"),
+        ("a frequency of 0 Hz", FREQUENCY_TOPIC, {"edgePMU3 frequency": 0.0}, "implausible"),
+        ("a battery at 1e308 kW", "/location_4/4/operationPower", {"value": 1e308}, "implausible"),
+        (
+            "a PV meter that overflows when scaled",
+            "/location_7/7/operationPower",
+            {"value": 1e306},
+            "implausible",
+        ),
+        ("a year-old sample", FREQUENCY_TOPIC, {"edgePMU3 frequency": 49.8, "age": 3e7}, "too_old"),
+        ("a text time", FREQUENCY_TOPIC, {"edgePMU3 frequency": 49.8, "time": "now"}, "malformed"),
+    ],
+)
+def test_any_input_leaves_the_last_good_inputs_in_force(bus, what, topic, body, reason):
+    service = make_service(bus)
+    out = Setpoints(bus)
+    feed(bus, 49.9)
+    assert service.safe_step()
+    age = body.pop("age", 0.0)
+    stamped = {"created": round((now_s() - age) * 1000), **body}
+    if "time" in body:
+        stamped.pop("created")
+    bus.publish(topic, json.dumps(stamped).encode())
+    assert service.counters[reason] == 1, what
+    assert service.safe_step(), what
+    assert out[-1] == out[-2] or out[-1]["delta_p_kw"] == out[-2]["delta_p_kw"], what
+    assert service.counters["step_errors"] == 0, what
+    assert all("Infinity" not in json.dumps(o) and "NaN" not in json.dumps(o) for o in out)
+
+
+def test_an_older_sample_after_a_newer_one_does_not_win(bus):
+    service = make_service(bus)
+    feed(bus, 49.9)
+    newer = now_s()
+    for frequency, at in ((49.8, newer), (50.2, newer - 0.5)):
+        pmu = {"edgePMU3 frequency": frequency, "created": round(at * 1000)}
+        bus.publish(FREQUENCY_TOPIC, json.dumps(pmu).encode())
+    assert service.counters["out_of_order"] == 1
+    out = Setpoints(bus)
+    assert service.step()
+    assert out[-1]["delta_p_kw"] > 0  # under-frequency: the newer sample counts
+
+
+def test_the_frequency_loop_survives_hostile_input(bus):
+    service = make_service(bus, loop_period_s=0.01)
+    out = Setpoints(bus)
+    runner = threading.Thread(target=service.run)
+    runner.start()
+    try:
+        for value in (1e308, -1e308, 1e-308, 5e3):
+            pmu = {"edgePMU3 frequency": value, "created": round(now_s() * 1000)}
+            bus.publish(FREQUENCY_TOPIC, json.dumps(pmu).encode())
+        feed(bus, 49.9)
+        deadline = time.monotonic() + 5
+        while not out and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out and runner.is_alive()
+    finally:
+        service.stop()
+        runner.join(5)
+    assert service.counters["implausible"] == 4

@@ -103,7 +103,17 @@ def service_config(prefix: str) -> dict:
 
 
 def voltages(value: float = 1.06) -> bytes:
-    return json.dumps({"voltage_measurements": {"node_2": value, "node_3": value}}).encode()
+    """A json.edgeflex-stamped sample (the source's format promises `created`)."""
+    body = {"voltage_measurements": {"node_2": value, "node_3": value}}
+    return json.dumps({**body, "created": now_ms()}).encode()
+
+
+_last_ms = [0]
+
+
+def now_ms() -> int:
+    _last_ms[0] = max(_last_ms[0] + 1, round(time.time() * 1000))
+    return _last_ms[0]
 
 
 # --- in process ------------------------------------------------------------------------
@@ -163,8 +173,10 @@ def test_frequency_service_over_mqtt(peer, prefix):
         out = Inbox(peer, f"{prefix}/out")
 
         def poke() -> None:
-            peer.publish(f"{prefix}/pmu", json.dumps({"edgePMU3 frequency": 49.8}).encode())
-            peer.publish(f"{prefix}/bess", json.dumps({"time": "t", "value": 100.0}).encode())
+            pmu = {"edgePMU3 frequency": 49.8, "created": now_ms()}
+            peer.publish(f"{prefix}/pmu", json.dumps(pmu).encode())
+            bess = {"value": 100.0, "created": now_ms()}
+            peer.publish(f"{prefix}/bess", json.dumps(bess).encode())
             time.sleep(0.1)
             service.step()
 

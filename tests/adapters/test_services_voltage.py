@@ -137,14 +137,21 @@ def measure(bus, outputs: Outputs | None, *, voltage_topic=VOLTAGE_TOPIC, pv_top
                 for k, v in outputs.last(control + "reactive_power")["reactive_power"].items()
             }
     voltages = power_flow(FEEDER, p, q, v_slack_pu=SLACK_PU)
-    bus.publish(
-        voltage_topic,
-        json.dumps(
-            {"voltage_measurements": {f"node_{n}": v for n, v in voltages.items()}}
-        ).encode(),
-    )
-    bus.publish(pv_topic, json.dumps({"pv_input_measurements": {"node_6": PV_KW[6]}}).encode())
+    created = now_ms()
+    body = {"voltage_measurements": {f"node_{n}": v for n, v in voltages.items()}}
+    bus.publish(voltage_topic, json.dumps({**body, "created": created}).encode())
+    pv = {"pv_input_measurements": {"node_6": PV_KW[6]}, "created": created}
+    bus.publish(pv_topic, json.dumps(pv).encode())
     return voltages
+
+
+_last_ms = [0]
+
+
+def now_ms() -> int:
+    """This clock in ms, strictly increasing between calls (samples must be newer)."""
+    _last_ms[0] = max(_last_ms[0] + 1, round(time.time() * 1000))
+    return _last_ms[0]
 
 
 def run_loop(bus, service, outputs, steps: int) -> dict[int, float]:
@@ -298,12 +305,17 @@ def test_malformed_payloads_are_counted_and_the_service_keeps_running(bus, servi
     assert service.step()
 
 
-def test_a_node_outside_the_feeder_fails_the_step_not_the_service(bus, service):
-    bus.publish(VOLTAGE_TOPIC, b'{"node_99": 1.0, "created": 1700000000000}')  # flat form
-    assert not service.step()
-    assert service.counters["step_errors"] == 1
+def test_a_node_outside_the_feeder_is_left_out_and_counted(bus, service):
     measure(bus, None)
+    flat = {"node_99": 1.0, "created": now_ms()}  # the flat form, naming no feeder node
+    bus.publish(VOLTAGE_TOPIC, json.dumps(flat).encode())
+    assert service.step()  # the last good inputs still count
+    assert service.counters["unknown_nodes"] == 1
+    assert service.counters["step_errors"] == 0
+    mixed = {"node_99": 1.0, "node_4": 1.01, "created": now_ms()}
+    bus.publish(VOLTAGE_TOPIC, json.dumps(mixed).encode())
     assert service.step()
+    assert service.counters["unknown_nodes"] == 2
 
 
 def test_switching_the_data_source_resubscribes_without_a_restart(bus, service):
@@ -401,3 +413,196 @@ def test_a_refused_policy_file_is_logged_and_the_service_goes_on(bus, caplog):
     assert deliver_policy(service, "limits", band_policy())
     assert service.controller is not None and service.counters["limits_refused"] == 1
     assert "refused" in caplog.text and "no sink `nowhere`" in caplog.text
+
+
+# --- hostile, stale, replayed and implausible inputs ----------------------------------
+
+DAY_MS = 86_400_000
+
+
+def publish(bus, body: dict, *, created: int | None = None, topic: str = VOLTAGE_TOPIC) -> None:
+    stamped = {**body, "created": now_ms() if created is None else created}
+    bus.publish(topic, json.dumps(stamped).encode())
+
+
+def voltages(value: float, node: int = 8) -> dict:
+    return {"voltage_measurements": {f"node_{node}": value}}
+
+
+def published_numbers_are_finite(outputs: Outputs) -> bool:
+    for bodies in outputs.by_topic.values():
+        for body in bodies:
+            if "Infinity" in json.dumps(body) or "NaN" in json.dumps(body):
+                return False
+    return True
+
+
+def test_the_service_loop_survives_a_finite_number_no_solver_can_take(bus, service):
+    """`1e308` once made scipy's linprog raise and ended the process: now the sample
+    is refused at the edge and the loop runs on."""
+    outputs = Outputs(bus)
+    service.ticker.period_s = 0.01
+    runner = threading.Thread(target=service.run)
+    runner.start()
+    try:
+        publish(bus, voltages(1e308))
+        publish(bus, voltages(-1e308, node=4))
+        _wait(lambda: service.counters["implausible"] == 2)
+        measure(bus, outputs)
+        _wait(lambda: "/voltage_control/status" in outputs.by_topic)
+        assert runner.is_alive()
+    finally:
+        service.stop()
+        runner.join(5)
+    assert service.counters["step_errors"] == 0
+    assert published_numbers_are_finite(outputs)
+
+
+HOSTILE = [
+    ("the largest float", b'{"voltage_measurements": {"node_8": 1e308}, "created": %d}'),
+    ("ten per unit", b'{"voltage_measurements": {"node_8": 10.0}, "created": %d}'),
+    ("a negative voltage", b'{"voltage_measurements": {"node_8": -1.0}, "created": %d}'),
+    ("a float that overflows", b'{"voltage_measurements": {"node_8": 1e999}, "created": %d}'),
+    ("a duplicate key", b'{"voltage_measurements": {"node_8": 1, "node_8": 2}, "created": %d}'),
+    ("a huge node number", b'{"voltage_measurements": {"node_99999999999": 1.0}, "created": %d}'),
+    ("the slack node only", b'{"voltage_measurements": {"node_0": 1.0}, "created": %d}'),
+    ("a list of voltages", b'{"voltage_measurements": [1.0, 1.0], "created": %d}'),
+    ("null values", b'{"voltage_measurements": {"node_8": null}, "created": %d}'),
+    ("no nodes at all", b'{"voltage_measurements": {}, "created": %d}'),
+    ("a time in text", b'{"voltage_measurements": {"node_8": 1.0}, "created": "now", "x": %d}'),
+    ("a PV power of 1e308", b'{"pv_input_measurements": {"node_6": 1e308}, "created": %d}'),
+]
+
+
+@pytest.mark.parametrize(("what", "template"), HOSTILE)
+def test_any_input_leaves_the_last_good_inputs_in_force(bus, service, what, template):
+    outputs = Outputs(bus)
+    measure(bus, outputs)
+    assert service.safe_step()
+    before = service.held_inputs()
+    topic = PV_TOPIC if b"pv_input" in template else VOLTAGE_TOPIC
+    bus.publish(topic, template % now_ms())
+    assert service.held_inputs() == before, what
+    assert service.safe_step(), what
+    assert service.counters["step_errors"] == 0, what
+    assert published_numbers_are_finite(outputs), what
+
+
+def test_a_year_old_sample_is_refused(bus, service):
+    publish(bus, voltages(1.2), created=now_ms() - 365 * DAY_MS)
+    assert service.counters["too_old"] == 1
+    assert not service.step()  # nothing to act on: no full absorption on old data
+
+
+def test_a_sample_from_the_future_is_refused(bus, service):
+    publish(bus, voltages(1.05), created=now_ms() + DAY_MS)
+    assert service.counters["from_future"] == 1
+    assert not service.step()
+
+
+def test_an_older_sample_after_a_newer_one_does_not_win(bus, service):
+    newer = now_ms()
+    publish(bus, voltages(1.04), created=newer)
+    publish(bus, voltages(1.09), created=newer - 500)
+    assert service.counters["out_of_order"] == 1
+    assert service.held_inputs()["voltage_measurements"].values == {8: 1.04}
+
+
+def test_a_replayed_sample_after_the_fallback_does_not_switch_power_back_on(bus, service):
+    service.apply_service_config(
+        service_config(fallback={"on_missing_input": "zero_setpoints", "input_timeout_s": 0.05})
+    )
+    outputs = Outputs(bus)
+    measure(bus, outputs)
+    assert service.step()
+    replay = outputs_of_feeder_now = json.dumps(
+        {"voltage_measurements": {"node_8": 1.09}, "created": now_ms()}
+    ).encode()
+    bus.publish(VOLTAGE_TOPIC, replay)
+    assert service.step()
+    time.sleep(0.1)
+    assert service.step()  # stale: zero set-points, once
+    zeros = outputs.last("/voltage_control/control/active_power_ESS")
+    assert zeros == {"active_power_ESS": {"node_4": 0.0}}
+    steps = service.counters["steps"]
+    bus.publish(VOLTAGE_TOPIC, outputs_of_feeder_now)  # the same sample again
+    assert service.counters["out_of_order"] == 1
+    assert not service.step()  # still stale: nothing switched back on
+    assert service.counters["steps"] == steps
+
+
+def test_a_json_edgeflex_source_requires_the_time_of_each_sample(bus, service):
+    service.apply_service_config(service_config("databus"))  # format: json.edgeflex
+    bus.publish(VOLTAGE_TOPIC, json.dumps(voltages(1.0)).encode())
+    assert service.counters["no_timestamp"] == 1
+    assert not service.step()
+
+
+def test_plausible_ranges_follow_the_band_policy(bus, service):
+    publish(bus, voltages(1.35))  # inside 0.9-1.1 widened by 0.3 pu
+    assert service.counters["implausible"] == 0
+    service.apply_limits(band_policy(v_max=1.04, v_max_pu=1.05))  # now 0.6-1.35
+    publish(bus, voltages(1.36))
+    assert service.counters["implausible"] == 1
+    assert service.held_inputs()["voltage_measurements"].values == {8: 1.35}
+
+
+def test_a_failed_step_is_counted_and_runs_the_fallback(bus):
+    from adapters.services._runner import LoopService
+
+    class Failing(LoopService):
+        name = "failing"
+        fallbacks = 0
+
+        def step(self) -> bool:
+            raise ValueError("the optimiser gave up")
+
+        def on_step_failure(self) -> None:
+            self.fallbacks += 1
+
+    failing = Failing(bus, 0.01)
+    runner = threading.Thread(target=failing.run)
+    runner.start()
+    try:
+        _wait(lambda: failing.counters["step_errors"] >= 3)
+        assert runner.is_alive()
+    finally:
+        failing.stop()
+        runner.join(5)
+    assert failing.fallbacks == failing.counters["step_errors"]
+    assert failing.stats()["step_errors"] == failing.counters["step_errors"]
+
+
+# --- starting without policies ------------------------------------------------------------
+
+
+def test_a_service_without_its_policies_says_so_loudly(bus, caplog):
+    from adapters.services._runner import check_policies
+
+    service = make_service(bus)
+    with caplog.at_level("ERROR", logger="adapters.services"):
+        check_policies(service, None)
+    assert "no policy for `feeder-3` yet (no `loader` is configured)" in caplog.text
+
+
+def test_with_require_policies_a_service_without_them_refuses_to_start(tmp_path):
+    from adapters.services._runner import run_service
+    from adapters.services.voltage import make_service as factory
+
+    config = {
+        "require_policies": True,
+        "voltage": {"feeder": {"v_nominal_v": 400, "lines": LINES}, "band_from": "feeder-3"},
+    }
+    path = tmp_path / "voltage.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigurationError) as raised:
+        run_service(factory, path)
+    assert raised.value.code == "no_policies"
+
+
+def test_a_service_with_its_policies_starts_quietly(bus, service, caplog):
+    from adapters.services._runner import check_policies
+
+    with caplog.at_level("ERROR", logger="adapters.services"):
+        check_policies(service, None, require=True)
+    assert caplog.text == ""

@@ -139,3 +139,41 @@ def test_the_throttle_warns_once_per_interval(caplog: pytest.LogCaptureFixture) 
     levels = [r.levelno for r in caplog.records]
     assert levels == [logging.WARNING] + [logging.DEBUG] * 4
     assert "more within" in caplog.records[0].getMessage()
+
+
+def test_a_filter_gets_the_same_subscription_number_in_every_run() -> None:
+    first, second = Dispatcher(Counters(), 10, "a"), Dispatcher(Counters(), 10, "b")
+    filters = [f"site/{k}/#" for k in range(200)]
+    numbers = [first.add(Subscription.make(f, print, 1)) for f in filters]
+    assert numbers == [second.add(Subscription.make(f, print, 1)) for f in filters]
+    assert len(set(numbers)) == len(filters)  # collisions get the next free number
+
+
+def test_numbers_of_an_earlier_run_are_routed_by_filter_once_each() -> None:
+    counters = Counters()
+    made = Dispatcher(counters, 100, "test-dispatcher")
+    recorder = Recorder()
+    made.add(Subscription.make("t/#", recorder, 1))
+    made.start()
+    for number in range(3):
+        made.offer(message(number), (123_456,))  # an identifier this run never gave
+    assert wait_until(lambda: len(recorder.numbers) == 3)
+    made.stop(5)
+    assert recorder.numbers == [0, 1, 2]
+    assert counters.snapshot()["routed_by_filter"] == 3
+    assert counters.snapshot()["unmatched"] == 0
+
+
+def test_a_message_before_its_subscription_is_held_then_handed_over() -> None:
+    counters = Counters()
+    made = Dispatcher(counters, 100, "test-dispatcher", hold_s=5.0)
+    made.start()
+    made.hold_from_now()
+    made.offer(message(7))
+    assert wait_until(lambda: made.held == 1)
+    recorder = Recorder()
+    made.add(Subscription.make("t/#", recorder, 1))
+    assert wait_until(lambda: recorder.numbers == [7])
+    made.stop(5)
+    assert counters.snapshot()["held_early"] == 1
+    assert counters.snapshot()["unmatched"] == 0
