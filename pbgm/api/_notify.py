@@ -12,11 +12,15 @@ waiting for their next poll. The payload (JSON, QoS 1, not retained):
 
 A change to users, groups, service accounts or grants names no policy (empty
 lists): it may change who can read what, so a loader refreshes everything it
-holds. The notice is sent from Flask's `after_request` on a successful (2xx)
-write to the `admin` blueprint, when the store has already committed; the values
-are taken from the request and response there, on the request's thread, and only
-plain data reaches the bus (no Flask globals on the bus's threads). A bus that
-fails is logged and counted; the change itself stands, and loaders still poll.
+holds. A notice follows every write request (POST, PUT, PATCH, DELETE) that did
+not fail and moved the repository revision, whatever surface took it: the REST
+API's admin endpoints, the admin GUI's forms, any blueprint mounted later. The
+revision is read before such a request and after it, in Flask's `after_request`,
+when the store has already committed; the values are taken from the request and
+response there, on the request's thread (the policy from a JSON answer, else from
+the base64 `policy_id` of the URL), and only plain data reaches the bus (no Flask globals
+on the bus's threads). A bus that fails is logged and counted; the change itself
+stands, and loaders still poll.
 
 Changes made beside the API (the CLI on the same database) send no notice; the
 loaders' polling picks them up.
@@ -30,9 +34,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
+from pbgm.access import decode_id
 from pbgm.bus import Bus, check_topic
+from pbgm.errors import MalformedIdError
 from pbgm.store.base import Store
 
 log = logging.getLogger("pbgm.api.notify")
@@ -54,16 +60,30 @@ class ChangeNotifier:
         self.published = 0
         self.failed = 0
 
+    def before(self) -> None:
+        """The `before_request` hook: the revision a write starts from."""
+        if request.method in _WRITES:
+            g.pbgm_revision_before = self.store.revision()
+
     def __call__(self, response: Response) -> Response:
         """The `after_request` hook: notice built here, on the request's thread."""
-        if _is_admin_write(response):
-            self.notify(_notice_of(request.endpoint or "", response))
+        before = g.pop("pbgm_revision_before", None)
+        if before is None or response.status_code >= 400:
+            return response
+        try:
+            revision = self.store.revision()
+        except Exception as error:  # the answer stands; loaders fall back to polling
+            log.warning("change notice not sent: the revision cannot be read: %s", error)
+            return response
+        if revision != before:
+            self.notify(_notice_of(request.endpoint or "", response), revision)
         return response
 
-    def notify(self, notice: dict[str, Any]) -> None:
+    def notify(self, notice: dict[str, Any], revision: int | None = None) -> None:
         """Publish `notice` with the store's revision; a bus failure never fails the change."""
         try:
-            payload = json.dumps({"revision": self.store.revision(), **notice}, sort_keys=True)
+            revision = self.store.revision() if revision is None else revision
+            payload = json.dumps({"revision": revision, **notice}, sort_keys=True)
             self.bus.publish(self.topic, payload.encode(), qos=self.qos, retain=False)
         except Exception as error:  # the change is committed; loaders fall back to polling
             with self._lock:
@@ -87,17 +107,10 @@ def install_change_notifications(
     published and failed notices).
     """
     notifier = ChangeNotifier(bus, store, topic=topic, qos=qos)
+    app.before_request(notifier.before)
     app.after_request(notifier)
     app.extensions[EXTENSION] = notifier
     return notifier
-
-
-def _is_admin_write(response: Response) -> bool:
-    return (
-        request.blueprint == "admin"
-        and request.method in _WRITES
-        and 200 <= response.status_code < 300
-    )
 
 
 def _notice_of(endpoint: str, response: Response) -> dict[str, Any]:
@@ -109,9 +122,19 @@ def _notice_of(endpoint: str, response: Response) -> dict[str, Any]:
         ids = [data.get("id")]
         groups = [data.get("policy_group")]
         assets = [data.get("asset_id")]
+    elif isinstance(encoded := (request.view_args or {}).get("policy_id"), str):
+        ids = [_decoded(encoded)]
     return {
         "change": change,
         "policy_ids": [v for v in ids if isinstance(v, str)],
         "policy_groups": [v for v in groups if isinstance(v, str)],
         "asset_ids": [v for v in assets if isinstance(v, str)],
     }
+
+
+def _decoded(encoded: str) -> str | None:
+    """The policy id of a URL, which carries it in base64 (`pbgm.access.encode_id`)."""
+    try:
+        return decode_id(encoded)
+    except MalformedIdError:
+        return None

@@ -637,3 +637,30 @@ def test_flexoffers_list_and_validation(gui: Gui):
         "/admin/flexoffers/validate", {"policy_id": "fo-template-bess-01", "offer_text": invalid}
     )
     assert bad.status_code == 422 and len(problem_paths(text(bad))) >= 2
+
+
+def test_a_change_made_in_the_gui_sends_the_change_notice_the_api_would(gui: Gui):
+    """Loaders hear of a publish in the GUI at once, as of one through the REST API: the
+    notice follows every write that moved the revision, whatever surface took it; a
+    write that changed nothing (a refused publish) sends none."""
+    from pbgm.api._notify import install_change_notifications
+    from pbgm.bus import BusMessage, MemoryBus
+
+    bus, received = MemoryBus(), []
+    install_change_notifications(gui.app, bus, gui.store)
+
+    def keep(message: BusMessage) -> None:
+        received.append(json.loads(message.payload))
+
+    bus.subscribe("pbgm/changes", keep)
+    client = gui.client("root")
+    client.get("/admin/policies/new")
+    client.post("/admin/policies/new", {**LIMITS, "policy_type": "operational_limits"})
+    client.get(url_of("limits-bess-02"))
+    client.post(url_of("limits-bess-02", "/publish"), {"reason": "  "})  # refused: no notice
+    client.post(url_of("limits-bess-02", "/publish"), {"reason": "commissioned"})
+    assert [(n["change"], n["policy_ids"]) for n in received] == [
+        ("create_policy", []),
+        ("publish", ["limits-bess-02"]),
+    ]
+    assert received[-1]["revision"] == gui.store.revision()
