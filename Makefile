@@ -64,6 +64,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.bus
 	$(BIN)/python -m benchmarks.admin
 	$(BIN)/python -m benchmarks.devices
+	$(BIN)/python -m benchmarks.xacml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo.db*

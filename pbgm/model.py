@@ -24,6 +24,7 @@ POLICY_TYPES = (
     "service_trigger",
     "service_config",
     "device_qos",
+    "access_control",
 )
 
 COMBINING_ALGORITHMS = (
@@ -33,7 +34,16 @@ COMBINING_ALGORITHMS = (
     "only-one-applicable",
     "deny-unless-permit",
     "permit-unless-deny",
+    "ordered-deny-overrides",
+    "ordered-permit-overrides",
+    "legacy-deny-overrides",
+    "legacy-permit-overrides",
+    "legacy-ordered-deny-overrides",
+    "legacy-ordered-permit-overrides",
 )
+"""The combining algorithms: XACML 3.0's, their ordered forms (children evaluated in
+order, stopping at the first that overrides) and the legacy ones of XACML 1.0/1.1
+(`pbgm.decision.combining` has their meaning)."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -95,15 +105,31 @@ class AttributeRef:
 
     A missing attribute makes the enclosing rule Indeterminate unless
     `may_be_absent` is set, in which case it evaluates to an empty bag.
+
+    With a `data_type` (a XACML data type URI) it is a XACML attribute designator: it
+    yields the bag (a tuple) of the attribute's values of that type, issued by `issuer`
+    when one is named (any issuer otherwise); an empty bag is missing unless
+    `may_be_absent` (XACML's `MustBePresent="false"`). `category` is then one of the four
+    or a XACML category id of another category (see `ExtendedRequest`).
     """
 
     category: str
     name: str
     may_be_absent: bool = False
+    data_type: str | None = None
+    issuer: str | None = None
 
     @property
     def path(self) -> str:
         return f"{self.category}.{self.name}"
+
+
+def typed_key(name: str, data_type: str, issuer: str | None = None) -> str:
+    """The key under which a request bag holds the values of attribute `name` of one
+    data type (and one issuer), as XACML requests are read (`pbgm.xacml`): a designator
+    finds its bag in one lookup. A bag without such keys (a pbgm request) is filtered by
+    the values' types instead."""
+    return f"{name}\x1f{data_type}" if issuer is None else f"{name}\x1f{data_type}\x1f{issuer}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,31 +182,74 @@ _set_values = vars(Match)["values"].__set__
 
 
 @dataclass(frozen=True, slots=True)
+class Matcher:
+    """A XACML `<Match>`: `function(value, v)` for the values `v` of a designator; it
+    holds when one of them gives true, is Indeterminate when none does and one fails."""
+
+    function: str
+    value: Expr
+    attribute: AttributeRef
+
+
+AllOf = tuple[Matcher, ...]
+AnyOf = tuple[AllOf, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """A conjunction of matches. The empty target matches every request.
 
     A request that lacks a matched attribute does not match (NotApplicable),
     as a XACML Match with MustBePresent=false.
+
+    `any_of` holds the rest of a XACML target: a conjunction of `<AnyOf>`, each a
+    disjunction of `<AllOf>`, each a conjunction of `Matcher`s. Unlike `matches` it may
+    be Indeterminate (a designator that must be present, a failing match function),
+    which makes the rule or policy Indeterminate as XACML's tables 5 to 7 say.
     """
 
     matches: tuple[Match, ...] = ()
+    any_of: tuple[AnyOf, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not self.matches
+        return not self.matches and not self.any_of
 
 
 # --- obligations and advice --------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
+class AssignmentExpression:
+    """A XACML `<AttributeAssignmentExpression>` that `attributes` cannot hold: one of
+    several with the same id, or one naming a category or an issuer."""
+
+    attribute_id: str
+    expression: Expr
+    category: str | None = None
+    issuer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ObligationExpression:
     """An obligation (or advice) as written in a policy: its attribute values
-    are expressions evaluated when the decision is made."""
+    are expressions evaluated when the decision is made (`attributes`, then the
+    XACML `assignments`)."""
 
     id: str
     fulfill_on: Effect
     attributes: Mapping[str, Expr] = field(default_factory=lambda: _EMPTY)
+    assignments: tuple[AssignmentExpression, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A resolved `AssignmentExpression`: its value, or a bag (tuple) of values."""
+
+    attribute_id: str
+    value: Any
+    category: str | None = None
+    issuer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +259,7 @@ class Obligation:
 
     id: str
     attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    assignments: tuple[Assignment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +268,7 @@ class Advice:
 
     id: str
     attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    assignments: tuple[Assignment, ...] = ()
 
 
 # --- rules, policies, policy sets -------------------------------------------
@@ -230,6 +301,15 @@ class Policy:
     advice: tuple[ObligationExpression, ...] = ()
     content: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     version: int = 1
+    policies: tuple[Policy, ...] = ()
+    policy_combining: str | None = None
+    policy_version: str = ""
+
+    @property
+    def is_set(self) -> bool:
+        """A XACML policy set: child `policies` combined by `policy_combining`, no rules.
+        (A set's children are `Policy` objects too; only the top one is stored.)"""
+        return self.policy_combining is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +370,8 @@ class Request:
         _set_environment(self, environment)
 
     def bag(self, category: str) -> Mapping[str, Any]:
+        if category not in CATEGORIES:
+            return other_bag(self, category)
         bag: Mapping[str, Any] = getattr(self, category)
         return bag
 
@@ -314,12 +396,55 @@ def _check_bags(*bags: Any) -> None:
             )
 
 
+@dataclass(frozen=True, slots=True, init=False)
+class ExtendedRequest(Request):
+    """A request with attributes in categories other than the four, by category id
+    (XACML's `recipient-subject`, `codebase`, or a category of one's own)."""
+
+    others: Mapping[str, Mapping[str, Any]]
+
+    def __init__(
+        self,
+        subject: Mapping[str, Any] = _EMPTY,
+        resource: Mapping[str, Any] = _EMPTY,
+        action: Mapping[str, Any] = _EMPTY,
+        environment: Mapping[str, Any] = _EMPTY,
+        others: Mapping[str, Mapping[str, Any]] = _EMPTY,
+    ) -> None:
+        Request.__init__(self, subject, resource, action, environment)
+        _set_others(self, others)
+
+
+_set_others = vars(ExtendedRequest)["others"].__set__
+
+
+def other_bag(request: Request, category: str) -> Mapping[str, Any]:
+    """The attributes of a category beyond the four (empty for a plain `Request`)."""
+    if request.__class__ is ExtendedRequest:
+        others: Mapping[str, Mapping[str, Any]] = request.others
+        return others.get(category, _EMPTY)
+    return _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class MissingAttribute:
+    """An attribute a designator needed and the request lacked (XACML's
+    `<MissingAttributeDetail>`)."""
+
+    category: str
+    attribute_id: str
+    data_type: str | None = None
+    issuer: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Status:
-    """XACML-style status: `ok`, `missing-attribute`, `processing-error`, `syntax-error`."""
+    """XACML-style status: `ok`, `missing-attribute`, `processing-error`, `syntax-error`;
+    `missing` says which attributes were missing."""
 
     code: str = "ok"
     message: str = ""
+    missing: tuple[MissingAttribute, ...] = ()
 
 
 STATUS_OK = Status()
@@ -333,6 +458,7 @@ class EvaluationError:
     message: str
     policy_id: str | None = None
     rule_id: str | None = None
+    missing: tuple[MissingAttribute, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

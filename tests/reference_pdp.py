@@ -6,6 +6,12 @@ is scanned, every combining algorithm is the pseudo-code of XACML 3.0
 Appendix C with its flags, decisions are strings. Only conditions and
 obligation expressions reuse `pbgm.decision.conditions` (their meaning is defined there).
 
+XACML additions, as naive: the XACML part of a target (`<AnyOf>`/`<AllOf>`/`<Match>`,
+§7.7 tables 1-3, with Indeterminate), tables 4, 5 and 7 for a target that is
+Indeterminate, nested policy sets, obligation assignments, and the ordered and legacy
+combining algorithms written from their pseudo-code (Appendix C). Missing attributes are
+recorded in the status as the optimised PDP does.
+
 Choices the XACML text leaves open, fixed the same way as `pbgm.pdp`:
 - the *-overrides and *-unless-* algorithms evaluate every child (obligations,
   advice and policy ids come from every child whose result equals the final
@@ -24,10 +30,14 @@ from datetime import datetime
 from typing import Any
 
 from pbgm.decision.conditions import EvaluationFailure, compile_condition, compile_expression
+from pbgm.functions import XACML_FUNCTIONS
 from pbgm.model import (
     Advice,
+    Assignment,
     Decision,
     EvaluationError,
+    Matcher,
+    MissingAttribute,
     Obligation,
     ObligationExpression,
     Policy,
@@ -64,6 +74,7 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def target_matches(target: Target, request: Request) -> bool:
+    """True or False; raises `EvaluationFailure` when the target is Indeterminate."""
     for match in target.matches:
         value = getattr(request, match.category).get(match.name)
         if value is None:
@@ -71,7 +82,43 @@ def target_matches(target: Target, request: Request) -> bool:
         values = value if isinstance(value, list | tuple | set | frozenset) else [value]
         if not any(_equal(v, x) for v in values for x in match.values):
             return False
+    return _all(lambda alternatives: _any(lambda all_of: _all(
+        lambda m: _match(m, request), all_of), alternatives), target.any_of)  # fmt: skip
+
+
+def _all(test, items) -> bool:
+    """XACML's conjunction: a false makes it false, else an error makes it Indeterminate."""
+    error = None
+    for item in items:
+        try:
+            if not test(item):
+                return False
+        except EvaluationFailure as exc:
+            error = error or exc
+    if error is not None:
+        raise error
     return True
+
+
+def _any(test, items) -> bool:
+    error = None
+    for item in items:
+        try:
+            if test(item):
+                return True
+        except EvaluationFailure as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return False
+
+
+def _match(matcher: Matcher, request: Request) -> bool:
+    """§7.6: the function of the literal and each value of the designator."""
+    value = compile_expression(matcher.value)(request)
+    bag = compile_expression(matcher.attribute)(request)
+    function = XACML_FUNCTIONS[matcher.function].impl
+    return _any(lambda item: function(value, item), bag)
 
 
 def policy_applicable(policy: Policy, request: Request, now: datetime) -> bool:
@@ -85,20 +132,29 @@ def policy_applicable(policy: Policy, request: Request, now: datetime) -> bool:
 # --- obligations and advice ---------------------------------------------------------
 
 
+def _error(exc: EvaluationFailure, where) -> EvaluationError:
+    missing = tuple(MissingAttribute(*m) for m in exc.missing)
+    return EvaluationError(exc.code, exc.message, *where, missing)
+
+
 def _resolve(items, effect, request, kind, where) -> tuple[list[Any], EvaluationError | None]:
     out = []
     for item in items:
         if item.fulfill_on.value != effect:
             continue
         attributes = {}
-        for name, expr in item.attributes.items():
-            try:
+        assignments = []
+        try:
+            for name, expr in item.attributes.items():
                 attributes[name] = compile_expression(expr)(request)
-            except EvaluationFailure as exc:
-                return [], EvaluationError(exc.code, exc.message, *where)
-            except Exception as exc:
-                return [], EvaluationError("invalid_policy", str(exc), *where)
-        out.append(kind(item.id, attributes))
+            for a in item.assignments:
+                value = compile_expression(a.expression)(request)
+                assignments.append(Assignment(a.attribute_id, value, a.category, a.issuer))
+        except EvaluationFailure as exc:
+            return [], _error(exc, where)
+        except Exception as exc:
+            return [], EvaluationError("invalid_policy", str(exc), *where)
+        out.append(kind(item.id, attributes, tuple(assignments)))
     return out, None
 
 
@@ -128,13 +184,16 @@ def _with_outputs(
 
 def evaluate_rule(rule: Rule, policy_id: str, request: Request) -> Outcome:
     """XACML §7.11, table 4."""
-    if not target_matches(rule.target, request):
-        return Outcome(NA, rule.id)
     letter = IND_P if rule.effect.value == PERMIT else IND_D
+    try:
+        if not target_matches(rule.target, request):
+            return Outcome(NA, rule.id)
+    except EvaluationFailure as exc:
+        return Outcome(letter, rule.id, cause=_error(exc, (policy_id, rule.id)))
     try:
         holds = compile_condition(rule.condition)(request)
     except EvaluationFailure as exc:
-        return Outcome(letter, rule.id, cause=EvaluationError(exc.code, exc.message))
+        return Outcome(letter, rule.id, cause=_error(exc, (policy_id, rule.id)))
     except Exception as exc:
         return Outcome(letter, rule.id, cause=EvaluationError("invalid_policy", str(exc)))
     if not holds:
@@ -182,8 +241,48 @@ def permit_overrides(outcomes: list[Outcome]) -> str:
     return IND_D if error_d else NA
 
 
-def combine(algorithm, children, evaluate, applicable) -> tuple[str, list[Outcome]]:
+def _legacy(algorithm, children, evaluate, level) -> tuple[str, list[Outcome]]:
+    """The 1.0/1.1 deny- and permit-overrides (Appendix C, legacy), from their pseudo-code;
+    their Indeterminate is Indeterminate{DP}."""
+    winner = DENY if "deny" in algorithm else PERMIT
+    loser = PERMIT if winner == DENY else DENY
+    own_error = IND_D if winner == DENY else IND_P
+    outcomes = []
+    at_least_one_error = potential = at_least_one_loser = False
+    for child in children:
+        outcome = evaluate(child)
+        outcomes.append(outcome)
+        if outcome.decision == winner:
+            return winner, outcomes
+        if outcome.decision == loser:
+            at_least_one_loser = True
+        elif outcome.indeterminate:
+            if level == "policy" and winner == DENY:
+                return DENY, outcomes
+            at_least_one_error = True
+            if level == "rule" and outcome.decision == own_error:
+                potential = True
+    if potential:
+        return IND_DP, outcomes
+    if at_least_one_loser:
+        return loser, outcomes
+    return (IND_DP if at_least_one_error else NA), outcomes
+
+
+def combine(algorithm, children, evaluate, applicable, level="rule") -> tuple[str, list[Outcome]]:
     """The final decision and the evaluated children."""
+    if algorithm.startswith("legacy-"):
+        return _legacy(algorithm, children, evaluate, level)
+    if algorithm.startswith("ordered-"):
+        winner = DENY if algorithm == "ordered-deny-overrides" else PERMIT
+        outcomes = []
+        for child in children:
+            outcome = evaluate(child)
+            outcomes.append(outcome)
+            if outcome.decision == winner:
+                return winner, outcomes
+        unordered = deny_overrides if winner == DENY else permit_overrides
+        return unordered(outcomes), outcomes
     if algorithm == "first-applicable":
         for child in children:
             outcome = evaluate(child)
@@ -191,7 +290,13 @@ def combine(algorithm, children, evaluate, applicable) -> tuple[str, list[Outcom
                 return outcome.decision, [outcome]
         return NA, []
     if algorithm == "only-one-applicable":
-        chosen = [child for child in children if applicable(child)]
+        chosen = []
+        for child in children:
+            try:
+                if applicable(child):
+                    chosen.append(child)
+            except EvaluationFailure as exc:
+                return IND_DP, [Outcome(IND_DP, child.id, cause=_error(exc, (None, None)))]
         if len(chosen) > 1:
             error = EvaluationError("multiple_applicable", "more than one applies")
             return IND_DP, [Outcome(IND_DP, child.id, cause=error) for child in chosen]
@@ -234,17 +339,40 @@ def conclude(node_id: str, final: str, outcomes: list[Outcome]) -> tuple[Outcome
 # --- policies and the set ------------------------------------------------------------------
 
 
+_TABLE_7 = {PERMIT: IND_P, IND_P: IND_P, DENY: IND_D, IND_D: IND_D, IND_DP: IND_DP}
+
+
 def evaluate_policy(policy: Policy, request: Request, now: datetime) -> Outcome:
-    if not policy_applicable(policy, request, now):
-        return Outcome(NA, policy.id)
-    final, outcomes = combine(
-        policy.rule_combining,
-        policy.rules,
-        lambda rule: evaluate_rule(rule, policy.id, request),
-        lambda rule: target_matches(rule.target, request),
-    )
+    """A policy (§7.12, table 7) or a nested policy set (§7.13, table 7 again)."""
+    failure = None
+    try:
+        if not policy_applicable(policy, request, now):
+            return Outcome(NA, policy.id)
+    except EvaluationFailure as exc:
+        failure = exc
+    if policy.is_set:
+        final, outcomes = combine(
+            policy.policy_combining,
+            policy.policies,
+            lambda child: evaluate_policy(child, request, now),
+            lambda child: policy_applicable(child, request, now),
+            "policy",
+        )
+        where = (None, None)
+    else:
+        final, outcomes = combine(
+            policy.rule_combining,
+            policy.rules,
+            lambda rule: evaluate_rule(rule, policy.id, request),
+            lambda rule: target_matches(rule.target, request),
+        )
+        where = (policy.id, None)
     outcome, _ = conclude(policy.id, final, outcomes)
-    return _with_outputs(outcome, policy.obligations, policy.advice, request, (policy.id, None))
+    if failure is not None:
+        if final == NA:
+            return Outcome(NA, policy.id)
+        return Outcome(_TABLE_7[final], policy.id, cause=_error(failure, where))
+    return _with_outputs(outcome, policy.obligations, policy.advice, request, where)
 
 
 def decide(policy_set: PolicySet, request: Request, now: datetime) -> Response:
@@ -259,6 +387,7 @@ def decide(policy_set: PolicySet, request: Request, now: datetime) -> Response:
         policy_set.policies,
         lambda policy: evaluate_policy(policy, request, now),
         lambda policy: policy_applicable(policy, request, now),
+        "policy",
     )
     outcome, ids = conclude(policy_set.id, final, outcomes)
     outcome = _with_outputs(
@@ -272,7 +401,7 @@ def _response(outcome: Outcome, ids: list[str]) -> Response:
     if outcome.indeterminate:
         assert outcome.cause is not None
         code = "missing-attribute" if outcome.cause.code == "missing_attribute" else None
-        status = Status(code or "processing-error", outcome.cause.message)
+        status = Status(code or "processing-error", outcome.cause.message, outcome.cause.missing)
     decision = Decision.INDETERMINATE if outcome.indeterminate else Decision(outcome.decision)
     return Response(
         decision,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pbgm.functions import FUNCTIONS
+from pbgm.functions import FUNCTIONS, XACML_FUNCTIONS
 from pbgm.model import POLICY_TYPES, Decision, Permission, Request
 from pbgm.pdp import compile_policy_set, evaluate
 from pbgm.policy.documents import load_file
@@ -112,7 +112,7 @@ def test_conditions_use_registered_functions_and_name_declared_groups(bundle, po
             used |= functions_used(condition)
             if condition and condition.get("apply") == "at-least-one-member-of":
                 assert set(condition["args"][1]) <= groups, rule["id"]
-    assert used <= set(FUNCTIONS)
+    assert used <= {*FUNCTIONS, *XACML_FUNCTIONS}
     assert {"topic-matches", "time-in-window", "day-of-week-in", "between"} <= used
 
 

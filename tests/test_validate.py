@@ -697,6 +697,13 @@ CONTENT_MISTAKES = [
         delete("data_sources.databus.topics"),
         {("$.content.data_sources.databus.topics", "required")},
     ),
+    # access_control
+    (
+        "a service setting in an access-control policy's content",
+        "historian-access",
+        put("topics", ["/historian/#"]),
+        {("$.content.topics", "additional_property")},
+    ),
     # device_qos
     (
         "a group listing its devices (members live in the registry)",

@@ -42,6 +42,7 @@ from pbgm.cli import (  # noqa: F401  (registers the commands)
     _logs,
     _policy,
     _serve,
+    _xacml,
 )
 from pbgm.cli._app import DECISION_STATUS, EXIT_STATUS, exit_status, json_everywhere, main, report
 

@@ -16,6 +16,7 @@ from typing import Any
 from pbgm.decision.index import bag_getter
 from pbgm.functions import (
     BAG_TYPES,
+    DATATYPES,
     NOTHING,
     EvaluationFailure,
     FunctionSpec,
@@ -27,7 +28,7 @@ from pbgm.functions import (
     one,
     truth,
 )
-from pbgm.model import AttributeRef, Expr, Request
+from pbgm.model import AttributeRef, Expr, Request, typed_key
 
 Compiled = Callable[[Request], Any]
 #: A reference implementation of a two-argument boolean function (a comparison, a set test).
@@ -58,6 +59,8 @@ def constant(expr: Expr, value: Any) -> Operand:
 
 def reference(ref: AttributeRef) -> Compiled:
     """Read one attribute: a missing or null value is absent."""
+    if ref.data_type is not None:
+        return designator(ref)
     bag, name = bag_getter(ref.category), ref.name
     if ref.may_be_absent:
 
@@ -75,6 +78,39 @@ def reference(ref: AttributeRef) -> Compiled:
         return value
 
     return required
+
+
+def designator(ref: AttributeRef) -> Compiled:
+    """A XACML attribute designator: the bag (tuple) of the attribute's values of its data
+    type (and issuer); found under the typed key a XACML request carries, else by filtering
+    the values of a plain request by type. Empty and required: `missing_attribute`."""
+    assert ref.data_type is not None
+    bag, name, issuer = bag_getter(ref.category), ref.name, ref.issuer
+    key, cls = typed_key(name, ref.data_type, issuer), DATATYPES[ref.data_type].cls
+    missing = ((ref.category, ref.name, ref.data_type, issuer),)
+    message = f"missing attribute `{name}` of `{ref.category}`"
+    required = not ref.may_be_absent
+
+    def read(request: Request) -> Any:
+        attributes = bag(request)
+        values = attributes.get(key)
+        if values is None:
+            values = () if issuer is not None else _of_class(attributes.get(name), cls)
+        if required and not values:
+            raise EvaluationFailure("missing_attribute", message, missing)
+        return values
+
+    return read
+
+
+def _of_class(value: Any, cls: type) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if value.__class__ is cls:
+        return (value,)
+    if isinstance(value, BAG_TYPES):
+        return tuple(v for v in value if v.__class__ is cls)
+    return ()
 
 
 # --- function applications ----------------------------------------------------------------
@@ -237,6 +273,50 @@ def _same(fn: Compiled, keys: frozenset[Any], plain: bool, impl: BinaryTest) -> 
     return lambda request: as_set(fn(request)) == keys
 
 
+def _build_n_of(spec: FunctionSpec, ops: list[Operand]) -> Compiled:
+    """XACML `n-of`: left to right, stopping once the result is known; a failure counts as
+    a value that might have been true."""
+    count_fn, fns = ops[0].fn, tuple(op.fn for op in ops[1:])
+
+    def n_of(request: Request) -> bool:
+        wanted = count_fn(request)
+        if wanted.__class__ is not int:
+            raise EvaluationFailure("type_error", "`n-of` counts with an integer")
+        if wanted > len(fns):
+            raise EvaluationFailure("function_error", f"`n-of` wants {wanted} of {len(fns)}")
+        trues = failures = 0
+        failure = None
+        for done, fn in enumerate(fns, 1):
+            if trues >= wanted:
+                return True
+            try:
+                value = fn(request)
+                if value is True:
+                    trues += 1
+                elif value is not False:
+                    raise EvaluationFailure("type_error", "`n-of` takes booleans")
+            except EvaluationFailure as exc:
+                failures += 1
+                failure = failure or exc
+            if trues + failures + len(fns) - done < wanted:
+                return False
+        if trues >= wanted:
+            return True
+        assert failure is not None
+        raise failure
+
+    return n_of
+
+
+def build_higher_order(spec: FunctionSpec, inner: FunctionSpec, ops: list[Operand]) -> Compiled:
+    """A XACML higher-order function applying `inner` (its spec given to the implementation)."""
+    impl = spec.impl
+    assert impl is not None
+    fns = tuple(op.fn for op in ops)
+    return lambda request: impl(inner, *[f(request) for f in fns])
+
+
+_F1 = "urn:oasis:names:tc:xacml:1.0:function:"
 _SET_FAST = {
     "at-least-one-member-of": _overlap,
     "is-in": _member,
@@ -250,4 +330,7 @@ BUILDERS: dict[str, Callable[[FunctionSpec, list[Operand]], Compiled]] = {
     **dict.fromkeys(_SET_FAST, _build_set),
     **dict.fromkeys(_COMPARE, _build_compare),
     "topic-matches": _build_topic,
+    _F1 + "and": _build_junction(False),
+    _F1 + "or": _build_junction(True),
+    _F1 + "n-of": _build_n_of,
 }

@@ -25,7 +25,8 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Protocol
 
-from pbgm.model import Advice, Decision, EvaluationError, Obligation, Request
+from pbgm.functions import EvaluationFailure
+from pbgm.model import Advice, Decision, EvaluationError, MissingAttribute, Obligation, Request
 
 PERMIT = 0
 DENY = 1
@@ -63,10 +64,24 @@ class Result:
     that made an Indeterminate result. `sources` names the children whose result
     equals this one (filled for policy sets: the deciding policy ids). `memo`
     caches what the level above derives from a shared result (its own result,
-    then the response), so a repeated decision allocates nothing.
+    then the response), so a repeated decision allocates nothing. `applicable`, set
+    only by the policy sets of a tracking set (`Combining.tracking`), names the policies
+    and policy sets beneath that were applicable (XACML's `PolicyIdentifierList`).
     """
 
-    __slots__ = ("advice", "cause", "decision", "errors", "id", "memo", "obligations", "sources")
+    applicable: tuple[str, ...]  # set only by tracking sets: read with getattr
+
+    __slots__ = (
+        "advice",
+        "applicable",
+        "cause",
+        "decision",
+        "errors",
+        "id",
+        "memo",
+        "obligations",
+        "sources",
+    )
 
     def __init__(
         self,
@@ -170,8 +185,16 @@ def only_one_applicable(
     children: Sequence[Node], request: Request, now: datetime, owner: str | None = None
 ) -> Combined:
     """Appendix C.9: applicability is the target (and validity window) alone;
-    two applicable children make `Indeterminate{DP}`, naming all that apply."""
-    applicable = [child for child in children if child.applies(request, now)]
+    two applicable children make `Indeterminate{DP}`, naming all that apply; a target
+    that is Indeterminate makes the whole Indeterminate{DP}."""
+    applicable = []
+    for child in children:
+        try:
+            if child.applies(request, now):
+                applicable.append(child)
+        except EvaluationFailure as exc:
+            error = failure_error(exc, owner)
+            return INDETERMINATE_DP, [failed(INDETERMINATE_DP, child.id, error)]
     if not applicable:
         return NOT_APPLICABLE, ()
     if len(applicable) == 1:
@@ -215,6 +238,62 @@ def permit_unless_deny(
     return PERMIT, results
 
 
+def _ordered(winner: int, loser: int) -> Combiner:
+    """Ordered-deny-overrides (winner Deny) and ordered-permit-overrides: the children in
+    their order, stopping at the first that decides `winner`; so only that child's
+    obligations and advice are returned with it (the unordered forms evaluate every child)."""
+
+    def ordered(
+        children: Sequence[Node], request: Request, now: datetime, owner: str | None = None
+    ) -> Combined:
+        results = []
+        for child in children:
+            result = child.evaluate(request, now)
+            results.append(result)
+            if result.decision == winner:
+                return winner, results
+        return _overrides(results, winner, loser), results
+
+    return ordered
+
+
+def _legacy(winner: int) -> Combiner:
+    """The deny-overrides (winner Deny) and permit-overrides of XACML 1.0/1.1 (Appendix C,
+    legacy), ordered or not: the first child deciding `winner` decides. Over rules, an
+    Indeterminate rule whose effect is `winner` makes the result Indeterminate, else a
+    child deciding the other effect decides, else any Indeterminate is. Over policies,
+    deny-overrides turns an Indeterminate policy into Deny; permit-overrides gives Deny
+    before Indeterminate. Their Indeterminate is Indeterminate{DP} (they know no other)."""
+    loser = DENY if winner == PERMIT else PERMIT
+
+    def legacy(
+        children: Sequence[Node], request: Request, now: datetime, owner: str | None = None
+    ) -> Combined:
+        rules = owner is not None
+        results = []
+        potential = error = other = False
+        for child in children:
+            result = child.evaluate(request, now)
+            results.append(result)
+            decision = result.decision
+            if decision == winner:
+                return winner, results
+            if decision == loser:
+                other = True
+            elif decision >= INDETERMINATE_D:
+                if not rules and winner == DENY:
+                    return DENY, results
+                error = True
+                potential = potential or (rules and decision == indeterminate_of(winner))
+        if potential:
+            return INDETERMINATE_DP, results
+        if other:
+            return loser, results
+        return (INDETERMINATE_DP if error else NOT_APPLICABLE), results
+
+    return legacy
+
+
 ALGORITHMS: dict[str, Combiner] = {
     "deny-overrides": deny_overrides,
     "permit-overrides": permit_overrides,
@@ -222,7 +301,21 @@ ALGORITHMS: dict[str, Combiner] = {
     "only-one-applicable": only_one_applicable,
     "deny-unless-permit": deny_unless_permit,
     "permit-unless-deny": permit_unless_deny,
+    "ordered-deny-overrides": _ordered(DENY, PERMIT),
+    "ordered-permit-overrides": _ordered(PERMIT, DENY),
+    "legacy-deny-overrides": _legacy(DENY),
+    "legacy-permit-overrides": _legacy(PERMIT),
+    "legacy-ordered-deny-overrides": _legacy(DENY),
+    "legacy-ordered-permit-overrides": _legacy(PERMIT),
 }
+
+
+def failure_error(
+    exc: EvaluationFailure, policy_id: str | None, rule_id: str | None = None
+) -> EvaluationError:
+    """The `EvaluationError` recording an `EvaluationFailure`, missing attributes included."""
+    missing = tuple(MissingAttribute(*m) for m in exc.missing)
+    return EvaluationError(exc.code, exc.message, policy_id, rule_id, missing)
 
 
 def selected(decision: int, results: Sequence[Result]) -> list[Result]:
@@ -237,14 +330,30 @@ def selected(decision: int, results: Sequence[Result]) -> list[Result]:
 
 ONE_CHILD: dict[str, tuple[int, ...]] = {
     **dict.fromkeys(
-        ("deny-overrides", "permit-overrides", "first-applicable", "only-one-applicable"),
+        (
+            "deny-overrides",
+            "permit-overrides",
+            "first-applicable",
+            "only-one-applicable",
+            "ordered-deny-overrides",
+            "ordered-permit-overrides",
+        ),
         (PERMIT, DENY, NOT_APPLICABLE, INDETERMINATE_D, INDETERMINATE_P, INDETERMINATE_DP),
     ),
     "deny-unless-permit": (PERMIT, DENY, DENY, DENY, DENY, DENY),
     "permit-unless-deny": (PERMIT, DENY, PERMIT, PERMIT, PERMIT, PERMIT),
+    **dict.fromkeys(
+        ("legacy-deny-overrides", "legacy-ordered-deny-overrides"),
+        (PERMIT, DENY, NOT_APPLICABLE, DENY, DENY, DENY),
+    ),
+    **dict.fromkeys(
+        ("legacy-permit-overrides", "legacy-ordered-permit-overrides"),
+        (PERMIT, DENY, NOT_APPLICABLE, INDETERMINATE_DP, INDETERMINATE_DP, INDETERMINATE_DP),
+    ),
 }
-"""The decision of each algorithm over a single candidate child, by that child's result.
-(For only-one-applicable, a child that does not apply evaluates to NotApplicable.)"""
+"""The decision of each algorithm over a single candidate child (of a policy set), by
+that child's result. (For only-one-applicable, a child that does not apply evaluates to
+NotApplicable; the legacy algorithms are those over policies.)"""
 
 
 def reachable(algorithm: str, effects: AbstractSet[int]) -> set[int]:
@@ -300,9 +409,11 @@ class Combining:
         "one_child",
         "owner",
         "plain",
+        "tracking",
     )
 
     with_sources: bool = False
+    root: bool = False
     id: str
     owner: str | None
     children: tuple[Any, ...]
@@ -319,6 +430,7 @@ class Combining:
         self.combine = ALGORITHMS.get(algorithm)
         self.one_child = ONE_CHILD.get(algorithm)
         self.failure = None
+        self.tracking = False
         if self.combine is None:
             self.failure = self.where(f"unknown combining algorithm `{algorithm}`")
         self.on_permit, self.on_deny, self.index = on_permit, on_deny, index
@@ -336,8 +448,11 @@ class Combining:
         ]
         self.plain = (*ready, NOT_APPLICABLE_RESULT)
 
-    def where(self, message: str, code: str = "invalid_policy") -> EvaluationError:
-        return EvaluationError(code, message, self.owner)
+    def where(
+        self, message: str, code: str = "invalid_policy", missing: tuple[Any, ...] = ()
+    ) -> EvaluationError:
+        found = tuple(MissingAttribute(*m) for m in missing)
+        return EvaluationError(code, message, self.owner, None, found)
 
     def combined(self, request: Request, now: datetime) -> Result:
         """Combine the children that may apply; the node itself already applies."""
@@ -352,6 +467,8 @@ class Combining:
         """The node's result once its algorithm decided `decision` from `results`."""
         if decision == NOT_APPLICABLE:
             return NOT_APPLICABLE_RESULT
+        if self.tracking:
+            return self.tracked(decision, results, request)
         if decision < NOT_APPLICABLE and _bare(results):  # the common case: shared results
             plain = self.plain[decision]
             if plain is not None:
@@ -369,6 +486,8 @@ class Combining:
         decision = self.one_child[result.decision]  # type: ignore[index]
         if decision == NOT_APPLICABLE:
             return NOT_APPLICABLE_RESULT
+        if self.tracking:
+            return self.tracked(decision, (result,), request)
         if decision < NOT_APPLICABLE and not (result.errors or result.obligations or result.advice):
             child = result if result.decision == decision else self.nobody[decision]  # type: ignore[index]
             memo = child.memo
@@ -378,6 +497,20 @@ class Combining:
             if shared is not None:
                 return shared
         return self._conclude(decision, (result,), request)
+
+    def tracked(self, decision: int, results: Sequence[Result], request: Request) -> Result:
+        """The result of a tracking policy set, never shared: `applicable` lists the
+        evaluated children that were not NotApplicable, each followed by what it lists."""
+        result = self._conclude(decision, results, request)
+        applicable: list[str] = []
+        for child in results:
+            if child.decision != NOT_APPLICABLE and child.id:
+                applicable.append(child.id)
+                applicable += getattr(child, "applicable", ())
+        result.applicable = tuple(applicable)
+        if self.root:  # the set a response is made of names them all
+            result.sources = result.applicable
+        return result
 
     def _decided_by(self, child: Result) -> Result | None:
         """A policy set's result when one bare child (or none: `nobody`) decided,

@@ -39,6 +39,7 @@ from pbgm.decision.evaluator import (
 from pbgm.decision.flat import LEAF_SEGMENT, FlatPolicy, compile_policy
 from pbgm.decision.lazy import LazyPolicy
 from pbgm.decision.membership import holds
+from pbgm.decision.nested import CompiledPolicySetNode, descendants
 from pbgm.model import (
     STATUS_OK,
     Decision,
@@ -67,6 +68,7 @@ _SHARED_SLOTS = (
     "on_deny",
     "nobody",
     "plain",
+    "tracking",
 )
 """What a changed set takes from the set it was changed from: all of it depends on the
 set's own document, not on its policies."""
@@ -104,6 +106,7 @@ class CompiledPolicySet(Combining):
     )
 
     with_sources = True
+    root = True
 
     def __init__(
         self,
@@ -161,6 +164,19 @@ class CompiledPolicySet(Combining):
                 self._share_results(children)
                 if self.on_permit.fixed is not None and self.on_deny.fixed is not None:
                     self.leaves = self._leaves()
+
+    def track(self) -> CompiledPolicySet:
+        """Make this set (and the policy sets in it) list the applicable policies of each
+        decision: its response's `policy_ids` are then every policy and policy set that was
+        applicable (evaluated and not NotApplicable, under an applicable parent), as XACML's
+        `ReturnPolicyIdList` asks, rather than the deciding policies. The set's shared and
+        specialised results are given up for it; returns the set."""
+        self.tracking = True
+        self.single = self.leaves = None
+        for node in descendants(self.children):
+            if isinstance(node, CompiledPolicySetNode):
+                node.tracking = True
+        return self
 
     def _timing(self) -> None:
         windowed, current = self.timed
@@ -346,12 +362,13 @@ class CompiledPolicySet(Combining):
     def problems_of(children: Iterable[Any]) -> Iterable[EvaluationError]:
         """Compile-time errors of `children`: the parts that evaluate to Indeterminate
         when they apply (lazy policies report theirs when compiled)."""
-        for policy in children:
+        for policy in descendants(children):
             if policy.__class__ is LazyPolicy:
                 continue
             if policy.failure is not None:
                 yield policy.failure
-            yield from (rule.failure for rule in policy.children if rule.failure is not None)
+            if not isinstance(policy, CompiledPolicySetNode):
+                yield from (rule.failure for rule in policy.children if rule.failure is not None)
 
 
 def _increasing(ids: tuple[str, ...]) -> bool:
@@ -439,4 +456,5 @@ def report(result: Result) -> Response:
 def status_of(error: EvaluationError | None) -> Status:
     if error is None:
         return Status("processing-error", "indeterminate")
-    return Status(STATUS_CODES.get(error.code, "processing-error"), error.message)
+    code = STATUS_CODES.get(error.code, "processing-error")
+    return Status(code, error.message, error.missing)

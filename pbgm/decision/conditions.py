@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pbgm.decision.builders import Compiled, Operand
-from pbgm.decision.compiler import Compiler, static_kind
+from pbgm.decision.compiler import Compiler, static_kind, type_of_expr
+from pbgm.decision.xtypes import type_name
 from pbgm.errors import Problem, ValidationError
-from pbgm.functions import FUNCTIONS, EvaluationFailure, truth
+from pbgm.functions import EvaluationFailure, function_spec, truth
 from pbgm.model import Apply, Expr, Literal, Request
 
 __all__ = [
@@ -50,7 +51,8 @@ def compile_condition(expr: Expr | None) -> Callable[[Request], bool]:
     if expr is None:
         return _always_true
     fn = _compile(expr, condition=True)
-    if isinstance(expr, Apply) and FUNCTIONS[expr.function].returns == "boolean":
+    spec = function_spec(expr.function) if isinstance(expr, Apply) else None
+    if spec is not None and spec.returns == "boolean":
         return fn  # every boolean function returns a real bool
     if isinstance(expr, Literal):
         value = truth(expr.value, "condition")
@@ -83,8 +85,12 @@ def _check(expr: Expr, path: str, *, condition: bool) -> tuple[Operand | None, l
         operand = None
         compiler.fail(path, "expression_too_deep", "the expression is nested too deeply")
     kind = static_kind(expr)
-    if isinstance(expr, Apply) and expr.function in FUNCTIONS:
-        kind = FUNCTIONS[expr.function].returns
+    spec = function_spec(expr.function) if isinstance(expr, Apply) else None
+    if spec is not None:
+        kind = spec.returns
+    xacml = type_of_expr(expr)
+    if xacml is not None and xacml != ("boolean", False):
+        kind = type_name(xacml)
     if condition and operand is not None and kind not in ("boolean", "dynamic"):
         found = "a number, date-time or duration" if kind == "value" else f"a {kind}"
         compiler.fail(path, "type_mismatch", f"a condition must be a boolean, not {found}")

@@ -26,6 +26,10 @@ from typing import Any
 
 from pbgm.decision.combining import (
     DENY,
+    INDETERMINATE_D,
+    INDETERMINATE_DP,
+    INDETERMINATE_P,
+    NOT_APPLICABLE,
     NOT_APPLICABLE_RESULT,
     PERMIT,
     Combining,
@@ -47,12 +51,15 @@ from pbgm.decision.index import (
 from pbgm.decision.membership import expression, membership
 from pbgm.decision.outputs import Outputs, compile_outputs, reason
 from pbgm.decision.shared import shared
+from pbgm.decision.targets import compile_any_of
 from pbgm.model import (
+    AnyOf,
     Apply,
     AttributeRef,
     Effect,
     EvaluationError,
     Expr,
+    MissingAttribute,
     ObligationExpression,
     Policy,
     Request,
@@ -129,6 +136,9 @@ class CompiledRule:
         self.target_matches = rule.target.matches
         self.target, self.rest = target_and_rest(self.target_matches)
         self.failure: EvaluationError | None = None
+        if rule.target.any_of:
+            extra = self._any_of(rule.target.any_of)
+            self.target, self.rest = both(self.target, extra), both(self.rest, extra)
         self.tests = membership(rule.condition)
         self.condition: Any = _UNCOMPILED
         if self.tests is None:
@@ -144,8 +154,18 @@ class CompiledRule:
         """Compiled, and nothing but its effect to report."""
         return self.failure is None and self.outputs is None and self.result is BARE[self.effect]
 
-    def where(self, message: str, code: str = "invalid_policy") -> EvaluationError:
-        return EvaluationError(code, message, self.policy_id or None, self.id)
+    def where(
+        self, message: str, code: str = "invalid_policy", missing: tuple[Any, ...] = ()
+    ) -> EvaluationError:
+        found = tuple(MissingAttribute(*m) for m in missing)
+        return EvaluationError(code, message, self.policy_id or None, self.id, found)
+
+    def _any_of(self, any_of: tuple[AnyOf, ...]) -> Predicate | None:
+        try:
+            return compile_any_of(any_of)
+        except Exception as exc:
+            self.failure = self.where(f"target does not compile: {reason(exc)}")
+            return None
 
     def _compile_condition(self, condition: Expr | None) -> Callable[[Request], bool] | None:
         if condition is None:
@@ -168,8 +188,13 @@ class CompiledRule:
         return self.target is None or self.target(request)
 
     def evaluate(self, request: Request, now: datetime) -> Result:
-        if self.target is not None and not self.target(request):
-            return NOT_APPLICABLE_RESULT
+        target = self.target
+        if target is not None:
+            try:
+                if not target(request):
+                    return NOT_APPLICABLE_RESULT
+            except EvaluationFailure as exc:  # a XACML target that is Indeterminate
+                return self._fail(self.where(exc.message, exc.code, exc.missing))
         condition = self._condition()
         if self.failure is not None:
             return self._fail(self.failure)
@@ -178,7 +203,7 @@ class CompiledRule:
                 if not condition(request):
                     return NOT_APPLICABLE_RESULT
             except EvaluationFailure as exc:
-                return self._fail(self.where(exc.message, exc.code))
+                return self._fail(self.where(exc.message, exc.code, exc.missing))
             except Exception:
                 log.warning("condition of rule %r crashed", self.id, exc_info=True)
                 return self._fail(self.where("condition failed unexpectedly", "processing_error"))
@@ -230,6 +255,7 @@ class CompiledPolicy(Combining):
     """
 
     __slots__ = (
+        "extra",
         "first",
         "key_bag",
         "key_entries",
@@ -257,15 +283,29 @@ class CompiledPolicy(Combining):
 
     def __init__(self, policy: Policy, index_threshold: int = INDEX_THRESHOLD) -> None:
         self.id = self.owner = policy.id
+        self.header(policy)
+        self.children = tuple(CompiledRule(rule, policy.id) for rule in policy.rules)
+        parts = combining_parts(self.children, policy.obligations, policy.advice, index_threshold)
+        self.setup(policy.rule_combining, *parts, {rule.effect for rule in self.children})
+        if self.extra is _BROKEN:
+            self.failure = self.where("the target does not compile")
+            self.combine = None
+
+    def header(self, policy: Policy) -> None:
+        """The validity window and the target (the XACML part of it, `extra`, compiled now)."""
         self.valid_from, self.valid_until = policy.valid_from, policy.valid_until
         self.windowed = self.valid_from is not None or self.valid_until is not None
         self.uses_current_time = policy_uses_current_time(policy)
         self.target_matches = policy.target.matches
-        self.target = _UNCOMPILED if self.target_matches else None
-        self.rest = rest_target(self.target_matches)
-        self.children = tuple(CompiledRule(rule, policy.id) for rule in policy.rules)
-        parts = combining_parts(self.children, policy.obligations, policy.advice, index_threshold)
-        self.setup(policy.rule_combining, *parts, {rule.effect for rule in self.children})
+        self.extra: Any = None
+        if policy.target.any_of:
+            try:
+                self.extra = compile_any_of(policy.target.any_of)
+            except Exception:
+                self.extra = _BROKEN
+        extra = self.extra if self.extra is not _BROKEN else None
+        self.target = _UNCOMPILED if self.target_matches or extra is not None else None
+        self.rest = both(rest_target(self.target_matches), extra)
 
     @classmethod
     def broken(cls, policy_id: str, target: Target, message: str) -> CompiledPolicy:
@@ -283,7 +323,8 @@ class CompiledPolicy(Combining):
     def _target(self) -> Predicate:
         target = self.target
         if target is _UNCOMPILED:
-            target = self.target = compile_target(Target(self.target_matches))
+            extra = self.extra if self.extra is not _BROKEN else None
+            target = self.target = both(compile_target(Target(self.target_matches)), extra)
         return target  # type: ignore[no-any-return]
 
     def applies(self, request: Request, now: datetime) -> bool:
@@ -294,29 +335,78 @@ class CompiledPolicy(Combining):
     def evaluate(self, request: Request, now: datetime) -> Result:
         if self.windowed and not self.in_window(now):
             return NOT_APPLICABLE_RESULT
-        if self.target is not None and not self._target()(request):
-            return NOT_APPLICABLE_RESULT
+        if self.target is not None:
+            try:
+                if not self._target()(request):
+                    return NOT_APPLICABLE_RESULT
+            except EvaluationFailure as exc:  # a XACML target that is Indeterminate
+                return self.indeterminate_target(exc, request, now)
         return self.combined(request, now)
 
     def evaluate_keyed(self, request: Request, now: datetime) -> Result:
         if self.windowed and not self.in_window(now):
             return NOT_APPLICABLE_RESULT
         rest = self.rest
-        if rest is not None and not rest(request):
-            return NOT_APPLICABLE_RESULT
+        if rest is not None:
+            try:
+                if not rest(request):
+                    return NOT_APPLICABLE_RESULT
+            except EvaluationFailure as exc:
+                return self.indeterminate_target(exc, request, now)
         return self.combined(request, now)
+
+    def indeterminate_target(
+        self, exc: EvaluationFailure, request: Request, now: datetime
+    ) -> Result:
+        """XACML table 7: a target that is Indeterminate makes the policy (or policy set)
+        NotApplicable if its children combine to NotApplicable, else Indeterminate{P},
+        {D} or {DP} after what they combine to."""
+        result = self.combined(request, now)
+        if result.decision == NOT_APPLICABLE:
+            return NOT_APPLICABLE_RESULT
+        error = self.where(exc.message, exc.code, exc.missing)
+        code = _TABLE_7[result.decision]
+        return Result(code, self.id, errors=(*result.errors, error), cause=error)
+
+
+_BROKEN: Any = object()
+_TABLE_7 = {
+    PERMIT: INDETERMINATE_P,
+    INDETERMINATE_P: INDETERMINATE_P,
+    DENY: INDETERMINATE_D,
+    INDETERMINATE_D: INDETERMINATE_D,
+    INDETERMINATE_DP: INDETERMINATE_DP,
+}
+
+
+def both(first: Predicate | None, second: Predicate | None) -> Predicate | None:
+    """The conjunction of two optional predicates (the first checked first)."""
+    if first is None or second is None:
+        return first if second is None else second
+
+    def conjunction(request: Request) -> bool:
+        return first(request) and second(request)
+
+    return conjunction
 
 
 # --- what a policy reads of the time -------------------------------------------------
 
 
 def outputs_use_current_time(*groups: Iterable[ObligationExpression]) -> bool:
-    return any(mentions_current_time(e) for g in groups for o in g for e in o.attributes.values())
+    return any(
+        mentions_current_time(e)
+        for g in groups
+        for o in g
+        for e in (*o.attributes.values(), *(a.expression for a in o.assignments))
+    )
 
 
 def policy_uses_current_time(policy: Policy) -> bool:
     """Whether a condition or an obligation of the policy reads `environment.current_time`."""
     if outputs_use_current_time(policy.obligations, policy.advice):
+        return True
+    if any(policy_uses_current_time(child) for child in policy.policies):
         return True
     for rule in policy.rules:
         if rule.condition is not None and mentions_current_time(rule.condition):

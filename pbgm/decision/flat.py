@@ -30,6 +30,7 @@ from pbgm.decision.combining import DENY, NOT_APPLICABLE, PERMIT, Combining, Res
 from pbgm.decision.evaluator import INDEX_THRESHOLD, CompiledPolicy, CompiledRule
 from pbgm.decision.index import bag_getter, index_key
 from pbgm.decision.membership import holds
+from pbgm.decision.nested import CompiledPolicySetNode
 from pbgm.decision.shared import CACHE_SIZE, shared
 from pbgm.model import Policy, Request
 
@@ -53,7 +54,14 @@ _leaf_layouts: dict[tuple[str, int], tuple[Any, str, dict[str, int]]] = {}
 def compile_policy(
     policy: Policy, index_threshold: int = INDEX_THRESHOLD, *, specialise: bool = True
 ) -> CompiledPolicy:
-    """The compiled policy: flat when it has the shape (and `specialise`), else general."""
+    """The compiled policy: flat when it has the shape (and `specialise`), else general; a
+    policy set (`Policy.is_set`) compiled with its children."""
+    if policy.is_set:
+        return CompiledPolicySetNode(
+            policy,
+            lambda child: compile_policy(child, index_threshold, specialise=specialise),
+            index_threshold,
+        )
     node = CompiledPolicy(policy, index_threshold)
     if specialise:
         FlatPolicy.specialise(node, policy.rule_combining)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pbgm.decision.shared import shared
 from pbgm.functions import BAG_TYPES
-from pbgm.model import CATEGORIES, Match, Request, Target
+from pbgm.model import CATEGORIES, Match, Request, Target, other_bag
 
 PREFERRED_KEYS = ("resource.id", "resource.policy_id", "resource.asset_id")
 """Index keys tried first: they usually select one policy among many."""
@@ -40,8 +40,12 @@ _GETTERS = {category: attrgetter(category) for category in CATEGORIES}
 
 def bag_getter(category: str) -> Callable[[Request], Any]:
     """`attrgetter(category)`, one shared per category: `bag_getter("subject")(request)`
-    is the request's subject attributes."""
-    return _GETTERS.get(category) or attrgetter(category)
+    is the request's subject attributes. A category beyond the four (a XACML category id)
+    is read from an `ExtendedRequest`'s `others`."""
+    getter = _GETTERS.get(category)
+    if getter is not None:
+        return getter
+    return lambda request: other_bag(request, category)
 
 
 # --- matching --------------------------------------------------------------------

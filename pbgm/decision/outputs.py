@@ -15,6 +15,7 @@ from typing import Any
 from pbgm.decision.conditions import EvaluationFailure, compile_expression
 from pbgm.model import (
     Advice,
+    Assignment,
     Effect,
     EvaluationError,
     Expr,
@@ -57,24 +58,33 @@ def reason(exc: Exception) -> str:
 
 
 class _Output:
-    """One obligation or advice expression, resolved per request unless all literal."""
+    """One obligation or advice expression, resolved per request unless all literal
+    (its `attributes`, then its XACML `assignments`)."""
 
-    __slots__ = ("attributes", "id", "kind", "value")
+    __slots__ = ("assignments", "attributes", "id", "kind", "value")
 
     def __init__(self, item: ObligationExpression, kind: type[Obligation] | type[Advice]) -> None:
         self.id, self.kind = item.id, kind
         compiled = {name: _compile_value(expr) for name, expr in item.attributes.items()}
         self.attributes = tuple((name, fixed, v) for name, (fixed, v) in compiled.items())
-        static = all(fixed for _, fixed, _ in self.attributes)
-        self.value = self._build({n: v for n, _, v in self.attributes}) if static else None
+        self.assignments = tuple((a, *_compile_value(a.expression)) for a in item.assignments)
+        static = all(fixed for _, fixed, _ in (*self.attributes, *self.assignments))
+        self.value = self._resolved(None) if static else None
 
-    def _build(self, attributes: dict[str, Any]) -> Obligation | Advice:
-        return self.kind(self.id, MappingProxyType(attributes))
+    def _resolved(self, request: Request | None) -> Obligation | Advice:
+        attributes = {n: v if fixed else v(request) for n, fixed, v in self.attributes}
+        if not self.assignments:
+            return self.kind(self.id, MappingProxyType(attributes))
+        assignments = tuple(
+            Assignment(a.attribute_id, v if fixed else v(request), a.category, a.issuer)
+            for a, fixed, v in self.assignments
+        )
+        return self.kind(self.id, MappingProxyType(attributes), assignments)
 
     def resolve(self, request: Request) -> Obligation | Advice:
         if self.value is not None:
             return self.value
-        return self._build({n: v if fixed else v(request) for n, fixed, v in self.attributes})
+        return self._resolved(request)
 
 
 class Outputs:
@@ -102,7 +112,7 @@ class Outputs:
             obligations = tuple((current := o).resolve(request) for o in self.obligations)
             advice = tuple((current := a).resolve(request) for a in self.advice)
         except EvaluationFailure as exc:
-            return where(f"{_label(current)}: {exc.message}", exc.code)
+            return where(f"{_label(current)}: {exc.message}", exc.code, exc.missing)
         except Exception:
             log.warning("%s crashed", _label(current), exc_info=True)
             return where(f"{_label(current)} failed unexpectedly", "processing_error")

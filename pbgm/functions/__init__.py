@@ -7,6 +7,8 @@ specialise some of them for speed. They live in the modules of this wing, one pe
 `values` (bags, absence, kinds), `scalar` (comparison, arithmetic), `sets`, `text`
 (strings and MQTT topics), `regex` (regular expressions that cannot backtrack for long),
 `temporal` (date-times, times of day, durations, weekdays) and `spec` (a registry entry).
+The functions of XACML 3.0 are registered apart, by their URNs (`XACML_FUNCTIONS`, in
+`xacml`), over the typed values of `datatypes`; `function_spec` finds a name in either.
 This wing imports nothing of pbgm but itself (an import-linter contract).
 
 Values
@@ -55,6 +57,12 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from pbgm.functions.datatypes import (
+    DATATYPES,
+    DataType,
+    lexical,
+    type_of,
+)
 from pbgm.functions.regex import safe_regex
 from pbgm.functions.scalar import (
     EQUATABLE,
@@ -77,7 +85,7 @@ from pbgm.functions.sets import (
     set_equals,
     subset,
 )
-from pbgm.functions.spec import FunctionSpec
+from pbgm.functions.spec import FunctionSpec, Signature
 from pbgm.functions.temporal import (
     day_of_week,
     day_of_week_in,
@@ -107,19 +115,28 @@ from pbgm.functions.values import (
     one,
     truth,
 )
+from pbgm.functions.xacml import HIGHER_ORDER, LAZY, XACML_FUNCTIONS
 
 # The registry and its spec, and the value helpers and parsers that the decision core
 # (`pbgm.decision`) builds its closures from: the whole face of this wing.
 __all__ = [
     "BAG_TYPES",
+    "DATATYPES",
     "FUNCTIONS",
+    "HIGHER_ORDER",
+    "LAZY",
     "MAX_REGEX_INPUT",
     "NOTHING",
+    "XACML_FUNCTIONS",
+    "DataType",
     "EvaluationFailure",
     "FunctionSpec",
+    "Signature",
     "TopicFilter",
     "as_set",
+    "function_spec",
     "kind_of",
+    "lexical",
     "match_levels",
     "members",
     "norm",
@@ -131,6 +148,7 @@ __all__ = [
     "parse_weekdays",
     "safe_regex",
     "truth",
+    "type_of",
     "zone",
 ]
 
@@ -247,3 +265,9 @@ _ALL = [
 ]  # fmt: skip
 
 FUNCTIONS: Mapping[str, FunctionSpec] = MappingProxyType({spec.name: spec for spec in _ALL})
+
+
+def function_spec(name: str) -> FunctionSpec | None:
+    """The spec of a function of the condition language: a pbgm function by its name or a
+    XACML function by its URN; None for neither."""
+    return FUNCTIONS.get(name) or XACML_FUNCTIONS.get(name)

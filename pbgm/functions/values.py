@@ -15,12 +15,14 @@ EMPTY: tuple[Any, ...] = ()
 
 
 class EvaluationFailure(Exception):
-    """A condition could not be evaluated; the evaluator records it as Indeterminate."""
+    """A condition could not be evaluated; the evaluator records it as Indeterminate.
+    `missing` names the attributes a designator missed: (category, id, data type, issuer)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, missing: tuple[tuple[Any, ...], ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.missing = missing
 
 
 class _Nothing:

@@ -33,6 +33,8 @@ Codes (stable; the REST API and the CLI show them):
 | `content_schema_missing`        | no `schemas/<type>.json` installed (fails closed)        |
 | `unknown_combining_algorithm`   | not in `pbgm.model.COMBINING_ALGORITHMS`                 |
 | `duplicate_rule_id`             | two rules of one policy share an id                      |
+| `duplicate_policy_id`           | two policies of one policy set share an id and version   |
+| `invalid_policy_set`            | a policy set lacking `policy_combining`, or with rules   |
 | `obligation_effect_mismatch`    | a rule obligation for the other effect (never returned)  |
 | `invalid_datetime`, `naive_datetime` | `valid_from`/`valid_until` unreadable or without zone |
 | `invalid_validity_window`       | `valid_until` not after `valid_from`                     |
@@ -59,6 +61,7 @@ from functools import partial
 from typing import Any
 
 from pbgm.decision import check_condition, check_expression
+from pbgm.decision.targets import check_any_of
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import CATEGORIES, COMBINING_ALGORITHMS, POLICY_TYPES, Expr, Policy, PolicyGroup
 from pbgm.policy.schema import (
@@ -73,7 +76,13 @@ from pbgm.policy.schema import (
     show,
     table_check,
 )
-from pbgm.policy.syntax import FORMAT, parse_datetime, parse_expression, parse_policy
+from pbgm.policy.syntax import (
+    FORMAT,
+    parse_any_of,
+    parse_datetime,
+    parse_expression,
+    parse_policy,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$"
 MAX_ID_LENGTH = 200
@@ -103,12 +112,51 @@ def _policy_problems(doc: Any) -> list[Problem]:
             message = f"format `{show(doc['format'])}` is not supported; use `{FORMAT}`"
             problems.append(Problem("$.format", "unsupported_format", message))
         problems += _content_problems(doc)
-        problems += _combining_problems(doc, "rule_combining")
         problems += _validity_problems(doc)
-        problems += _rules_problems(doc.get("rules"))
-        problems += _obligations_problems(doc.get("obligations"), "$.obligations", None)
-        problems += _obligations_problems(doc.get("advice"), "$.advice", None)
+        problems += _node_problems(doc, "$")
     return problems
+
+
+def _node_problems(doc: Mapping[str, Any], path: str) -> list[Problem]:
+    """The checks of a policy, or of a policy set and (recursively) its policies."""
+    problems: list[Problem] = []
+    problems += _target_problems(doc.get("target"), f"{path}.target")
+    problems += _obligations_problems(doc.get("obligations"), f"{path}.obligations", None)
+    problems += _obligations_problems(doc.get("advice"), f"{path}.advice", None)
+    if "policies" not in doc and "policy_combining" not in doc:
+        problems += _combining_problems(doc, "rule_combining", path)
+        return problems + _rules_problems(doc.get("rules"), path)
+    if "rules" in doc or "rule_combining" in doc or "policy_combining" not in doc:
+        message = "a policy set has `policy_combining` and `policies`, and no rules"
+        return [*problems, Problem(path, "invalid_policy_set", message)]
+    problems += _combining_problems(doc, "policy_combining", path)
+    children = doc.get("policies")
+    if isinstance(children, list):
+        seen: dict[tuple[Any, Any], int] = {}
+        for i, child in enumerate(children):
+            here = f"{path}.policies[{i}]"
+            if not isinstance(child, Mapping):
+                continue
+            key = (child.get("id"), child.get("policy_version", ""))
+            if key in seen:
+                message = (
+                    f"`{key[0]}` is already in the policy set at `{path}.policies[{seen[key]}]`"
+                )
+                problems.append(Problem(f"{here}.id", "duplicate_policy_id", message))
+            seen.setdefault(key, i)
+            problems += _node_problems(child, here)
+    return problems
+
+
+def _target_problems(target: Any, path: str) -> list[Problem]:
+    """The XACML part of a target (`any_of`): its matches' functions and types."""
+    if not isinstance(target, Mapping) or not isinstance(target.get("any_of"), list):
+        return []
+    try:
+        any_of = parse_any_of(target["any_of"], f"{path}.any_of")
+    except ValidationError as exc:
+        return list(exc.problems)
+    return _guarded(lambda: check_any_of(any_of, f"{path}.any_of"), path)
 
 
 def validate_policy_set_document(doc: Any) -> PolicyGroup:
@@ -154,14 +202,14 @@ def content_schema(policy_type: str) -> dict[str, Any] | None:
 # --- checks beyond the envelope schema ----------------------------------------
 
 
-def _combining_problems(doc: Mapping[str, Any], key: str) -> list[Problem]:
+def _combining_problems(doc: Mapping[str, Any], key: str, path: str = "$") -> list[Problem]:
     value = doc.get(key)
     if not isinstance(value, str) or value in COMBINING_ALGORITHMS:
         return []
     message = (
         f"unknown combining algorithm `{show(value)}`; use one of {choices(COMBINING_ALGORITHMS)}"
     )
-    return [Problem(f"$.{key}", "unknown_combining_algorithm", message)]
+    return [Problem(f"{path}.{key}", "unknown_combining_algorithm", message)]
 
 
 def _content_problems(doc: Mapping[str, Any]) -> list[Problem]:
@@ -215,24 +263,25 @@ def _validity_problems(doc: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
-def _rules_problems(rules: Any) -> list[Problem]:
+def _rules_problems(rules: Any, base: str = "$") -> list[Problem]:
     if not isinstance(rules, list):
         return []
     problems: list[Problem] = []
     first_use: dict[str, int] = {}
     for i, rule in enumerate(rules):
-        path = f"$.rules[{i}]"
+        path = f"{base}.rules[{i}]"
         if not isinstance(rule, Mapping):
             continue
         rule_id = rule.get("id")
         if isinstance(rule_id, str) and rule_id in first_use:
-            message = f"rule id `{rule_id}` is already used by `$.rules[{first_use[rule_id]}]`"
+            message = f"rule id `{rule_id}` is already used by `{base}.rules[{first_use[rule_id]}]`"
             problems.append(Problem(f"{path}.id", "duplicate_rule_id", message))
         elif isinstance(rule_id, str):
             first_use[rule_id] = i
         if "condition" in rule:
             condition = rule["condition"]
             problems += _expression_problems(condition, f"{path}.condition", check_condition)
+        problems += _target_problems(rule.get("target"), f"{path}.target")
         effect = rule.get("effect") if rule.get("effect") in ("Permit", "Deny") else None
         for kind in ("obligations", "advice"):
             problems += _obligations_problems(rule.get(kind), f"{path}.{kind}", effect)
@@ -256,6 +305,11 @@ def _obligations_problems(items: Any, path: str, rule_effect: str | None) -> lis
             for name, value in attributes.items():
                 target = member(f"{here}.attributes", str(name))
                 problems += _expression_problems(value, target)
+        assignments = item.get("assignments")
+        for j, assignment in enumerate(assignments if isinstance(assignments, list) else ()):
+            if isinstance(assignment, Mapping) and "value" in assignment:
+                where = f"{here}.assignments[{j}].value"
+                problems += _expression_problems(assignment["value"], where)
     return problems
 
 
@@ -265,6 +319,7 @@ _EXPRESSION_KEYS = {
     "attr": ("attr", "may_be_absent"),
     "apply": ("apply", "args"),
     "value": ("value", "type"),
+    "designator": ("designator",),
 }
 
 
@@ -303,7 +358,9 @@ _LIST_LITERAL = "a list literal holds strings, numbers, booleans or null; build 
 def _object_expression(data: Mapping[str, Any], path: str, depth: int) -> list[Problem]:
     kinds = [k for k in _EXPRESSION_KEYS if k in data]
     if len(kinds) != 1:
-        message = "an expression object needs exactly one of `attr`, `apply` or `value`"
+        message = (
+            "an expression object needs exactly one of `attr`, `apply`, `value` or `designator`"
+        )
         return [Problem(path, "invalid_expression", message)]
     kind = kinds[0]
     problems = [
@@ -311,7 +368,9 @@ def _object_expression(data: Mapping[str, Any], path: str, depth: int) -> list[P
         for k in data
         if k not in _EXPRESSION_KEYS[kind]
     ]
-    if kind == "attr":
+    if kind == "designator":
+        problems += _designator_problems(data["designator"], f"{path}.designator")
+    elif kind == "attr":
         problems += _attr_problems(data, path)
     elif kind == "apply":
         problems += _apply_problems(data, path, depth)
@@ -331,6 +390,26 @@ def _attr_problems(data: Mapping[str, Any], path: str) -> list[Problem]:
         problems.append(Problem(f"{path}.attr", "invalid_attribute", message))
     if not isinstance(data.get("may_be_absent", False), bool):
         problems.append(Problem(f"{path}.may_be_absent", "type", "expected boolean"))
+    return problems
+
+
+def _designator_problems(data: Any, path: str) -> list[Problem]:
+    if not isinstance(data, Mapping):
+        return [Problem(path, "invalid_expression", "a designator is an object")]
+    problems = [
+        Problem(member(path, str(k)), "additional_property", f"unknown property `{k}`")
+        for k in data
+        if k not in ("category", "id", "type", "must_be_present", "issuer")
+    ]
+    for key in ("category", "id", "type"):
+        value = data.get(key)
+        if not isinstance(value, str) or not 0 < len(value) <= 1000:
+            message = f"`{key}` is a text of 1 to 1000 characters"
+            problems.append(Problem(member(path, key), "invalid_attribute", message))
+    if not isinstance(data.get("must_be_present", False), bool):
+        problems.append(Problem(f"{path}.must_be_present", "type", "expected boolean"))
+    if not isinstance(data.get("issuer", ""), str):
+        problems.append(Problem(f"{path}.issuer", "type", "expected a string"))
     return problems
 
 
