@@ -22,7 +22,7 @@ action                 policy action                network
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pbgm.devices._context import DeviceSettings, NetworkHolder
@@ -71,6 +71,53 @@ def session_data(resource: NetworkResource) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Act:
+    """One action on one device by one actor: what every outcome of it names."""
+
+    action: str
+    actor: str
+    device: Device
+    groups: tuple[str, ...]
+    group: str | None
+    decisions: DeviceDecisions
+
+    def decide(self, **fields: Any) -> Verdict:
+        ask = Ask(
+            self.actor, POLICY_ACTION[self.action], self.device, self.groups, group=self.group,
+            **fields,
+        )  # fmt: skip
+        return self.decisions.decide(ask)
+
+    def denied(self, verdict: Verdict) -> Outcome:
+        result = DeviceResult(self.device.id, DENIED, verdict.code, verdict.reason)
+        error = PermissionDeniedError(
+            verdict.reason,
+            code=verdict.code,
+            decision=verdict.response.decision.value,
+            policy_ids=list(verdict.response.policy_ids),
+        )
+        return self._outcome(result, {**verdict.audit(), "result": DENIED}, error=error)
+
+    def failed(self, audit: Mapping[str, Any], error: NetworkError) -> Outcome:
+        data = {k: v for k, v in error.details.items() if k in ("correlator", "retry_after")}
+        result = DeviceResult(self.device.id, FAILED, error.code, error.message, data)
+        details = {**audit, "result": FAILED, "error": error.code, **error.details}
+        return self._outcome(result, details, error=error)
+
+    def skipped(self, code: str, message: str) -> Outcome:
+        result = DeviceResult(self.device.id, SKIPPED, code, message)
+        audit = {"result": SKIPPED, "reason": code}
+        return self._outcome(result, audit, error=NotFoundError(message))
+
+    def done(self, verdict: Verdict, data: Mapping[str, Any], **record: Any) -> Outcome:
+        result = DeviceResult(self.device.id, DONE, data=data)
+        return self._outcome(result, {**verdict.audit(), "result": DONE}, **record)
+
+    def _outcome(self, result: DeviceResult, audit: Mapping[str, Any], **rest: Any) -> Outcome:
+        return Outcome(result, POLICY_ACTION[self.action], self.actor, audit, **rest)
+
+
 class DeviceActions:
     """The actions of the module table, for one actor at a time."""
 
@@ -84,7 +131,7 @@ class DeviceActions:
     ) -> None:
         self.store, self.network, self.decisions = store, network, decisions
         self.settings, self.clock = settings, clock
-        self._run: dict[str, Callable[..., Outcome]] = {
+        self._run: dict[str, Callable[[_Act, Mapping[str, Any]], Outcome]] = {
             "start": self._start,
             "extend": self._extend,
             "release": self._release,
@@ -104,62 +151,13 @@ class DeviceActions:
         group: str | None = None,
     ) -> Outcome:
         """`action` on `device` (whose groups are `groups`), as `actor`."""
+        act = _Act(action, actor, device, groups, group, self.decisions)
         try:
-            return self._run[action](actor, device, groups, params, group)
+            return self._run[action](act, params)
         except NotFoundError as error:  # the device or its resource went away meanwhile
-            return self._skipped(action, actor, device.id, "not_found", error.message)
+            return act.skipped("not_found", error.message)
         except NetworkError as error:
-            return self._failed(action, actor, device.id, {}, error)
-
-    # -- shared
-
-    def _ask(
-        self,
-        actor: str,
-        action: str,
-        device: Device,
-        groups: tuple[str, ...],
-        group: str | None,
-        **fields: Any,
-    ) -> Ask:
-        return Ask(actor, POLICY_ACTION[action], device, groups, group=group, **fields)
-
-    def _denied(self, action: str, actor: str, device_id: str, verdict: Verdict) -> Outcome:
-        result = DeviceResult(device_id, DENIED, verdict.code, verdict.reason)
-        error = PermissionDeniedError(
-            verdict.reason,
-            code=verdict.code,
-            decision=verdict.response.decision.value,
-            policy_ids=list(verdict.response.policy_ids),
-        )
-        audit = {**verdict.audit(), "result": DENIED}
-        return Outcome(result, POLICY_ACTION[action], actor, audit, error=error)
-
-    def _failed(
-        self, action: str, actor: str, device_id: str, audit: Mapping[str, Any], error: NetworkError
-    ) -> Outcome:
-        data = {k: v for k, v in error.details.items() if k in ("correlator", "retry_after")}
-        result = DeviceResult(device_id, FAILED, error.code, error.message, data)
-        details = {**audit, "result": FAILED, "error": error.code, **error.details}
-        return Outcome(result, POLICY_ACTION[action], actor, details, error=error)
-
-    def _skipped(self, action: str, actor: str, device_id: str, code: str, message: str) -> Outcome:
-        result = DeviceResult(device_id, SKIPPED, code, message)
-        audit = {"result": SKIPPED, "reason": code}
-        return Outcome(result, POLICY_ACTION[action], actor, audit, error=NotFoundError(message))
-
-    def _done(
-        self,
-        action: str,
-        actor: str,
-        device_id: str,
-        verdict: Verdict,
-        data: Mapping[str, Any],
-        **record: Any,
-    ) -> Outcome:
-        result = DeviceResult(device_id, DONE, data=data)
-        audit = {**verdict.audit(), "result": DONE}
-        return Outcome(result, POLICY_ACTION[action], actor, audit, **record)
+            return act.failed({}, error)
 
     def _live_session(self, device_id: str) -> NetworkResource | None:
         sessions = [
@@ -176,83 +174,52 @@ class DeviceActions:
 
     # -- QoS sessions
 
-    def _start(
-        self,
-        actor: str,
-        device: Device,
-        groups: tuple[str, ...],
-        params: Mapping[str, Any],
-        group: str | None,
-    ) -> Outcome:
-        profile = params.get("qos_profile") or self.decisions.default_profile(groups)
+    def _start(self, act: _Act, params: Mapping[str, Any]) -> Outcome:
+        profile = params.get("qos_profile") or self.decisions.default_profile(act.groups)
         asked = params["duration_s"]
-        ask = self._ask(
-            actor, "start", device, groups, group, qos_profile=profile, duration_s=asked
-        )
-        verdict = self.decisions.decide(ask)
+        verdict = act.decide(qos_profile=profile, duration_s=asked)
         if not verdict.allowed:
-            return self._denied("start", actor, device.id, verdict)
-        network = self.network.get()
+            return act.denied(verdict)
         sink, hashed = self.settings.new_sink(self.clock())
         server = params.get("application_server") or self.settings.application_server
-        granted = verdict.duration_s or asked
         try:
-            session = network.create_session(
-                device.identifiers,
+            session = self.network.get().create_session(
+                act.device.identifiers,
                 qos_profile=profile,
-                duration_s=granted,
+                duration_s=verdict.duration_s or asked,
                 application_server=server,
                 sink=sink,
             )
         except NetworkError as error:
-            return self._failed("start", actor, device.id, verdict.audit(), error)
-        resource = _session_resource(device.id, session, profile, hashed, sink)
+            return act.failed(verdict.audit(), error)
+        resource = _session_resource(act.device.id, session, profile, hashed, sink)
         data = {
             **session_data(resource),
             "requested_duration_s": asked,
             "capped": session.duration_s < asked,
         }
-        return self._done("start", actor, device.id, verdict, data, resources=(resource,))
+        return act.done(verdict, data, resources=(resource,))
 
-    def _extend(
-        self,
-        actor: str,
-        device: Device,
-        groups: tuple[str, ...],
-        params: Mapping[str, Any],
-        group: str | None,
-    ) -> Outcome:
-        current = self._live_session(device.id)
+    def _extend(self, act: _Act, params: Mapping[str, Any]) -> Outcome:
+        current = self._live_session(act.device.id)
         if current is None:
-            return self._skipped(
-                "extend",
-                actor,
-                device.id,
-                "no_active_session",
-                f"device `{device.id}` has no active QoS session",
-            )
+            return _no_session(act)
         asked = params["additional_s"]
-        ask = self._ask(
-            actor,
-            "extend",
-            device,
-            groups,
-            group,
+        verdict = act.decide(
             qos_profile=current.qos_profile,
             duration_s=asked,
             current_duration_s=current.duration_s,
         )
-        verdict = self.decisions.decide(ask)
         if not verdict.allowed:
-            return self._denied("extend", actor, device.id, verdict)
+            return act.denied(verdict)
         try:
             session = self.network.get().extend_session(
                 current.remote_id, verdict.duration_s or asked
             )
         except NetworkError as error:
-            return self._failed("extend", actor, device.id, verdict.audit(), error)
+            return act.failed(verdict.audit(), error)
         resource = _session_resource(
-            device.id, session, current.qos_profile, current.sink_token_hash, None
+            act.device.id, session, current.qos_profile, current.sink_token_hash, None
         )
         resource = replace(resource, details={**current.details, **resource.details})
         wanted = (current.duration_s or 0) + asked
@@ -261,67 +228,32 @@ class DeviceActions:
             "requested_additional_s": asked,
             "capped": session.duration_s < wanted,
         }
-        return self._done(
-            "extend", actor, device.id, verdict, data, resources=(resource,), update=True
-        )
+        return act.done(verdict, data, resources=(resource,), update=True)
 
-    def _release(
-        self,
-        actor: str,
-        device: Device,
-        groups: tuple[str, ...],
-        params: Mapping[str, Any],
-        group: str | None,
-    ) -> Outcome:
-        current = self._live_session(device.id)
+    def _release(self, act: _Act, params: Mapping[str, Any]) -> Outcome:
+        current = self._live_session(act.device.id)
         if current is None:
-            return self._skipped(
-                "release",
-                actor,
-                device.id,
-                "no_active_session",
-                f"device `{device.id}` has no active QoS session",
-            )
-        ask = self._ask(actor, "release", device, groups, group, qos_profile=current.qos_profile)
-        verdict = self.decisions.decide(ask)
-        if not verdict.allowed:
-            return self._denied("release", actor, device.id, verdict)
-        try:
-            self.network.get().delete_session(current.remote_id)
-        except NetworkError as error:
-            if error.code != "network_not_found":  # already ended at the operator
-                return self._failed("release", actor, device.id, verdict.audit(), error)
-        data = {"session_id": current.remote_id, "released": True}
-        return self._done(
-            "release", actor, device.id, verdict, data, forget=("qos_session", current.remote_id)
-        )
+            return _no_session(act)
+        return self._delete(act, current, self.network.get().delete_session, "session_id")
 
     # -- QoS provisioning
 
-    def _provision(
-        self,
-        actor: str,
-        device: Device,
-        groups: tuple[str, ...],
-        params: Mapping[str, Any],
-        group: str | None,
-    ) -> Outcome:
-        profile = params.get("qos_profile") or self.decisions.default_profile(groups)
-        ask = self._ask(actor, "provision", device, groups, group, qos_profile=profile)
-        verdict = self.decisions.decide(ask)
+    def _provision(self, act: _Act, params: Mapping[str, Any]) -> Outcome:
+        profile = params.get("qos_profile") or self.decisions.default_profile(act.groups)
+        verdict = act.decide(qos_profile=profile)
         if not verdict.allowed:
-            return self._denied("provision", actor, device.id, verdict)
+            return act.denied(verdict)
         sink, hashed = self.settings.new_sink(self.clock())
         try:
             assigned = self.network.get().create_assignment(
-                device.identifiers, qos_profile=profile, sink=sink
+                act.device.identifiers, qos_profile=profile, sink=sink
             )
         except NetworkError as error:
-            return self._failed("provision", actor, device.id, verdict.audit(), error)
+            return act.failed(verdict.audit(), error)
         resource = NetworkResource(
             "qos_assignment",
             assigned.assignment_id,
-            device.id,
+            act.device.id,
             assigned.status,
             qos_profile=assigned.qos_profile,
             started_at=assigned.started_at,
@@ -333,66 +265,50 @@ class DeviceActions:
             "qos_profile": assigned.qos_profile,
             "status": assigned.status,
         }
-        return self._done("provision", actor, device.id, verdict, data, resources=(resource,))
+        return act.done(verdict, data, resources=(resource,))
 
-    def _deprovision(
-        self,
-        actor: str,
-        device: Device,
-        groups: tuple[str, ...],
-        params: Mapping[str, Any],
-        group: str | None,
-    ) -> Outcome:
-        current = self._assignment(device.id)
+    def _deprovision(self, act: _Act, params: Mapping[str, Any]) -> Outcome:
+        current = self._assignment(act.device.id)
         if current is None:
-            return self._skipped(
-                "deprovision",
-                actor,
-                device.id,
-                "not_provisioned",
-                f"device `{device.id}` has no QoS profile assigned",
-            )
-        ask = self._ask(
-            actor, "deprovision", device, groups, group, qos_profile=current.qos_profile
-        )
-        verdict = self.decisions.decide(ask)
+            message = f"device `{act.device.id}` has no QoS profile assigned"
+            return act.skipped("not_provisioned", message)
+        return self._delete(act, current, self.network.get().delete_assignment, "assignment_id")
+
+    def _delete(
+        self,
+        act: _Act,
+        current: NetworkResource,
+        delete: Callable[[str], object],
+        id_name: str,
+    ) -> Outcome:
+        """Release a session or revoke an assignment: decided, then deleted at the
+        operator (one it no longer knows counts as deleted), then forgotten here."""
+        verdict = act.decide(qos_profile=current.qos_profile)
         if not verdict.allowed:
-            return self._denied("deprovision", actor, device.id, verdict)
+            return act.denied(verdict)
         try:
-            self.network.get().delete_assignment(current.remote_id)
+            delete(current.remote_id)
         except NetworkError as error:
-            if error.code != "network_not_found":
-                return self._failed("deprovision", actor, device.id, verdict.audit(), error)
-        data = {"assignment_id": current.remote_id, "revoked": True}
-        return self._done(
-            "deprovision",
-            actor,
-            device.id,
-            verdict,
-            data,
-            forget=("qos_assignment", current.remote_id),
-        )
+            if error.code != "network_not_found":  # already ended at the operator
+                return act.failed(verdict.audit(), error)
+        flag = "released" if current.kind == "qos_session" else "revoked"
+        data = {id_name: current.remote_id, flag: True}
+        return act.done(verdict, data, forget=(current.kind, current.remote_id))
 
     # -- connectivity
 
-    def _refresh(
-        self,
-        actor: str,
-        device: Device,
-        groups: tuple[str, ...],
-        params: Mapping[str, Any],
-        group: str | None,
-    ) -> Outcome:
-        verdict = self.decisions.decide(self._ask(actor, "refresh", device, groups, group))
+    def _refresh(self, act: _Act, params: Mapping[str, Any]) -> Outcome:
+        verdict = act.decide()
         if not verdict.allowed:
-            return self._denied("refresh", actor, device.id, verdict)
+            return act.denied(verdict)
         network = self.network.get()
+        identifiers = act.device.identifiers
         try:
-            reach = network.reachability(device.identifiers)
+            reach = network.reachability(identifiers)
         except NetworkError as error:
-            return self._failed("refresh", actor, device.id, verdict.audit(), error)
+            return act.failed(verdict.audit(), error)
         status = DeviceStatus(
-            device.id,
+            act.device.id,
             reach.reachable,
             reach.connectivity,
             last_status_time=reach.last_status_time,
@@ -401,7 +317,7 @@ class DeviceActions:
         notes: dict[str, str] = {}
         for name, read in (("roaming", network.roaming), ("network_type", network.network_type)):
             try:
-                found = read(device.identifiers)
+                found = read(identifiers)
             except NetworkError as error:
                 notes[name] = error.code  # reachability is what matters; keep the rest partial
                 continue
@@ -414,44 +330,36 @@ class DeviceActions:
         }
         if notes:
             data["unavailable"] = notes
-        return self._done("refresh", actor, device.id, verdict, data, status=status)
+        return act.done(verdict, data, status=status)
 
-    def _subscribe(
-        self,
-        actor: str,
-        device: Device,
-        groups: tuple[str, ...],
-        params: Mapping[str, Any],
-        group: str | None,
-    ) -> Outcome:
+    def _subscribe(self, act: _Act, params: Mapping[str, Any]) -> Outcome:
         kinds = params.get("kinds") or tuple(SUBSCRIPTION_TYPES)
         unknown = [k for k in kinds if k not in SUBSCRIPTION_TYPES]
         if unknown:
             raise InvalidInputError(f"unknown subscription kind `{unknown[0]}`")
-        verdict = self.decisions.decide(self._ask(actor, "subscribe", device, groups, group))
+        verdict = act.decide()
         if not verdict.allowed:
-            return self._denied("subscribe", actor, device.id, verdict)
+            return act.denied(verdict)
         if self.settings.sink_url is None:
             error = NetworkError(
                 "notifications need `sink_url` in the network configuration",
                 code="network_not_configured",
             )
-            return self._failed("subscribe", actor, device.id, verdict.audit(), error)
+            return act.failed(verdict.audit(), error)
         made: list[NetworkResource] = []
         try:
             for kind in kinds:
                 for event_type in SUBSCRIPTION_TYPES[kind]:
-                    made.append(self._one_subscription(device, kind, event_type))
+                    made.append(self._one_subscription(act.device, kind, event_type))
         except NetworkError as error:  # the ones made are kept: they exist at the operator
-            failed = self._failed("subscribe", actor, device.id, verdict.audit(), error)
-            return replace(failed, resources=tuple(made))
+            return replace(act.failed(verdict.audit(), error), resources=tuple(made))
         data = {
             "subscriptions": [
                 {"kind": r.kind, "subscription_id": r.remote_id, "type": r.details["type"]}
                 for r in made
             ]
         }
-        return self._done("subscribe", actor, device.id, verdict, data, resources=tuple(made))
+        return act.done(verdict, data, resources=tuple(made))
 
     def _one_subscription(self, device: Device, kind: str, event_type: str) -> NetworkResource:
         sink, hashed = self.settings.new_sink(self.clock())
@@ -466,6 +374,10 @@ class DeviceActions:
             sink_token_hash=hashed,
             details={"type": event_type, **_sink_details(sink)},
         )
+
+
+def _no_session(act: _Act) -> Outcome:
+    return act.skipped("no_active_session", f"device `{act.device.id}` has no active QoS session")
 
 
 def _sink_details(sink: Sink | None) -> dict[str, Any]:
