@@ -61,7 +61,9 @@ def xacml() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--no-publish", is_flag=True, help="Store new versions as drafts.")
-@click.option("--reason", default="XACML import", show_default=True)
+@click.option(
+    "--reason", default="XACML import", show_default=True, help="Why, for the version history."
+)
 @pass_env
 def xacml_import(
     env: Env,

@@ -19,6 +19,7 @@ not refused (the default limit is tested in `tests/api`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -26,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -94,11 +96,19 @@ class Live:
 
     def raw(self, data: bytes) -> bytes:
         """Bytes sent as they are (no client library to fix them up); the whole answer."""
+        chunks: list[bytes] = []
         with socket.create_connection(("127.0.0.1", self.port), timeout=CLIENT_TIMEOUT) as conn:
-            conn.sendall(data)
-            chunks = []
-            while chunk := conn.recv(65536):
-                chunks.append(chunk)
+
+            def read() -> None:  # as it arrives: a server may answer before the body ends
+                with contextlib.suppress(OSError):
+                    while chunk := conn.recv(65536):
+                        chunks.append(chunk)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                conn.sendall(data)  # refused early: the server answered and closed
+            reader.join(CLIENT_TIMEOUT)
         return b"".join(chunks)
 
     def call(
