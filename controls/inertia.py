@@ -523,8 +523,9 @@ class InertiaEstimator(LimitsSlot[InertiaLimits]):
         return None
 
     def _least_squares(
-        self, t: Array, f: Array, p: Array, e: _Event, post: Array, lim: InertiaLimits
+        self, t: Array, f: Array, p: Array, e: _Event, post: np.ndarray, lim: InertiaLimits
     ) -> tuple[float, float, float, float, float, int]:
+        """H over the pre-event baseline and the `post` samples (indices into the record)."""
         window = np.concatenate([e.pre, post])
         tt, ff, pp = t[window], f[window], p[window]
         is_pre = np.arange(window.size) < e.pre.size
@@ -538,9 +539,9 @@ class InertiaEstimator(LimitsSlot[InertiaLimits]):
         z = float(norm.ppf(0.5 + lim.confidence / 2))
         high = 1 / (theta - z * se) if theta > z * se else math.inf
         fitted = ff[0] + np.concatenate([[0.0], np.cumsum(x @ model.coef)])
-        post = ~is_pre
-        total = float(((ff[post] - ff[post].mean()) ** 2).sum())
-        r2 = 1.0 - float(((ff[post] - fitted[post]) ** 2).sum()) / total if total > 0 else 0.0
+        after = ~is_pre
+        total = float(((ff[after] - ff[after].mean()) ** 2).sum())
+        r2 = 1.0 - float(((ff[after] - fitted[after]) ** 2).sum()) / total if total > 0 else 0.0
         return 1 / theta, se / theta**2, 1 / (theta + z * se), high, r2, int(post.size)
 
 

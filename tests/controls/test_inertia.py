@@ -320,3 +320,9 @@ RECORD = simulate_swing(4.0, f_noise_hz=0.001, seed=0)
 def test_unusable_settings_and_records_are_refused_with_what_to_fix(what_is_wrong, call, named):
     with pytest.raises((InvalidLimitsError, InvalidMeasurementError), match=named):
         call(InertiaEstimator(RECORD.s_base_mw))
+
+
+def test_an_estimate_counts_the_samples_after_the_onset_it_used():
+    record = simulate_swing(4.0, fps=50)  # 8 s, the event at 2 s
+    assert the_estimate(record).samples == 301  # 2 to 8 s: the record ends the 8 s window
+    assert the_estimate(record, "swing").samples == 26  # the 0.5 s fit window
