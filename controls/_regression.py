@@ -195,16 +195,3 @@ def newey_west(x: np.ndarray, y: np.ndarray) -> LinearFit:
     cov = bread @ meat @ bread * n / max(n - x.shape[1], 1)
     robust = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     return LinearFit(plain.coef, np.maximum(robust, plain.stderr), plain.r2, n)
-
-
-def long_run_variance_of_mean(values: np.ndarray) -> float:
-    """Variance of the mean of an autocorrelated series (Newey-West long-run variance / n)."""
-    n = values.size
-    if n < 2:
-        return 0.0
-    centred = values - values.mean()
-    lags = min(n - 1, math.ceil(4 * (n / 100) ** (2 / 9)))
-    total = float(centred @ centred) / n
-    for lag in range(1, lags + 1):
-        total += 2 * (1.0 - lag / (lags + 1)) * float(centred[lag:] @ centred[:-lag]) / n
-    return max(total, 0.0) / n

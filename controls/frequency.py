@@ -317,17 +317,20 @@ class TriggeredFastFrequencyResponse(LimitsSlot[FrequencyLimits]):
     """
 
     def __init__(self, limits: FrequencyLimits, product: TriggeredFfr) -> None:
-        super().__init__(limits)
         if not isinstance(product, TriggeredFfr):
             raise InvalidLimitsError("the triggered ffr needs a `TriggeredFfr` product")
-        if product.threshold_hz == limits.f_nominal_hz:
-            raise InvalidLimitsError(
-                f"threshold `{product.threshold_hz}` Hz is the nominal frequency: "
-                "set it below (under-frequency) or above (over-frequency)"
-            )
         self.product = product
+        super().__init__(limits)
         self._baseline = _Baseline()
         self.reset()
+
+    def _check(self, limits: FrequencyLimits) -> None:
+        """The threshold must be off the nominal frequency of every limits in force."""
+        if self.product.threshold_hz == limits.f_nominal_hz:
+            raise InvalidLimitsError(
+                f"threshold `{self.product.threshold_hz}` Hz is the nominal frequency: "
+                "set it below (under-frequency) or above (over-frequency)"
+            )
 
     def reset(self) -> None:
         self._baseline.reset()

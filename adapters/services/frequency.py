@@ -4,9 +4,23 @@ Inputs are signals read from configured topics: the frequency (e.g. a PMU's
 `json.edgeflex` object, signal `edgePMU3 frequency`) and the active power of every
 unit (e.g. the field trial's `{"time", "value"}` objects, signal `value`), each a
 number in a JSON object, times an optional `scale`. Every loop period the controller
-(`controls.FastFrequencyResponse` or `controls.AutomaticGenerationControl`) steps on
-the latest values and publishes `{"active_power": {"<unit>": kW}, "delta_p_kw": ...,
-"saturated": ..., "created": ms}` on `output_topic`.
+steps on the latest values and publishes `{"active_power": {"<unit>": kW},
+"delta_p_kw": ..., "saturated": ..., "created": ms}` on `output_topic`.
+
+The controller (`controller`, `ffr.mode`):
+
+* `ffr`, mode `proportional` (the default): `controls.FastFrequencyResponse`, a
+  response proportional to the deviation beyond the deadband, as National Grid ESO's
+  Dynamic Containment (gain `control_gains.ffr_gain_per_hz` of the VPP policy);
+* `ffr`, mode `triggered`: `controls.TriggeredFastFrequencyResponse`, the full
+  contracted capacity once the frequency reaches the activation level, as the Nordic
+  TSOs' Fast Frequency Reserve, named as its technical requirements name them:
+  `capacity_kw`, `activation_level_hz` (49.7, 49.6 or 49.5 Hz in the Nordic product;
+  above the nominal frequency: an over-frequency product), `full_activation_time_s`
+  (0 = at once; Nordic: at most 1.3, 1.0 or 0.7 s at those levels),
+  `support_duration_s` (5) and `deactivation_time_s` (5: at most 20 % of the capacity
+  per second);
+* `agc`: `controls.AutomaticGenerationControl`.
 
 Every sample passes `adapters.services._inputs.SampleGate` first: its time (`created`
 or `time`, else its arrival) at most `max_input_age_s` old, at most `max_clock_skew_s`
@@ -30,6 +44,13 @@ Local config section `frequency`:
 ```yaml
 frequency:
   controller: ffr                     # or agc
+  ffr:                                # optional; only with controller ffr
+    mode: triggered                   # or proportional (the default, no other keys)
+    capacity_kw: 400
+    activation_level_hz: 49.7
+    full_activation_time_s: 1.3
+    support_duration_s: 5
+    deactivation_time_s: 5
   vpp: vpp-wunsiedel                  # optional
   inputs:
     frequency: {topic: /edgeflex/edgepmu3/ch1, signal: edgePMU3 frequency}
@@ -67,6 +88,8 @@ from controls import (
     ControlError,
     FastFrequencyResponse,
     FrequencyLimits,
+    TriggeredFastFrequencyResponse,
+    TriggeredFfr,
     UnitLimits,
     VppMeasurement,
 )
@@ -81,6 +104,14 @@ JSON = get_codec("json")  # refuses duplicate keys and non-finite numbers both w
 FREQUENCY_SPAN = 0.1  # a plausible frequency is within 10 % of the nominal one
 POWER_BEFORE_LIMITS_KW = 1e6
 CONTROLLERS = ("ffr", "agc")
+FFR_MODES = ("proportional", "triggered")
+TRIGGERED_FFR = {  # config key (as the Nordic FFR requirements name it) -> TriggeredFfr field
+    "capacity_kw": "capacity_kw",
+    "activation_level_hz": "threshold_hz",
+    "full_activation_time_s": "activation_time_s",
+    "support_duration_s": "support_duration_s",
+    "deactivation_time_s": "deactivation_time_s",
+}
 GAINS = {
     "k_p": "agc_kp",
     "k_i": "agc_ki_per_s",
@@ -113,6 +144,49 @@ def signal_from_config(data: Any, where: str) -> Signal:
         raise ConfigurationError(f"`{where}` needs `topic` and `signal`")
     scale = number(data, "scale", 1.0, -1e9, 1e9)
     return Signal(data["topic"], str(data.get("signal", "value")), scale)
+
+
+def ffr_product(config: Mapping[str, Any], kind: str) -> TriggeredFfr | None:
+    """The triggered FFR product of the `ffr` section, or None for proportional FFR."""
+    ffr = config.get("ffr")
+    if ffr is None:
+        return None
+    if kind != "ffr":
+        raise ConfigurationError("`frequency.ffr` is for `controller: ffr`, not `agc`")
+    if not isinstance(ffr, Mapping):
+        raise ConfigurationError("`frequency.ffr` must be a mapping with `mode`")
+    mode = ffr.get("mode", "proportional")
+    if mode not in FFR_MODES:
+        raise ConfigurationError(
+            f"`frequency.ffr.mode` must be proportional or triggered, not `{mode}`"
+        )
+    keys = set(ffr) - {"mode"}
+    if mode == "proportional":
+        if keys:
+            raise ConfigurationError(
+                f"`frequency.ffr.{sorted(keys)[0]}` is for `mode: triggered`; proportional "
+                "ffr takes its gain from the vpp policy (`control_gains.ffr_gain_per_hz`)"
+            )
+        return None
+    unknown = sorted(keys - set(TRIGGERED_FFR))
+    if unknown:
+        raise ConfigurationError(
+            f"`frequency.ffr.{unknown[0]}` is not a triggered ffr setting (known: "
+            f"{', '.join(TRIGGERED_FFR)})"
+        )
+    if "capacity_kw" not in ffr:
+        raise ConfigurationError("`frequency.ffr` with `mode: triggered` needs `capacity_kw`")
+    for key in keys:
+        value = ffr[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigurationError(f"`frequency.ffr.{key}` must be a number, not `{value}`")
+    try:
+        return TriggeredFfr(**{TRIGGERED_FFR[key]: float(ffr[key]) for key in keys})
+    except ControlError as error:
+        named = error.message
+        for key, field in TRIGGERED_FFR.items():
+            named = named.replace(f"`{field}`", f"`frequency.ffr.{key}`")
+        raise ConfigurationError(named) from None
 
 
 # --- policies -> controller bounds ----------------------------------------------------
@@ -177,6 +251,7 @@ class FrequencyService(LoopService):
         if not isinstance(inputs, Mapping) or not isinstance(inputs.get("units"), Mapping):
             raise ConfigurationError("`frequency.inputs` needs `frequency` and `units`")
         self.kind = kind
+        self.product = ffr_product(config, kind)
         self.frequency = signal_from_config(inputs.get("frequency"), "frequency.inputs.frequency")
         self.units = {
             str(u): signal_from_config(s, f"frequency.inputs.units.{u}")
@@ -188,7 +263,12 @@ class FrequencyService(LoopService):
         self.output_topic = str(config.get("output_topic", OUTPUT_TOPIC))
         self.timeout_s = number(config, "input_timeout_s", 2.0, 0.01, 3600)
         super().__init__(bus, number(config, "loop_period_s", 0.2, 0.01, 3600))
-        self.controller: FastFrequencyResponse | AutomaticGenerationControl | None = None
+        self.controller: (
+            FastFrequencyResponse
+            | TriggeredFastFrequencyResponse
+            | AutomaticGenerationControl
+            | None
+        ) = None
         self.gate = SampleGate(Timing.from_config(config), self.counters.bump)
         self._values: dict[str, Taken[float]] = {}
         self._lock = threading.Lock()
@@ -202,16 +282,21 @@ class FrequencyService(LoopService):
     def install_limits(self, limits: FrequencyLimits) -> None:
         try:
             if self.controller is None:
-                self.controller = (
-                    FastFrequencyResponse(limits)
-                    if self.kind == "ffr"
-                    else AutomaticGenerationControl(limits)
-                )
+                self.controller = self._controller(limits)
             else:
                 self.controller.set_limits(limits)
         except ControlError as error:
             raise refuse(error.message) from None
         log.info("bounds in force for %s", ", ".join(sorted(limits.units)))
+
+    def _controller(
+        self, limits: FrequencyLimits
+    ) -> FastFrequencyResponse | TriggeredFastFrequencyResponse | AutomaticGenerationControl:
+        if self.kind == "agc":
+            return AutomaticGenerationControl(limits)
+        if self.product is None:
+            return FastFrequencyResponse(limits)
+        return TriggeredFastFrequencyResponse(limits, self.product)
 
     def subscriptions(self) -> dict[str, Callable[[BusMessage], None]]:
         topics = {self.frequency.topic: self._handler("frequency", self.frequency)}
@@ -298,7 +383,12 @@ class FrequencyService(LoopService):
 
     def state(self) -> Mapping[str, Any]:
         units = sorted(self.controller.limits.units) if self.controller else []
-        return {"controller": self.kind, "units": units, **self.counters.snapshot()}
+        mode: dict[str, Any] = {}
+        if self.kind == "ffr":
+            mode["mode"] = "proportional" if self.product is None else "triggered"
+        if isinstance(self.controller, TriggeredFastFrequencyResponse):
+            mode["ffr_state"] = self.controller.state
+        return {"controller": self.kind, **mode, "units": units, **self.counters.snapshot()}
 
 
 def make_service(config: Mapping[str, Any], bus: Bus, base: Path = Path()) -> FrequencyService:

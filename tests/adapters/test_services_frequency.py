@@ -271,3 +271,89 @@ def test_the_frequency_loop_survives_hostile_input(bus):
         service.stop()
         runner.join(5)
     assert service.counters["implausible"] == 4
+
+
+# --- triggered FFR (issue 12): the mode and the product from the local config ----------
+
+
+TRIGGERED = {
+    "mode": "triggered",
+    "capacity_kw": 100,
+    "activation_level_hz": 49.7,
+    "full_activation_time_s": 0,
+    "support_duration_s": 600,  # held for the whole test: no step waits on the clock
+    "deactivation_time_s": 0,
+}
+
+
+def test_triggered_ffr_delivers_its_full_capacity_at_the_activation_level(bus):
+    service = make_service(bus, ffr=TRIGGERED)
+    out = Setpoints(bus)
+    feed(bus, 49.75)  # beyond the deadband, above the activation level: nothing
+    assert service.step()
+    assert out[-1]["delta_p_kw"] == 0.0
+    assert service.state()["ffr_state"] == "armed"
+    feed(bus, 49.69)  # just past it: the full 100 kW, not a response grown from 0
+    assert service.step()
+    assert out[-1]["delta_p_kw"] == 100.0
+    p = out[-1]["active_power"]
+    assert p["bess-01"] + p["pv-inv-01"] == pytest.approx(50.0 + 60.0 + 100.0)
+    feed(bus, 50.0)  # recovered, inside the support duration: still delivered
+    assert service.step()
+    assert out[-1]["delta_p_kw"] == 100.0
+    state = service.state()
+    assert (state["mode"], state["ffr_state"]) == ("triggered", "active")
+
+
+def test_proportional_ffr_is_the_default_and_grows_from_the_deadband(bus):
+    service = make_service(bus, ffr={"mode": "proportional"})
+    out = Setpoints(bus)
+    feed(bus, 49.69)
+    assert service.step()
+    assert 0.0 < out[-1]["delta_p_kw"] < 100.0  # 0.4/Hz * 110 kW * 0.3 Hz: 13.2 kW
+    assert service.state()["mode"] == "proportional"
+    assert make_service(bus).state()["mode"] == "proportional"
+
+
+def test_an_over_frequency_product_reduces_the_output(bus):
+    service = make_service(bus, ffr={**TRIGGERED, "activation_level_hz": 50.3})
+    out = Setpoints(bus)
+    feed(bus, 50.31)
+    assert service.step()
+    assert out[-1]["delta_p_kw"] == -100.0
+
+
+@pytest.mark.parametrize(
+    ("ffr", "named"),
+    [
+        ({"mode": "fast"}, "frequency.ffr.mode"),
+        ({"mode": "triggered"}, "capacity_kw"),
+        ({**TRIGGERED, "threshold_hz": 49.7}, "frequency.ffr.threshold_hz"),
+        ({"mode": "proportional", "capacity_kw": 100}, "frequency.ffr.capacity_kw"),
+        ({**TRIGGERED, "full_activation_time_s": -1}, "frequency.ffr.full_activation_time_s"),
+        ({**TRIGGERED, "capacity_kw": "100"}, "frequency.ffr.capacity_kw"),
+        ({**TRIGGERED, "support_duration_s": float("nan")}, "frequency.ffr.support_duration_s"),
+        ("triggered", "frequency.ffr"),
+    ],
+)
+def test_a_bad_ffr_product_is_refused_with_the_setting_to_fix(bus, ffr, named):
+    with pytest.raises(ConfigurationError) as refused:
+        FrequencyService(bus, {"controller": "ffr", "inputs": INPUTS, "ffr": ffr})
+    assert named in refused.value.message
+
+
+def test_an_ffr_product_is_refused_beside_agc(bus):
+    with pytest.raises(ConfigurationError, match="controller: ffr"):
+        FrequencyService(bus, {"controller": "agc", "inputs": INPUTS, "ffr": TRIGGERED})
+
+
+def test_an_activation_level_at_the_nominal_frequency_is_refused_with_the_limits(bus):
+    service = FrequencyService(
+        bus,
+        {"controller": "ffr", "inputs": INPUTS, "ffr": {**TRIGGERED, "activation_level_hz": 50}},
+    )
+    service.apply_limits(BESS_DOC)
+    with pytest.raises(InvalidInputError, match="nominal frequency"):
+        service.apply_limits(PV_DOC)
+    assert service.controller is None
+    assert service.counters["limits_refused"] == 1

@@ -307,3 +307,11 @@ def test_unusable_frequency_settings_are_refused_with_their_name_and_unit(
 ):
     with pytest.raises((InvalidLimitsError, InvalidMeasurementError), match=named):
         build()
+
+
+def test_limits_that_put_the_nominal_frequency_on_the_threshold_are_refused():
+    # the threshold was checked against the first limits only; later ones were taken as is
+    controller = TriggeredFastFrequencyResponse(ffr_limits(), TriggeredFfr(100.0, 49.7))
+    with pytest.raises(InvalidLimitsError, match="nominal"):
+        controller.set_limits(ffr_limits(f_nominal_hz=49.7))
+    assert controller.limits.f_nominal_hz == 50.0

@@ -8,6 +8,7 @@ frequency record (1.5-4.7 mHz here, above the ≈1 mHz of a PMU), fixed seeds.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -238,7 +239,16 @@ def test_ambient_drift_does_not_bias_the_least_squares_estimate(seed):
                             seed=seed)  # fmt: skip
     estimate = the_estimate(record)
     assert estimate.h_s == pytest.approx(9.0, rel=0.05)
-    assert estimate.h_low_s <= 9.0 <= estimate.h_high_s
+    # a 95 % interval may miss one run in twenty (coverage: the test below and the
+    # benchmark); each run's error is within three of its stated standard errors
+    assert abs(estimate.h_s - 9.0) < 3 * estimate.stderr_s
+
+
+def test_ten_frames_per_second_with_two_percent_noise_use_the_whole_response():
+    # a 5 s window left 1.0 % rms error at H = 9 s (one run in forty beyond 5 %); the
+    # 8 s window takes every sample up to the record's end (Cramér-Rao bound: 0.9 %)
+    errors = [the_estimate(two_percent_noise(9.0, 10, seed)).h_s / 9.0 - 1 for seed in range(20)]
+    assert math.sqrt(np.mean(np.square(errors))) < 0.009
 
 
 def test_a_pre_event_frequency_trend_is_removed():
@@ -250,6 +260,16 @@ def test_a_pre_event_frequency_trend_is_removed():
 @pytest.mark.parametrize("h_s", [1.5, 4.0])
 def test_the_swing_formula_is_not_biased_by_the_rocof_decay(h_s):
     assert the_estimate(simulate_swing(h_s), "swing").h_s == pytest.approx(h_s, rel=0.01)
+
+
+@pytest.mark.parametrize("fps", [10, 25, 50, 100])
+@pytest.mark.parametrize("h_s", [1.5, 3.0, 9.0])
+def test_the_swing_formula_is_unbiased_at_every_frame_rate_without_noise(h_s, fps):
+    # RoCoF0 (a quadratic) and ΔP0 (a line) extrapolated to the onset from a window in
+    # which the governor acts were each 2-4 % off; their errors cancelled at 50 frames/s
+    # but left +1.7 % at 10 frames/s and +0.6 % at 25 (H = 1.5 s)
+    estimate = the_estimate(simulate_swing(h_s, fps=fps), "swing")
+    assert estimate.h_s == pytest.approx(h_s, rel=0.003)
 
 
 def test_the_stated_interval_holds_the_true_h_under_drifting_noise():
@@ -300,3 +320,9 @@ RECORD = simulate_swing(4.0, f_noise_hz=0.001, seed=0)
 def test_unusable_settings_and_records_are_refused_with_what_to_fix(what_is_wrong, call, named):
     with pytest.raises((InvalidLimitsError, InvalidMeasurementError), match=named):
         call(InertiaEstimator(RECORD.s_base_mw))
+
+
+def test_an_estimate_counts_the_samples_after_the_onset_it_used():
+    record = simulate_swing(4.0, fps=50)  # 8 s, the event at 2 s
+    assert the_estimate(record).samples == 301  # 2 to 8 s: the record ends the 8 s window
+    assert the_estimate(record, "swing").samples == 26  # the 0.5 s fit window
