@@ -65,6 +65,7 @@ _UNREACHABLE = {
     "peer_unavailable": "market_unavailable",
     "peer_timeout": "market_unavailable",
     "peer_busy": "market_busy",
+    "peer_auth_failed": "market_error",
 }
 _OFFERS = counter("pbgm_market_offers", "FlexOffers by outcome", ("state",))
 _RESULTS = counter("pbgm_market_results", "Flex results published, by status", ("status",))
@@ -355,10 +356,11 @@ class MarketService:
         unreachable = self._submit(client, ready)
         self._follow(client, run, ready, deadline)
         traded = any(o.state == "assigned" for o in offers)
-        timed_out = any(o.state in ("timeout", "unsubmitted") for o in ready)
-        if traded or not timed_out:
+        if traded:
             return None
-        return unreachable or "market_timeout"
+        if unreachable is not None:
+            return unreachable
+        return "market_timeout" if any(o.state == "timeout" for o in ready) else None
 
     def _budget(self, run: RunSettings, ready: Sequence[Offer]) -> float:
         """Seconds to wait: the run's timeout, at most until the first assignment
@@ -374,10 +376,13 @@ class MarketService:
         for index, offer in enumerate(ready):
             assert offer.offer is not None
             try:
-                self._apply(client, offer, client.submit(dump_flexoffer(offer.offer)))
+                self._apply(client, offer, self._submit_one(client, offer.offer))
             except RestError as error:
                 reason = _UNREACHABLE.get(error.code)
-                if reason is None:  # this offer's fault (4xx, a malformed answer)
+                if error.code == "peer_bad_response":  # taken or not: polling will tell
+                    offer.state = "offered"
+                    continue
+                if reason is None:  # this offer's fault (a 4xx)
                     offer.state, offer.reason = "unsubmitted", error.code
                     continue
                 log.warning("market `%s` cannot take offers: %s", client.name, error.message)
@@ -386,6 +391,19 @@ class MarketService:
                 return reason
             _OFFERS.labels(state="submitted").inc()
         return None
+
+    @staticmethod
+    def _submit_one(client: MarketClient, offer: FlexOffer) -> MarketState:
+        """Submit; an answer that cannot be read is followed by the same submit once
+        more (the offer id is the idempotency key: the market answers a repeat as the
+        first time, and takes the offer if the first never reached it)."""
+        document = dump_flexoffer(offer)
+        try:
+            return client.submit(document)
+        except RestError as error:
+            if error.code != "peer_bad_response":
+                raise
+            return client.submit(document)
 
     def _follow(
         self, client: MarketClient, run: RunSettings, ready: Sequence[Offer], deadline: float
