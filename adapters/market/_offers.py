@@ -139,9 +139,7 @@ def _direction(template: FlexOfferTemplate) -> tuple[float | None, float | None]
     return (0.0, None) if positive else (None, 0.0)
 
 
-def _cut(
-    lower: float, upper: float, low: float | None, high: float | None
-) -> tuple[float, float]:
+def _cut(lower: float, upper: float, low: float | None, high: float | None) -> tuple[float, float]:
     if low is not None:
         lower, upper = max(lower, low), max(upper, low)
     if high is not None:
@@ -173,8 +171,7 @@ def build_offer(
     accept = _later(now, accept_s, interval, align)
     assign = max(accept, _later(now, timing.assign_within_s, interval, align))
     profile = tuple(
-        FlexOfferSlice((b,), min_duration=form.duration, max_duration=form.duration)
-        for b in bounds
+        FlexOfferSlice((b,), min_duration=form.duration, max_duration=form.duration) for b in bounds
     )
     return FlexOffer(
         id=offer_id,

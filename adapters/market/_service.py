@@ -244,7 +244,9 @@ class MarketService:
             "policy_ids": list(enforcement.response.policy_ids),
             "reason": enforcement.reason or "permitted",
         }
-        return AuditItem(self.settings.service_id, f"events.market.{what}", kind, object_id, details)
+        return AuditItem(
+            self.settings.service_id, f"events.market.{what}", kind, object_id, details
+        )
 
     # -- offers --------------------------------------------------------------------------
 
@@ -528,7 +530,9 @@ class MarketService:
             log.exception("cannot write the audit entry of flex request `%s`", request_id)
         if status == "fallback":
             log.warning("flex request `%s`: fallback (%s)", request_id, result.get("reason"))
-        self.bus.publish(self.settings.topic, _ENCODER.encode(result).encode(), qos=self.settings.qos)
+        self.bus.publish(
+            self.settings.topic, _ENCODER.encode(result).encode(), qos=self.settings.qos
+        )
         _RESULTS.labels(status=status).inc()
 
 

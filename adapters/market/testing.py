@@ -246,4 +246,3 @@ def _fit(slices: list[dict[str, Any]], lower: float, upper: float) -> None:
     if total and target != total:
         for piece in slices:
             piece["energyAmount"] *= target / total
-
