@@ -33,7 +33,7 @@ from controls import (
 )
 from controls.flex import parse_flex_result
 from controls.testing import lv_feeder
-from pbgm.bus import BusMessage, MemoryBus
+from pbgm.bus import MemoryBus
 from pbgm.events import EventService, EventServiceConfig, load_policies
 from pbgm.store.memory import MemoryStore
 
@@ -100,7 +100,8 @@ def run(market_url: str, title: str) -> tuple[dict, MemoryStore]:
     )
     for offer in result["offers"]:
         print(
-            f"  offer {offer.get('id', '-')}: {offer['asset_id']} at node {offer['node']} -> {offer['state']}"
+            f"  offer {offer.get('id', '-')}: {offer['asset_id']} at node {offer['node']}"
+            f" -> {offer['state']}"
         )
     traded = parse_flex_result(result)
     for schedule in traded:
@@ -117,9 +118,10 @@ def main() -> int:
     with StandInMarket(assign_after_s=0.1) as market:
         traded, _ = run(market.url, "1. request -> FlexOffers -> assignment -> flex result")
         for offer in market.offers.values():
-            first = offer.document["flexOfferProfileConstraints"][0]["energyConstraintList"][0]
-            print(f"  the market holds {offer.document['id']}: {offer.state}, "
-                  f"slice 1 bounds {first} {offer.document['multiplier']}{offer.document['unit']}")  # fmt: skip
+            document = offer.document
+            first = document["flexOfferProfileConstraints"][0]["energyConstraintList"][0]
+            unit = f"{document['multiplier']}{document['unit']}"
+            print(f"  the market holds {document['id']}: {offer.state}, slice 1 {first} {unit}")
     fallback, store = run(f"http://127.0.0.1:{free_port()}/api/v1", "2. the market is down")
     entries = [e for e in store.list_audit(limit=50) if e.action == "market.fallback"]
     print(f"audit: {entries[0].action} {entries[0].object_id} {entries[0].details['reason']}")

@@ -517,7 +517,8 @@ class MarketService:
     def _finish(self, request_id: str, result: dict[str, Any]) -> None:
         status = result["status"]
         action = "market.fallback" if status == "fallback" else "market.result"
-        details = {k: result[k] for k in ("status", "reason", "market", "offers") if k in result}
+        keys = ("status", "reason", "market", "offers")
+        details: dict[str, Any] = {k: result[k] for k in keys if k in result}
         try:
             self.store.record_audit(
                 actor=self.settings.service_id,

@@ -115,8 +115,8 @@ class StandInMarket:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        host, port = self.httpd.server_address[:2]
-        self.url = f"http://{host}:{port}/api/v1"
+        port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{port}/api/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> StandInMarket:

@@ -41,8 +41,8 @@ def test_the_historic_covee_request_with_several_variables_and_node_first_storag
         ("a variable without values", {"variables": ["active_power"], "flex_dict": {}}),
         ("a cell without a prediction", {"variables": ["active_power"],
                                          "flex_dict": {"active_power": {"node_4": {"x": 1}}}}),
-        ("a value that is not finite", {"variables": ["active_power"],
-                                        "flex_dict": {"active_power": {"pred_1": {"node_4": 1e999}}}}),
+        ("a value that is not finite", {"variables": ["active_power"], "flex_dict": {
+            "active_power": {"pred_1": {"node_4": 1e999}}}}),
     ],
 )  # fmt: skip
 def test_malformed_requests_are_refused(what_is_refused, message):
@@ -61,10 +61,12 @@ def test_a_result_round_trips_and_positions_index_the_active_nodes():
 @pytest.mark.parametrize(
     ("what_is_refused", "edit"),
     [
-        ("a position past the active nodes", lambda r: r["active_power"].update(vector_position=[1, 9])),
+        ("a position past the active nodes",
+         lambda r: r["active_power"].update(vector_position=[1, 9])),
         ("a gap in the predictions", lambda r: r["active_power"]["flex_value"].pop("pred_1")),
         ("no active nodes", lambda r: r.pop("active_nodes")),
-        ("a value per position missing", lambda r: r["active_power"]["flex_value"].update(pred_1=[1.0])),
+        ("a value per position missing",
+         lambda r: r["active_power"]["flex_value"].update(pred_1=[1.0])),
     ],
 )  # fmt: skip
 def test_malformed_results_are_refused(what_is_refused, edit):

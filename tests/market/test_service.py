@@ -18,7 +18,7 @@ from controls import FlexSchedule
 from controls.flex import parse_flex_result
 from pbgm.flexoffer import parse_template, validate_offer
 from pbgm.testing import memory_store, permit, policy_document
-from tests.market.helpers import RUN, example_policies, service, store_with
+from tests.market.helpers import OPENED, RUN, example_policies, service, store_with
 
 NODES = (5, 6, 8)
 ROWS = ((-20.0, -30.0, -8.0), (-20.0, -60.0, 0.0), (0.0, -30.0, -8.0), (-4.0, 0.0, -8.0))
@@ -282,3 +282,21 @@ def test_parameters_a_policy_may_not_set_give_the_fallback():
 def test_the_template_of_every_example_asset_is_usable():
     for content in templates().values():
         assert parse_template(content).grid_node in (5, 6, 8)
+
+
+def test_the_event_service_finds_the_service_by_name_and_builds_it_from_its_settings():
+    from pbgm.bus import MemoryBus
+    from pbgm.events import ServiceRegistry
+    from tests.market.helpers import POLICIES
+
+    bus = MemoryBus()
+    with StandInMarket() as market:
+        options = {
+            "policies": [str(p) for p in sorted(POLICIES.glob("*.yaml"))],
+            "markets": {"goflex": {"base_url": market.url}},
+            "poll_interval_s": 0.02,
+        }
+        registry = ServiceRegistry(bus, options={"flexibility-market": options})
+        built = registry.get("flexibility-market")
+        OPENED.append(built)
+        assert built.handle(request(), RUN)["status"] == "assigned"
