@@ -199,4 +199,6 @@ trap - EXIT
 echo
 echo "REST API demo done: server stopped"
 
+section "9. The flexibility market: MPC request -> FlexOffers -> assignment, then the fallback"; "$PYTHON" "$ROOT/examples/market_demo.py"
+
 section "Done: repository and exports are in demo-state/"

@@ -59,6 +59,7 @@ class FlexOfferTemplate:
     currency: str | None = None
     allowed_offered_by: tuple[str, ...] | None = None
     energy_tolerance: float = 0.01
+    grid_node: int | None = None
 
 
 _LIMITS = ("energy_per_slice", "total_energy", "power_factor", "price")
