@@ -10,8 +10,8 @@ thread per process (`LogWriter`) lets calls gather for `LINGER_S` (50 ms; less w
 `BATCH` are waiting), takes up to `BATCH`, builds their entries and writes them in one
 transaction (`Store.record_audits`), again and again.
 - What a crash can lose: the calls queued and the batch being written, at most
-  `capacity + BATCH` calls (10,000 + 500 by default); in practice what arrived during
-  the last 50 ms and the write under way.
+  `capacity + min(BATCH, capacity)` calls (10,000 + 500 by default); in practice what
+  arrived during the last 50 ms and the write under way.
 - Nothing is lost on a clean stop (SIGTERM to `pbgm serve`): `close` (run at exit)
   writes everything queued before the process ends.
 - A slow or stalled database never grows memory without bound: when the queue is
