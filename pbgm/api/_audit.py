@@ -120,10 +120,10 @@ def bounded_entries(
     """The decision entries of one call with their requests bounded (module docstring)."""
     bounded, spent = [], 0
     for entry in entries:
-        request, size, kept = _bounded(entry.get("request", {}), max_request)
-        if spent + kept > max_call:
-            request, size, kept = {}, size or kept, 2
-        spent += kept
+        request, size, length = _bounded(entry.get("request", {}), max_request)
+        if spent + length > max_call:
+            request, size, length = {}, size or length, 2
+        spent += length
         kept = {**entry, "request": request}
         if size is not None:
             kept.update(request_truncated=True, request_bytes=size)

@@ -127,10 +127,10 @@ class Metrics:
         key = (id(metric), values)
         child = self._children.get(key)
         if child is None:
-            child = metric.labels(*values)  # type: ignore[attr-defined]
+            child = metric.labels(*values)
             if len(self._children) < MAX_CHILDREN:
                 self._children[key] = child
-        return child  # type: ignore[no-any-return]
+        return child
 
     def counter(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
         return ops.counter(name, documentation, labelnames, registry=self.registry)

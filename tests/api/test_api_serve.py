@@ -29,7 +29,6 @@ from cryptography.x509.oid import NameOID
 from pbgm.bundle import import_bundle, read_bundle
 from pbgm.store.sql import SqlStore
 from pbgm.store.sql.migrate import upgrade
-from pbgm.testing import sqlite_store
 from tests.api.conftest import EXAMPLES, SECRET, Reply, b64, seed
 from tests.conftest import require_local_broker
 
@@ -125,21 +124,6 @@ class Served:
         """What the server wrote so far (stdout and stderr)."""
         self.output.seek(0)
         return self.output.read().decode(errors="replace")
-
-
-@pytest.fixture
-def keys(key_dir: Path) -> Path:
-    return key_dir
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> str:
-    path = tmp_path / "pbgm.db"
-    store = sqlite_store(path)
-    import_bundle(store, read_bundle(EXAMPLES / "policies"), actor="seed", publish=True)
-    seed(store)
-    store.close()
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 
 from pbgm.api._audit import BATCH
 from pbgm.store.sql import SqlStore
-from tests.api.test_api_serve import Served, keys, sqlite_db  # noqa: F401  (fixtures)
+from tests.api.test_api_serve import Served
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,11 @@ QUEUE = 50
 """`PBGM_DECISION_LOG_QUEUE` of these servers: a small queue makes the bound tight."""
 BOUND = QUEUE + min(QUEUE, BATCH)
 """What a worker killed with SIGKILL may lose (docs/rest-api.md)."""
-REQUEST = {"subject": {"id": "op-anna"}, "resource": {"asset_id": "bess-01"}, "action": {"id": "write"}}
+REQUEST = {
+    "subject": {"id": "op-anna"},
+    "resource": {"asset_id": "bess-01"},
+    "action": {"id": "write"},
+}
 ENV = {"PBGM_DECISION_LOG_QUEUE": str(QUEUE), "PBGM_RATE_LIMIT": "0", "PBGM_METRICS_PUBLIC": "true"}
 
 

@@ -13,7 +13,7 @@ from pbgm.api._cache import FOLLOWED_FOR_S, RevisionReads
 from pbgm.store.base import Revisions
 from pbgm.store.memory import MemoryStore
 from pbgm.store.sql import SqlStore
-from tests.api.test_api_serve import LIMITS, Served, keys, sqlite_db  # noqa: F401  (fixtures)
+from tests.api.test_api_serve import LIMITS, Served
 
 
 class Counting(MemoryStore):
