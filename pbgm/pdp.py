@@ -51,7 +51,7 @@ from pbgm.pap import ALL_POLICIES
 from pbgm.pip import PolicyInformationPoint
 from pbgm.policy import parse_policy, parse_policy_set
 from pbgm.policy.published import lazy_policies
-from pbgm.store.base import PublishedSet, Store
+from pbgm.store.base import PublishedSet, Revisions, Store
 
 __all__ = [
     "CompiledPolicySet",
@@ -428,7 +428,7 @@ class Follower:
     def tick(self) -> float:
         """Sync what is behind, once; the delay until the next tick."""
         try:
-            revision = self.store.revisions().decisions
+            revision = self.revisions().decisions
         except Exception:
             return self._failed()
         with self._lock:
@@ -444,6 +444,10 @@ class Follower:
             log.warning("the policy store answers again; decision points follow it")
         self.failures = 0
         return self.every
+
+    def revisions(self) -> Revisions:
+        """The store's revisions, read once per tick (a subclass may pass them on)."""
+        return self.store.revisions()
 
     def _failed(self) -> float:
         if not self.failures:

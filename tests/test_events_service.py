@@ -486,6 +486,7 @@ def test_a_policy_change_in_the_store_reaches_the_running_service(
     token = issuer.issue("svc-kibernet", [])
     assert replies.on(data_request(bus, token, reply="one"))[0]["status"] == "ok"
     PolicyAdministrationPoint(store).retire("kibernet-data-access", actor="op-anna")
+    assert service.policies.settle(10)  # applied in the background, never in a message
     assert replies.on(data_request(bus, token, reply="two"))[0]["status"] == "denied"
 
 

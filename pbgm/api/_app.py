@@ -17,7 +17,7 @@ from datetime import timedelta
 from importlib.metadata import entry_points
 from typing import Any, cast
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pbgm.access import AccessPoint
@@ -150,7 +150,7 @@ def _wire(
         store=store,
         reads=cast(RevisionReads, reads),
         access=access,
-        verifier=cast(TokenVerifier, VerifiedTokens(verifier, clock)),
+        verifier=cast(TokenVerifier, VerifiedTokens(verifier, clock, revision=reads.revision)),
         public=frozenset(public),
         clock=clock,
         on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),
@@ -158,6 +158,7 @@ def _wire(
     )
     install_observation(app, metrics, store)
     app.before_request(_unless_mounted(enforcer, mounted))
+    app.after_request(_writes_seen(cast(RevisionReads, reads)))
     install_rate_limit(app, settings, frozenset(public))
     register_error_handlers(app)
     decisions = DecisionService(store, reads, access, pdp=pdp, clock=clock)
@@ -204,3 +205,20 @@ def _unless_mounted(enforcer: Enforcer, mounted: set[str]) -> Callable[[], None]
         return enforcer()
 
     return enforce
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+NOT_WRITING = frozenset({"decisions.decide"})
+"""Endpoints whose non-safe calls change nothing a request cache reads."""
+
+
+def _writes_seen(reads: RevisionReads) -> Callable[[Response], Response]:
+    """After a call that may have changed the repository (any non-safe method but a
+    decision), the next request of this process reads the revisions itself."""
+
+    def after(response: Response) -> Response:
+        if request.method not in SAFE_METHODS and request.endpoint not in NOT_WRITING:
+            reads.wrote()
+        return response
+
+    return after

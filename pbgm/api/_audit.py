@@ -10,8 +10,8 @@ thread per process (`LogWriter`) lets calls gather for `LINGER_S` (50 ms; less w
 `BATCH` are waiting), takes up to `BATCH`, builds their entries and writes them in one
 transaction (`Store.record_audits`), again and again.
 - What a crash can lose: the calls queued and the batch being written, at most
-  `capacity + BATCH` calls (10,000 + 500 by default); in practice what arrived during
-  the last 50 ms and the write under way.
+  `capacity + min(BATCH, capacity)` calls (10,000 + 500 by default); in practice what
+  arrived during the last 50 ms and the write under way.
 - Nothing is lost on a clean stop (SIGTERM to `pbgm serve`): `close` (run at exit)
   writes everything queued before the process ends.
 - A slow or stalled database never grows memory without bound: when the queue is
@@ -63,6 +63,7 @@ MAX_REQUEST_BYTES = 2048
 MAX_CALL_BYTES = 65_536
 MAX_TEXT_CHARS = 64
 MAX_BAG_ITEMS = 8
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _size(value: Any) -> int:
@@ -93,14 +94,21 @@ def _names_only(request: Mapping[str, Any]) -> dict[str, Any]:
 def bounded_request(request: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], int | None]:
     """`request` if its JSON fits in `max_bytes`, else a shorter form of it and the size
     it had (the caller marks the entry)."""
+    kept, size, _ = _bounded(request, max_bytes)
+    return kept, size
+
+
+def _bounded(request: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], int | None, int]:
+    """`bounded_request`, and the size of what is kept."""
     size = _size(request)
     if size <= max_bytes:
-        return request, None
+        return request, None, size
     for shorten in (_short, _names_only):
         shorter = shorten(request)
-        if _size(shorter) <= max_bytes:
-            return shorter, size
-    return {}, size
+        shorter_size = _size(shorter)
+        if shorter_size <= max_bytes:
+            return shorter, size, shorter_size
+    return {}, size, 2
 
 
 def bounded_entries(
@@ -112,10 +120,10 @@ def bounded_entries(
     """The decision entries of one call with their requests bounded (module docstring)."""
     bounded, spent = [], 0
     for entry in entries:
-        request, size = bounded_request(entry.get("request", {}), max_request)
-        if spent + _size(request) > max_call:
-            request, size = {}, size or _size(entry.get("request", {}))
-        spent += _size(request)
+        request, size, length = _bounded(entry.get("request", {}), max_request)
+        if spent + length > max_call:
+            request, size, length = {}, size or length, 2
+        spent += length
         kept = {**entry, "request": request}
         if size is not None:
             kept.update(request_truncated=True, request_bytes=size)
@@ -170,6 +178,8 @@ class DecisionLog:
         return {
             name: MASKED
             if category in self._whole or (category, name) in self._names
+            else value
+            if value.__class__ in _SCALARS
             else plain_json(thaw(value))
             for name, value in bag.items()
         }

@@ -39,7 +39,16 @@ from flask import Blueprint, Response
 
 from pbgm.access import AccessPoint, Principal
 from pbgm.api._audit import DecisionLog
-from pbgm.api._http import actor, json_body, json_response, principal, query
+from pbgm.api._cache import RevisionReads
+from pbgm.api._http import (
+    actor,
+    body_escaped,
+    json_body,
+    json_response,
+    plain_json_response,
+    principal,
+    query,
+)
 from pbgm.api._metrics import BATCH, SINGLE, Metrics
 from pbgm.api._xacml import parse_xacml, xacml_response
 from pbgm.auth import SCOPE_DECISIONS_WRITE
@@ -57,10 +66,11 @@ from pbgm.model import Response as Decided
 from pbgm.pdp import FOLLOW_EVERY_S, Follower, PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.policy import json_strings
-from pbgm.store.base import Store
+from pbgm.store.base import Revisions, Store
 
 log = logging.getLogger(__name__)
 
+NO_STORE = {"Cache-Control": "no-store"}
 MAX_CACHED_GROUPS = 64
 MAX_REMEMBERED_CALLERS = 10_000
 Groups = str | frozenset[str]
@@ -109,12 +119,16 @@ class DecisionService:
         self._pdps: OrderedDict[Groups, PolicyDecisionPoint] = OrderedDict()
         self._readable: tuple[int, dict[Principal, frozenset[str]]] = (-1, {})
         self._preloaded: list[PolicyDecisionPoint] | None = None
-        self.follower = Follower(store, every=every)
+        self.follower = _Follower(store, every=every)
 
-    def start(self) -> None:
+    def start(self, *, share_revisions: bool = False) -> None:
         """Follow the store; the first time, also load in the background the decision
         points of the callers known then (each enabled service account with
-        `decisions:write`), which readiness waits for."""
+        `decisions:write`), which readiness waits for. With `share_revisions` (a served
+        worker), requests take the revisions the follower reads instead of a query
+        each (`pbgm.api._cache`)."""
+        if share_revisions and isinstance(self.reads, RevisionReads):
+            self.follower.reads = self.reads
         self.follower.start()
         if self._preloaded is None:
             callers = () if self._injected is not None else self._deciders()
@@ -201,6 +215,24 @@ class DecisionService:
             return pdp
 
 
+class _Follower(Follower):
+    """The decision points' follower, handing the revisions it reads each tick to the
+    request caches (`RevisionReads.followed`) once `reads` is set."""
+
+    def __init__(self, store: Store, *, every: float) -> None:
+        super().__init__(store, every=every)
+        self.reads: RevisionReads | None = None
+
+    def revisions(self) -> Revisions:
+        reads = self.reads
+        if reads is None:
+            return super().revisions()
+        writes, read_at = reads.writes, time.monotonic()
+        revisions = super().revisions()
+        reads.followed(revisions, read_at=read_at, writes=writes)
+        return revisions
+
+
 # --- pbgm's request form ---------------------------------------------------------------
 
 
@@ -232,7 +264,7 @@ def parse_requests(document: Any, *, max_batch: int) -> tuple[list[Request], boo
 
 
 def _reject_nul(value: Any) -> None:
-    if any("\x00" in s for s in json_strings(value)):
+    if body_escaped() and any("\x00" in s for s in json_strings(value)):
         raise InvalidInputError("the request contains a NUL character", code="invalid_request")
 
 
@@ -254,15 +286,16 @@ def decisions_blueprint(
             call = parse_xacml(document, max_batch=max_batch)
             kind = BATCH if len(call.requests) > 1 else SINGLE
             decided = _decide(service, log, metrics, call.requests, group, kind)
-            body: Any = xacml_response(call, decided)
-        else:
-            requests, batch = parse_requests(document, max_batch=max_batch)
-            kind = BATCH if batch else SINGLE
-            decided = _decide(service, log, metrics, requests, group, kind)
-            data = [response_to_json(r) for r in decided]
-            body = {"responses": data} if batch else data[0]
-        metrics.decision_latency.labels(kind).observe(time.perf_counter() - started)
-        return json_response(body, headers={"Cache-Control": "no-store"})
+            body = xacml_response(call, decided)
+            metrics.labelled(metrics.decision_latency, kind).observe(time.perf_counter() - started)
+            return json_response(body, headers=NO_STORE)
+        requests, batch = parse_requests(document, max_batch=max_batch)
+        kind = BATCH if batch else SINGLE
+        decided = _decide(service, log, metrics, requests, group, kind)
+        data = [response_to_json(r) for r in decided]
+        body = {"responses": data} if batch else data[0]
+        metrics.labelled(metrics.decision_latency, kind).observe(time.perf_counter() - started)
+        return plain_json_response(body, headers=NO_STORE)
 
     return blueprint
 
@@ -280,5 +313,5 @@ def _decide(
     if kind == BATCH:
         metrics.batch_size.observe(len(requests))
     for response in decided:
-        metrics.decisions.labels(str(response.decision), kind).inc()
+        metrics.labelled(metrics.decisions, str(response.decision), kind).inc()
     return decided

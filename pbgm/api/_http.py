@@ -8,6 +8,7 @@ parameters must be known and given once.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,9 +35,20 @@ def json_body() -> Any:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         data = request.get_data(cache=True)
         body = load_document(data, source="request body", max_bytes=limit)
-        _refuse_lone_surrogates(body)
+        g.pbgm_body_escaped = b"\\" in data
+        if g.pbgm_body_escaped:
+            _refuse_lone_surrogates(body)
         g.pbgm_body = body
     return g.pbgm_body
+
+
+def body_escaped() -> bool:
+    """Whether the JSON body holds a backslash, so that its strings may hold characters
+    it escapes (a NUL, a lone surrogate): without one, strict JSON cannot carry a
+    control character or a surrogate, so checks of its strings can be skipped. The
+    test is on bytes, whatever the encoding (a backslash is a 0x5C byte in every UTF)."""
+    json_body()
+    return bool(g.pbgm_body_escaped)
 
 
 def _refuse_lone_surrogates(value: Any) -> None:
@@ -146,3 +158,14 @@ def json_response(
     response.status_code = status
     response.headers.update(headers or {})
     return response
+
+
+def plain_json_response(data: Any, *, headers: Mapping[str, str] | None = None) -> Response:
+    """`json_response`, encoded straight (compact, keys in order) when the data is made
+    of dicts, lists, strings, numbers, booleans and None only (as `pbgm.messages`
+    writes); anything else goes through Flask's encoder as `json_response` does."""
+    try:
+        body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return json_response(data, headers=headers)
+    return Response(body, 200, headers, mimetype="application/json")

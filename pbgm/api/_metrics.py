@@ -39,6 +39,7 @@ process_*                                CPU, memory, file descriptors, per proc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
@@ -48,6 +49,9 @@ from pbgm.ops import metrics as ops
 
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000)
 SINGLE, BATCH = "single", "batch"
+MAX_CHILDREN = 10_000
+"""Labelled series `Metrics.labelled` remembers (routes, not raw paths, label them)."""
+T = TypeVar("T", Counter, Gauge, Histogram)
 
 
 class Metrics:
@@ -59,6 +63,7 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._hooks: list[Callable[[], None]] = []
         self._collectors: list[Collector] = []
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         ops.process_collector(self.registry)
         ops.build_info(pbgm.__version__, registry=self.registry)
         self.requests = self.counter(
@@ -98,6 +103,7 @@ class Metrics:
             "The repository revision each worker last served a request with",
             mode="liveall",
         )
+        self.worker_revision_set: int | None = None  # what `worker_revision` holds
 
         self.decision_log_depth = self.gauge(
             "pbgm_decision_log_queue", "Decision log calls waiting to be written", mode="livesum"
@@ -114,6 +120,17 @@ class Metrics:
             "pbgm_decision_log_dropped",
             "Decision log calls dropped: the queue was full, or the store refused them",
         )
+
+    def labelled(self, metric: T, *values: str) -> T:
+        """`metric.labels(*values)`, remembered: requests update the same few series,
+        and prometheus-client checks and converts the label values on every call."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*values)
+            if len(self._children) < MAX_CHILDREN:
+                self._children[key] = child
+        return child
 
     def counter(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
         return ops.counter(name, documentation, labelnames, registry=self.registry)

@@ -53,15 +53,18 @@ def _finish(metrics: Metrics) -> Any:
         status = str(response.status_code)
         endpoint = request.endpoint or "unknown"
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-        metrics.requests.labels(endpoint, status).inc()
+        metrics.labelled(metrics.requests, endpoint, status).inc()
         started = g.get("pbgm_started")
         if started is not None:
             elapsed = time.perf_counter() - started
-            metrics.request_duration.labels(route, request.method, status).observe(elapsed)
+            duration = metrics.labelled(metrics.request_duration, route, request.method, status)
+            duration.observe(elapsed)
         if endpoint == "auth.token" and response.status_code == 401:
             metrics.authentication_failures.labels("invalid_client").inc()
-        if "pbgm_revision" in g:
-            metrics.worker_revision.set(g.pbgm_revision)
+        revisions = g.get("pbgm_revisions")
+        if revisions is not None and revisions.repository != metrics.worker_revision_set:
+            metrics.worker_revision.set(revisions.repository)
+            metrics.worker_revision_set = revisions.repository
         if "pbgm_request_id" in g:
             response.headers[HEADER] = g.pbgm_request_id
         return response

@@ -136,7 +136,8 @@ class Deadline:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if threading.current_thread() is not threading.main_thread():
             return self.app(environ, start_response)  # a threaded server: no timer here
-        previous = signal.signal(signal.SIGALRM, _expire)
+        if signal.getsignal(signal.SIGALRM) is not _expire:  # installed once per worker
+            signal.signal(signal.SIGALRM, _expire)
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
         try:
             return list(self.app(environ, start_response))
@@ -144,8 +145,7 @@ class Deadline:
             log.warning("request stopped after %s s: %s", self.seconds, environ.get("PATH_INFO"))
             return self._timeout(start_response)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_REAL, 0)  # the handler stays, without a timer
 
     @staticmethod
     def _timeout(start_response: StartResponse) -> list[bytes]:

@@ -125,7 +125,9 @@ class PbgmServer(Application):  # type: ignore[misc]  # gunicorn ships no types
         if self.settings.notify_bus_url:
             bus = open_bus({"kind": "mqtt", "url": self.settings.notify_bus_url})
         app: Flask = create_app(self.settings, bus=bus)
-        app.extensions["pbgm"].decisions.start()  # the first set loads while the worker serves
+        # the first set loads while the worker serves; requests take the revisions the
+        # follower reads (`pbgm.api._cache`)
+        app.extensions["pbgm"].decisions.start(share_revisions=True)
         return Deadline(app, self.settings.request_timeout)
 
 

@@ -1,11 +1,16 @@
-"""The event service's view of the repository: compiled policy groups, triggers, principals.
+"""The event service's view of the repository: decision points, triggers, principals.
 
 Deciding thousands of events a second leaves no room for a database round trip per
-event. Each policy group is compiled once into a `PolicyDecisionPoint` (and its
-`service_trigger` policies into triggers); principals' groups and whether their
-account is enabled are remembered. All of it is dropped or rebuilt when the store
-revision moves, which is checked at most every `refresh_s`. A group that cannot be
-reloaded keeps its last compiled set and is retried at the next check.
+event. Each policy group has a `PolicyDecisionPoint` that follows the store's change
+feed (`pbgm.pdp`), and its `service_trigger` policies are kept as triggers the same
+way: one background thread (`Follower`, every `refresh_s`) applies only what changed
+(a changed trigger policy is read again, a removed one dropped); everything of a group
+is read again only when the feed has a gap (`reloads` counts those reads). Message
+handling never waits for it: a message is decided on the set current when it arrives,
+and sees the next one whole once it is swapped in. A group's first load happens when a
+message first needs it. Principals' groups and whether their account is enabled are
+remembered until the access revision moves, which `refresh` (per message, at most
+every `refresh_s`) and the follower check. A store that fails keeps the last sets.
 """
 
 from __future__ import annotations
@@ -14,37 +19,43 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from pbgm.auth import Claims, bind_to_account
 from pbgm.errors import ConfigurationError, NotFoundError
-from pbgm.pap import PolicyAdministrationPoint
-from pbgm.pdp import PolicyDecisionPoint
+from pbgm.pdp import Follower, PolicyDecisionPoint
 from pbgm.pep import Decider
-from pbgm.store.base import ServiceAccount, Store
+from pbgm.policy import parse_policy
+from pbgm.store.base import Revisions, ServiceAccount, Store
 
 from ._bounded import BoundedMap
-from ._triggers import Trigger, triggers_of
+from ._triggers import Trigger, trigger_of
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_PRINCIPALS = 10_000  # principals named by messages (devices, token subjects)
+TRIGGER_TYPE = "service_trigger"
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    pdp: PolicyDecisionPoint
-    triggers: tuple[Trigger, ...]
+class _Group:
+    """One policy group: its decision point and its triggers, with the decision revision
+    the triggers are at (None: never read)."""
+
+    def __init__(self, pdp: PolicyDecisionPoint) -> None:
+        self.pdp = pdp
+        self.by_id: dict[str, Trigger] = {}
+        self.triggers: tuple[Trigger, ...] = ()
+        self.revision: int | None = None
 
 
 class PolicyCache:
-    """Compiled policy groups and principal facts, refreshed on store revision change.
+    """Decision points and triggers per policy group following the store's change feed,
+    and principal facts (module docstring).
 
     With an explicit `pdp`, that decision point decides for every group; if it has a
-    policy source (`PolicyDecisionPoint(source=...)`) it is refreshed with the store.
-    Triggers still come from the store, if there is one.
+    policy source (`PolicyDecisionPoint(source=...)`) it is refreshed when the store's
+    decision revision moves. Triggers still come from the store, if there is one.
     """
 
     def __init__(
@@ -61,23 +72,29 @@ class PolicyCache:
         self.store, self._pdp = store, pdp
         self._refresh_s, self._monotonic = refresh_s, monotonic
         self._lock = threading.Lock()
-        self._groups: dict[str, _Compiled] = {}
+        self._groups: dict[str, _Group] = {}
         self._groups_of: BoundedMap[str, tuple[str, ...]] = BoundedMap(max_principals)
         self._enabled: BoundedMap[str, bool] = BoundedMap(max_principals)
         self._accounts: BoundedMap[str, ServiceAccount | None] = BoundedMap(max_principals)
-        self._revision: int | None = None
+        self._seen: Revisions | None = None
+        self._explicit_at: int | None = None
         self._next_check = 0.0
+        self._follow_lock = threading.Lock()  # one thread brings triggers up at a time
+        self.reloads = 0
+        """Full reads of a group's triggers: its first load, or a gap in the change feed."""
+        self.follower = _Follower(self, store, every=refresh_s) if store is not None else None
 
     @property
     def revision(self) -> int | None:
-        """The store revision of the policies in force (None before the first load)."""
-        return self._revision
+        """The store's decision revision last seen (None before the first read)."""
+        seen = self._seen
+        return seen.decisions if seen is not None else None
 
     def decider(self, group: str) -> Decider:
-        return self._pdp if self._pdp is not None else self._compiled(group).pdp
+        return self._pdp if self._pdp is not None else self._group(group).pdp
 
     def triggers(self, group: str) -> tuple[Trigger, ...]:
-        return self._compiled(group).triggers if self.store is not None else ()
+        return self._group(group).triggers if self.store is not None else ()
 
     def groups_of(self, principal: str) -> tuple[str, ...]:
         """The principal's groups in the store (none without a store or if unknown)."""
@@ -143,23 +160,38 @@ class PolicyCache:
         )
 
     def refresh(self, *, force: bool = False) -> None:
-        """Reload when the store revision moved; checked at most every `refresh_s`."""
-        if self.store is None:
+        """Check the store's revisions, at most every `refresh_s`: principals are read
+        again when the access revision moved; a moved decision revision wakes the
+        follower, which applies the change in the background (`force`: here and now,
+        for tools and tests)."""
+        if self.store is None or self.follower is None:
             return
         now = self._monotonic()
         if not force and now < self._next_check:
             return
-        with self._lock:
-            self._next_check = now + self._refresh_s
-            answered, revision = self._ask(lambda s: s.revision(), None)
-            if not answered or revision == self._revision:
-                return
-            self._groups_of.clear()
-            self._enabled.clear()
-            self._accounts.clear()
-            reloaded = all(self._reload(group) for group in list(self._groups))
-            reloaded = self._refresh_explicit(revision) and reloaded
-            self._revision = revision if reloaded else None
+        self._next_check = now + self._refresh_s
+        self.follower.start()
+        if force:
+            self.follower.tick()
+            return
+        answered, revisions = self._ask(lambda s: s.revisions(), None)
+        if answered and revisions is not None and self._saw(revisions):
+            self.follower.wake()
+
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait until the decision points and triggers are at the store's decision
+        revision (for tests and tools); whether they are."""
+        if self.follower is None:
+            return True
+        deadline = time.monotonic() + timeout
+        if not self.follower.settle(timeout):
+            return False
+        while any(g.revision != g.pdp.revision for g in list(self._groups.values())):
+            if time.monotonic() >= deadline:
+                return False
+            self.follower.wake()
+            time.sleep(0.01)
+        return True
 
     def invalidate(self) -> None:
         """Re-read the store at the next message (after a change made by this process)."""
@@ -167,16 +199,76 @@ class PolicyCache:
         with self._lock:
             self._groups_of.clear()
             self._enabled.clear()
+            self._accounts.clear()
+        if self.follower is not None:
+            self.follower.wake()
 
-    def _compiled(self, group: str) -> _Compiled:
-        compiled = self._groups.get(group)
-        if compiled is None:
-            with self._lock:
-                if group not in self._groups and not self._reload(group):
-                    self._groups[group] = _Compiled(PolicyDecisionPoint(), ())  # denies
-                    self._revision = None  # retried at the next check
-                compiled = self._groups[group]
-        return compiled
+    def _saw(self, revisions: Revisions) -> bool:
+        """Take note of the store's revisions; whether the decision revision moved."""
+        with self._lock:
+            seen, self._seen = self._seen, revisions
+            if seen is None or seen.access != revisions.access:
+                self._groups_of.clear()
+                self._enabled.clear()
+                self._accounts.clear()
+            return seen is None or seen.decisions != revisions.decisions
+
+    def _group(self, group: str) -> _Group:
+        found = self._groups.get(group)
+        if found is not None:
+            return found
+        assert self.store is not None and self.follower is not None
+        with self._lock:
+            found = self._groups.get(group)
+            if found is None:
+                found = _Group(PolicyDecisionPoint(store=self.store, policy_group=group))
+                self._groups[group] = found
+        try:  # the first load, when a message first needs the group
+            found.pdp.sync()
+            self._follow_triggers(found, group)
+        except Exception:
+            log.exception("cannot load policy group `%s`; retried in the background", group)
+        self.follower.add(found.pdp)
+        self.follower.start()
+        return found
+
+    def _follow(self) -> None:
+        """The follower's work after its decision points synced: the triggers of each
+        group, and an explicit decision point with a source."""
+        for name, group in list(self._groups.items()):
+            if group.revision is None or group.revision != group.pdp.revision:
+                self._follow_triggers(group, name)
+        seen = self._seen
+        if self._pdp is None or seen is None or self._explicit_at == seen.decisions:
+            return
+        if self._refresh_explicit(seen.decisions):
+            self._explicit_at = seen.decisions
+
+    def _follow_triggers(self, group: _Group, name: str) -> None:
+        """Bring a group's triggers up to the store: the changed `service_trigger`
+        policies read again, removed ones dropped; all of them on a gap in the feed."""
+        with self._follow_lock:
+            self._read_triggers(group, name)
+
+    def _read_triggers(self, group: _Group, name: str) -> None:
+        assert self.store is not None
+        read = self.store.read_published(name, since=group.revision)
+        by_id = {} if read.full else dict(group.by_id)
+        if read.full:
+            self.reloads += 1
+        for policy_id in read.removed:
+            by_id.pop(policy_id, None)
+        for policy in read.policies:
+            by_id.pop(policy.id, None)
+            if f'"type":"{TRIGGER_TYPE}"' in policy.document:  # the lean text, compact
+                record = self.store.get_policy(policy.id)
+                document = record.published_document or record.document
+                parsed = parse_policy(document, version=record.published_version or 0)
+                if parsed.type == TRIGGER_TYPE:
+                    by_id[policy.id] = trigger_of(parsed)
+        group.by_id = by_id
+        group.triggers = tuple(by_id[k] for k in sorted(by_id))
+        group.revision = read.revision
 
     def _refresh_explicit(self, revision: object) -> bool:
         """Let an explicit decision point with a policy source catch up with the store."""
@@ -190,17 +282,6 @@ class PolicyCache:
         except Exception:
             log.exception("cannot refresh the decision point; keeping its policies")
             return False
-        return True
-
-    def _reload(self, group: str) -> bool:
-        assert self.store is not None
-        try:
-            policy_set = PolicyAdministrationPoint(self.store).load_policy_set(group)
-            compiled = _Compiled(PolicyDecisionPoint(policy_set), triggers_of(policy_set))
-        except Exception:
-            log.exception("cannot load policy group `%s`; keeping the last one", group)
-            return False
-        self._groups[group] = compiled
         return True
 
     def _ask(self, question: Callable[[Store], T], not_found: T) -> tuple[bool, T]:
@@ -221,3 +302,30 @@ def _enabled_in(store: Store, principal: str) -> bool:
         return store.get_service_account(principal).enabled
     except NotFoundError:
         return store.get_user(principal).enabled
+
+
+class _Follower(Follower):
+    """The cache's one background thread: the store's decision points follow the feed
+    (`Follower`), then the cache's triggers and principals (`PolicyCache._follow`)."""
+
+    def __init__(self, cache: PolicyCache, store: Store, *, every: float) -> None:
+        super().__init__(store, every=every)
+        self._cache = cache
+
+    def revisions(self) -> Revisions:
+        revisions = super().revisions()
+        self._cache._saw(revisions)
+        return revisions
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def tick(self) -> float:
+        delay = super().tick()
+        if self.failures:
+            return delay
+        try:
+            self._cache._follow()
+        except Exception:
+            return self._failed()
+        return delay

@@ -281,3 +281,22 @@ def world(server: Server, key_dir: Path) -> World:
 
 def b64(value: str) -> str:
     return encode_id(value)
+
+
+@pytest.fixture
+def keys(key_dir: Path) -> Path:
+    return key_dir
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> str:
+    """A SQLite repository file holding the example bundle, published, and the callers."""
+    from pbgm.bundle import import_bundle, read_bundle
+    from pbgm.testing import sqlite_store
+
+    path = tmp_path / "pbgm.db"
+    store = sqlite_store(path)
+    import_bundle(store, read_bundle(EXAMPLES / "policies"), actor="seed", publish=True)
+    seed(store)
+    store.close()
+    return f"sqlite:///{path}"
