@@ -148,7 +148,7 @@ def test_kill_9_loses_at_most_the_documented_bound(sqlite_db, keys):
         clients = [threading.Thread(target=load) for _ in range(4)]
         for client in clients:
             client.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while answered[0] < 300 and time.monotonic() < deadline:
             time.sleep(0.05)
         os.kill(worker, signal.SIGKILL)
@@ -158,10 +158,12 @@ def test_kill_9_loses_at_most_the_documented_bound(sqlite_db, keys):
             client.join()
         served.wait_ready()  # gunicorn's new worker
         dropped = _metric(served, "pbgm_decision_log_dropped_total")
-        assert _stop(served) == 0
+        code = _stop(served)
+        assert code == 0, f"gunicorn exited {code}"
     finally:
         stop.set()
         served.stop()
     written = _written(sqlite_db)
-    assert answered[0] >= 300
-    assert 0 <= answered[0] - written - dropped <= BOUND
+    counts = f"answered {answered[0]}, written {written}, dropped {dropped}, bound {BOUND}"
+    assert answered[0] >= 300, counts
+    assert 0 <= answered[0] - written - dropped <= BOUND, counts
