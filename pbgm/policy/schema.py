@@ -280,7 +280,10 @@ _INSIDE = {  # (where, value, low, high): `low <= value <= high` when all three 
 }
 _REFERENCES = {  # (names, object whose keys they must be, what they name)
     "service_config": ((("active_source",), ("data_sources",), "data source"),),
-    "data_access": ((("polling", "endpoint"), ("endpoints",), "endpoint"),),
+    "data_access": (
+        (("polling", "endpoint"), ("endpoints",), "endpoint"),
+        (("data_points", "*", "endpoint"), ("endpoints",), "endpoint"),
+    ),
     "device_qos": (
         (("device_groups", "*", "default_qos_profile"), ("qos_profiles",), "QoS profile"),
         (("permissions", "*", "qos_profiles", "*"), ("qos_profiles",), "QoS profile"),
