@@ -10,7 +10,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -552,7 +552,7 @@ def _mask(obligation: Obligation, permit: _Permit) -> None:
     names = obligation.attributes.get("fields")
     if isinstance(names, str):
         names = [names]
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
         raise InvalidInputError("obligation `mask-fields`: `fields` must be a list of names")
     permit.mask |= set(names)
 

@@ -102,7 +102,7 @@ class KibernetStandIn:
         self, point: str, value: float, *, t: float | None = None, live: bool = False, **extra: Any
     ) -> None:
         with self._lock:
-            stamp = None if live else (time.time() if t is None else t)
+            stamp = None if live else round(time.time() if t is None else t, 3)
             entry = self._points.setdefault(point, _Point(value, stamp))
             entry.value, entry.t, entry.extra = value, stamp, dict(extra)
             if stamp is not None:
