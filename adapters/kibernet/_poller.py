@@ -121,6 +121,7 @@ class KibernetPoller:
         self._retired: list[RestClient] = []
         self._points: dict[tuple[str, str, str, str], PointStatus] = {}
         self._paused_until: dict[str, float] = {}
+        self._rebuild: set[str] = set()
         self._stale_shown = False
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -189,6 +190,30 @@ class KibernetPoller:
             raise
         return clients
 
+    def _rebuilt(self, plan: Plan) -> dict[str, tuple[str, RestClient]]:
+        """New clients for the endpoints that refused the credentials: a rotated secret
+        (file or environment) is taken without a restart."""
+        with self._lock:
+            names, self._rebuild = self._rebuild, set()
+        rebuilt = {}
+        for name in names:
+            running = self._clients.get(name)
+            if running is None or name not in plan.endpoints:
+                continue
+            try:
+                client = RestClient(plan.endpoints[name].endpoint())
+            except PbgmError as error:
+                log.warning("endpoint `%s`: cannot read its credentials: %s", name, error.message)
+                continue
+            with self._lock:
+                if self._clients.get(name) is running:
+                    self._clients[name] = (running[0], client)
+                    self._retired.append(running[1])
+                    rebuilt[name] = (running[0], client)
+                else:
+                    self._retired.append(client)
+        return rebuilt
+
     # -- the background loop -------------------------------------------------------------
 
     def start(self) -> KibernetPoller:
@@ -240,6 +265,7 @@ class KibernetPoller:
             outcomes: dict[str, int] = {}
             if plan is None:
                 return outcomes
+            clients.update(self._rebuilt(plan))
             self.policies.refresh()
             now = self.clock()
             moment = datetime.fromtimestamp(now, UTC)
@@ -279,6 +305,8 @@ class KibernetPoller:
         except RestError as error:
             if error.code == "peer_busy" and error.retry_after:
                 self._paused_until[point.endpoint] = time.monotonic() + error.retry_after
+            if error.code == "peer_auth_failed":
+                self._rebuild.add(point.endpoint)  # the secret is read again next cycle
             self._failed(point, status, error.code, error.message, now)
             return "refused_answer" if error.code == "peer_bad_response" else "failed"
         except BadAnswer as bad:

@@ -19,6 +19,7 @@ answered 401. `requests` counts what was asked, per path.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import ssl
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 __all__ = ["KibernetStandIn"]
 
@@ -154,7 +155,7 @@ class KibernetStandIn:
         if self._down:
             return _json(503, {"error": "maintenance"})
         if method == "POST" and path == "/oauth/token":
-            return self._token(body)
+            return self._token(body, headers)
         if not self._authorised(headers):
             return _json(401, {"error": "unauthorized"})
         if method != "GET":
@@ -226,9 +227,17 @@ class KibernetStandIn:
             return scheme.lower() == "bearer" and token in self._tokens
         return True
 
-    def _token(self, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    def _token(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        if self.client is None or (form.get("client_id"), form.get("client_secret")) != self.client:
+        given = (form.get("client_id"), form.get("client_secret"))
+        scheme, _, encoded = _header(headers, "authorization").partition(" ")
+        if scheme.lower() == "basic":  # client_secret_basic (RFC 6749 2.3.1)
+            try:
+                name, _, secret = base64.b64decode(encoded).decode().partition(":")
+            except ValueError:
+                name = secret = ""
+            given = (unquote_plus(name), unquote_plus(secret))
+        if self.client is None or given != self.client:
             return _json(401, {"error": "invalid_client"})
         token = secrets.token_urlsafe(24)
         self._tokens.add(token)
@@ -261,6 +270,10 @@ class KibernetStandIn:
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
         return Handler
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    return next((v for k, v in headers.items() if k.lower() == name), "")
 
 
 def _json(
