@@ -199,4 +199,5 @@ trap - EXIT
 echo
 echo "REST API demo done: server stopped"
 
+section "KIBERNet: a stand-in data platform polled through the PDP" && "$PYTHON" "$ROOT/examples/kibernet_demo.py" || fail "the KIBERNet demo failed"
 section "Done: repository and exports are in demo-state/"
