@@ -159,9 +159,7 @@ def _print_kibernet(result: dict[str, Any]) -> None:
           f"{result['rounds']} periods")  # fmt: skip
     print(f"{'':12} {'period s':>10} {'us/point':>10}")
     for name in ("raw httpx", "pbgm"):
-        print(
-            f"{name:12} {result['period_s'][name]:>10} {result['us_per_point'][name]:>10}"
-        )
+        print(f"{name:12} {result['period_s'][name]:>10} {result['us_per_point'][name]:>10}")
     verdict = "met" if result["met"] else "NOT met"
     print(f"pbgm / raw = {result['ratio']}x (target <= {result['target_ratio']}x): {verdict}")
 

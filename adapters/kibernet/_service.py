@@ -5,7 +5,7 @@
       server: https://pbgm.example
       ...
       policies:
-        - {name: kibernet, policy_id: kibernet-data-access, deliver_to: {callback: data_access}}
+        - {name: kibernet, policy_id: kibernet-data-access, deliver_to: data_access}
     kibernet:
       store: postgresql://pbgm@db/pbgm   # the PDP's policies, group memberships, audit log
       policy_group: data-sharing
