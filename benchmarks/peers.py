@@ -1,8 +1,8 @@
 """Benchmark: REST peers. KIBERNet polling through pbgm vs the same polling without it.
 
 One period reads 1,000 data points (`--points`) from the stand-in KIBERNet
-(`adapters.kibernet.standin`, a local threading HTTP server, live values) over one
-keep-alive connection, in turn:
+(`python -m adapters.kibernet.standin`, a local threading HTTP server with live values,
+in its own process as a peer is) over one keep-alive connection, in turn:
 
 * `pbgm`: `KibernetPoller.poll_once` -- per data point a PDP decision (a permit with a
   `drop-fields` obligation, pbgm.pep), the endpoint's rate limit (limits, sliding
@@ -28,6 +28,8 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -38,7 +40,6 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from adapters.kibernet import KibernetPoller
-from adapters.kibernet.standin import KibernetStandIn
 from pbgm.bus import MemoryBus
 from pbgm.testing import decision_point, memory_store
 
@@ -127,11 +128,13 @@ def _timed(period: Callable[[], int], points: int) -> float:
 
 
 def run_kibernet(points: int = 1000, rounds: int = 5) -> dict[str, Any]:
-    with KibernetStandIn() as kibernet:
-        for i in range(points):
-            kibernet.set(f"P{i}", 1.0 + i / 1e5, live=True, meter_serial=f"SN{i}")
-        raw = _raw(kibernet.url, points)
-        ours, poller = _pbgm(kibernet.url, points)
+    command = [sys.executable, "-m", "adapters.kibernet.standin", str(points)]
+    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        raw = _raw(url, points)
+        ours, poller = _pbgm(url, points)
         try:
             raw()  # warm both: connections, compiled policies
             ours()
@@ -141,6 +144,8 @@ def run_kibernet(points: int = 1000, rounds: int = 5) -> dict[str, Any]:
                 times["pbgm"].append(_timed(ours, points))
         finally:
             poller.close()
+    finally:
+        server.communicate(timeout=10)
     medians = {name: statistics.median(values) for name, values in times.items()}
     ratio = medians["pbgm"] / medians["raw httpx"]
     return {

@@ -282,3 +282,20 @@ def _json(
     status: int, body: Any, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes, dict[str, str]]:
     return status, json.dumps(body).encode(), dict(headers or {})
+
+
+def main() -> None:
+    """`python -m adapters.kibernet.standin [POINTS]`: serve `P0`..`P<n-1>` (live values)
+    until standard input closes; the first line printed is the base URL."""
+    import sys
+
+    points = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    with KibernetStandIn() as standin:
+        for i in range(points):
+            standin.set(f"P{i}", 1.0 + i / 1e5, live=True, meter_serial=f"SN{i}")
+        print(standin.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
