@@ -65,7 +65,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.admin
 	$(BIN)/python -m benchmarks.devices
 	$(BIN)/python -m benchmarks.xacml
-	$(BIN)/python -m benchmarks.peers_market
+	$(BIN)/python -m benchmarks.peers
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo.db*

@@ -4,6 +4,7 @@
     pbgm-service frequency --config frequency.yaml
     pbgm-service pmu       --config pmu.yaml
     pbgm-service relay     --config relay.yaml
+    pbgm-service kibernet  --config kibernet.yaml
 
 (also `python -m adapters.cli ...`). Inertia estimation has no command here: it is not a
 standing loop but a grid service the event service starts per RoCoF event
@@ -30,6 +31,7 @@ SERVICES = {
     "frequency": ("adapters.services.frequency", "VPP fast frequency response or AGC."),
     "pmu": ("adapters.services.pmu", "C37.118.2 frames from UDP onto the bus."),
     "relay": ("adapters.services.relay", "The bus relay: data between topics on a Permit."),
+    "kibernet": ("adapters.kibernet._service", "Poll a KIBERNet-like REST API under policy."),
 }
 
 

@@ -199,6 +199,10 @@ trap - EXIT
 echo
 echo "REST API demo done: server stopped"
 
-section "9. The flexibility market: MPC request -> FlexOffers -> assignment, then the fallback"; "$PYTHON" "$ROOT/examples/market_demo.py"
+section "9. KIBERNet: a stand-in data platform polled through the PDP"
+"$PYTHON" "$ROOT/examples/kibernet_demo.py" || fail "the KIBERNet demo failed"
+
+section "10. The flexibility market: MPC request -> FlexOffers -> assignment, then the fallback"
+"$PYTHON" "$ROOT/examples/market_demo.py" || fail "the flexibility market demo failed"
 
 section "Done: repository and exports are in demo-state/"

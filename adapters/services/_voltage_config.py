@@ -292,6 +292,8 @@ class Source:
     on_missing: str
     input_timeout_s: float | None
     format: str = "json"
+    kind: str = "mqtt"
+    data_access_policy: str | None = None
 
 
 DEFAULT_SOURCE = Source(
@@ -306,7 +308,9 @@ DEFAULT_SOURCE = Source(
 
 
 def source_from_config(content: Mapping[str, Any], service: str) -> Source:
-    """The active source of a `service_config` content; only `mqtt` sources are followed."""
+    """The active source of a `service_config` content: an `mqtt` source, or a `rest`
+    source (KIBERNet) whose readings the KIBERNet poller of its `data_access_policy`
+    publishes on the source's `topics`."""
     if content.get("service") != service:
         raise InvalidInputError(
             f"configuration for `{content.get('service')}`, not `{service}`", code="invalid_config"
@@ -315,7 +319,17 @@ def source_from_config(content: Mapping[str, Any], service: str) -> Source:
     source = (content.get("data_sources") or {}).get(name)
     if not isinstance(source, Mapping):
         raise InvalidInputError(f"active source `{name}` is not defined", code="invalid_config")
-    if source.get("kind") != "mqtt" or VOLTAGE_KEY not in (source.get("topics") or {}):
+    kind = source.get("kind")
+    if kind == "rest" and not (
+        source.get("data_access_policy") and VOLTAGE_KEY in (source.get("topics") or {})
+    ):
+        raise InvalidInputError(
+            f"source `{name}` of kind `rest` is read by the KIBERNet poller "
+            "(`adapters.kibernet`): name its `data_access_policy` and the `topics` the "
+            f"poller publishes on, with a `{VOLTAGE_KEY}` topic",
+            code="unsupported_source",
+        )
+    if kind not in ("mqtt", "rest") or VOLTAGE_KEY not in (source.get("topics") or {}):
         raise InvalidInputError(
             f"source `{name}` must be an `mqtt` source with a `{VOLTAGE_KEY}` topic",
             code="unsupported_source",
@@ -330,4 +344,6 @@ def source_from_config(content: Mapping[str, Any], service: str) -> Source:
         fallback.get("on_missing_input", "hold_last"),
         fallback.get("input_timeout_s"),
         str(source.get("format", "json")),
+        str(kind),
+        source.get("data_access_policy"),
     )

@@ -19,8 +19,12 @@ nominal voltage or nodes not those of the feeder model) is refused: the last goo
 limits stay. New limits wake the loop, so the next step runs at once.
 
 A new `service_config` (sink `service_config`) switches the data source while running:
-the old topics are unsubscribed, the new ones subscribed and stale inputs dropped. Only
-`mqtt` sources can be followed; another kind is refused (the last good source stays).
+the old topics are unsubscribed, the new ones subscribed and stale inputs dropped. An
+`mqtt` source is read on its topics; a `rest` source (KIBERNet) is read through the
+KIBERNet poller (`adapters.kibernet`), which reads the REST API under the source's
+`data_access_policy` and publishes on the topics the source names (`topics` required,
+typically `json.edgeflex` `{"node_3": 1.02, "created": ms}`). Another kind is refused
+(the last good source stays).
 
 Inputs: every sample passes one gate (`adapters.services._inputs.SampleGate`) before it
 counts. Its time (`created` ms, or `time`/`timestamp`; required when the source's
@@ -198,7 +202,12 @@ class VoltageService(LoopService):
         self.counters.bump("config_applied")
         if self._subscribed:
             self.resubscribe()
-        log.info("data source `%s`: %s", source.name, dict(source.topics))
+        via = (
+            f" (REST, via data_access `{source.data_access_policy}`)"
+            if source.kind == "rest"
+            else ""
+        )
+        log.info("data source `%s`%s: %s", source.name, via, dict(source.topics))
 
     # -- bus -----------------------------------------------------------------------------
 

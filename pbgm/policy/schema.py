@@ -151,12 +151,18 @@ def _convert(error: SchemaError, base: str) -> list[Problem]:
     """One jsonschema error as pbgm problems (one per missing or unknown member)."""
     keyword = str(error.validator)
     path = json_path(base, error.absolute_path)
+    alternatives_code = (
+        error.schema.get("x-pbgm-code") if isinstance(error.schema, Mapping) else None
+    )
+    if keyword in ("anyOf", "oneOf") and alternatives_code:  # the alternatives say it best
+        message = str(error.schema.get("x-pbgm-message", "does not match the allowed forms"))
+        return [Problem(path, alternatives_code, message)]
     if keyword in ("anyOf", "oneOf") and error.context:
         alternatives = [e.validator_value for e in error.context if e.validator == "required"]
         if len(alternatives) == len(error.context):
             names = ", ".join(f"`{n}`" for names in alternatives for n in names)
             return [Problem(path, "required", f"needs one of {names}")]
-        return _convert(best_match(error.context), path)
+        return _convert(best_match(error.context), base)  # its path is absolute
     subschema = error.schema if isinstance(error.schema, Mapping) else {}
     custom = subschema.get("x-pbgm-code")
     if "propertyNames" in error.absolute_schema_path:
@@ -280,7 +286,10 @@ _INSIDE = {  # (where, value, low, high): `low <= value <= high` when all three 
 }
 _REFERENCES = {  # (names, object whose keys they must be, what they name)
     "service_config": ((("active_source",), ("data_sources",), "data source"),),
-    "data_access": ((("polling", "endpoint"), ("endpoints",), "endpoint"),),
+    "data_access": (
+        (("polling", "endpoint"), ("endpoints",), "endpoint"),
+        (("data_points", "*", "endpoint"), ("endpoints",), "endpoint"),
+    ),
     "device_qos": (
         (("device_groups", "*", "default_qos_profile"), ("qos_profiles",), "QoS profile"),
         (("permissions", "*", "qos_profiles", "*"), ("qos_profiles",), "QoS profile"),

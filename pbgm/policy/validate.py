@@ -42,6 +42,8 @@ Codes (stable; the REST API and the CLI show them):
 | codes of `pbgm.decision.check_condition` | unknown function, arity, bad literals, not boolean |
 | `asset_id_mismatch`             | `content.asset_id` differs from the policy's `asset_id`  |
 | `min_greater_than_max`, `inconsistent_limits`, `unknown_reference` | content cross-checks |
+| `missing_endpoint`, `unknown_placeholder`, `inconsistent_format` | `data_access` checks |
+| `duplicate_signal`, `rate_limit_too_low`, `invalid_secret_reference` | (data_access) |
 | `check_failed`                  | a checker failed; the policy is refused (fail closed)    |
 
 Content cross-checks that JSON Schema cannot express (min <= max, references
@@ -64,6 +66,7 @@ from pbgm.decision import check_condition, check_expression
 from pbgm.decision.targets import check_any_of
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import CATEGORIES, COMBINING_ALGORITHMS, POLICY_TYPES, Expr, Policy, PolicyGroup
+from pbgm.policy.data_access import check_data_access
 from pbgm.policy.schema import (
     TABLE_CHECKED_TYPES,
     choices,
@@ -428,3 +431,4 @@ def _apply_problems(data: Mapping[str, Any], path: str, depth: int) -> list[Prob
 
 for _policy_type in TABLE_CHECKED_TYPES:
     register_content_check(_policy_type, table_check(_policy_type))
+register_content_check("data_access", check_data_access)

@@ -73,6 +73,12 @@ def service_config(active: str = "databus", **changes) -> dict:
             "pv_input_measurements": "/feeder-4/pv",
         },
     }
+    content["data_sources"]["db"] = {"kind": "database", "format": "json.edgeflex", "query": "v"}
+    content["data_sources"]["bare-rest"] = {
+        "kind": "rest",
+        "format": "json",
+        "url": "https://x.example",
+    }
     content["active_source"] = active
     content.update(changes)
     return document
@@ -337,7 +343,12 @@ def test_switching_the_data_source_resubscribes_without_a_restart(bus, service):
 @pytest.mark.parametrize(
     ("what", "changes", "code"),
     [
-        ("a rest source cannot be followed", {"active_source": "kibernet"}, "unsupported_source"),
+        (
+            "a rest source without the poller's topics",
+            {"active_source": "bare-rest"},
+            "unsupported_source",
+        ),
+        ("a database source", {"active_source": "db"}, "unsupported_source"),
         ("an undefined source", {"active_source": "nowhere"}, "invalid_config"),
         ("another service's configuration", {"service": "frequency-control"}, "invalid_config"),
     ],
