@@ -40,9 +40,7 @@ def main() -> int:
         kibernet.set("WUN.F3.N4.U", 1.051)
         kibernet.set("WUN.M4.P", 12.5)
         kibernet.set("WUN.TARIFF", 0.31)
-        policy = json.loads(EXAMPLE.read_text())
-        policy.pop("valid_until", None)
-        policy = copy.deepcopy(policy)
+        policy = copy.deepcopy(json.loads(EXAMPLE.read_text()))
         policy["rules"].append(NO_TARIFFS)
         content = policy["content"]
         content["endpoints"]["kibernet"] = {"kind": "kibernet", "base_url": kibernet.url,
