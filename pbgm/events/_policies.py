@@ -184,14 +184,24 @@ class PolicyCache:
         if self.follower is None:
             return True
         deadline = time.monotonic() + timeout
+        answered, revisions = self._ask(lambda s: s.revisions(), None)
+        if answered and revisions is not None:
+            self._saw(revisions)
+        self.follower.start()
         if not self.follower.settle(timeout):
             return False
-        while any(g.revision != g.pdp.revision for g in list(self._groups.values())):
+        while not self._settled():
             if time.monotonic() >= deadline:
                 return False
             self.follower.wake()
             time.sleep(0.01)
         return True
+
+    def _settled(self) -> bool:
+        if any(g.revision != g.pdp.revision for g in list(self._groups.values())):
+            return False
+        seen = self._seen  # an explicit decision point catches up with what was seen
+        return self._pdp is None or seen is None or self._explicit_at == seen.decisions
 
     def invalidate(self) -> None:
         """Re-read the store at the next message (after a change made by this process)."""

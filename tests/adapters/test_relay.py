@@ -206,6 +206,7 @@ def test_a_policy_change_reaches_the_running_relay(clock: FrozenClock) -> None:
     relay = Relay(bus, pdp, [kibernet_route()], store=store, refresh_s=0).start()
     samples(bus, 1)
     PolicyAdministrationPoint(store).retire("kibernet-data-access", actor="op-anna")
+    assert relay.policies.settle()  # the change is applied in the background
     samples(bus, 1)
     assert len(out) == 1
     assert relay.stats()["denied"] == 1
