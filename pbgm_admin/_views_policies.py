@@ -85,7 +85,7 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
             policy_type=kind if kind in POLICY_TYPES else None,
             status=status,
             asset_id=args.get("asset") or None,
-            search=(args.get("q") or "")[:200] or None,
+            text=(args.get("q") or "")[:200] or None,
         )
         number = page_number(args.get("page"))
         page = gui.store.page_policies(query, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)

@@ -10,7 +10,9 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Select,
+    Text,
     and_,
+    cast,
     delete,
     false,
     func,
@@ -68,6 +70,12 @@ def _by_id(session: Session) -> Any:
     return PolicyRow.id if _binary_databases[engine] else PolicyRow.id.collate("C")
 
 
+def _contains(search: str, *texts: ColumnElement[Any]) -> ColumnElement[bool]:
+    """One of `texts` holds `search`, whatever the case (`%` and `_` taken literally)."""
+    pattern = query_rules.like_pattern(search)
+    return or_(*(func.lower(t).like(pattern, escape="\\") for t in texts))
+
+
 def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
     """The WHERE clause of `page_policies`, as `_query_rules.matches_policy` reads."""
     found: list[ColumnElement[bool]] = []
@@ -84,14 +92,11 @@ def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
     ):
         if value is not None:
             found.append(column == value)
+    names = (PolicyRow.id, func.coalesce(PolicyRow.asset_id, ""))
     if query.search:
-        pattern = query_rules.like_pattern(query.search)
-        found.append(
-            or_(
-                func.lower(PolicyRow.id).like(pattern, escape="\\"),
-                func.lower(func.coalesce(PolicyRow.asset_id, "")).like(pattern, escape="\\"),
-            )
-        )
+        found.append(_contains(query.search, *names))
+    if query.text:
+        found.append(_contains(query.text, *names, cast(PolicyRow.document, Text)))
     return found
 
 
