@@ -309,6 +309,8 @@ def test_no_serious_accessibility_violation_on_any_page(context: Any, world: Gui
     pages = {
         "overview": "/admin/",
         "policies": "/admin/policies",
+        "policy-groups": "/admin/policy-groups",
+        "policy-group": "/admin/policy-groups/operational-limits?at=2026-05-01T00:00Z",
         "policy-limits": url_of("limits-bess-01"),
         "policy-flexoffer": url_of("fo-template-bess-01"),
         "policy-data-access": url_of("kibernet-data-access"),
@@ -330,7 +332,7 @@ def test_no_serious_accessibility_violation_on_any_page(context: Any, world: Gui
     for name, url in pages.items():
         page.goto(url)
         problems[name] = axe_violations(page)
-        if name in ("overview", "policies", "policy-limits"):
+        if name in ("overview", "policies", "policy-limits", "policy-group"):
             page.screenshot(path=shots(tmp_path) / f"{name}.png", full_page=name == "policy-limits")
     page.goto(url_of("limits-bess-01"))
     page.locator("#retire-reason").fill("end of the pilot")
