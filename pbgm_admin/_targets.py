@@ -5,8 +5,8 @@ grants as the Access Point matches them: the policy in the path with its
 current group, the policy group in the path, the group a saved document names,
 the group of the version a rollback restores, the policy group a decision is
 tried against, the template of a FlexOffer check. Resolvers never decide; what
-they cannot read gives no target, and an endpoint that needs a permission on its targets is then denied
-to everyone but a global administrator.
+they cannot read gives no target, and an endpoint that needs a permission on its
+targets is then denied to everyone but a global administrator.
 """
 
 from __future__ import annotations
