@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,16 @@ def context(browser: Any, live_server: Any, world: Gui) -> Iterator[Any]:
     made = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     yield made
     made.close()
+
+
+@contextmanager
+def own_context(browser: Any, live_server: Any, *, script: bool = True) -> Iterator[Any]:
+    """A context of its own (e.g. without JavaScript), closed whatever happens."""
+    made = browser.new_context(base_url=live_server.url, java_script_enabled=script)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def shots(tmp_path: Path) -> Path:
@@ -270,8 +281,7 @@ def test_a_session_expires(context: Any, world: Gui):
 def test_an_edit_sent_after_the_session_expired_is_kept_over_the_sign_in(
     browser: Any, live_server: Any, world: Gui, script: bool
 ):
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=script)
-    try:
+    with own_context(browser, live_server, script=script) as context:
         page = context.new_page()
         sign_in(page, "lim-admin")
         page.goto(url_of("limits-bess-01", "/edit"))
@@ -296,8 +306,6 @@ def test_an_edit_sent_after_the_session_expired_is_kept_over_the_sign_in(
         assert page.get_by_text("saved `limits-bess-01` as version 2").is_visible()
         record = world.store.get_policy("limits-bess-01")
         assert record.document["content"]["power"]["p_max_kw"] == 123
-    finally:
-        context.close()
 
 
 def test_no_serious_accessibility_violation_on_any_page(context: Any, world: Gui, tmp_path: Path):
@@ -372,8 +380,7 @@ def test_the_keyboard_alone_signs_in_and_opens_a_policy(context: Any):
 
 
 def test_core_flows_work_without_javascript(browser: Any, live_server: Any, world: Gui):
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    try:
+    with own_context(browser, live_server, script=False) as context:
         page = context.new_page()
         sign_in(page, "lim-admin")
         page.goto(url_of("limits-bess-01", "/edit"))
@@ -384,8 +391,6 @@ def test_core_flows_work_without_javascript(browser: Any, live_server: Any, worl
         record = world.store.get_policy("limits-bess-01")
         assert record.published_version == 2
         assert record.published_document["content"]["power"]["p_max_kw"] == 210
-    finally:
-        context.close()
 
 
 def test_script_in_a_description_is_never_run(context: Any, world: Gui):
