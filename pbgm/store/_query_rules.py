@@ -69,10 +69,8 @@ def matches_policy(record: PolicyRecord, query: PolicyQuery) -> bool:
         if needle not in record.id.lower() and needle not in (record.asset_id or "").lower():
             return False
     if query.text:
-        needle = query.text.lower()
-        document = json.dumps(record.document, ensure_ascii=False).lower()
-        texts = (record.id, record.asset_id or "", document)
-        return any(needle in t.lower() for t in texts)
+        document = json.dumps(record.document, ensure_ascii=False)  # holds the id and asset id
+        return query.text.lower() in document.lower()
     return True
 
 

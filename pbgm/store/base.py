@@ -203,9 +203,9 @@ class PolicyQuery:
     see: a policy is kept when its group is in `visible_groups` or its id in
     `visible_ids`; `visible_groups=None` means every group. The other fields
     narrow further; `search` is a case-insensitive substring of the id or the
-    asset id; `text` is one of the id, the asset id or the latest document's JSON
-    text (its description, content, rule ids and conditions, type and group; a
-    word or phrase inside one value or key, ASCII letters folded to lower case).
+    asset id; `text` is one of the latest document's JSON text (its id, asset id,
+    description, content, rule ids and conditions, type and group; a word or
+    phrase inside one value or key, ASCII letters folded to lower case).
     `order` is `id` (ascending) or `updated` (newest change first).
     """
 

@@ -96,7 +96,9 @@ def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
     if query.search:
         found.append(_contains(query.search, *names))
     if query.text:
-        found.append(_contains(query.text, *names, cast(PolicyRow.document, Text)))
+        # The document holds its id and asset id; the expression is the one the
+        # trigram index of migration 0008_policy_text covers.
+        found.append(_contains(query.text, cast(PolicyRow.document, Text)))
     return found
 
 
