@@ -50,7 +50,10 @@ class Carried:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=SALT)
+    key = current_app.secret_key  # the session key, set by the GUI's first request
+    if not key:
+        raise RuntimeError("the admin GUI's session key is not set yet")
+    return URLSafeTimedSerializer(key, salt=SALT)
 
 
 def carry(user: str, endpoint: str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.store import _common as common
@@ -70,7 +70,9 @@ def _by_id(session: Session) -> Any:
     return PolicyRow.id if _binary_databases[engine] else PolicyRow.id.collate("C")
 
 
-def _contains(search: str, *texts: ColumnElement[Any]) -> ColumnElement[bool]:
+def _contains(
+    search: str, *texts: ColumnElement[Any] | InstrumentedAttribute[Any]
+) -> ColumnElement[bool]:
     """One of `texts` holds `search`, whatever the case (`%` and `_` taken literally)."""
     pattern = query_rules.like_pattern(search)
     return or_(*(func.lower(t).like(pattern, escape="\\") for t in texts))
