@@ -9,6 +9,8 @@ policies in 20 groups; one policy has two versions for the diff), each served by
 - `list`: `/admin/policies` (page 1, 50 rows, server-side count);
 - `list, deep page`: the last page of the list;
 - `list, filtered`: a search and a group filter;
+- `list, text search`: words of a description, searched in every policy's document
+  (`PolicyQuery.text`: the id, the asset id, the document's JSON text);
 - `policy page`: an operational-limits policy with its SVG chart and history;
 - `diff page`: two versions side by side;
 - `REST policy fetch`: `GET /api/v1/policy` by base64 id with a bearer token.
@@ -178,6 +180,7 @@ def measure(size: int, base: str) -> dict[str, dict[str, float]]:
         "list": timed(client, "/admin/policies"),
         "list, deep page": timed(client, f"/admin/policies?page={last_page}"),
         "list, filtered": timed(client, "/admin/policies?q=0001&group=grid-01"),
+        "list, text search": timed(client, "/admin/policies?q=of+asset+4321"),
         "policy page": timed(client, policy),
         "diff page": timed(client, policy + "/diff?from=1&to=2"),
         "REST policy fetch": timed(client, rest, {"Authorization": f"Bearer {token}"}),

@@ -18,6 +18,7 @@ from pbgm_admin import (
     _views_auth,
     _views_editor,
     _views_flexoffers,
+    _views_groups,
     _views_policies,
     _views_principals,
     _views_transfer,
@@ -55,6 +56,7 @@ def admin_gui_blueprint(gui: Gui, csrf: CSRFProtect) -> Blueprint:
     for module in (
         _views_auth,
         _views_policies,
+        _views_groups,
         _views_editor,
         _views_try,
         _views_transfer,

@@ -20,7 +20,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import abort, flash, redirect, request, session, url_for
+from flask import (
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
@@ -29,6 +39,7 @@ from pbgm.model import Decision, Request
 from pbgm.model import Response as Decided
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import PolicyInformationPoint
+from pbgm_admin._carry import carry
 from pbgm_admin._gui import Gui
 from pbgm_admin._targets import path_policy_id, policy_target, targets_of
 from pbgm_admin.access_policy import (
@@ -86,6 +97,7 @@ class GuiEnforcer:
         except ValueError:
             last = None
         if last is None or (now - last).total_seconds() > self.gui.idle_timeout_s:
+            g.gui_expired = current_user.name  # whose form a refused POST carries over
             logout_user()
             session.pop(LAST_SEEN, None)
             flash("your session expired: sign in again", "info")
@@ -97,6 +109,8 @@ class GuiEnforcer:
         if reason == SIGN_IN_REQUIRED or not current_user.is_authenticated:
             if request.method in SAFE_METHODS:
                 return redirect(url_for("gui.sign_in", next=request.full_path))
+            if "gui_expired" in g:
+                return self._sign_in_again(g.gui_expired, endpoint)
             return redirect(url_for("gui.sign_in"))
         self.gui.store.record_audit(
             actor=self.gui.actor(),
@@ -108,6 +122,18 @@ class GuiEnforcer:
         if endpoint in LEVEL_ENDPOINTS["read"] or not self._can_read_targets(endpoint):
             abort(404)
         abort(403)
+
+    def _sign_in_again(self, name: str, endpoint: str) -> Response:
+        """The sign-in page, carrying the form that the expired session sent (`_carry`)."""
+        page = render_template(
+            "sign_in.html",
+            name=name,
+            next="",
+            carried=carry(name, endpoint),
+            error="your session expired before this form was sent; nothing was saved. "
+            "Sign in again to get back to it with what you typed.",
+        )
+        return make_response(page, 401)
 
     def _can_read_targets(self, endpoint: str) -> bool:
         """Whether the user may read the policy in the path (if any) as it is now."""

@@ -2,11 +2,11 @@
 
 Each target is `{"policy_id", "policy_group"}` (or one of the two), matched by the
 grants as the Access Point matches them: the policy in the path with its
-current group, the group a saved document names, the group of the version a
-rollback restores, the policy group a decision is tried against, the template
-of a FlexOffer check. Resolvers never decide; what they cannot read gives no
-target, and an endpoint that needs a permission on its targets is then denied
-to everyone but a global administrator.
+current group, the policy group in the path, the group a saved document names,
+the group of the version a rollback restores, the policy group a decision is
+tried against, the template of a FlexOffer check. Resolvers never decide; what
+they cannot read gives no target, and an endpoint that needs a permission on its
+targets is then denied to everyone but a global administrator.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def path_policy_id() -> str | None:
         return None
 
 
+def _group_in_path(store: Store) -> list[Target]:
+    group = (request.view_args or {}).get("policy_group")
+    return [{"policy_group": group}] if isinstance(group, str) and group else []
+
+
 def _existing(store: Store) -> list[Target]:
     policy_id = path_policy_id()
     return [] if policy_id is None else [policy_target(store, policy_id)]
@@ -101,6 +106,7 @@ def _offer_template(store: Store) -> list[Target]:
 
 RESOLVERS: dict[str, Resolver] = {
     "gui.policy": _existing,
+    "gui.policy_group": _group_in_path,
     "gui.history": _existing,
     "gui.diff": _existing,
     "gui.edit_policy": _existing,

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import login_user, logout_user
 from werkzeug.wrappers import Response
 
+from pbgm_admin._carry import carried
 from pbgm_admin._enforce import LAST_SEEN
 from pbgm_admin._gui import Gui
 from pbgm_admin._session import GuiUser, check_password
@@ -26,12 +27,24 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _resume(name: str, text: str) -> str | None:
+    """The resume page of a form carried over the sign-in (`_carry`), for its own user."""
+    form = carried(text)
+    if form is None:
+        return None
+    if form.user != name:
+        flash("a form left by another user's expired session was discarded", "info")
+        return None
+    return render_template("resume.html", form=form)
+
+
 def add_routes(blueprint: Blueprint, gui: Gui) -> None:
     @blueprint.route("/sign-in", methods=["GET", "POST"], endpoint="sign_in")
     def sign_in() -> Response | tuple[str, int] | str:
         next_page = request.values.get("next", "")
         if request.method == "GET":
             return render_template("sign_in.html", next=next_page, name="")
+        kept = request.form.get("carried", "")  # a form sent after its session expired
         name = request.form.get("name", "")[:MAX_NAME]
         password = request.form.get("password", "")[:MAX_PASSWORD]
         source = request.remote_addr or "unknown"
@@ -40,7 +53,10 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
             message = (
                 f"too many failed sign-ins for `{name}` from here: wait {wait} s and try again"
             )
-            return render_template("sign_in.html", next=next_page, name=name, error=message), 429
+            page = render_template(
+                "sign_in.html", next=next_page, name=name, error=message, carried=kept
+            )
+            return page, 429
         user = check_password(gui.store, name, password)
         if user is None:
             gui.throttle.failed(name, source)
@@ -52,7 +68,10 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
                 details={"source": source},
             )
             error = "wrong user name or password"
-            return render_template("sign_in.html", next=next_page, name=name, error=error), 401
+            page = render_template(
+                "sign_in.html", next=next_page, name=name, error=error, carried=kept
+            )
+            return page, 401
         gui.throttle.succeeded(name, source)
         session.clear()  # a fresh session: no fixation
         login_user(GuiUser(user))
@@ -64,7 +83,7 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
             object_id=name,
             details={"source": source},
         )
-        return redirect(_safe_next(next_page))
+        return _resume(name, kept) or redirect(_safe_next(next_page))
 
     @blueprint.post("/sign-out", endpoint="sign_out")
     def sign_out() -> Response:

@@ -78,6 +78,8 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
         if policy_type not in POLICY_TYPES:
             policy_type = DEFAULT_TYPE
         form = _posted_form(gui, policy_type)
+        if request.form.get("resume"):  # carried over an expired session: shown, not saved
+            return _editor(gui, form, mode="create", reason=_reason(), restored=True)
         document, problems = _checked(gui, form)
         if not problems:
             try:
@@ -109,6 +111,16 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
         form = _posted_form(gui, record.type, record.policy_group)
         expected_text = request.form.get("expected_version", "")
         expected = int(expected_text) if expected_text.isdigit() else record.version
+        if request.form.get("resume"):  # carried over an expired session: shown, not saved
+            return _editor(
+                gui,
+                form,
+                mode="edit",
+                record=record,
+                expected_version=expected,
+                reason=_reason(),
+                restored=True,
+            )
         document, problems = _checked(gui, form)
         if not problems:
             try:

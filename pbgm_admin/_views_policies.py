@@ -4,6 +4,7 @@ and the lifecycle actions (publish, retire, roll back) with their reasons."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -85,7 +86,7 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
             policy_type=kind if kind in POLICY_TYPES else None,
             status=status,
             asset_id=args.get("asset") or None,
-            search=(args.get("q") or "")[:200] or None,
+            text=(args.get("q") or "")[:200] or None,
         )
         number = page_number(args.get("page"))
         page = gui.store.page_policies(query, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
@@ -144,25 +145,23 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
 
     @blueprint.post("/policies/<policy_id>/publish", endpoint="publish")
     def publish(policy_id: str) -> Response | tuple[str, int]:
-        policy_id = _policy_id()
-        reason = required_reason()
         version_text = request.form.get("version", "")
         version = int(version_text) if version_text.isdigit() else None
-        if reason is None:
-            return _lifecycle_refused(gui, policy_id, "publishing needs a reason")
-        gui.pap.publish(policy_id, actor=gui.actor(), version=version, reason=reason)
-        flash(f"published `{policy_id}`", "success")
-        return redirect(policy_url("gui.policy", policy_id))
+        return _with_reason(
+            gui,
+            "publishing needs a reason",
+            "published",
+            lambda i, reason: gui.pap.publish(i, actor=gui.actor(), version=version, reason=reason),
+        )
 
     @blueprint.post("/policies/<policy_id>/retire", endpoint="retire")
     def retire(policy_id: str) -> Response | tuple[str, int]:
-        policy_id = _policy_id()
-        reason = required_reason()
-        if reason is None:
-            return _lifecycle_refused(gui, policy_id, "retiring needs a reason")
-        gui.pap.retire(policy_id, actor=gui.actor(), reason=reason)
-        flash(f"retired `{policy_id}`", "success")
-        return redirect(policy_url("gui.policy", policy_id))
+        return _with_reason(
+            gui,
+            "retiring needs a reason",
+            "retired",
+            lambda i, reason: gui.pap.retire(i, actor=gui.actor(), reason=reason),
+        )
 
     @blueprint.post("/policies/<policy_id>/rollback", endpoint="rollback")
     def rollback(policy_id: str) -> Response | tuple[str, int]:
@@ -202,6 +201,19 @@ def render_policy(gui: Gui, record: PolicyRecord, **extra: Any) -> str:
         may_admin=gui.may("admin", record.id, record.policy_group),
         **extra,
     )
+
+
+def _with_reason(
+    gui: Gui, needs: str, done: str, change: Callable[[str, str], object]
+) -> Response | tuple[str, int]:
+    """A lifecycle change of the policy in the path, refused without a reason."""
+    policy_id = _policy_id()
+    reason = required_reason()
+    if reason is None:
+        return _lifecycle_refused(gui, policy_id, needs)
+    change(policy_id, reason)
+    flash(f"{done} `{policy_id}`", "success")
+    return redirect(policy_url("gui.policy", policy_id))
 
 
 def _lifecycle_refused(gui: Gui, policy_id: str, message: str) -> tuple[str, int]:

@@ -4,6 +4,9 @@ is audited by the store with the signed-in user as actor."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -38,6 +41,22 @@ def _form(name: str) -> str:
     return request.form.get(name, "").strip()
 
 
+def _apply(endpoint: str, change: Callable[[], object], message: str) -> Response:
+    """Make one change of the store, then back to `endpoint` saying what happened."""
+    try:
+        change()
+    except PbgmError as error:
+        return _failed(endpoint, error)
+    return _done(endpoint, message)
+
+
+def _set_enabled(endpoint: str, change: Callable[[bool], object], label: str) -> Response:
+    """Enable or disable what `change` sets, as the form's `enabled` says (`true` or not)."""
+    enabled = request.form.get("enabled") == "true"
+    message = f"{'enabled' if enabled else 'disabled'} {label}"
+    return _apply(endpoint, lambda: change(enabled), message)
+
+
 def add_routes(blueprint: Blueprint, gui: Gui) -> None:
     _user_routes(blueprint, gui)
     _group_routes(blueprint, gui)
@@ -66,22 +85,18 @@ def _user_routes(blueprint: Blueprint, gui: Gui) -> None:
             _form("display_name"),
             password_hash=hash_secret(password) if password else None,
         )
-        try:
-            gui.store.add_user(user, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.users", error)
-        return _done("gui.users", f"added user `{user.name}`")
+        added = f"added user `{user.name}`"
+        return _apply("gui.users", lambda: gui.store.add_user(user, actor=gui.actor()), added)
 
     @blueprint.post("/users/<name>/enabled", endpoint="set_user_enabled")
     def set_user_enabled(name: str) -> Response:
-        enabled = request.form.get("enabled") == "true"
-        if name == gui.actor() and not enabled:
+        if name == gui.actor() and request.form.get("enabled") != "true":
             return _failed("gui.users", "you cannot disable yourself")
-        try:
-            gui.store.set_user_enabled(name, enabled, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.users", error)
-        return _done("gui.users", f"{'enabled' if enabled else 'disabled'} `{name}`")
+        return _set_enabled(
+            "gui.users",
+            lambda enabled: gui.store.set_user_enabled(name, enabled, actor=gui.actor()),
+            f"`{name}`",
+        )
 
     @blueprint.post("/users/<name>/password", endpoint="set_password")
     def set_password(name: str) -> Response:
@@ -89,11 +104,13 @@ def _user_routes(blueprint: Blueprint, gui: Gui) -> None:
         problem = _password_problem(password, request.form.get("password_again", ""))
         if problem:
             return _failed("gui.users", problem)
-        try:
-            gui.store.set_user_password_hash(name, hash_secret(password), actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.users", error)
-        return _done("gui.users", f"set a new password for `{name}` (its other sessions end)")
+        return _apply(
+            "gui.users",
+            lambda: gui.store.set_user_password_hash(
+                name, hash_secret(password), actor=gui.actor()
+            ),
+            f"set a new password for `{name}` (its other sessions end)",
+        )
 
 
 def _group_routes(blueprint: Blueprint, gui: Gui) -> None:
@@ -104,27 +121,29 @@ def _group_routes(blueprint: Blueprint, gui: Gui) -> None:
 
     @blueprint.post("/groups", endpoint="create_group")
     def create_group() -> Response:
-        try:
-            gui.store.add_group(Group(_form("name"), _form("description")), actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.groups", error)
-        return _done("gui.groups", f"added group `{_form('name')}`")
+        group = Group(_form("name"), _form("description"))
+        return _apply(
+            "gui.groups",
+            lambda: gui.store.add_group(group, actor=gui.actor()),
+            f"added group `{group.name}`",
+        )
 
     @blueprint.post("/groups/<name>/members", endpoint="add_member")
     def add_member(name: str) -> Response:
-        try:
-            gui.store.add_member(name, _form("user"), actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.groups", error)
-        return _done("gui.groups", f"added `{_form('user')}` to `{name}`")
+        user = _form("user")
+        return _apply(
+            "gui.groups",
+            lambda: gui.store.add_member(name, user, actor=gui.actor()),
+            f"added `{user}` to `{name}`",
+        )
 
     @blueprint.post("/groups/<name>/members/<user>/remove", endpoint="remove_member")
     def remove_member(name: str, user: str) -> Response:
-        try:
-            gui.store.remove_member(name, user, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.groups", error)
-        return _done("gui.groups", f"removed `{user}` from `{name}`")
+        return _apply(
+            "gui.groups",
+            lambda: gui.store.remove_member(name, user, actor=gui.actor()),
+            f"removed `{user}` from `{name}`",
+        )
 
 
 def _secret_page(client_id: str, secret: str, what: str) -> tuple[str, int, dict[str, str]]:
@@ -163,22 +182,18 @@ def _account_routes(blueprint: Blueprint, gui: Gui) -> None:
             return _failed("gui.accounts", error)
         return _secret_page(client_id, secret, "rotated")
 
-    @blueprint.post("/service-accounts/<client_id>/enabled", endpoint="set_account_enabled")
-    def set_account_enabled(client_id: str) -> Response:
-        enabled = request.form.get("enabled") == "true"
-        try:
-            gui.store.set_service_account_enabled(client_id, enabled, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.accounts", error)
-        return _done("gui.accounts", f"{'enabled' if enabled else 'disabled'} `{client_id}`")
-
-    @blueprint.post("/service-accounts/<client_id>/delete", endpoint="delete_account")
-    def delete_account(client_id: str) -> Response:
-        try:
-            gui.store.delete_service_account(client_id, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.accounts", error)
-        return _done("gui.accounts", f"deleted `{client_id}` and its grants")
+    _switch_routes(
+        blueprint,
+        "gui.accounts",
+        "/service-accounts/<client_id>",
+        ("set_account_enabled", "delete_account"),
+        lambda client_id, on: gui.store.set_service_account_enabled(
+            client_id, on, actor=gui.actor()
+        ),
+        lambda client_id: gui.store.delete_service_account(client_id, actor=gui.actor()),
+        "`{}`",
+        "deleted {} and its grants",
+    )
 
 
 def _grant_routes(blueprint: Blueprint, gui: Gui) -> None:
@@ -208,27 +223,44 @@ def _grant_routes(blueprint: Blueprint, gui: Gui) -> None:
             _form("target"),
             Permission(permission),
         )
-        try:
-            gui.store.add_grant(grant, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.grants", error)
-        return _done(
-            "gui.grants", f"granted {permission} on `{grant.target}` to `{grant.principal}`"
+        return _apply(
+            "gui.grants",
+            lambda: gui.store.add_grant(grant, actor=gui.actor()),
+            f"granted {permission} on `{grant.target}` to `{grant.principal}`",
         )
 
-    @blueprint.post("/grants/<int:grant_id>/enabled", endpoint="set_grant_enabled")
-    def set_grant_enabled(grant_id: int) -> Response:
-        enabled = request.form.get("enabled") == "true"
-        try:
-            gui.store.set_grant_enabled(grant_id, enabled, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.grants", error)
-        return _done("gui.grants", f"{'enabled' if enabled else 'disabled'} grant {grant_id}")
+    _switch_routes(
+        blueprint,
+        "gui.grants",
+        "/grants/<int:grant_id>",
+        ("set_grant_enabled", "delete_grant"),
+        lambda grant_id, on: gui.store.set_grant_enabled(grant_id, on, actor=gui.actor()),
+        lambda grant_id: gui.store.delete_grant(grant_id, actor=gui.actor()),
+        "grant {}",
+        "deleted {}",
+    )
 
-    @blueprint.post("/grants/<int:grant_id>/delete", endpoint="delete_grant")
-    def delete_grant(grant_id: int) -> Response:
-        try:
-            gui.store.delete_grant(grant_id, actor=gui.actor())
-        except PbgmError as error:
-            return _failed("gui.grants", error)
-        return _done("gui.grants", f"deleted grant {grant_id}")
+
+def _switch_routes(
+    blueprint: Blueprint,
+    page: str,
+    rule: str,
+    endpoints: tuple[str, str],
+    set_enabled: Callable[[Any, bool], object],
+    delete: Callable[[Any], object],
+    label: str,
+    deleted: str,
+) -> None:
+    """`<rule>/enabled` and `<rule>/delete` for what the rule's one argument names
+    (a service account, a grant); both go back to `page`."""
+
+    def switch(**named: Any) -> Response:
+        (key,) = named.values()
+        return _set_enabled(page, lambda on: set_enabled(key, on), label.format(key))
+
+    def remove(**named: Any) -> Response:
+        (key,) = named.values()
+        return _apply(page, lambda: delete(key), deleted.format(label.format(key)))
+
+    blueprint.add_url_rule(f"{rule}/enabled", endpoints[0], switch, methods=["POST"])
+    blueprint.add_url_rule(f"{rule}/delete", endpoints[1], remove, methods=["POST"])

@@ -12,6 +12,7 @@ alone, first-applicable, and kept when it gives the policy's decision.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -23,8 +24,8 @@ from pbgm.model import Policy, PolicySet, Request, Response
 from pbgm.pdp import PolicyDecisionPoint
 from pbgm.pip import GroupMembershipProvider, PolicyInformationPoint
 from pbgm.policy import load_document, parse_policy
-from pbgm.store.base import AuditQuery, PolicyQuery
-from pbgm_admin._gui import Gui
+from pbgm.store.base import AuditEntry, AuditQuery, PolicyQuery
+from pbgm_admin._gui import Gui, Visibility
 
 EXAMPLE = {
     "subject": {"id": "op-anna"},
@@ -32,6 +33,10 @@ EXAMPLE = {
     "action": {"id": "write"},
 }
 MAX_REQUEST_BYTES = 64 * 1024
+LOG_SHOWN = 20
+LOG_BATCH = 100
+LOG_SCANNED = 1000
+"""Decision log entries read at most to find the `LOG_SHOWN` a user may see."""
 
 
 def _decide(
@@ -78,19 +83,76 @@ def _request(text: str) -> Request:
     return request_from_json(data)
 
 
-def _logged_requests(gui: Gui) -> list[dict[str, Any]]:
-    """Recent requests of the decision log (as logged: masked values stay masked)."""
+def _decided_group(
+    gui: Gui, decided: Mapping[str, Any], seen: Visibility, groups: dict[str, str | None]
+) -> str | None:
+    """The policy group of a logged decision when the user may read it, else None.
+
+    The log names the deciding policies, not the group asked: a decision is the
+    user's to see when it has deciding policies and the user may read every one of
+    them (by its group now, or a grant on the policy). A decision that no policy
+    made (NotApplicable) could have been asked of any group: global administrators
+    only.
+    """
+    ids = [i for i in decided.get("policy_ids") or () if isinstance(i, str)]
+    if not ids:
+        return "" if seen.groups is None else None
     found = []
-    for entry in gui.store.search_audit(AuditQuery(action_prefix="decision"), limit=20):
-        for decided in entry.details.get("decisions", [])[:1]:
-            found.append(
-                {
-                    "id": entry.id,
-                    "at": entry.at,
-                    "decision": decided.get("decision"),
-                    "request": json.dumps(decided.get("request", {}), indent=2),
-                }
-            )
+    for policy_id in ids:
+        if policy_id not in groups:
+            try:
+                groups[policy_id] = gui.store.get_policy(policy_id).policy_group
+            except NotFoundError:
+                groups[policy_id] = None
+        group = groups[policy_id]
+        if group is None or not seen.allows(group, policy_id):
+            return None
+        found.append(group)
+    return found[0]
+
+
+def _shown(gui: Gui, entry: AuditEntry, seen: Visibility, groups: dict[str, str | None]) -> Any:
+    """The entry's first decision the user may see, as the page lists it (or None)."""
+    for decided in entry.details.get("decisions", []):
+        group = _decided_group(gui, decided, seen, groups) if isinstance(decided, dict) else None
+        if group is not None:
+            return {
+                "id": entry.id,
+                "at": entry.at,
+                "decision": decided.get("decision"),
+                "group": group,
+                "request": json.dumps(decided.get("request", {}), indent=2),
+            }
+    return None
+
+
+def logged_request(gui: Gui, entry_id: int) -> Any:
+    """Decision log entry `entry_id` as the page lists it, if the user may see it."""
+    query = AuditQuery(object_type="decision", action_prefix="decision", before_id=entry_id + 1)
+    entries = gui.store.search_audit(query, limit=1)
+    if not entries or entries[0].id != entry_id:
+        return None
+    return _shown(gui, entries[0], gui.visibility(), {})
+
+
+def logged_requests(gui: Gui, *, limit: int = LOG_SHOWN) -> list[Any]:
+    """The latest decisions of the log the user may see (as logged: masked values stay
+    masked), newest first; at most `LOG_SCANNED` entries are read to find them."""
+    seen = gui.visibility()
+    groups: dict[str, str | None] = {}
+    found: list[Any] = []
+    scanned, before = 0, None
+    while len(found) < limit and scanned < LOG_SCANNED:
+        query = AuditQuery(object_type="decision", action_prefix="decision", before_id=before)
+        entries = gui.store.search_audit(query, limit=LOG_BATCH)
+        for entry in entries:
+            shown = _shown(gui, entry, seen, groups)
+            if shown is not None and len(found) < limit:
+                found.append(shown)
+        scanned += len(entries)
+        if len(entries) < LOG_BATCH:
+            break
+        before = entries[-1].id
     return found
 
 
@@ -109,7 +171,7 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
             if group
             else ()
         )
-        logged = _logged_requests(gui) if gui.is_global_admin() else []
+        logged = logged_requests(gui)
         values.setdefault("text", json.dumps(EXAMPLE, indent=2))
         return render_template(
             "try.html", groups=groups, group=group, drafts=drafts, logged=logged, **values
@@ -118,12 +180,11 @@ def add_routes(blueprint: Blueprint, gui: Gui) -> None:
     @blueprint.get("/try", endpoint="try_it")
     def try_it() -> tuple[str, int]:
         logged = request.args.get("log", "")
-        text = None
-        if logged.isdigit() and gui.is_global_admin():
-            for item in _logged_requests(gui):
-                if str(item["id"]) == logged:
-                    text = item["request"]
-        return page(group=request.args.get("policy_group", ""), **({"text": text} if text else {}))
+        group = request.args.get("policy_group", "")
+        picked = logged_request(gui, int(logged)) if logged.isdigit() and len(logged) < 16 else None
+        if picked is None:
+            return page(group=group)
+        return page(group=picked["group"] or group, text=picked["request"])
 
     @blueprint.post("/try", endpoint="run_try_it")
     def run_try_it() -> tuple[str, int]:

@@ -55,6 +55,7 @@ MEMBER_ENDPOINTS = frozenset(
     {
         "gui.overview",
         "gui.policies",
+        "gui.policy_groups",
         "gui.new_policy",
         "gui.try_it",
         "gui.flexoffers",
@@ -67,6 +68,7 @@ LEVEL_ENDPOINTS: Mapping[str, frozenset[str]] = {
     "read": frozenset(
         {
             "gui.policy",
+            "gui.policy_group",
             "gui.history",
             "gui.diff",
             "gui.run_try_it",

@@ -7,6 +7,7 @@ same conditions in SQL. Both check their arguments here first.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from pbgm.errors import InvalidInputError
@@ -36,10 +37,11 @@ def check_policy_query(query: PolicyQuery) -> PolicyQuery:
         raise InvalidInputError(f"unknown order `{query.order}`: use `id` or `updated`")
     if query.status is not None and not isinstance(query.status, PolicyStatus):
         raise InvalidInputError(f"unknown policy status `{query.status}`")
-    if query.search is not None:
-        check_text(query.search, "search")
-        if len(query.search) > MAX_SEARCH:
-            raise InvalidInputError(f"`search` is longer than {MAX_SEARCH} characters")
+    for value, name in ((query.search, "search"), (query.text, "text")):
+        if value is not None:
+            check_text(value, name)
+            if len(value) > MAX_SEARCH:
+                raise InvalidInputError(f"`{name}` is longer than {MAX_SEARCH} characters")
     return query
 
 
@@ -64,7 +66,11 @@ def matches_policy(record: PolicyRecord, query: PolicyQuery) -> bool:
         return False
     if query.search:
         needle = query.search.lower()
-        return needle in record.id.lower() or needle in (record.asset_id or "").lower()
+        if needle not in record.id.lower() and needle not in (record.asset_id or "").lower():
+            return False
+    if query.text:
+        document = json.dumps(record.document, ensure_ascii=False)  # holds the id and asset id
+        return query.text.lower() in document.lower()
     return True
 
 

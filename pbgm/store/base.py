@@ -203,7 +203,10 @@ class PolicyQuery:
     see: a policy is kept when its group is in `visible_groups` or its id in
     `visible_ids`; `visible_groups=None` means every group. The other fields
     narrow further; `search` is a case-insensitive substring of the id or the
-    asset id. `order` is `id` (ascending) or `updated` (newest change first).
+    asset id; `text` is one of the latest document's JSON text (its id, asset id,
+    description, content, rule ids and conditions, type and group; a word or
+    phrase inside one value or key, ASCII letters folded to lower case).
+    `order` is `id` (ascending) or `updated` (newest change first).
     """
 
     visible_groups: Collection[str] | None = None
@@ -214,6 +217,7 @@ class PolicyQuery:
     asset_id: str | None = None
     search: str | None = None
     order: str = "id"
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,3 +10,12 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+
+document.addEventListener("DOMContentLoaded", function () {
+  // After signing in again, a form kept over an expired session opens by itself
+  // (it only shows the form filled in again; nothing is saved).
+  var resume = document.querySelector("form[data-resume=auto]");
+  if (resume) {
+    resume.submit();
+  }
+});

@@ -11,7 +11,8 @@ from pbgm_admin.access_policy import PUBLIC_ENDPOINTS, protected_endpoints
 from tests.admin.conftest import Gui, url_of
 
 SAMPLE = {"policy_id": encode_id("limits-bess-01"), "name": "op-anna", "user": "op-anna",
-          "client_id": "svc-x", "grant_id": 1, "filename": "admin.css"}  # fmt: skip
+          "client_id": "svc-x", "grant_id": 1, "filename": "admin.css",
+          "policy_group": "operational-limits"}  # fmt: skip
 
 
 def gui_routes(app: Flask) -> list[tuple[str, str, str]]:
@@ -56,7 +57,7 @@ def test_a_user_without_grants_gets_403_or_404_from_every_route(gui: Gui):
         }
         assert "Cache-Control" in reply.headers
         checked += 1
-    assert checked == len(protected_endpoints()) >= 39
+    assert checked == len(protected_endpoints()) >= 41
     refused = gui.store.list_audit(limit=1)[0]
     assert (refused.actor, refused.action) == ("nobody", "gui.refuse")
 

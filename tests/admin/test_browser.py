@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,16 @@ def context(browser: Any, live_server: Any, world: Gui) -> Iterator[Any]:
     made = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     yield made
     made.close()
+
+
+@contextmanager
+def own_context(browser: Any, live_server: Any, *, script: bool = True) -> Iterator[Any]:
+    """A context of its own (e.g. without JavaScript), closed whatever happens."""
+    made = browser.new_context(base_url=live_server.url, java_script_enabled=script)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def shots(tmp_path: Path) -> Path:
@@ -266,6 +277,37 @@ def test_a_session_expires(context: Any, world: Gui):
     assert page.get_by_text("your session expired").is_visible()
 
 
+@pytest.mark.parametrize("script", [True, False], ids=["javascript", "no-javascript"])
+def test_an_edit_sent_after_the_session_expired_is_kept_over_the_sign_in(
+    browser: Any, live_server: Any, world: Gui, script: bool
+):
+    with own_context(browser, live_server, script=script) as context:
+        page = context.new_page()
+        sign_in(page, "lim-admin")
+        page.goto(url_of("limits-bess-01", "/edit"))
+        page.locator("#f-content-power-p_max_kw").fill("123")
+        page.get_by_label("description").fill("typed before the session expired")
+        page.get_by_label("Reason for this change").fill("after the inspection")
+        world.clock.advance(minutes=16)
+        page.get_by_role("button", name="Save new version").click()
+        assert "your session expired before this form was sent" in page.content()
+        assert world.store.get_policy("limits-bess-01").version == 1
+        assert page.get_by_label("User name").input_value() == "lim-admin"
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        if not script:  # without JavaScript the resume page waits for a click
+            page.get_by_role("button", name="Back to the form with my text").click()
+        page.locator("#restored").wait_for()
+        assert page.locator("#f-content-power-p_max_kw").input_value() == "123"
+        assert page.get_by_label("description").input_value() == "typed before the session expired"
+        assert page.get_by_label("Reason for this change").input_value() == "after the inspection"
+        assert world.store.get_policy("limits-bess-01").version == 1
+        page.get_by_role("button", name="Save new version").click()
+        assert page.get_by_text("saved `limits-bess-01` as version 2").is_visible()
+        record = world.store.get_policy("limits-bess-01")
+        assert record.document["content"]["power"]["p_max_kw"] == 123
+
+
 def test_no_serious_accessibility_violation_on_any_page(context: Any, world: Gui, tmp_path: Path):
     page = context.new_page()
     page.goto("/admin/sign-in")
@@ -275,6 +317,8 @@ def test_no_serious_accessibility_violation_on_any_page(context: Any, world: Gui
     pages = {
         "overview": "/admin/",
         "policies": "/admin/policies",
+        "policy-groups": "/admin/policy-groups",
+        "policy-group": "/admin/policy-groups/operational-limits?at=2026-05-01T00:00Z",
         "policy-limits": url_of("limits-bess-01"),
         "policy-flexoffer": url_of("fo-template-bess-01"),
         "policy-data-access": url_of("kibernet-data-access"),
@@ -296,8 +340,17 @@ def test_no_serious_accessibility_violation_on_any_page(context: Any, world: Gui
     for name, url in pages.items():
         page.goto(url)
         problems[name] = axe_violations(page)
-        if name in ("overview", "policies", "policy-limits"):
+        if name in ("overview", "policies", "policy-limits", "policy-group"):
             page.screenshot(path=shots(tmp_path) / f"{name}.png", full_page=name == "policy-limits")
+    page.goto(url_of("limits-bess-01"))
+    page.locator("#retire-reason").fill("end of the pilot")
+    world.clock.advance(minutes=16)
+    page.get_by_role("button", name="Retire").click()
+    problems["sign-in-after-expiry"] = axe_violations(page)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("button", name="Send it again").is_visible()
+    problems["resume"] = axe_violations(page)
     assert {k: v for k, v in problems.items() if v} == {}
 
 
@@ -327,8 +380,7 @@ def test_the_keyboard_alone_signs_in_and_opens_a_policy(context: Any):
 
 
 def test_core_flows_work_without_javascript(browser: Any, live_server: Any, world: Gui):
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    try:
+    with own_context(browser, live_server, script=False) as context:
         page = context.new_page()
         sign_in(page, "lim-admin")
         page.goto(url_of("limits-bess-01", "/edit"))
@@ -339,8 +391,6 @@ def test_core_flows_work_without_javascript(browser: Any, live_server: Any, worl
         record = world.store.get_policy("limits-bess-01")
         assert record.published_version == 2
         assert record.published_document["content"]["power"]["p_max_kw"] == 210
-    finally:
-        context.close()
 
 
 def test_script_in_a_description_is_never_run(context: Any, world: Gui):

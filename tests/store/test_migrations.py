@@ -35,7 +35,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_from_empty_reaches_head_without_drift(empty_url: str) -> None:
     assert current(empty_url) is None
     upgrade(empty_url)
-    assert current(empty_url) == head() == "0007_devices"
+    assert current(empty_url) == head() == "0008_policy_text"
     assert check_drift(empty_url) == []
     assert _tables(empty_url) == set(metadata.tables) | {"alembic_version"}
     store = SqlStore(empty_url)

@@ -10,7 +10,9 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Select,
+    Text,
     and_,
+    cast,
     delete,
     false,
     func,
@@ -18,7 +20,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.store import _common as common
@@ -68,6 +70,14 @@ def _by_id(session: Session) -> Any:
     return PolicyRow.id if _binary_databases[engine] else PolicyRow.id.collate("C")
 
 
+def _contains(
+    search: str, *texts: ColumnElement[Any] | InstrumentedAttribute[Any]
+) -> ColumnElement[bool]:
+    """One of `texts` holds `search`, whatever the case (`%` and `_` taken literally)."""
+    pattern = query_rules.like_pattern(search)
+    return or_(*(func.lower(t).like(pattern, escape="\\") for t in texts))
+
+
 def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
     """The WHERE clause of `page_policies`, as `_query_rules.matches_policy` reads."""
     found: list[ColumnElement[bool]] = []
@@ -84,14 +94,13 @@ def _conditions(query: PolicyQuery) -> list[ColumnElement[bool]]:
     ):
         if value is not None:
             found.append(column == value)
+    names = (PolicyRow.id, func.coalesce(PolicyRow.asset_id, ""))
     if query.search:
-        pattern = query_rules.like_pattern(query.search)
-        found.append(
-            or_(
-                func.lower(PolicyRow.id).like(pattern, escape="\\"),
-                func.lower(func.coalesce(PolicyRow.asset_id, "")).like(pattern, escape="\\"),
-            )
-        )
+        found.append(_contains(query.search, *names))
+    if query.text:
+        # The document holds its id and asset id; the expression is the one the
+        # trigram index of migration 0008_policy_text covers.
+        found.append(_contains(query.text, cast(PolicyRow.document, Text)))
     return found
 
 

@@ -33,6 +33,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    cast,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -110,6 +112,16 @@ class PolicyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     updated_by: Mapped[str] = _name()
+
+
+Index(
+    "ix_policies_document_text",
+    func.lower(cast(PolicyRow.document, Text)).label("document_text"),
+    postgresql_using="gin",
+    postgresql_ops={"document_text": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+"""The text search of policies (`PolicyQuery.text`) on PostgreSQL: trigrams of the
+document's JSON text (migration 0008_policy_text; needs the `pg_trgm` extension)."""
 
 
 class PublishedRow(Base):
