@@ -8,7 +8,7 @@ policies, obligation and advice ids. Time is the store's (when the entry is writ
 Off the request path: `record` only puts the call on a bounded queue; one background
 thread per process (`LogWriter`) lets calls gather for `LINGER_S` (50 ms; less when
 `BATCH` are waiting), takes up to `BATCH`, builds their entries and writes them in one
-transaction (`Store.record_audits`), again and again.
+transaction (`Store.record_audit_batch`), again and again.
 - What a crash can lose: the calls queued and the batch being written, at most
   `capacity + min(BATCH, capacity)` calls (10,000 + 500 by default); in practice what
   arrived during the last 50 ms and the write under way.
@@ -207,7 +207,7 @@ class DecisionLog:
 
     def write(self, calls: Sequence[Call]) -> None:
         """Write the entries of `calls` in one transaction."""
-        self._store.record_audits([self.item(*call) for call in calls])
+        self._store.record_audit_batch([self.item(*call) for call in calls])
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every call queued so far is written; whether it was."""
