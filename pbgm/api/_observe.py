@@ -2,8 +2,9 @@
 
 `install_observation(app, metrics, store)` registers, before any other hook:
 
-- a `before_request` that takes the caller's `X-Request-Id` (when well formed) or
-  makes one (`pbgm.ops.logs.request_id`), puts it in the logging context so every
+- a `before_request` that takes the caller's `X-Request-Id` (when well formed,
+  `pbgm.ops.logs.request_id`) or makes one (32 hex digits: a random prefix per process
+  and a counter, `_new_id`), puts it in the logging context so every
   log line of the request carries it, and notes the start time;
 - an `after_request` that echoes `X-Request-Id`, counts the answer
   (`pbgm_http_requests_total`), observes its duration by route, method and status
@@ -44,7 +45,7 @@ def install_observation(app: Flask, metrics: Metrics, store: Store) -> None:
 def _begin() -> None:
     incoming = request.environ.get(_HEADER_KEY)
     made = request_id(incoming) if incoming is not None else _new_id()
-    here = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    here = g._get_current_object()  # one proxy lookup
     here.pbgm_request_id = made
     here.pbgm_started = time.perf_counter()
     here.pbgm_request_token = REQUEST_ID.set(made)

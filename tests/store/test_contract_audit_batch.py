@@ -17,10 +17,10 @@ STORED: list[Any] = [
     {},
     None,
     {"decisions": [{"request": {"subject": {"id": "op-anna"}}, "decision": "Permit"}]},
-    {"text": "naïve ☃ 𝄞 \"quoted\" \\ back\\slash \n\t\x01 control"},
+    {"text": 'naïve ☃ 𝄞 "quoted" \\ back\\slash \n\t\x01 control'},
     {"looks like an escape": "\\u0000 is six characters here"},
     {"nested": {"a": [1, 2.5, True, None, {"b": []}]}, "big": 2**62},
-    {"tuple": (1, 2), 1: "an int key", True: "a bool key"},
+    {"tuple": (1, 2), 7: "an int key", True: "a bool key"},
     MappingProxyType({"frozen": MappingProxyType({"inner": (1,)})}),
 ]
 REFUSED: list[Any] = [
