@@ -68,6 +68,33 @@ class Services:
     clock: Clock = utc_now
 
 
+class ApiFlask(Flask):
+    """Flask, with the sync-or-async test of each hook and view made once per function:
+    Flask asks `inspect.iscoroutinefunction` of every hook and the view on every request
+    (eight times for a decision), and a function's answer never changes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._callables: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._callables[func]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable callable object: asked each time
+            return super().ensure_sync(func)
+        made = super().ensure_sync(func)
+        if len(self._callables) < MAX_REMEMBERED_CALLABLES:
+            self._callables[func] = made
+        return made
+
+
+MAX_REMEMBERED_CALLABLES = 4096
+"""Hooks, views and error handlers are registered once; bound methods made per request
+(none in pbgm) would only fill this up, and are then asked each time."""
+
+
 MOUNTS_ENTRY_POINT_GROUP = "pbgm.api.mounts"
 """Entry points `name = package.module:mount`, each `mount(app, services) -> blueprint name`."""
 
@@ -107,7 +134,7 @@ def create_app(
     clock = clock or utc_now
     store = store if store is not None else open_store(settings.database_url, clock=clock)
     keyring = keyring if keyring is not None else KeyRing(settings.keys_dir, clock=clock)
-    app = Flask("pbgm.api", static_folder=None)
+    app = ApiFlask("pbgm.api", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     if settings.proxy_hops:  # the client address and scheme as the trusted proxies saw them
         hops = settings.proxy_hops

@@ -8,7 +8,7 @@ policies, obligation and advice ids. Time is the store's (when the entry is writ
 Off the request path: `record` only puts the call on a bounded queue; one background
 thread per process (`LogWriter`) lets calls gather for `LINGER_S` (50 ms; less when
 `BATCH` are waiting), takes up to `BATCH`, builds their entries and writes them in one
-transaction (`Store.record_audits`), again and again.
+transaction (`Store.record_audit_batch`), again and again.
 - What a crash can lose: the calls queued and the batch being written, at most
   `capacity + min(BATCH, capacity)` calls (10,000 + 500 by default); in practice what
   arrived during the last 50 ms and the write under way.
@@ -138,6 +138,8 @@ BATCH = 500
 LINGER_S = 0.05
 """How long the writer lets calls gather before it writes them: fewer, larger
 transactions (and no wake-up per call on the request path)."""
+DEPTH_EVERY = 64
+"""The queue's gauge is set every so many calls queued (and on each batch taken)."""
 RETRIES = 5
 RETRY_MAX_S = 5.0
 CLOSE_TIMEOUT_S = 8.0
@@ -207,7 +209,7 @@ class DecisionLog:
 
     def write(self, calls: Sequence[Call]) -> None:
         """Write the entries of `calls` in one transaction."""
-        self._store.record_audits([self.item(*call) for call in calls])
+        self._store.record_audit_batch([self.item(*call) for call in calls])
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every call queued so far is written; whether it was."""
@@ -257,7 +259,8 @@ class LogWriter:
             self._dropping = False
             self._queue.append(call)
             self._queued += 1
-            self._depth()
+            if not len(self._queue) % DEPTH_EVERY:
+                self._depth()
             if len(self._queue) >= BATCH:
                 self._lock.notify()  # a full batch: no need to wait for the next round
             if self._thread is None:
@@ -290,7 +293,9 @@ class LogWriter:
 
     def _depth(self) -> None:
         """The queue's length to its gauge (a set, not a function of the queue: the gauge
-        is shared with the other workers through prometheus-client's files)."""
+        is shared with the other workers through prometheus-client's files), as the writer
+        takes a batch (every `LINGER_S` or sooner), and every `DEPTH_EVERY` calls queued
+        (a stalled database shows), not on every call."""
         if self._metrics is not None:
             self._metrics.decision_log_depth.set(len(self._queue))
 

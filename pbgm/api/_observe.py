@@ -2,8 +2,9 @@
 
 `install_observation(app, metrics, store)` registers, before any other hook:
 
-- a `before_request` that takes the caller's `X-Request-Id` (when well formed) or
-  makes one (`pbgm.ops.logs.request_id`), puts it in the logging context so every
+- a `before_request` that takes the caller's `X-Request-Id` (when well formed,
+  `pbgm.ops.logs.request_id`) or makes one (32 hex digits: a random prefix per process
+  and a counter, `_new_id`), puts it in the logging context so every
   log line of the request carries it, and notes the start time;
 - an `after_request` that echoes `X-Request-Id`, counts the answer
   (`pbgm_http_requests_total`), observes its duration by route, method and status
@@ -17,7 +18,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
+import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -38,9 +43,36 @@ def install_observation(app: Flask, metrics: Metrics, store: Store) -> None:
 
 
 def _begin() -> None:
-    g.pbgm_request_id = request_id(request.headers.get(HEADER))
-    g.pbgm_started = time.perf_counter()
-    g.pbgm_request_token = REQUEST_ID.set(g.pbgm_request_id)
+    incoming = request.environ.get(_HEADER_KEY)
+    made = request_id(incoming) if incoming is not None else _new_id()
+    here = g._get_current_object()  # one proxy lookup
+    here.pbgm_request_id = made
+    here.pbgm_started = time.perf_counter()
+    here.pbgm_request_token = REQUEST_ID.set(made)
+
+
+_HEADER_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
+_ids: tuple[str, Iterator[int]] | None = None
+
+
+def _new_id() -> str:
+    """A request id unique across processes without a system call per request: a random
+    64-bit prefix drawn once per process (again in a forked child), then a counter; 32
+    hex digits like `pbgm.ops.logs.request_id`'s. Ids name requests in logs, they guard
+    nothing, so a guessable successor does no harm."""
+    global _ids
+    ids = _ids
+    if ids is None:
+        ids = _ids = (secrets.token_hex(8), itertools.count(1))
+    return f"{ids[0]}{next(ids[1]):016x}"
+
+
+def _forget_ids() -> None:
+    global _ids
+    _ids = None
+
+
+os.register_at_fork(after_in_child=_forget_ids)
 
 
 def current_request_id() -> str | None:

@@ -179,10 +179,12 @@ def verify_bearer(
     by the verifier's `account_check` or, when `store` is given, here."""
     if verifier.account_check is None and store is None:
         raise ConfigurationError("bearer checks need a store or a verifier with an account check")
-    values = flask_request.headers.getlist("Authorization")
-    if not values:
+    # WSGI joins repeated headers into one value (`a, b`), which the pattern refuses;
+    # read straight from the environment: `headers.getlist` walks all of it
+    value = flask_request.environ.get("HTTP_AUTHORIZATION")
+    if value is None:
         raise AuthenticationError("a bearer token is required", code="token_missing")
-    match = _BEARER.fullmatch(values[0]) if len(values) == 1 else None
+    match = _BEARER.fullmatch(value)
     if match is None:
         raise AuthenticationError(
             "the Authorization header must read `Bearer <token>`", code="token_invalid"

@@ -622,6 +622,12 @@ class Store(Protocol):
         rule refuses the batch); the revision stays. Returns how many were written."""
         ...
 
+    def record_audit_batch(self, items: Sequence[AuditItem]) -> int:
+        """`record_audits` for many entries at a time (the decision log's writer): the
+        same rules and the same stored details, checked on each entry's JSON text
+        (`pbgm.store._audit_text`) and written with one prepared multi-row insert."""
+        ...
+
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
     ) -> list[AuditEntry]: ...

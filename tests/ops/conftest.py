@@ -1,6 +1,5 @@
 """The fixtures of the API's serve tests, shared: a signing key, a seeded SQLite file."""
 
-from tests.api.conftest import key_dir
-from tests.api.test_api_serve import keys, sqlite_db
+from tests.api.conftest import key_dir, keys, sqlite_db
 
 __all__ = ["key_dir", "keys", "sqlite_db"]

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, insert, not_, or_, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from pbgm.errors import ConfigurationError
@@ -24,6 +25,7 @@ from pbgm.model import Clock
 from pbgm.store import _common as common
 from pbgm.store import _feed as feed
 from pbgm.store import _query_rules as query_rules
+from pbgm.store._audit_text import audit_texts
 from pbgm.store.base import (
     DECISION_ACTION_PREFIXES,
     DECISION_ACTIONS,
@@ -42,6 +44,18 @@ _AUDIT = cast(Table, AuditRow.__table__)
 _PRUNE_EVERY = 100  # feed entries pruned once in so many changes, not on every one
 PRUNE_BATCH = 5000
 _NO_REVISION = "the policy repository has no revision row; run `pbgm db upgrade`"
+_AUDIT_INSERT = (
+    "INSERT INTO audit_log (at, actor, action, object_type, object_id, details)"
+    " VALUES ({m}, {m}, {m}, {m}, {m}, {m})"
+)
+"""The decision log's insert (`record_audit_batch`): the details are JSON text, which
+SQLite stores as the JSON column does and PostgreSQL casts to `jsonb`."""
+
+
+def _audit_time(dialect: Dialect, at: datetime) -> Any:
+    """`at` as the `at` column's type binds it on `dialect`."""
+    process = _AUDIT.c.at.type.bind_processor(dialect)
+    return process(at) if process is not None else at
 
 
 class SqlBase:
@@ -151,6 +165,22 @@ class SqlBase:
             ]
             session.execute(insert(_AUDIT), rows)
         return len(rows)
+
+    def record_audit_batch(self, items: Sequence[AuditItem]) -> int:
+        """`record_audits` for many entries: their JSON texts checked
+        (`pbgm.store._audit_text`), then one prepared INSERT run once per entry by the
+        driver (`executemany`), no statement compiled or parameter processed per row."""
+        checked = audit_texts(items)
+        if not checked:
+            return 0
+        with self._tx(write=True) as session:
+            connection = session.connection()
+            at = _audit_time(connection.dialect, common.now(self._clock))
+            marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            connection.exec_driver_sql(
+                _AUDIT_INSERT.format(m=marker), [(at, *entry) for entry in checked]
+            )
+        return len(checked)
 
     def list_audit(
         self, *, limit: int = 100, object_id: str | None = None, before_id: int | None = None
