@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pbgm.bundle._format import Bundle, BundleGroup
 from pbgm.errors import ConflictError, NotFoundError, PbgmError, Problem, ValidationError
 from pbgm.model import PolicyGroup, PolicyStatus
-from pbgm.pap import checked_document, plain_json
-from pbgm.policy import validate_policy_set_document
+from pbgm.pap import plain_json
+from pbgm.policy import problems_of, validate_policy_set_document
 from pbgm.store.base import Grant, Group, Store, User
 
 Progress = Callable[[int, int], None]
@@ -121,23 +123,47 @@ def import_bundle(
     writing; `phases` every phase (validating, planning, writing). Each document is
     validated once: the store receives the checked documents.
     """
-    check_documents(bundle, phases)
-    if dry_run:
-        return _plan(store, bundle, publish, dry_run=True)
-    with store.atomic() as view:
-        plan = _plan(view, bundle, publish, dry_run=False, phases=phases)
-        _apply(view, bundle, plan, actor=actor, reason=reason, progress=progress, phases=phases)
+    with _collector_paused():
+        documents = check_documents(bundle, phases)
+        if dry_run:
+            return _plan(store, bundle, documents, publish, dry_run=True)
+        with store.atomic() as view:
+            plan = _plan(view, bundle, documents, publish, dry_run=False, phases=phases)
+            _apply(view, bundle, documents, plan, actor=actor, reason=reason,
+                   progress=progress, phases=phases)  # fmt: skip
     return replace(plan, revision=store.revision())
 
 
-def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the import. With 100,000 documents
+    held (the bundle's and their plain copies, some 10 million objects), its full
+    passes took 40 % of an import's time; the import leaves no cycles behind to
+    collect (the peak memory is the same either way), and reference counting frees
+    the rest as usual. Restored as it was, whatever happens."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def check_documents(bundle: Bundle, phases: Phases | None = None) -> tuple[dict[str, Any], ...]:
+    """Validate every policy of the bundle and its policy groups; the policies' plain
+    JSON copies (what is written), in the bundle's order, or `ValidationError` listing
+    the problems of all of them."""
     problems: list[Problem] = []
     seen: dict[str, str] = {}
+    documents: list[dict[str, Any]] = []
     total = len(bundle.policies)
     for done, (doc, source) in enumerate(zip(bundle.policies, bundle.sources, strict=True)):
         if phases is not None and done % _EVERY == 0:
             phases("validating", done, total)
-        problems += _located(source, _problems_of(doc))
+        plain = plain_json(doc)
+        documents.append(plain)
+        problems += _located(source, _problems_of(plain))
         policy_id = doc.get("id") if isinstance(doc, dict) else None
         if isinstance(policy_id, str) and policy_id in seen:
             problems.append(
@@ -153,6 +179,7 @@ def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
         phases("validating", total, total)
     if problems:
         raise ValidationError(problems)
+    return tuple(documents)
 
 
 _EVERY = 50  # documents between two reports of a phase
@@ -160,11 +187,13 @@ _BULK = 1_000  # new policies written in one `Store.create_policies`
 
 
 def _problems_of(doc: Any, *, policy_set: bool = False) -> list[Problem]:
+    """The problems of a plain document: those `pbgm.pap.checked_document` would raise,
+    without parsing the policy (nothing here uses the parsed form)."""
     try:
         if policy_set:
             validate_policy_set_document(doc)
         else:
-            checked_document(doc)
+            return problems_of(doc)
     except ValidationError as error:
         return list(error.problems)
     except PbgmError as error:
@@ -177,12 +206,18 @@ def _located(source: str, problems: list[Problem]) -> list[Problem]:
 
 
 def _plan(
-    store: Store, bundle: Bundle, publish: bool, *, dry_run: bool, phases: Phases | None = None
+    store: Store,
+    bundle: Bundle,
+    documents: tuple[dict[str, Any], ...],
+    publish: bool,
+    *,
+    dry_run: bool,
+    phases: Phases | None = None,
 ) -> ImportPlan:
     _check_references(store, bundle)
     changes = [
         *_plan_policy_groups(store, bundle.policy_groups),
-        *_plan_policies(store, bundle.policies, publish, phases),
+        *_plan_policies(store, documents, publish, phases),
         *_plan_users(store, bundle.users),
         *_plan_groups(store, bundle.groups),
         *_plan_grants(store, bundle.grants),
@@ -325,6 +360,7 @@ def _check_references(store: Store, bundle: Bundle) -> None:
 def _apply(
     store: Store,
     bundle: Bundle,
+    documents: tuple[dict[str, Any], ...],
     plan: ImportPlan,
     *,
     actor: str,
@@ -332,7 +368,7 @@ def _apply(
     progress: Progress | None,
     phases: Phases | None = None,
 ) -> None:
-    steps = _Steps(store, bundle, actor=actor, reason=reason)
+    steps = _Steps(store, bundle, documents, actor=actor, reason=reason)
     total = len(plan.changes)
     created: list[dict[str, Any]] = []  # new policies, written in bulk
 
@@ -350,7 +386,7 @@ def _apply(
 
     for done, change in enumerate(plan.changes, start=1):
         if change.kind == "policy" and change.action == "create":
-            created.append(plain_json(steps.policies[change.key]))
+            created.append(steps.policies[change.key])
             if len(created) == _BULK:
                 write_created(done)
             continue
@@ -366,9 +402,17 @@ def _apply(
 class _Steps:
     """The store calls behind each kind of change."""
 
-    def __init__(self, store: Store, bundle: Bundle, *, actor: str, reason: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bundle: Bundle,
+        documents: tuple[dict[str, Any], ...],
+        *,
+        actor: str,
+        reason: str,
+    ) -> None:
         self.store, self.actor, self.reason = store, actor, reason
-        self.policies = {doc["id"]: doc for doc in bundle.policies}
+        self.policies = {doc["id"]: doc for doc in documents}
         self.policy_groups = {g.id: g for g in bundle.policy_groups}
         self.users = {u.name: u for u in bundle.users}
         self.groups = {g.name: g for g in bundle.groups}
@@ -385,7 +429,7 @@ class _Steps:
 
     def _policy(self, change: Change, publish: bool) -> None:
         """The store calls for one policy; its document was validated by `check_documents`."""
-        doc, actor, reason = plain_json(self.policies[change.key]), self.actor, self.reason
+        doc, actor, reason = self.policies[change.key], self.actor, self.reason
         if change.action == "create":
             self.store.create_policy(doc, actor=actor, reason=reason)
         elif change.action == "update":

@@ -6,6 +6,10 @@ by one would: the revision moves by that many at once; each gets its audit entri
 (`policy.create`, `policy.publish`), and each publish its entry in the change feed, with
 consecutive decision revisions. The caller holds the writers' lock (`_begin_change`
 moved the revision by one already).
+
+The rows are Core inserts, one `executemany` per table and chunk; each document is
+written out once (`_common.json_copy`) and that text stored in both the policy and its
+first version, rather than encoded again by the JSON columns' bind processing.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, update
+from sqlalchemy import Table, Text, bindparam, delete, insert, update
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from pbgm.store import _common as common
 from pbgm.store import _feed as feed
@@ -30,12 +37,16 @@ from pbgm.store.sql.tables import (
 )
 
 _REVISION = cast(Table, RevisionRow.__table__)
+_TABLES = {
+    row: cast(Table, row.__table__)
+    for row in (PolicyRow, PolicyVersionRow, PublishedRow, DecisionChangeRow, AuditRow)
+}
 CHUNK = 2_000
 
 
 def insert_created(
     session: Session,
-    checked: list[tuple[dict[str, Any], PolicyKeys]],
+    checked: list[tuple[dict[str, Any], str, PolicyKeys]],
     at: datetime,
     actor: str,
     reason: str,
@@ -62,7 +73,7 @@ def insert_created(
 
 def _insert(
     session: Session,
-    part: list[tuple[dict[str, Any], PolicyKeys]],
+    part: list[tuple[dict[str, Any], str, PolicyKeys]],
     at: datetime,
     actor: str,
     reason: str,
@@ -71,36 +82,44 @@ def _insert(
 ) -> None:
     policies, versions, published, audit, changes = [], [], [], [], []
     created = common.to_json(policy_rules.with_reason({"version": 1}, reason))
-    for offset, (doc, keys) in enumerate(part):
+    for offset, (doc, text, keys) in enumerate(part):
         status = "published" if publish else "draft"
         policies.append(
             {"id": keys.id, "type": keys.type, "policy_group": keys.policy_group}
             | {"asset_id": keys.asset_id, "status": status, "version": 1}
-            | {"document_format": keys.format, "document": doc}
+            | {"document_format": keys.format, "document_text": text}
             | {"published_version": 1 if publish else None}
             | {"created_at": at, "updated_at": at, "updated_by": actor}
         )
         versions.append(
-            {"policy_id": keys.id, "version": 1, "document": doc, "author": actor}
+            {"policy_id": keys.id, "version": 1, "document_text": text, "author": actor}
             | {"created_at": at, "reason": reason, "action": "create"}
         )
         audit.append(_audit(at, actor, "policy.create", keys.id, created))
         if publish:
-            text, target, windowed, timed = feed.decision_text(doc)
+            lean, target, windowed, timed = feed.decision_text(doc)
             published.append(
                 {"id": keys.id, "policy_group": keys.policy_group, "version": 1}
-                | {"document": text, "target": target, "windowed": windowed, "timed": timed}
+                | {"document": lean, "target": target, "windowed": windowed, "timed": timed}
             )
             audit.append(_audit(at, actor, "policy.publish", keys.id, created))
             changes.append(
                 {"revision": revision + offset, "policy_id": keys.id, "policy_group": None}
             )
-    session.execute(insert(PolicyRow), policies)
-    session.execute(insert(PolicyVersionRow), versions)
+    connection = session.connection()  # Core statements: no ORM bookkeeping per row
+    document = {"document": _json_text(connection.dialect.name)}
+    connection.execute(insert(_TABLES[PolicyRow]).values(document), policies)
+    connection.execute(insert(_TABLES[PolicyVersionRow]).values(document), versions)
     if publish:
-        session.execute(insert(PublishedRow), published)
-        session.execute(insert(DecisionChangeRow), changes)
-    session.execute(insert(AuditRow), audit)
+        connection.execute(insert(_TABLES[PublishedRow]), published)
+        connection.execute(insert(_TABLES[DecisionChangeRow]), changes)
+    connection.execute(insert(_TABLES[AuditRow]), audit)
+
+
+def _json_text(dialect: str) -> ColumnElement[Any]:
+    """The `document_text` parameter (JSON text) as the value of a JSON column."""
+    text = bindparam("document_text", type_=Text())
+    return sql_cast(text, JSONB) if dialect == "postgresql" else text
 
 
 def _audit(at: datetime, actor: str, action: str, policy_id: str, details: Any) -> dict[str, Any]:
