@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pbgm.bundle._format import Bundle, BundleGroup
+from pbgm.bundle._format import EVERY, Bundle, BundleGroup, Phases
 from pbgm.errors import ConflictError, NotFoundError, PbgmError, Problem, ValidationError
 from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.pap import plain_json
@@ -17,8 +17,6 @@ from pbgm.policy import problems_of, validate_policy_set_document
 from pbgm.store.base import Grant, Group, Store, User
 
 Progress = Callable[[int, int], None]
-Phases = Callable[[str, int, int], None]
-"""`(phase, done, total)`: `validating`, `planning`, `writing`, each from 0 to its total."""
 
 UNCHANGED = "unchanged"
 
@@ -124,13 +122,13 @@ def import_bundle(
     validated once: the store receives the checked documents.
     """
     with _collector_paused():
-        documents = check_documents(bundle, phases)
+        check_documents(bundle, phases)
         if dry_run:
-            return _plan(store, bundle, documents, publish, dry_run=True)
+            return _plan(store, bundle, publish, dry_run=True)
         with store.atomic() as view:
-            plan = _plan(view, bundle, documents, publish, dry_run=False, phases=phases)
-            _apply(view, bundle, documents, plan, actor=actor, reason=reason,
-                   progress=progress, phases=phases)  # fmt: skip
+            plan = _plan(view, bundle, publish, dry_run=False, phases=phases)
+            _apply(view, bundle, plan, actor=actor, reason=reason, progress=progress,
+                   phases=phases)  # fmt: skip
     return replace(plan, revision=store.revision())
 
 
@@ -150,20 +148,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def check_documents(bundle: Bundle, phases: Phases | None = None) -> tuple[dict[str, Any], ...]:
-    """Validate every policy of the bundle and its policy groups; the policies' plain
-    JSON copies (what is written), in the bundle's order, or `ValidationError` listing
-    the problems of all of them."""
+def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
+    """Validate every policy of the bundle (plain JSON already: `Bundle`) and its policy
+    groups; `ValidationError` lists the problems of all of them."""
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    documents: list[dict[str, Any]] = []
     total = len(bundle.policies)
     for done, (doc, source) in enumerate(zip(bundle.policies, bundle.sources, strict=True)):
         if phases is not None and done % _EVERY == 0:
             phases("validating", done, total)
-        plain = plain_json(doc)
-        documents.append(plain)
-        problems += _located(source, _problems_of(plain))
+        problems += _located(source, _problems_of(doc))
         policy_id = doc.get("id") if isinstance(doc, dict) else None
         if isinstance(policy_id, str) and policy_id in seen:
             problems.append(
@@ -179,10 +173,9 @@ def check_documents(bundle: Bundle, phases: Phases | None = None) -> tuple[dict[
         phases("validating", total, total)
     if problems:
         raise ValidationError(problems)
-    return tuple(documents)
 
 
-_EVERY = 50  # documents between two reports of a phase
+_EVERY = EVERY
 _BULK = 1_000  # new policies written in one `Store.create_policies`
 
 
@@ -206,18 +199,12 @@ def _located(source: str, problems: list[Problem]) -> list[Problem]:
 
 
 def _plan(
-    store: Store,
-    bundle: Bundle,
-    documents: tuple[dict[str, Any], ...],
-    publish: bool,
-    *,
-    dry_run: bool,
-    phases: Phases | None = None,
+    store: Store, bundle: Bundle, publish: bool, *, dry_run: bool, phases: Phases | None = None
 ) -> ImportPlan:
     _check_references(store, bundle)
     changes = [
         *_plan_policy_groups(store, bundle.policy_groups),
-        *_plan_policies(store, documents, publish, phases),
+        *_plan_policies(store, bundle.policies, publish, phases),
         *_plan_users(store, bundle.users),
         *_plan_groups(store, bundle.groups),
         *_plan_grants(store, bundle.grants),
@@ -256,6 +243,8 @@ def _plan_policies(
             yield Change("policy", doc["id"], "publish")
         else:
             yield Change("policy", doc["id"], UNCHANGED)
+    if phases is not None:
+        phases("planning", len(docs), len(docs))
 
 
 def _published_latest(record: Any) -> bool:
@@ -360,7 +349,6 @@ def _check_references(store: Store, bundle: Bundle) -> None:
 def _apply(
     store: Store,
     bundle: Bundle,
-    documents: tuple[dict[str, Any], ...],
     plan: ImportPlan,
     *,
     actor: str,
@@ -368,7 +356,7 @@ def _apply(
     progress: Progress | None,
     phases: Phases | None = None,
 ) -> None:
-    steps = _Steps(store, bundle, documents, actor=actor, reason=reason)
+    steps = _Steps(store, bundle, actor=actor, reason=reason)
     total = len(plan.changes)
     created: list[dict[str, Any]] = []  # new policies, written in bulk
 
@@ -384,6 +372,8 @@ def _apply(
             report(moment)
         created.clear()
 
+    if phases is not None:
+        phases("writing", 0, total)
     for done, change in enumerate(plan.changes, start=1):
         if change.kind == "policy" and change.action == "create":
             created.append(steps.policies[change.key])
@@ -402,17 +392,9 @@ def _apply(
 class _Steps:
     """The store calls behind each kind of change."""
 
-    def __init__(
-        self,
-        store: Store,
-        bundle: Bundle,
-        documents: tuple[dict[str, Any], ...],
-        *,
-        actor: str,
-        reason: str,
-    ) -> None:
+    def __init__(self, store: Store, bundle: Bundle, *, actor: str, reason: str) -> None:
         self.store, self.actor, self.reason = store, actor, reason
-        self.policies = {doc["id"]: doc for doc in documents}
+        self.policies = {doc["id"]: doc for doc in bundle.policies}
         self.policy_groups = {g.id: g for g in bundle.policy_groups}
         self.users = {u.name: u for u in bundle.users}
         self.groups = {g.name: g for g in bundle.groups}
