@@ -21,9 +21,9 @@ half data access with three), then:
 Run: `.venv/bin/python -m benchmarks.scale [--sizes 1000,10000,100000]
 [--backends sqlite,postgres] [--changes 20] [--import-size 2000]
 [--part load,changes,import]`; results go to `benchmarks/results/scale.json`
-(`--part` runs only some parts: `--part import --import-size 100000` only imports). Targets (issue 17): a change reflected within 200 ms
-p99 (500 ms across instances), unrelated p99 within 2x, load of 100,000 <= 2 s,
-import of 100,000 <= 60 s.
+(`--part` runs only some parts: `--part import --import-size 100000` only imports).
+Targets (issue 17): a change reflected within 200 ms p99 (500 ms across instances),
+unrelated p99 within 2x, load of 100,000 <= 2 s, import of 100,000 <= 60 s.
 """
 
 from __future__ import annotations
@@ -290,7 +290,9 @@ def measure_import(backend: str, count: int, directory: Path) -> dict[str, Any]:
         "import_s": round(seconds, 2),
         "import_cpu_s": round(cpu, 2),
         "per_s": round(count / seconds),
-        "phases_s": {p: round(end - s, 2) for (p, s), end in zip(starts.items(), ends, strict=True)},
+        "phases_s": {
+            p: round(end - s, 2) for (p, s), end in zip(starts.items(), ends, strict=True)
+        },
     }
 
 

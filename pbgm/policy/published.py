@@ -2,8 +2,8 @@
 
 A store hands a decision point its published policies as `PublishedPolicy` rows
 (`pbgm.store.base`): the document packed (`pack`: compact JSON, deflated), its target
-as JSON text, and two flags. `lazy_policies` turns each into a `pbgm.decision.LazyPolicy`, indexed by its
-target at once (the target's few bytes decoded without the checks of `parse_target`,
+as JSON text, and two flags. `lazy_policies` turns each into a `pbgm.decision.LazyPolicy`,
+indexed by its target at once (the target's few bytes decoded without the checks of `parse_target`,
 the store holding validated documents) and parsed and compiled from its text when a
 decision first reaches it. This is what makes 100,000 policies ready in about a second.
 

@@ -38,7 +38,7 @@ def odd_document(k: int) -> dict[str, Any]:
     """A scale-workload document with text that JSON writes out in escapes."""
     document = workload.document(k)
     document["description"] = f"Grenzwerte für Anlage {k} ☃ \\u0000 is text, not NUL"
-    document["rules"][0]["description"] = "tab\there, quote\" and é"
+    document["rules"][0]["description"] = 'tab\there, quote" and é'
     return document
 
 

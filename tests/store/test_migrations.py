@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from pbgm.store.sql import SqlStore, make_engine
 from pbgm.policy.published import unpack
+from pbgm.store.sql import SqlStore, make_engine
 from pbgm.store.sql.migrate import check_drift, current, downgrade, head, upgrade
 from pbgm.store.sql.tables import metadata
 from tests.conftest import fresh_postgres_database
