@@ -14,14 +14,13 @@ first version, rather than encoded again by the JSON columns' bind processing.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, delete, insert, update
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import JSON, Connection, Table, Text, bindparam, delete, insert, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from pbgm.store import _common as common
 from pbgm.store import _feed as feed
@@ -107,19 +106,52 @@ def _insert(
                 {"revision": revision + offset, "policy_id": keys.id, "policy_group": None}
             )
     connection = session.connection()  # Core statements: no ORM bookkeeping per row
-    document = {"document": _json_text(connection.dialect.name)}
-    connection.execute(insert(_TABLES[PolicyRow]).values(document), policies)
-    connection.execute(insert(_TABLES[PolicyVersionRow]).values(document), versions)
+    _write(connection, _TABLES[PolicyRow], policies)
+    _write(connection, _TABLES[PolicyVersionRow], versions)
     if publish:
-        connection.execute(insert(_TABLES[PublishedRow]), published)
-        connection.execute(insert(_TABLES[DecisionChangeRow]), changes)
-    connection.execute(insert(_TABLES[AuditRow]), audit)
+        _write(connection, _TABLES[PublishedRow], published)
+        _write(connection, _TABLES[DecisionChangeRow], changes)
+    _write(connection, _TABLES[AuditRow], audit)
 
 
-def _json_text(dialect: str) -> ColumnElement[Any]:
-    """The `document_text` parameter (JSON text) as the value of a JSON column."""
-    text = bindparam("document_text", type_=Text())
-    return sql_cast(text, JSONB) if dialect == "postgresql" else text
+def _write(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """The rows into `table`: COPY on PostgreSQL (no statement per row), one
+    executemany elsewhere. A row's `document_text` is its JSON `document` written out
+    already; other JSON values are written out here, each object once (the audit
+    entries of a chunk share theirs)."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        document = {"document": bindparam("document_text", type_=Text())}
+        statement = insert(table).values(document) if "document_text" in rows[0] else insert(table)
+        connection.execute(statement, rows)
+        return
+    keys = list(rows[0])
+    columns = [table.c["document" if key == "document_text" else key] for key in keys]
+    as_json = [
+        isinstance(c.type, JSON | JSONB) and k != "document_text"
+        for c, k in zip(columns, keys, strict=True)
+    ]
+    written: dict[int, tuple[Any, str]] = {}  # id -> (the object, kept alive; its text)
+
+    def text(value: Any) -> str | None:
+        if value is None:
+            return None
+        if id(value) not in written:
+            written[id(value)] = (value, json.dumps(value))
+        return written[id(value)][1]
+
+    names = ", ".join(column.name for column in columns)  # the names of our own tables
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    text(row[k]) if encode else row[k]
+                    for k, encode in zip(keys, as_json, strict=True)
+                ]
+            )
 
 
 def _audit(at: datetime, actor: str, action: str, policy_id: str, details: Any) -> dict[str, Any]:
