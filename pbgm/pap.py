@@ -44,8 +44,18 @@ ALL_POLICIES = "all-policies"
 """Id of the policy set `load_policy_set()` builds when no policy group is named."""
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def plain_json(value: Any) -> Any:
     """JSON-ready copy of a document: dicts, lists, ISO strings for date-times."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:  # the common case, without the ABC checks below
+        return {k if type(k) is str else str(k): plain_json(v) for k, v in value.items()}
+    if kind is list:
+        return [plain_json(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,10 @@ from pbgm.policy import canonical_json, load_file
 from pbgm.store.base import Grant, User
 
 FORMAT = "pbgm/bundle/v1"
+EVERY = 50  # documents between two reports of a phase
+Phases = Callable[[str, int, int], None]
+"""`(phase, done, total)`: `reading`, then those of an import (`validating`, `planning`,
+`writing`), each from 0 to its total."""
 BUNDLE_FILE = "bundle.json"
 POLICY_DIR = "policies"
 POLICY_SUFFIXES = (".json", ".yaml", ".yml")
@@ -37,7 +41,9 @@ class Bundle:
     """The content of a bundle, kept sorted so equal content compares equal.
 
     `sources` names where each policy came from (a file, or `policies[3]`); it is
-    used to locate problems and takes no part in equality.
+    used to locate problems and takes no part in equality. The policies are kept as
+    plain JSON (`pbgm.pap.plain_json`: YAML timestamps as ISO strings, tuples as
+    lists), made so once here, so what is validated is what is written.
     """
 
     policies: tuple[dict[str, Any], ...] = ()
@@ -51,7 +57,8 @@ class Bundle:
         sources = self.sources
         if len(sources) != len(self.policies):  # e.g. `replace(bundle, policies=...)`
             sources = tuple(f"policies[{i}]" for i in range(len(self.policies)))
-        pairs = sorted(zip(self.policies, sources, strict=True), key=lambda p: _policy_key(p[0]))
+        plain = (plain_json(p) for p in self.policies)
+        pairs = sorted(zip(plain, sources, strict=True), key=lambda p: _policy_key(p[0]))
         groups = (replace(g, members=tuple(sorted(set(g.members)))) for g in self.groups)
         setters = {
             "policies": tuple(p for p, _ in pairs),
@@ -82,32 +89,40 @@ def _grant_key(grant: Grant) -> tuple[str, ...]:
 # --- reading -------------------------------------------------------------------
 
 
-def read_bundle(path: str | Path) -> Bundle:
+def read_bundle(path: str | Path, phases: Phases | None = None) -> Bundle:
     """A bundle from a file or a directory; `ValidationError` lists every problem found.
 
     A file that cannot be read at all (malformed, too large) is reported as a
     problem of that file when it is one of several; a single-file bundle raises
-    the reading error itself.
+    the reading error itself. `phases` follows the `reading`: file by file for a
+    directory, from 0 to 1 for a single file (one parse).
     """
     path = Path(path)
     if path.is_dir():
-        return _read_directory(path)
+        return _read_directory(path, phases)
     if not path.exists():
         raise InvalidInputError(f"no bundle at `{path}`: give a bundle file or directory")
+    if phases is not None:
+        phases("reading", 0, 1)
     data = load_file(path)
     problems: list[Problem] = []
     bundle = bundle_from_data(data, source=path.name, problems=problems, with_policies=True)
     _raise_if(problems)
+    if phases is not None:
+        phases("reading", 1, 1)
     return bundle
 
 
-def _read_directory(path: Path) -> Bundle:
+def _read_directory(path: Path, phases: Phases | None) -> Bundle:
     problems: list[Problem] = []
     data: Any = {"format": FORMAT}
     if (path / BUNDLE_FILE).exists():
         data = _load_or_report(path / BUNDLE_FILE, BUNDLE_FILE, problems) or {"format": FORMAT}
     policies, sources = [], []
-    for file in _policy_files(path / POLICY_DIR):
+    files = _policy_files(path / POLICY_DIR)
+    for done, file in enumerate(files):
+        if phases is not None and done % EVERY == 0:
+            phases("reading", done, len(files))
         source = f"{POLICY_DIR}/{file.name}"
         doc = _load_or_report(file, source, problems)
         if doc is not None:
@@ -115,7 +130,10 @@ def _read_directory(path: Path) -> Bundle:
             sources.append(source)
     bundle = bundle_from_data(data, source=BUNDLE_FILE, problems=problems, with_policies=False)
     _raise_if(problems)
-    return replace(bundle, policies=tuple(policies), sources=tuple(sources))
+    bundle = replace(bundle, policies=tuple(policies), sources=tuple(sources))
+    if phases is not None:
+        phases("reading", len(files), len(files))
+    return bundle
 
 
 def _policy_files(directory: Path) -> list[Path]:
@@ -126,7 +144,7 @@ def _policy_files(directory: Path) -> list[Path]:
 
 def _load_or_report(file: Path, source: str, problems: list[Problem]) -> Any:
     try:
-        return plain_json(load_file(file))
+        return load_file(file)
     except InvalidInputError as error:
         problems.append(Problem(source, error.code, error.message))
         return None
@@ -153,7 +171,7 @@ def bundle_from_data(
             at.problem(f"$.{key}", "additional_property", f"unknown section `{key}`")
     policies = _items(data, "policies", at) if with_policies else []
     return Bundle(
-        policies=tuple(plain_json(p) for p in policies),
+        policies=tuple(policies),
         sources=tuple(f"policies[{i}]" for i in range(len(policies))),
         policy_groups=tuple(_parsed(data, "policy_groups", _policy_group, at)),
         users=tuple(_parsed(data, "users", _user, at)),
@@ -287,7 +305,7 @@ def bundle_data(bundle: Bundle, *, with_policies: bool = True) -> dict[str, Any]
         "grants": [_grant_data(g) for g in bundle.grants],
     }
     if with_policies:
-        data["policies"] = [plain_json(p) for p in bundle.policies]
+        data["policies"] = list(bundle.policies)
     return data
 
 

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pbgm.bundle._format import Bundle, BundleGroup
+from pbgm.bundle._format import EVERY, Bundle, BundleGroup, Phases
 from pbgm.errors import ConflictError, NotFoundError, PbgmError, Problem, ValidationError
 from pbgm.model import PolicyGroup, PolicyStatus
-from pbgm.pap import checked_document, plain_json
-from pbgm.policy import validate_policy_set_document
+from pbgm.pap import plain_json
+from pbgm.policy import problems_of, validate_policy_set_document
 from pbgm.store.base import Grant, Group, Store, User
 
 Progress = Callable[[int, int], None]
-Phases = Callable[[str, int, int], None]
-"""`(phase, done, total)`: `validating`, `planning`, `writing`, each from 0 to its total."""
 
 UNCHANGED = "unchanged"
 
@@ -121,16 +121,36 @@ def import_bundle(
     writing; `phases` every phase (validating, planning, writing). Each document is
     validated once: the store receives the checked documents.
     """
-    check_documents(bundle, phases)
-    if dry_run:
-        return _plan(store, bundle, publish, dry_run=True)
-    with store.atomic() as view:
-        plan = _plan(view, bundle, publish, dry_run=False, phases=phases)
-        _apply(view, bundle, plan, actor=actor, reason=reason, progress=progress, phases=phases)
+    with _collector_paused():
+        check_documents(bundle, phases)
+        if dry_run:
+            return _plan(store, bundle, publish, dry_run=True)
+        with store.atomic() as view:
+            plan = _plan(view, bundle, publish, dry_run=False, phases=phases)
+            _apply(view, bundle, plan, actor=actor, reason=reason, progress=progress,
+                   phases=phases)  # fmt: skip
     return replace(plan, revision=store.revision())
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the import. With 100,000 documents
+    held (the bundle's and their plain copies, some 10 million objects), its full
+    passes took 40 % of an import's time; the import leaves no cycles behind to
+    collect (the peak memory is the same either way), and reference counting frees
+    the rest as usual. Restored as it was, whatever happens."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
+    """Validate every policy of the bundle (plain JSON already: `Bundle`) and its policy
+    groups; `ValidationError` lists the problems of all of them."""
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     total = len(bundle.policies)
@@ -155,16 +175,18 @@ def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
         raise ValidationError(problems)
 
 
-_EVERY = 50  # documents between two reports of a phase
+_EVERY = EVERY
 _BULK = 1_000  # new policies written in one `Store.create_policies`
 
 
 def _problems_of(doc: Any, *, policy_set: bool = False) -> list[Problem]:
+    """The problems of a plain document: those `pbgm.pap.checked_document` would raise,
+    without parsing the policy (nothing here uses the parsed form)."""
     try:
         if policy_set:
             validate_policy_set_document(doc)
         else:
-            checked_document(doc)
+            return problems_of(doc)
     except ValidationError as error:
         return list(error.problems)
     except PbgmError as error:
@@ -221,6 +243,8 @@ def _plan_policies(
             yield Change("policy", doc["id"], "publish")
         else:
             yield Change("policy", doc["id"], UNCHANGED)
+    if phases is not None:
+        phases("planning", len(docs), len(docs))
 
 
 def _published_latest(record: Any) -> bool:
@@ -348,9 +372,11 @@ def _apply(
             report(moment)
         created.clear()
 
+    if phases is not None:
+        phases("writing", 0, total)
     for done, change in enumerate(plan.changes, start=1):
         if change.kind == "policy" and change.action == "create":
-            created.append(plain_json(steps.policies[change.key]))
+            created.append(steps.policies[change.key])
             if len(created) == _BULK:
                 write_created(done)
             continue
@@ -385,7 +411,7 @@ class _Steps:
 
     def _policy(self, change: Change, publish: bool) -> None:
         """The store calls for one policy; its document was validated by `check_documents`."""
-        doc, actor, reason = plain_json(self.policies[change.key]), self.actor, self.reason
+        doc, actor, reason = self.policies[change.key], self.actor, self.reason
         if change.action == "create":
             self.store.create_policy(doc, actor=actor, reason=reason)
         elif change.action == "update":

@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from pbgm.bundle import check_documents, export_bundle, import_bundle, read_bundle, write_bundle
-from pbgm.bundle._transfer import Phases
 from pbgm.cli._app import Env, main, pass_env, table
 from pbgm.errors import InvalidInputError, Problem, ValidationError
 from pbgm.model import PolicyStatus
@@ -42,8 +41,8 @@ def policy_import(
 ) -> None:
     """Import a bundle (file or directory), all or nothing."""
     started = time.monotonic()
-    bundle = read_bundle(path)
-    with _progress(env, len(bundle.policies) + len(bundle.grants), quiet) as phases:
+    with _progress(env, quiet) as phases:
+        bundle = read_bundle(path, phases)
         plan = import_bundle(
             env.store,
             bundle,
@@ -61,6 +60,7 @@ def policy_import(
         "revision": plan.revision,
         "counts": plan.counts(),
         "seconds": round(seconds, 3),
+        "phases": {name: round(s, 3) for name, s in phases.seconds.items()},
         "changes": changes,
     }
     head = "dry run, nothing changed:" if dry_run else f"imported (revision {plan.revision}):"
@@ -68,42 +68,59 @@ def policy_import(
     lines = [head, *(f"  {c.action:<9} {c.kind:<12} {c.key}" for c in listed)]
     if len(plan.changed) > LISTED:
         lines.append(f"  {len(plan.changed):,} changes, not listed (`--json` lists them)")
+    lines.append("  " + ", ".join(f"{name} {s:.1f} s" for name, s in phases.seconds.items()))
     rate = len(plan.changes) / max(seconds, 1e-9)
     lines.append(f"  {len(plan.changes):,} in {seconds:.1f} s ({rate:,.0f}/s)")
-    lines.append("  " + ", ".join(f"{n} {action}" for action, n in plan.counts().items()))
+    lines.append("  " + ", ".join(f"{n:,} {action}" for action, n in plan.counts().items()))
     env.emit(data, lines)
 
 
 PROGRESS_THRESHOLD = 50
+"""Items a phase must have for its progress bar to be shown."""
 LISTED = 200
 """Changes listed one per line; beyond, the summary alone (`--json` has them all)."""
 
 
+class _Phases:
+    """The `phases` callback of an import: the seconds each phase took, in order, and a
+    progress bar per phase on stderr when `show` (reading, validating, planning,
+    writing; each with its own count and rate, for a phase of at least
+    `PROGRESS_THRESHOLD` items)."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show
+        self.seconds: dict[str, float] = {}
+        self._phase, self._since = "", 0.0
+        self._bar: Any = None
+
+    def __call__(self, phase: str, done: int, of: int) -> None:
+        if phase != self._phase:
+            self.finish()
+            self._phase, self._since = phase, time.monotonic()
+            if self.show and of >= PROGRESS_THRESHOLD:
+                self._bar = click.progressbar(
+                    length=of, label=f"importing: {phase:<10}", file=sys.stderr, show_pos=True
+                )
+                self._bar.render_progress()
+        if self._bar is not None:
+            self._bar.update(done - self._bar.pos)
+
+    def finish(self) -> None:
+        if self._phase:
+            self.seconds[self._phase] = time.monotonic() - self._since
+        if self._bar is not None:
+            self._bar.render_finish()
+            self._bar = None
+
+
 @contextmanager
-def _progress(env: Env, total: int, quiet: bool) -> Iterator[Phases | None]:
-    """A progress bar per phase on stderr for large imports (none with `--json` or
-    `--quiet`): validating, planning, writing, each with its own count and rate."""
-    if env.as_json or quiet or total < PROGRESS_THRESHOLD:
-        yield None
-        return
-    bars: dict[str, Any] = {}
-
-    def advance(phase: str, done: int, of: int) -> None:
-        bar = bars.get(phase)
-        if bar is None:
-            for old in bars.values():
-                old.render_finish()
-            bar = bars[phase] = click.progressbar(
-                length=of, label=f"importing: {phase:<10}", file=sys.stderr, show_pos=True
-            )
-            bar.render_progress()
-        bar.update(done - bar.pos)
-
+def _progress(env: Env, quiet: bool) -> Iterator[_Phases]:
+    """The phases of an import, with progress bars unless `--json` or `--quiet`."""
+    phases = _Phases(show=not (env.as_json or quiet))
     try:
-        yield advance
+        yield phases
     finally:
-        for bar in bars.values():
-            bar.render_finish()
+        phases.finish()
 
 
 @policy.command("export")

@@ -57,14 +57,27 @@ def to_json(value: Any) -> Any:
     Refuses what one of the databases could not store: NaN or infinity, NUL
     characters, and values JSON cannot represent.
     """
+    return json_copy(value)[0]
+
+
+def json_copy(value: Any) -> tuple[Any, str]:
+    """`to_json`, and the copy written out as JSON text (what a bulk write stores).
+
+    Plain dicts and lists are written out as they are; anything else (read-only
+    mappings, sets) is thawed first.
+    """
     try:
-        text = json.dumps(thaw(value), allow_nan=False)
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except TypeError:
+            text = json.dumps(thaw(value), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"the document is not storable as JSON: {exc}") from None
     copy = json.loads(text)
-    if any("\x00" in s for s in json_strings(copy)):
+    # `json.dumps` writes NUL as `\u0000`; without that text there is none to look for
+    if "\\u0000" in text and any("\x00" in s for s in json_strings(copy)):
         raise InvalidInputError("a document must not contain a NUL character")
-    return copy
+    return copy, text
 
 
 def positive_int(value: Any) -> int | None:

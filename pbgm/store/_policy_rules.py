@@ -8,7 +8,7 @@ change conflicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from pbgm.errors import ConflictError, InvalidInputError, NotFoundError
 from pbgm.model import COMBINING_ALGORITHMS, PolicyGroup, PolicyStatus
 from pbgm.policy import FORMAT
-from pbgm.store._common import check_id, check_text, to_json
+from pbgm.store._common import check_id, check_text, json_copy, to_json
 from pbgm.store.base import PolicyRecord, PolicyVersion
 
 VERSION_ACTIONS = ("update", "rollback")
@@ -95,6 +95,19 @@ def check_new_policy(
     keys = policy_keys(doc)
     check_change(actor, reason)
     return doc, keys
+
+
+def check_new_policies(
+    documents: Sequence[Mapping[str, Any]], actor: str, reason: str
+) -> list[tuple[dict[str, Any], str, PolicyKeys]]:
+    """The checks of `create_policies`: per document its private JSON copy, that copy as
+    JSON text (written as it is) and its keys; the actor and reason checked once."""
+    check_change(actor, reason)
+    checked = []
+    for document in documents:
+        doc, text = json_copy(document)
+        checked.append((doc, text, policy_keys(doc)))
+    return checked
 
 
 def check_policy_update(

@@ -266,7 +266,8 @@ class Revisions:
 
 class PublishedPolicy(NamedTuple):
     """A published policy as a decision point loads it: its published document as
-    compact JSON text without its `content` (no decision reads it), and that
+    compact JSON text without its `content` (no decision reads it), packed
+    (`pbgm.policy.published.pack`; plain JSON text is read too), and that
     document's `target` as JSON text (None when it has none), read apart so that the
     policy can be indexed without decoding the rest; `windowed`: it has a validity
     window; `timed`: its text mentions `current_time` (both may err towards yes).
@@ -276,7 +277,7 @@ class PublishedPolicy(NamedTuple):
     id: str
     policy_group: str
     version: int
-    document: str
+    document: bytes | str
     target: str | None
     windowed: bool
     timed: bool

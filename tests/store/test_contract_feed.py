@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pbgm.model import PolicyGroup, PolicyStatus
+from pbgm.policy.published import unpack
 from pbgm.store import Store
 from pbgm.store.base import Revisions
 from tests.store.conftest import policy_doc, table_ids
@@ -57,7 +58,7 @@ def test_changes_of_a_draft_leave_the_decision_revision_alone(store: Store) -> N
 
 
 def _texts(published: Any) -> dict[str, dict[str, Any]]:
-    return {p.id: json.loads(p.document) for p in published.policies}
+    return {p.id: json.loads(unpack(p.document)) for p in published.policies}
 
 
 def test_a_full_read_gives_every_published_policy_compactly_in_id_order(store: Store) -> None:

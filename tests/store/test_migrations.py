@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from pbgm.policy.published import unpack
 from pbgm.store.sql import SqlStore, make_engine
 from pbgm.store.sql.migrate import check_drift, current, downgrade, head, upgrade
 from pbgm.store.sql.tables import metadata
@@ -35,7 +36,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_from_empty_reaches_head_without_drift(empty_url: str) -> None:
     assert current(empty_url) is None
     upgrade(empty_url)
-    assert current(empty_url) == head() == "0008_policy_text"
+    assert current(empty_url) == head() == "0009_packed_published"
     assert check_drift(empty_url) == []
     assert _tables(empty_url) == set(metadata.tables) | {"alembic_version"}
     store = SqlStore(empty_url)
@@ -129,10 +130,21 @@ def test_policies_published_before_0005_are_read_by_decision_points(empty_url: s
     read = store.read_published("g")
     store.close()
     (published,) = read.policies
-    assert json.loads(published.document) == {
+    assert published.document[:1] == b"\x01"  # packed by 0009_packed_published
+    assert json.loads(unpack(published.document)) == {
         "format": "pbgm/v1", "id": "p1", "type": "operational_limits", "policy_group": "g",
         "target": {"resource": {"id": "r1"}}, "rules": [{"id": "r", "effect": "Permit"}],
         "valid_from": "2026-01-01T00:00:00Z",
     }  # fmt: skip
     assert (published.version, published.windowed, published.timed) == (1, True, False)
     assert json.loads(published.target or "") == {"resource": {"id": "r1"}}
+    downgrade(empty_url, "0007_devices")  # back to the text 0005 wrote
+    engine = make_engine(empty_url)
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT document FROM published_policies")).scalar()
+    engine.dispose()
+    assert isinstance(stored, str) and json.loads(stored) == json.loads(unpack(published.document))
+    upgrade(empty_url)
+    store = SqlStore(empty_url)
+    assert store.read_published("g").policies == read.policies
+    store.close()

@@ -6,14 +6,20 @@ by one would: the revision moves by that many at once; each gets its audit entri
 (`policy.create`, `policy.publish`), and each publish its entry in the change feed, with
 consecutive decision revisions. The caller holds the writers' lock (`_begin_change`
 moved the revision by one already).
+
+The rows are Core inserts, one `executemany` per table and chunk; each document is
+written out once (`_common.json_copy`) and that text stored in both the policy and its
+first version, rather than encoded again by the JSON columns' bind processing.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, update
+from sqlalchemy import JSON, Connection, Table, Text, bindparam, delete, insert, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from pbgm.store import _common as common
@@ -30,12 +36,16 @@ from pbgm.store.sql.tables import (
 )
 
 _REVISION = cast(Table, RevisionRow.__table__)
+_TABLES = {
+    row: cast(Table, row.__table__)
+    for row in (PolicyRow, PolicyVersionRow, PublishedRow, DecisionChangeRow, AuditRow)
+}
 CHUNK = 2_000
 
 
 def insert_created(
     session: Session,
-    checked: list[tuple[dict[str, Any], PolicyKeys]],
+    checked: list[tuple[dict[str, Any], str, PolicyKeys]],
     at: datetime,
     actor: str,
     reason: str,
@@ -62,7 +72,7 @@ def insert_created(
 
 def _insert(
     session: Session,
-    part: list[tuple[dict[str, Any], PolicyKeys]],
+    part: list[tuple[dict[str, Any], str, PolicyKeys]],
     at: datetime,
     actor: str,
     reason: str,
@@ -71,36 +81,77 @@ def _insert(
 ) -> None:
     policies, versions, published, audit, changes = [], [], [], [], []
     created = common.to_json(policy_rules.with_reason({"version": 1}, reason))
-    for offset, (doc, keys) in enumerate(part):
+    for offset, (doc, text, keys) in enumerate(part):
         status = "published" if publish else "draft"
         policies.append(
             {"id": keys.id, "type": keys.type, "policy_group": keys.policy_group}
             | {"asset_id": keys.asset_id, "status": status, "version": 1}
-            | {"document_format": keys.format, "document": doc}
+            | {"document_format": keys.format, "document_text": text}
             | {"published_version": 1 if publish else None}
             | {"created_at": at, "updated_at": at, "updated_by": actor}
         )
         versions.append(
-            {"policy_id": keys.id, "version": 1, "document": doc, "author": actor}
+            {"policy_id": keys.id, "version": 1, "document_text": text, "author": actor}
             | {"created_at": at, "reason": reason, "action": "create"}
         )
         audit.append(_audit(at, actor, "policy.create", keys.id, created))
         if publish:
-            text, target, windowed, timed = feed.decision_text(doc)
+            lean, target, windowed, timed = feed.decision_text(doc)
             published.append(
                 {"id": keys.id, "policy_group": keys.policy_group, "version": 1}
-                | {"document": text, "target": target, "windowed": windowed, "timed": timed}
+                | {"document": lean, "target": target, "windowed": windowed, "timed": timed}
             )
             audit.append(_audit(at, actor, "policy.publish", keys.id, created))
             changes.append(
                 {"revision": revision + offset, "policy_id": keys.id, "policy_group": None}
             )
-    session.execute(insert(PolicyRow), policies)
-    session.execute(insert(PolicyVersionRow), versions)
+    connection = session.connection()  # Core statements: no ORM bookkeeping per row
+    _write(connection, _TABLES[PolicyRow], policies)
+    _write(connection, _TABLES[PolicyVersionRow], versions)
     if publish:
-        session.execute(insert(PublishedRow), published)
-        session.execute(insert(DecisionChangeRow), changes)
-    session.execute(insert(AuditRow), audit)
+        _write(connection, _TABLES[PublishedRow], published)
+        _write(connection, _TABLES[DecisionChangeRow], changes)
+    _write(connection, _TABLES[AuditRow], audit)
+
+
+def _write(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """The rows into `table`: COPY on PostgreSQL (no statement per row), one
+    executemany elsewhere. A row's `document_text` is its JSON `document` written out
+    already; other JSON values are written out here, each object once (the audit
+    entries of a chunk share theirs)."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        document = {"document": bindparam("document_text", type_=Text())}
+        statement = insert(table).values(document) if "document_text" in rows[0] else insert(table)
+        connection.execute(statement, rows)
+        return
+    keys = list(rows[0])
+    columns = [table.c["document" if key == "document_text" else key] for key in keys]
+    as_json = [
+        isinstance(c.type, JSON | JSONB) and k != "document_text"
+        for c, k in zip(columns, keys, strict=True)
+    ]
+    written: dict[int, tuple[Any, str]] = {}  # id -> (the object, kept alive; its text)
+
+    def text(value: Any) -> str | None:
+        if value is None:
+            return None
+        if id(value) not in written:
+            written[id(value)] = (value, json.dumps(value))
+        return written[id(value)][1]
+
+    names = ", ".join(column.name for column in columns)  # the names of our own tables
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    text(row[k]) if encode else row[k]
+                    for k, encode in zip(keys, as_json, strict=True)
+                ]
+            )
 
 
 def _audit(at: datetime, actor: str, action: str, policy_id: str, details: Any) -> dict[str, Any]:

@@ -206,8 +206,8 @@ class SqlPolicies(SqlBase):
     ) -> int:
         """In bulk: one multi-row INSERT per table, the revisions moved by the number of
         changes at once; the rows are those `create_policy` and `set_policy_status` write."""
-        checked = [policy_rules.check_new_policy(d, actor, reason) for d in documents]
-        ids = [keys.id for _, keys in checked]
+        checked = policy_rules.check_new_policies(documents, actor, reason)
+        ids = [keys.id for _, _, keys in checked]
         if len(set(ids)) != len(ids):
             raise common.already_exists("policy", next(i for i in ids if ids.count(i) > 1))
         if not checked:

@@ -27,6 +27,7 @@ from pbgm.store.sql.tables import DecisionChangeRow, PolicyGroupRow, PublishedRo
 
 _CHANGES = cast(Table, DecisionChangeRow.__table__)
 _IN_CHUNK = 5_000  # ids bound in one IN list
+_STREAM_BATCH = 10_000  # rows fetched at a time by a full read
 
 
 class SqlPublished(SqlBase):
@@ -71,15 +72,16 @@ def _published(
     if policy_group is not None:
         query = query.where(table.c.policy_group == policy_group)
     connection = session.connection()  # Core rows: no ORM loading for 100,000 of them
-    rows: list[Any] = []
-    if ids is None:
-        rows = list(connection.execute(query))
+    make = PublishedPolicy._make
+    rows: list[PublishedPolicy] = []
+    if ids is None:  # streamed: the driver holds one batch of rows at a time, not all
+        streamed = connection.execution_options(stream_results=True, yield_per=_STREAM_BATCH)
+        rows = [make(row) for row in streamed.execute(query)]
     for start in range(0, len(ids or ()), _IN_CHUNK):
         chunk = list(ids[start : start + _IN_CHUNK])  # type: ignore[index]
-        rows += connection.execute(query.where(table.c.id.in_(chunk))).all()
+        rows += [make(row) for row in connection.execute(query.where(table.c.id.in_(chunk)))]
     rows.sort(key=_first)
-    make = PublishedPolicy._make
-    return [make(row) for row in rows]
+    return rows
 
 
 def _first(row: Any) -> Any:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -127,7 +128,8 @@ document's JSON text (migration 0008_policy_text; needs the `pg_trgm` extension)
 class PublishedRow(Base):
     """A published policy as decision points read it, one row per published policy
     (`pbgm.store._feed.decision_text`): the group of its published version, that
-    version's document as compact JSON without `content` or descriptions, its target,
+    version's document as compact JSON without `content` or descriptions, packed
+    (`pbgm.policy.published.pack`), its target,
     whether it has a validity window and whether it mentions `current_time`. A narrow
     table of its own, so that loading 100,000 reads no other column."""
 
@@ -136,7 +138,7 @@ class PublishedRow(Base):
     id: Mapped[str] = _name(ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True)
     policy_group: Mapped[str] = _name(index=True)
     version: Mapped[int] = mapped_column(Integer)
-    document: Mapped[str] = mapped_column(Text)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
     target: Mapped[str | None] = mapped_column(Text, nullable=True)
     windowed: Mapped[bool]
     timed: Mapped[bool]
