@@ -26,6 +26,7 @@ from pbgm.errors import ConfigurationError, NotFoundError
 from pbgm.pdp import Follower, PolicyDecisionPoint
 from pbgm.pep import Decider
 from pbgm.policy import parse_policy
+from pbgm.policy.published import unpack
 from pbgm.store.base import Revisions, ServiceAccount, Store
 
 from ._bounded import BoundedMap
@@ -270,7 +271,7 @@ class PolicyCache:
             by_id.pop(policy_id, None)
         for policy in read.policies:
             by_id.pop(policy.id, None)
-            if f'"type":"{TRIGGER_TYPE}"' in policy.document:  # the lean text, compact
+            if _may_be_trigger(policy.document):
                 record = self.store.get_policy(policy.id)
                 document = record.published_document or record.document
                 parsed = parse_policy(document, version=record.published_version or 0)
@@ -339,3 +340,15 @@ class _Follower(Follower):
         except Exception:
             return self._failed()
         return delay
+
+
+_MARKER = f'"type":"{TRIGGER_TYPE}"'
+
+
+def _may_be_trigger(document: bytes | str) -> bool:
+    """Whether a published document's lean text (compact JSON, maybe packed) names the
+    trigger type: a cheap test before the policy is read whole."""
+    text = unpack(document)
+    if isinstance(text, bytes):
+        return _MARKER.encode() in text
+    return _MARKER in text
