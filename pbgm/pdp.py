@@ -146,22 +146,28 @@ def policy_set_header(policy_group: Groups, group: PolicyGroup | None) -> Policy
 
 
 def read_published(store: Store, policy_group: Groups, since: int | None) -> PublishedSet:
-    """`store.read_published` for one group or all; for a set of groups, each group's
-    read merged: a policy that moved between them is in the set, one that moved out of
-    them is removed. The revision is the oldest of the reads (a later sync reads what
-    changed after it again; applying a change twice changes nothing)."""
+    """`store.read_published` for one group or all. For a set of groups, what changed
+    since `since` is one read of what changed in any group (one transaction, however
+    many groups), kept to the set's groups: a policy that moved out of them is removed.
+    A whole set (`since` None, or a gap in the feed) is each group's read merged, a
+    policy that moved between them in the set; the revision is the oldest of the reads
+    (a later sync reads what changed after it again; applying a change twice changes
+    nothing)."""
     if not isinstance(policy_group, frozenset):
         return store.read_published(policy_group, since=since)
     if not policy_group:
         return PublishedSet(store.revisions().decisions, True, None, ())
-    reads = [store.read_published(group, since=since) for group in sorted(policy_group)]
-    if since is not None and any(read.full for read in reads):  # the feed has a gap
-        reads = [store.read_published(group) for group in sorted(policy_group)]
+    if since is not None:  # what changed in any group, in one read, kept to these groups
+        read = store.read_published(None, since=since)
+        if not read.full:
+            ours = tuple(p for p in read.policies if p.policy_group in policy_group)
+            removed = read.removed | {p.id for p in read.policies} - {p.id for p in ours}
+            return PublishedSet(read.revision, False, None, ours, frozenset(removed))
+    reads = [store.read_published(group) for group in sorted(policy_group)]
     policies = {p.id: p for read in reads for p in read.policies}
     removed = frozenset().union(*(read.removed for read in reads)) - policies.keys()
     revision = min(read.revision for read in reads)
-    full = since is None or any(read.full for read in reads)
-    return PublishedSet(revision, full, None, tuple(policies.values()), removed)
+    return PublishedSet(revision, True, None, tuple(policies.values()), removed)
 
 
 # --- the service -------------------------------------------------------------------
