@@ -541,7 +541,8 @@ def _listen(reference: weakref.ref[Follower]) -> None:
                     )
                 failed = True
                 _set_listening(reference, False)
-                listener = _closed(listener)
+                _closed(listener)
+                listener = None
                 stopping.wait(LISTEN_RETRY_S)
     finally:
         _set_listening(reference, False)
