@@ -395,3 +395,40 @@ def test_a_decision_point_of_several_groups_reads_what_changed_once_for_all_of_t
     assert store.reads == [(None, pdp.revision - 3)]  # the feed once, for every group
     assert set(pdp.decide(request).policy_ids) == {"p-b", "p-c"}
     assert [c.id for c in pdp.compiled.children] == ["p-b", "p-c"]
+
+
+class DeafStore(MemoryStore):
+    """A store whose announcements cannot be listened to (a listener that fails)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    def listen_decisions(self) -> Any:
+        self.tries += 1
+        raise ConnectionError("the listening connection failed")
+
+
+def test_a_follower_whose_listener_fails_follows_by_polling(caplog, monkeypatch):
+    monkeypatch.setattr("pbgm.pdp.LISTEN_RETRY_S", 0.02)
+    store = DeafStore()
+    follower = Follower(store, every=0.02)
+    pdp = follower.add(PolicyDecisionPoint(store=store))
+    follower.start()
+    try:
+        assert pdp.wait_ready(5)
+        _publish(store, "p1")
+        deadline = time.monotonic() + 5
+        while pdp.revision != store.revisions().decisions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [c.id for c in pdp.compiled.children] == ["p1"]
+        while store.tries < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.tries >= 3  # tried again
+        assert not follower.listening
+    finally:
+        follower.stop()
+    warnings = [r for r in caplog.records if "cannot listen" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, with the error's type only
+    assert "ConnectionError" in warnings[0].getMessage()
+    assert "connection failed" not in warnings[0].getMessage()
