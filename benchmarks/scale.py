@@ -40,6 +40,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,7 @@ class Server:
     def __init__(self, url: str, keys: Path, port: int) -> None:
         self.port = port
         env = {**os.environ, "PBGM_KEYS_DIR": str(keys), "PBGM_WORKERS": "2"}
+        env["PBGM_RATE_LIMIT"] = "0"  # two clients, hundreds of calls a second: not limited
         command = [sys.executable, "-m", "pbgm", "--db", url, "serve"]
         command += ["--bind", f"127.0.0.1:{port}"]
         self.process = subprocess.Popen(
@@ -137,17 +140,28 @@ def _caller(url: str, directory: Path) -> tuple[Path, str]:
     from pbgm.auth.keys import KeyRing
     from pbgm.auth.secrets import hash_secret
     from pbgm.auth.tokens import TokenIssuer
-    from pbgm.store import ServiceAccount
+    from pbgm.errors import NotFoundError
+    from pbgm.model import Permission, PolicyGroup
+    from pbgm.store import Grant, ServiceAccount
     from pbgm.store.sql import SqlStore
 
     store = SqlStore(url)
-    store.add_service_account(ServiceAccount(CALLER, hash_secret("x"), SCOPES), actor="bench")
+    try:
+        generation = store.get_service_account(CALLER).token_generation  # a repository reused
+    except NotFoundError:
+        account = ServiceAccount(CALLER, hash_secret("x"), SCOPES)
+        store.add_service_account(account, actor="bench")
+        for group in (workload.LIMITS_GROUP, workload.ACCESS_GROUP):  # decided against
+            store.put_policy_group(PolicyGroup(group), actor="bench")
+            store.add_grant(Grant("service", CALLER, "policy_group", group, Permission.READ),
+                            actor="bench")  # fmt: skip
+        generation = store.get_service_account(CALLER).token_generation
     store.close()
     keys = directory / f"keys-{uuid.uuid4().hex[:8]}"
     ring = KeyRing(keys)
     ring.generate()
-    token = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api").issue(CALLER, SCOPES)
-    return keys, token
+    issuer = TokenIssuer(ring, issuer="pbgm", audience="pbgm-api")
+    return keys, issuer.issue(CALLER, SCOPES, generation=generation)
 
 
 # --- propagation and unrelated decisions ---------------------------------------------------
@@ -253,6 +267,7 @@ def measure_changes(url: str, n: int, changes: int, directory: Path, two: bool) 
             server.stop()
     result = {
         "propagation": [_percentiles(times) for times in seen],
+        "propagation_ms": [[round(1000 * t, 1) for t in times] for times in seen],
         "unrelated_idle": _percentiles(background.latencies["idle"]),
         "unrelated_changes": _percentiles(background.latencies["changes"]),
     }
@@ -302,20 +317,32 @@ def measure_import(backend: str, count: int, directory: Path) -> dict[str, Any]:
 PARTS = ("load", "changes", "import")
 
 
+@contextmanager
+def _filled(backend: str, n: int, directory: Path, url: str | None) -> Iterator[tuple[str, float]]:
+    """A repository of the `n` documents: `url` as it is (filled by an earlier run,
+    `--url`), else a new one, filled here, and the seconds filling took."""
+    if url is not None:
+        yield url, 0.0
+        return
+    with database(backend, directory) as url:
+        started = time.perf_counter()
+        fill(url, workload.documents(n))
+        yield url, round(time.perf_counter() - started, 1)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     parts = set(args.part.split(","))
     if not parts <= set(PARTS):
         raise SystemExit(f"--part takes some of {','.join(PARTS)}")
+    if args.url and ("," in args.sizes or "," in args.backends):
+        raise SystemExit("--url takes one of --sizes and one of --backends")
     with tempfile.TemporaryDirectory(prefix="pbgm-bench-scale-") as workdir:
         directory = Path(workdir)
         for backend in args.backends.split(","):
             for n in (int(s) for s in args.sizes.split(",")) if parts - {"import"} else ():
-                with database(backend, directory) as url:
-                    started = time.perf_counter()
-                    fill(url, workload.documents(n))
-                    row: dict[str, Any] = {"backend": backend, "n": n}
-                    row["fill_s"] = round(time.perf_counter() - started, 1)
+                with _filled(backend, n, directory, args.url) as (url, fill_s):
+                    row: dict[str, Any] = {"backend": backend, "n": n, "fill_s": fill_s}
                     if "load" in parts:
                         row |= measure_load(url)
                     if "changes" in parts:
@@ -340,6 +367,9 @@ def main() -> None:
     parser.add_argument("--import-size", type=int, default=2_000)
     parser.add_argument("--part", default=",".join(PARTS), help="some of load,changes,import")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--url", help="an existing repository of the --sizes documents, used as it is"
+    )
     parser.add_argument("--load", help=argparse.SUPPRESS)  # child: measure one load
     args = parser.parse_args()
     if args.load:

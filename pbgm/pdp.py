@@ -146,22 +146,28 @@ def policy_set_header(policy_group: Groups, group: PolicyGroup | None) -> Policy
 
 
 def read_published(store: Store, policy_group: Groups, since: int | None) -> PublishedSet:
-    """`store.read_published` for one group or all; for a set of groups, each group's
-    read merged: a policy that moved between them is in the set, one that moved out of
-    them is removed. The revision is the oldest of the reads (a later sync reads what
-    changed after it again; applying a change twice changes nothing)."""
+    """`store.read_published` for one group or all. For a set of groups, what changed
+    since `since` is one read of what changed in any group (one transaction, however
+    many groups), kept to the set's groups: a policy that moved out of them is removed.
+    A whole set (`since` None, or a gap in the feed) is each group's read merged, a
+    policy that moved between them in the set; the revision is the oldest of the reads
+    (a later sync reads what changed after it again; applying a change twice changes
+    nothing)."""
     if not isinstance(policy_group, frozenset):
         return store.read_published(policy_group, since=since)
     if not policy_group:
         return PublishedSet(store.revisions().decisions, True, None, ())
-    reads = [store.read_published(group, since=since) for group in sorted(policy_group)]
-    if since is not None and any(read.full for read in reads):  # the feed has a gap
-        reads = [store.read_published(group) for group in sorted(policy_group)]
+    if since is not None:  # what changed in any group, in one read, kept to these groups
+        read = store.read_published(None, since=since)
+        if not read.full:
+            ours = tuple(p for p in read.policies if p.policy_group in policy_group)
+            removed = read.removed | {p.id for p in read.policies} - {p.id for p in ours}
+            return PublishedSet(read.revision, False, None, ours, frozenset(removed))
+    reads = [store.read_published(group) for group in sorted(policy_group)]
     policies = {p.id: p for read in reads for p in read.policies}
     removed = frozenset().union(*(read.removed for read in reads)) - policies.keys()
     revision = min(read.revision for read in reads)
-    full = since is None or any(read.full for read in reads)
-    return PublishedSet(revision, full, None, tuple(policies.values()), removed)
+    return PublishedSet(revision, True, None, tuple(policies.values()), removed)
 
 
 # --- the service -------------------------------------------------------------------
@@ -372,6 +378,9 @@ FOLLOW_EVERY_S = 0.05
 """How often a `Follower` reads the store's revisions: a change reaches decisions within
 about this long (plus the time to apply it)."""
 BACKOFF_MAX_S = 5.0
+LISTEN_WAIT_S = 1.0
+"""The longest a listening thread waits at once (it ends this soon after its follower)."""
+LISTEN_RETRY_S = 5.0
 
 
 class Follower:
@@ -383,10 +392,19 @@ class Follower:
     failing store is retried with a growing delay (up to 5 s) and logged once per
     outage; the decision points keep their sets meanwhile. The thread ends with `stop`,
     or by itself once nothing refers to the follower any more.
+
+    With `listen` (the default) and a store that announces its changes
+    (`listen_decisions`: `SqlStore` on PostgreSQL, `pbgm.store.sql.listen`), a second
+    thread listens for them and wakes the follower at once, so a change committed
+    anywhere reaches decisions in the time it takes to apply it, not after the next
+    poll. Polling goes on beside it: a listener that fails (logged once, tried again
+    every 5 s) or a missed announcement only makes a change wait for the next poll.
     """
 
-    def __init__(self, store: Store, *, every: float = FOLLOW_EVERY_S) -> None:
-        self.store, self.every = store, every
+    def __init__(self, store: Store, *, every: float = FOLLOW_EVERY_S, listen: bool = True) -> None:
+        self.store, self.every, self.listen = store, every, listen
+        self.listening = False
+        """Whether the listening thread is connected and listening now."""
         self._points: list[PolicyDecisionPoint] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -417,6 +435,11 @@ class Follower:
                 target=_follow, args=(weakref.ref(self),), name="pbgm-follower", daemon=True
             )
             self._thread.start()
+            if self.listen and callable(getattr(self.store, "listen_decisions", None)):
+                listening = threading.Thread(
+                    target=_listen, args=(weakref.ref(self),), name="pbgm-listener", daemon=True
+                )
+                listening.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
@@ -485,3 +508,56 @@ def _follow(reference: weakref.ref[Follower]) -> None:
             wake.clear()
         if stopping.is_set():
             return
+
+
+def _listen(reference: weakref.ref[Follower]) -> None:
+    """The listening thread's loop (see `Follower`): wakes the follower on each change
+    announced; ends with the follower's thread (within `LISTEN_WAIT_S`)."""
+    follower = reference()
+    if follower is None:
+        return
+    store, wake, stopping = follower.store, follower._wake, follower._stopping
+    del follower
+    listener, failed = None, False
+    try:
+        while not stopping.is_set() and reference() is not None:
+            try:
+                if listener is None:
+                    listener = store.listen_decisions()  # type: ignore[attr-defined]
+                    if listener is None:
+                        return  # this store announces nothing: polling alone
+                    _set_listening(reference, True)
+                    wake.set()  # a change may have come before it listened
+                    if failed:
+                        log.warning("listening to the policy store's changes again")
+                    failed = False
+                if listener.wait(LISTEN_WAIT_S):
+                    wake.set()
+            except Exception as error:
+                if not failed:  # the type only: a driver's message may name the server
+                    log.warning(
+                        "cannot listen to the policy store's changes (%s); polling them",
+                        type(error).__name__,
+                    )
+                failed = True
+                _set_listening(reference, False)
+                _closed(listener)
+                listener = None
+                stopping.wait(LISTEN_RETRY_S)
+    finally:
+        _set_listening(reference, False)
+        _closed(listener)
+
+
+def _set_listening(reference: weakref.ref[Follower], listening: bool) -> None:
+    follower = reference()
+    if follower is not None:
+        follower.listening = listening
+
+
+def _closed(listener: Any) -> None:
+    if listener is not None:
+        try:
+            listener.close()
+        except Exception:
+            log.debug("closing the store's listener failed", exc_info=True)

@@ -356,3 +356,79 @@ def test_a_decision_point_of_several_groups_follows_only_those_groups():
     both = PolicyDecisionPoint(store=store, policy_group=frozenset({"a", "b"}), clock=lambda: NOW)
     assert both.sync()
     assert set(both.decide(request).policy_ids) == {"p-a", "p-b"}
+
+
+class GroupCountingStore(MemoryStore):
+    """A memory store that records each `read_published` as (group, since)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[str | None, int | None]] = []
+
+    def read_published(self, policy_group: str | None = None, *, since: int | None = None):
+        self.reads.append((policy_group, since))
+        return super().read_published(policy_group, since=since)
+
+
+def test_a_decision_point_of_several_groups_reads_what_changed_once_for_all_of_them():
+    """One read of the change feed per sync, however many groups (a read per group was
+    a transaction per group on every change), kept to the set's groups: a policy that
+    moves in is added, one that moves out is removed, others' changes stay out."""
+    store = GroupCountingStore()
+    for group in ("a", "b", "c"):
+        store.put_policy_group(PolicyGroup(group), actor=ACTOR)
+    pap = PolicyAdministrationPoint(store)
+    for policy_id, group in (("p-a", "a"), ("p-b", "b"), ("p-c", "c"), ("q-c", "c")):
+        store.create_policy(_grant_doc(policy_id, group), actor=ACTOR)
+        pap.publish(policy_id, actor=ACTOR)
+    pdp = PolicyDecisionPoint(store=store, policy_group=frozenset({"a", "b"}), clock=lambda: NOW)
+    request = Request(subject={"id": "s"}, resource={"id": "r"}, action={"id": "read"})
+    assert pdp.sync()
+    assert set(pdp.decide(request).policy_ids) == {"p-a", "p-b"}
+    for policy_id, group in (("p-a", "c"), ("p-c", "b"), ("q-c", "c")):
+        record = store.get_policy(policy_id)
+        document = _grant_doc(policy_id, group)
+        store.update_policy(policy_id, document, expected_version=record.version, actor=ACTOR)
+        pap.publish(policy_id, actor=ACTOR)
+    store.reads.clear()
+    assert pdp.sync()
+    assert store.reads == [(None, pdp.revision - 3)]  # the feed once, for every group
+    assert set(pdp.decide(request).policy_ids) == {"p-b", "p-c"}
+    assert [c.id for c in pdp.compiled.children] == ["p-b", "p-c"]
+
+
+class DeafStore(MemoryStore):
+    """A store whose announcements cannot be listened to (a listener that fails)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    def listen_decisions(self) -> Any:
+        self.tries += 1
+        raise ConnectionError("the listening connection failed")
+
+
+def test_a_follower_whose_listener_fails_follows_by_polling(caplog, monkeypatch):
+    monkeypatch.setattr("pbgm.pdp.LISTEN_RETRY_S", 0.02)
+    store = DeafStore()
+    follower = Follower(store, every=0.02)
+    pdp = follower.add(PolicyDecisionPoint(store=store))
+    follower.start()
+    try:
+        assert pdp.wait_ready(5)
+        _publish(store, "p1")
+        deadline = time.monotonic() + 5
+        while pdp.revision != store.revisions().decisions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [c.id for c in pdp.compiled.children] == ["p1"]
+        while store.tries < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.tries >= 3  # tried again
+        assert not follower.listening
+    finally:
+        follower.stop()
+    warnings = [r for r in caplog.records if "cannot listen" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, with the error's type only
+    assert "ConnectionError" in warnings[0].getMessage()
+    assert "connection failed" not in warnings[0].getMessage()

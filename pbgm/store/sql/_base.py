@@ -35,6 +35,7 @@ from pbgm.store.base import (
     AuditQuery,
     Revisions,
 )
+from pbgm.store.sql.listen import notify_decisions
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, DecisionChangeRow, RevisionRow
 
@@ -102,6 +103,7 @@ class SqlBase:
                 revision=revision, policy_id=policy_id, policy_group=policy_group
             )
         )
+        notify_decisions(session, revision)
         if revision % _PRUNE_EVERY == 0:
             old = _CHANGES.c.revision <= revision - feed.FEED_LENGTH
             session.execute(delete(_CHANGES).where(old))

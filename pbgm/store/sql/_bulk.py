@@ -26,6 +26,7 @@ from pbgm.store import _common as common
 from pbgm.store import _feed as feed
 from pbgm.store import _policy_rules as policy_rules
 from pbgm.store._policy_rules import PolicyKeys
+from pbgm.store.sql.listen import notify_decisions
 from pbgm.store.sql.tables import (
     AuditRow,
     DecisionChangeRow,
@@ -68,6 +69,7 @@ def insert_created(
     if publish:
         old = DecisionChangeRow.revision <= decision - feed.FEED_LENGTH
         session.execute(delete(DecisionChangeRow).where(old))
+        notify_decisions(session, decision)
 
 
 def _insert(

@@ -28,6 +28,7 @@ from pbgm.store.sql._policies import SqlPolicies
 from pbgm.store.sql._principals import SqlPrincipals
 from pbgm.store.sql._published import SqlPublished
 from pbgm.store.sql.engine import WRITE_OPTION, make_engine, translate_errors
+from pbgm.store.sql.listen import DecisionListener
 
 _REVISION_SQL = (
     "SELECT revision, decision_revision, access_revision FROM repository_revision WHERE id = 1"
@@ -73,6 +74,14 @@ class SqlStore(_SqlOperations):
 
     def revision(self) -> int:
         return self.revisions().repository
+
+    def listen_decisions(self) -> DecisionListener | None:
+        """A connection that hears of each change of the decision revision as it is
+        committed (`pbgm.store.sql.listen`), on PostgreSQL; None on other databases."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        with translate_errors(self._where):
+            return DecisionListener(self._engine)
 
     def revisions(self) -> Revisions:
         """The repository's revisions, read on a bare pooled DBAPI connection.
