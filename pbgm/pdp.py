@@ -402,7 +402,8 @@ class Follower:
     """
 
     def __init__(self, store: Store, *, every: float = FOLLOW_EVERY_S, listen: bool = True) -> None:
-        self.store, self.every, self.listen = store, every, listen
+        # never 0: a follower that does not wait between ticks spins on the store
+        self.store, self.every, self.listen = store, max(every, 0.005), listen
         self.listening = False
         """Whether the listening thread is connected and listening now."""
         self._points: list[PolicyDecisionPoint] = []

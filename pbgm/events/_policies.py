@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from pbgm.auth import Claims, bind_to_account
 from pbgm.errors import ConfigurationError, NotFoundError
-from pbgm.pdp import Follower, PolicyDecisionPoint
+from pbgm.pdp import FOLLOW_EVERY_S, Follower, PolicyDecisionPoint
 from pbgm.pep import Decider
 from pbgm.policy import parse_policy
 from pbgm.policy.published import unpack
@@ -83,7 +83,11 @@ class PolicyCache:
         self._follow_lock = threading.Lock()  # one thread brings triggers up at a time
         self.reloads = 0
         """Full reads of a group's triggers: its first load, or a gap in the change feed."""
-        self.follower = _Follower(self, store, every=refresh_s) if store is not None else None
+        # `refresh_s` 0 means "look at every message"; the thread still waits between
+        # ticks (a follower that never waits spins and takes the interpreter from the
+        # messages it serves)
+        every = max(refresh_s, FOLLOW_EVERY_S)
+        self.follower = _Follower(self, store, every=every) if store is not None else None
 
     @property
     def revision(self) -> int | None:
