@@ -277,8 +277,13 @@ class KibernetPoller:
             self._left = {}
             for point in plan.points:
                 self._left[point.endpoint] = self._left.get(point.endpoint, 0) + 1
-            for point in plan.points:
-                outcome = self._read(plan, point, clients[point.endpoint][1], outbox, now, moment)
+            # Every read of the cycle is decided first, at the cycle's moment, in one loop
+            # (the same decisions as one by one; together, the PDP stays warm in the
+            # CPU's caches instead of being evicted by each HTTP exchange).
+            decided = [(point, *self._decide(plan, point, moment)) for point in plan.points]
+            for point, permit, enforcement in decided:
+                client = clients[point.endpoint][1]
+                outcome = self._read(plan, point, permit, enforcement, client, outbox, now)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 self.counters.bump(outcome)
                 self._reads.labels(point.endpoint, outcome).inc()
@@ -291,15 +296,14 @@ class KibernetPoller:
         self,
         plan: Plan,
         point: Point,
+        permit: _Permit,
+        enforcement: Enforcement,
         client: RestClient,
         outbox: _Outbox,
         now: float,
-        moment: datetime,
     ) -> str:
         status = self._status_of(point)
         self._left[point.endpoint] -= 1
-        permit = _Permit()
-        enforcement = self._decide(plan, point, permit, moment)
         if not enforcement.allowed:
             return self._denied(plan, point, enforcement)
         if time.monotonic() < self._paused_until.get(point.endpoint, 0.0):
@@ -342,20 +346,20 @@ class KibernetPoller:
     def _fetch(
         self, plan: Plan, point: Point, client: RestClient, status: PointStatus, now: float
     ) -> Reading:
-        since = status.t if status.t is not None else now - plan.interval_s
-        values = {
-            "{id}": point.id,
-            "{since}": _iso(since),
-            "{now}": _iso(now),
-        }
-        params = {key: _fill(template, values) for key, template in point.query}
+        params: dict[str, str] | None = None
+        if point.query:
+            since = status.t if status.t is not None else now - plan.interval_s
+            values = {"{id}": point.id, "{since}": _iso(since), "{now}": _iso(now)}
+            params = {key: _fill(template, values) for key, template in point.query}
         path = point.resource_path
-        _, body, _ = client.call("GET", path, params=params or None)
+        _, body, _ = client.call("GET", path, params=params)
         return read_answer(client.decode(body, path), point)
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _decide(self, plan: Plan, point: Point, permit: _Permit, moment: datetime) -> Enforcement:
+    def _decide(self, plan: Plan, point: Point, moment: datetime) -> tuple[_Permit, Enforcement]:
+        """The decision on reading `point` now, and what its obligations ask."""
+        permit = _Permit()
         groups = self.groups or self.policies.groups_of(self.subject)
         resource = {
             "kind": "kibernet",
@@ -377,7 +381,7 @@ class KibernetPoller:
         handlers["rate-limit"] = lambda o, _r: _rate(o, permit)
         handlers["audit"] = lambda o, _r: self._audit("kibernet.read", point, Decision.PERMIT)
         pep = PolicyEnforcementPoint(self.policies.decider(""), handlers)
-        return pep.check(request, now=moment)
+        return permit, pep.check(request, now=moment)
 
     def _denied(self, plan: Plan, point: Point, enforcement: Enforcement) -> str:
         decision = enforcement.response.decision

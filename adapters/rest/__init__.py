@@ -345,6 +345,15 @@ class RestClient:
         elif auth.mode == "api_key":
             assert auth.key is not None
             self._auth = HeaderApiKey(auth.key.read(), header_name=auth.header)
+        # The retries after a first attempt that failed: built once (tenacity keeps the
+        # state of a loop per thread, so one `Retrying` serves every call), and entered
+        # only on a failure: a call that succeeds at once costs no retry machinery.
+        self._retries = Retrying(
+            stop=stop_after_attempt(endpoint.retries),
+            wait=self._wait,
+            retry=retry_if_exception(self._retryable),
+            reraise=True,
+        )
         self.client = httpx.Client(
             base_url=endpoint.base_url,
             auth=self._auth,
@@ -381,13 +390,13 @@ class RestClient:
         if idempotent is None:
             idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
         expected = frozenset(ok)
-        retrying = Retrying(
-            stop=stop_after_attempt(1 + (self.endpoint.retries if idempotent else 0)),
-            wait=self._wait,
-            retry=retry_if_exception(self._retryable),
-            reraise=True,
-        )
-        for attempt in retrying:
+        try:
+            return self._once(method, path, params, json_body, expected)
+        except RestError as error:
+            if not (idempotent and self.endpoint.retries and self._retryable(error)):
+                raise
+            time.sleep(self._pause(error, 1))  # then the retries, each after its pause
+        for attempt in self._retries:
             with attempt:
                 return self._once(method, path, params, json_body, expected)
         raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -408,11 +417,18 @@ class RestClient:
             return False
         return error.retry_after is None or error.retry_after <= self.endpoint.max_retry_after_s
 
-    @staticmethod
-    def _wait(state: RetryCallState) -> float:
+    def _wait(self, state: RetryCallState) -> float:
+        """The pause after the `n`th retry failed (the first attempt came before the loop)."""
         error = state.outcome.exception() if state.outcome is not None else None
+        return self._pause(error, state.attempt_number + 1)
+
+    def _pause(self, error: BaseException | None, failed: int) -> float:
+        """`Retry-After` when the peer said it, else the jittered back-off after `failed`
+        attempts."""
         if isinstance(error, RestError) and error.retry_after is not None:
             return error.retry_after
+        state = RetryCallState(self._retries, fn=None, args=(), kwargs={})
+        state.attempt_number = failed
         return float(_BACKOFF(state))
 
     def _once(
@@ -441,8 +457,12 @@ class RestClient:
         try:
             with self.client.stream(method, path, params=params, json=json_body) as response:
                 declared = response.headers.get("Content-Length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
-                    raise self._too_large(method, path)
+                if declared is not None and declared.isdigit():
+                    if int(declared) > limit:
+                        raise self._too_large(method, path)
+                    if response.headers.get("Content-Encoding") is None:
+                        # as declared, so at most the limit (h11 refuses a longer body)
+                        return response.status_code, response.read(), response.headers
                 chunks: list[bytes] = []
                 size = 0
                 for chunk in response.iter_bytes():

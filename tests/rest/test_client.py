@@ -34,6 +34,16 @@ def test_a_failing_read_is_retried_until_it_answers(server: ScriptedServer) -> N
     assert len(server.seen("GET", "/points")) == 3
 
 
+def test_each_retry_waits_its_growing_back_off(server: ScriptedServer) -> None:
+    """50 ms after the first failure and 100 ms after the second (plus jitter): the first
+    attempt runs outside tenacity's loop, and the numbering of the pauses goes on."""
+    server.answer("GET", "/points", Answer(503), Answer(503), Answer(200, {"value": 1}))
+    with client(server.url) as peer:
+        started = time.monotonic()
+        assert peer.get_json("/points") == {"value": 1}
+        assert time.monotonic() - started >= 0.05 + 0.1
+
+
 def test_retries_stop_after_their_number(server: ScriptedServer) -> None:
     server.answer("GET", "/points", Answer(500))
     with client(server.url, retries=1) as peer, pytest.raises(RestError) as caught:
