@@ -22,6 +22,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pbgm.decision import changes
 from pbgm.decision.flat import compile_policy
 from pbgm.decision.lazy import LazyPolicy
 from pbgm.model import (
@@ -124,9 +125,17 @@ def _check(history: dict, requests_: list[Request], threshold: int, lazy: random
     history=histories(lambda i: policies(i)),
     requests_=st.lists(requests(), min_size=1, max_size=4),
     threshold=st.sampled_from([0, 8]),
+    merged=st.booleans(),
 )
-def test_a_changed_set_decides_as_one_compiled_from_scratch(history, requests_, threshold):
-    _check(history, requests_, threshold, lazy=None)
+def test_a_changed_set_decides_as_one_compiled_from_scratch(history, requests_, threshold, merged):
+    """`merged`: every batch goes through the path of a large change (one merge), not the
+    splice of each change that a small batch takes."""
+    spliced_at_most = changes.SPLICED_AT_MOST
+    changes.SPLICED_AT_MOST = 0 if merged else spliced_at_most
+    try:
+        _check(history, requests_, threshold, lazy=None)
+    finally:
+        changes.SPLICED_AT_MOST = spliced_at_most
 
 
 @SETTINGS

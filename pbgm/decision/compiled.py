@@ -91,7 +91,6 @@ class CompiledPolicySet(Combining):
 
     __slots__ = (
         "header",
-        "ids",
         "index_threshold",
         "leaves",
         "ordered",
@@ -142,8 +141,7 @@ class CompiledPolicySet(Combining):
         self.index_threshold, self.specialise = index_threshold, specialise
         self.target = compile_target(header.target)
         self.children = children
-        self.ids = tuple(child.id for child in children)
-        self.ordered = _increasing(self.ids)
+        self.ordered = _increasing(children)
         parts = combining_parts(
             children, header.obligations, header.advice, index_threshold, ordered=self.ordered
         )
@@ -207,10 +205,10 @@ class CompiledPolicySet(Combining):
                 else compile_policy(p, self.index_threshold, specialise=self.specialise)
                 for p in policies
             ]
-            ordered = self.ordered or _increasing(self.ids)  # kept when true: O(1)
-            children, ids, gone = changed_children(self.children, self.ids, ordered, nodes, removed)
+            ordered = self.ordered or _increasing(self.children)  # kept when true: O(1)
+            children, gone = changed_children(self.children, ordered, nodes, removed)
             new = object.__new__(CompiledPolicySet)
-            new.ordered = ordered or _increasing(ids)
+            new.ordered = ordered or _increasing(children)
             own = self.header if header is None else replace(header, policies=())
             if revision is not None:
                 own = replace(own, revision=revision)
@@ -221,7 +219,7 @@ class CompiledPolicySet(Combining):
             if index is None:  # a new shape of index: built again, nothing compiled again
                 new.assemble(own, children, self.index_threshold, self.specialise)
             else:
-                new._changed_from(self, own, children, ids, index, gone, nodes)
+                new._changed_from(self, own, children, index, gone, nodes)
             return new
 
     def _changed_from(
@@ -229,7 +227,6 @@ class CompiledPolicySet(Combining):
         old: CompiledPolicySet,
         header: PolicySet,
         children: tuple[Any, ...],
-        ids: tuple[str, ...],
         index: CandidateIndex,
         gone: list[Any],
         added: list[Any],
@@ -238,7 +235,7 @@ class CompiledPolicySet(Combining):
         for name in _SHARED_SLOTS:
             setattr(self, name, getattr(old, name))
         self.header, self.revision = header, header.revision
-        self.children, self.ids, self.index = children, ids, index
+        self.children, self.index = children, index
         windowed, current = old.timed
         windowed += sum(c.windowed for c in added) - sum(c.windowed for c in gone)
         current += sum(c.uses_current_time for c in added) - sum(c.uses_current_time for c in gone)
@@ -371,8 +368,9 @@ class CompiledPolicySet(Combining):
                 yield from (rule.failure for rule in policy.children if rule.failure is not None)
 
 
-def _increasing(ids: tuple[str, ...]) -> bool:
-    return all(a < b for a, b in pairwise(ids))
+def _increasing(children: tuple[Any, ...]) -> bool:
+    """Whether the children are in strictly increasing order of their ids."""
+    return all(a.id < b.id for a, b in pairwise(children))
 
 
 def compile_policy_set(
