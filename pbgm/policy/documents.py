@@ -60,7 +60,12 @@ def load_document(
     """
     kind = _format_of(source, fmt)
     text = _decode(data, source, max_bytes)
-    value = _parse_yaml(text, source) if kind == "yaml" else _parse_json(text, source)
+    if kind == "json":
+        value = _parse_json(text, source)
+        if text.count("{") + text.count("[") >= MAX_DEPTH:
+            _check_tree(value, source, max_values=max_bytes // 2 + 16)
+        return value
+    value = _parse_yaml(text, source)
     _check_tree(value, source, max_values=max_bytes // 2 + 16)
     return value
 
@@ -173,8 +178,32 @@ def _parse_json(text: str, source: str) -> Any:
             f"`{name}` in `{source}` is not a JSON number", code="malformed_document"
         )
 
+    def bounded_integer(digits: str) -> int:
+        value = int(digits)
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise _out_of_range(source)
+        return value
+
+    def finite(digits: str) -> float:
+        value = float(digits)
+        if not math.isfinite(value):  # `1e999`
+            raise InvalidInputError(
+                f"`{source}` holds a value of a kind JSON does not have (a non-finite number)",
+                code="malformed_document",
+            )
+        return value
+
+    # The scalars are checked as they are read; the tree's depth only where it can reach
+    # `MAX_DEPTH` (as many brackets as that), its size never: without YAML's aliases a
+    # document holds fewer values than it has bytes (`load_document`).
     try:
-        return json.loads(text, object_pairs_hook=pairs_hook, parse_constant=refuse_constant)
+        return json.loads(
+            text,
+            object_pairs_hook=pairs_hook,
+            parse_constant=refuse_constant,
+            parse_int=bounded_integer,
+            parse_float=finite,
+        )
     except json.JSONDecodeError as exc:
         raise _malformed(source, "JSON", exc.lineno, exc.colno, exc.msg.lower()) from None
     except RecursionError:
@@ -298,16 +327,20 @@ def _check_tree(root: Any, source: str, *, max_values: int) -> None:
 def _check_scalar(value: Any, source: str) -> None:
     if isinstance(value, int) and not isinstance(value, bool):
         if not -MAX_INTEGER <= value <= MAX_INTEGER:
-            raise InvalidInputError(
-                f"`{source}` holds an integer beyond the range of a double (about 1.8e308)",
-                code="number_out_of_range",
-                limit=sys.float_info.max,
-            )
+            raise _out_of_range(source)
     elif not _is_json_scalar(value):
         raise InvalidInputError(
             f"`{source}` holds a value of a kind JSON does not have ({_kind(value)})",
             code="malformed_document",
         )
+
+
+def _out_of_range(source: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"`{source}` holds an integer beyond the range of a double (about 1.8e308)",
+        code="number_out_of_range",
+        limit=sys.float_info.max,
+    )
 
 
 def _is_json_scalar(value: Any) -> bool:
