@@ -14,9 +14,10 @@ in its own process as a peer is) over one keep-alive connection, in turn:
   the ISO time read (`datetime.fromisoformat`), nothing decided, nothing published.
 
 Both run against the same server in alternation, `--rounds` periods each; the median
-period is shown, and the ratio reported is the median of each round's pbgm/raw ratio (docs/benchmarks.md: ratios, because absolute
-times drift on a shared machine). Target: pbgm <= 1.2x raw. The server's own time is in
-both: that is what polling a peer costs.
+period is shown, and the ratio reported is the median of each round's pbgm/raw ratio
+(docs/benchmarks.md: ratios, because absolute times drift on a shared machine).
+Target: pbgm <= 1.2x raw. The server's own time is in both: that is what polling a peer
+costs.
 
 Then the market part (`benchmarks.peers_market`): flex request to first FlexOffer
 submitted, 10 nodes x 24 steps (target p99 < 50 ms).
@@ -152,7 +153,7 @@ def run_kibernet(points: int = 1000, rounds: int = 5) -> dict[str, Any]:
     medians = {name: statistics.median(values) for name, values in times.items()}
     # The ratio of each round's pair (run back to back), then their median: a drift of
     # the machine between rounds moves both of a pair, not the ratio.
-    ratio = statistics.median(p / r for p, r in zip(times["pbgm"], times["raw httpx"]))
+    ratio = statistics.median(p / r for p, r in zip(times["pbgm"], times["raw httpx"], strict=True))
     return {
         "points": points,
         "rounds": rounds,
@@ -171,7 +172,8 @@ def _print_kibernet(result: dict[str, Any]) -> None:
     for name in ("raw httpx", "pbgm"):
         print(f"{name:12} {result['period_s'][name]:>10} {result['us_per_point'][name]:>10}")
     verdict = "met" if result["met"] else "NOT met"
-    print(f"pbgm / raw = {result['ratio']}x, the median of the rounds' ratios (target <= {result['target_ratio']}x): {verdict}")
+    print(f"pbgm / raw = {result['ratio']}x, the median of the rounds' ratios "
+          f"(target <= {result['target_ratio']}x): {verdict}")  # fmt: skip
 
 
 def main() -> None:

@@ -177,7 +177,10 @@ def _wire(
         store=store,
         reads=cast(RevisionReads, reads),
         access=access,
-        verifier=cast(TokenVerifier, VerifiedTokens(verifier, clock, revision=reads.revision)),
+        verifier=cast(
+            TokenVerifier,
+            VerifiedTokens(verifier, clock, revision=cast(RevisionReads, reads).access_revision),
+        ),
         public=frozenset(public),
         clock=clock,
         on_auth_failure=lambda code: metrics.authentication_failures.labels(code).inc(),

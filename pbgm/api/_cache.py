@@ -3,11 +3,14 @@
 Every protected request starts by taking the store's revisions (`begin_request`: the
 repository, decision and access revisions). The Access Point, the token account check
 and the decision service read the repository through `RevisionReads`, which answers
-`revision()` with that number and memoises the reads they make (principals,
-memberships, grants, policies) under it. Every change to what they read bumps the
-revision (a store rule), so a request that sees the new revision sees the change;
-entries read after a revision was seen are at least that recent. Writes and every other
-call go to the store itself.
+`revision()` with the repository revision and memoises the reads they make, each under
+the narrowest revision that every change of what it reads moves (a store rule,
+`pbgm.store.base`): principals, memberships and grants under the access revision, the
+policy groups under the decision revision, policies under the repository revision. A
+request that sees the new revision sees the change; entries read after a revision was
+seen are at least that recent. A change of a policy therefore leaves the memoised
+principals and grants in place: the first decision after it does not read them again.
+Writes and every other call go to the store itself.
 
 Where the revisions come from: by default one query per request. In a served worker the
 decision points' follower reads them anyway every 50 ms (`pbgm.pdp.Follower`) and hands
@@ -54,6 +57,24 @@ CACHED_READS = frozenset(
 )
 
 
+BY_ACCESS = frozenset({"get_user", "get_service_account", "groups_of", "list_grants"})
+"""Reads that only a change of principals, memberships or grants alters."""
+BY_DECISIONS = frozenset({"list_policy_groups"})
+"""Reads that a policy group written alters (it moves the decision revision)."""
+
+
+def _access(revisions: Revisions) -> int:
+    return revisions.access
+
+
+def _decisions(revisions: Revisions) -> int:
+    return revisions.decisions
+
+
+def _repository(revisions: Revisions) -> int:
+    return revisions.repository
+
+
 class _Failure:
     """A memoised exception (a not-found is an answer too)."""
 
@@ -71,8 +92,7 @@ class RevisionReads:
         self.store = store
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._revision: int | None = None
-        self._memo: dict[Any, Any] = {}
+        self._memos: dict[Callable[[Revisions], int], tuple[int, dict[Any, Any]]] = {}
         self._writes = 0
         self._followed: tuple[float, int, Revisions] | None = None
 
@@ -126,10 +146,16 @@ class RevisionReads:
             return attribute
         return lambda *args, **kwargs: self._read(name, attribute, args, kwargs)
 
+    def access_revision(self) -> int:
+        """The revision that principals, memberships and grants move."""
+        return self.revisions().access
+
     def _read(self, name: str, read: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        revision = self.revision()
-        key = (name, args, tuple(sorted(kwargs.items())))
-        memo = self._memo_for(revision)
+        domain = (
+            _access if name in BY_ACCESS else _decisions if name in BY_DECISIONS else _repository
+        )
+        key = (name, args, tuple(sorted(kwargs.items())) if kwargs else ())
+        memo = self._memo_for(domain, domain(self.revisions()))
         if key not in memo:
             if len(memo) >= MAX_ENTRIES:
                 memo.clear()  # a flood of distinct ids must not grow memory without bound
@@ -142,13 +168,15 @@ class RevisionReads:
             raise found.error
         return found
 
-    def _memo_for(self, revision: int) -> dict[Any, Any]:
+    def _memo_for(self, domain: Callable[[Revisions], int], revision: int) -> dict[Any, Any]:
         with self._lock:
-            if revision != self._revision:
-                if self._revision is not None and revision < self._revision:
+            seen, memo = self._memos.get(domain, (None, {}))
+            if revision != seen:
+                if seen is not None and revision < seen:
                     return {}  # an older view than the cached one: read afresh, keep nothing
-                self._revision, self._memo = revision, {}
-            return self._memo
+                memo = {}
+                self._memos[domain] = (revision, memo)
+            return memo
 
 
 class VerifiedTokens:
@@ -161,7 +189,7 @@ class VerifiedTokens:
     on every call: expiry against the clock, that its signing key is still published (a
     key removed from the ring stops its tokens within `KEYS_TTL_S`), and the account
     check (the account may have been disabled or renewed since), whose answer is kept
-    only while the repository revision (`revision`, the request's) stays the same: every
+    only while the access revision (`revision`, the request's) stays the same: every
     change of an account moves it.
     """
 

@@ -117,7 +117,7 @@ class DecisionService:
         self._pip = PolicyInformationPoint([GroupMembershipProvider(reads.groups_of)])
         self._lock = threading.Lock()
         self._pdps: OrderedDict[Groups, PolicyDecisionPoint] = OrderedDict()
-        self._readable: tuple[int, dict[Principal, frozenset[str]]] = (-1, {})
+        self._readable: tuple[tuple[int, int], dict[Principal, frozenset[str]]] = ((-1, -1), {})
         self._preloaded: list[PolicyDecisionPoint] | None = None
         self.follower = _Follower(store, every=every)
 
@@ -182,8 +182,11 @@ class DecisionService:
         return policy_group
 
     def readable_groups(self, caller: Principal) -> frozenset[str]:
-        """The policy groups `caller` holds a read grant on, remembered per revision."""
-        revision = self.reads.revision()
+        """The policy groups `caller` holds a read grant on, remembered while the groups
+        (the decision revision) and the grants (the access revision) stay as they are: a
+        change of a policy keeps what was found."""
+        revisions = self.reads.revisions()
+        revision = (revisions.decisions, revisions.access)
         with self._lock:
             seen, known = self._readable
             if seen != revision or len(known) >= MAX_REMEMBERED_CALLERS:

@@ -112,6 +112,11 @@ CHANGES: list[tuple[str, Callable[[Store], Any], tuple[str, str, str]]] = [
         ("service_account.disable", "service_account", "svc"),
     ),
     (
+        "rotate a service account's secret",
+        lambda s: s.set_service_account_secret("svc", SECRET_HASH, actor="x"),
+        ("service_account.rotate", "service_account", "svc"),
+    ),
+    (
         "delete a service account",
         lambda s: s.delete_service_account("svc", actor="x"),
         ("service_account.delete", "service_account", "svc"),

@@ -192,7 +192,7 @@ class SqlPrincipals(SqlBase):
         common.check_id(actor, "actor")
         principal_rules.check_secret_hash(secret_hash)
         with self._tx(write=True) as session:
-            at = self._begin_change(session)
+            at = self._begin_change(session, access=True)  # what the token endpoint checks
             row = _get(session, ServiceAccountRow, client_id, "service account")
             row.secret_hash = secret_hash
             action = "service_account.rotate"
