@@ -10,9 +10,9 @@ half data access with three), then:
 - propagation: `pbgm serve` (2 gunicorn workers) serves the repository; a change (a
   policy updated and published, through the store) is committed, and the time until
   the API's decisions reflect it (three answers in a row) is taken, `--changes` times;
-- unrelated decisions: a client asks about other policies all along (after a warm-up
-  of `WARM_UP_S`, while their lazy policies compile); their latency without changes
-  and during the changes is compared (p50, p99);
+- unrelated decisions: a client, in a process of its own, asks about other policies
+  all along (after a warm-up of `WARM_UP_S`, while their lazy policies compile); their
+  latency without changes and during the changes is compared (p50, p99);
 - two instances (PostgreSQL): a second server on the same database, where the same
   changes are watched;
 - import: `pbgm.bundle.import_bundle` of `--import-size` documents into an empty
@@ -31,13 +31,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -189,26 +189,53 @@ def _seen(server: Server, token: str, request: dict[str, Any], since: float) -> 
     return float("inf")
 
 
+PHASES = ("warm-up", "idle", "changes")
+
+
 class Background:
-    """A client deciding about other policies all along, recording latencies by phase."""
+    """A client deciding about other policies all along, recording latencies by phase.
+
+    It runs in a process of its own: in the process that makes the changes (validation,
+    SQL, the polling of `_seen`) it would wait for that process's interpreter, and its
+    latencies would show the benchmark's own work rather than the server's."""
 
     def __init__(self, server: Server, token: str, n: int, avoid: set[int]) -> None:
         self.server, self.token = server, token
-        self.phase = "warm-up"
-        self.latencies: dict[str, list[float]] = {"warm-up": [], "idle": [], "changes": []}
+        self.latencies: dict[str, list[float]] = {phase: [] for phase in PHASES}
         rng = random.Random(7)
         keys = [k for k in (rng.randrange(n) for _ in range(2_000)) if k not in avoid]
         self.requests = [workload.request(k, rng.choice(workload.GROUPS)) for k in keys]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        context = multiprocessing.get_context("fork")
+        self._phase = context.Value("i", 0)
+        self._results: Any = context.Queue()
+        self.process = context.Process(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    @property
+    def phase(self) -> str:
+        return PHASES[self._phase.value]
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self._phase.value = PHASES.index(name)
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        """Stop the client and take its latencies."""
+        self._phase.value = -1
+        self.latencies = self._results.get(timeout=60)
+        self.process.join(10)
+
+    def _run(self) -> None:  # in the client's process
+        latencies: dict[str, list[float]] = {phase: [] for phase in PHASES}
         i = 0
-        while not self.stopping.is_set():
+        while (phase := self._phase.value) >= 0:
             start = time.perf_counter()
             _decide(self.server, self.token, self.requests[i % len(self.requests)])
-            self.latencies[self.phase].append(time.perf_counter() - start)
+            latencies[PHASES[phase]].append(time.perf_counter() - start)
             i += 1
+        self._results.put(latencies)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -237,7 +264,7 @@ def measure_changes(url: str, n: int, changes: int, directory: Path, two: bool) 
         for server in servers:
             server.wait_ready()
         background = Background(servers[0], token, n, set(chosen))
-        background.thread.start()
+        background.start()
         time.sleep(WARM_UP_S)  # its policies compiled on first use: not what is compared
         background.phase = "idle"
         time.sleep(3.0)
@@ -259,8 +286,7 @@ def measure_changes(url: str, n: int, changes: int, directory: Path, two: bool) 
             for i, server in enumerate(servers):
                 seen[i].append(_seen(server, token, request, committed))
             time.sleep(0.2)
-        background.stopping.set()
-        background.thread.join()
+        background.stop()
     finally:
         store.close()
         for server in servers:
