@@ -26,7 +26,6 @@ metrics (`pbgm.ops.multiprocess.worker_exited`) that a worker is gone, after a
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,10 +58,6 @@ _OWNED: dict[str, tuple[str, ...]] = {
     "access_log": ("accesslog",),
 }
 """pbgm settings and the gunicorn options they set when given explicitly."""
-
-
-SWITCH_INTERVAL_S = 0.001
-"""How long a thread of a worker runs before it lets another have the interpreter."""
 
 
 class PbgmServer(Application):  # type: ignore[misc]  # gunicorn ships no types
@@ -126,11 +121,6 @@ class PbgmServer(Application):  # type: ignore[misc]  # gunicorn ships no types
     def load(self) -> App:
         """Runs in each worker after the fork, so the bus's network thread is the worker's."""
         configure_logging(self.settings.log_level, self.settings.log_format)
-        # A request waits for the interpreter while the worker's background threads (the
-        # follower applying a change, the decision log's writer) hold it: at most
-        # this long, not Python's default 5 ms, so that a change among 100,000 policies
-        # does not show in the p99 of unrelated decisions (benchmarks.scale).
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         bus = None
         if self.settings.notify_bus_url:
             bus = open_bus({"kind": "mqtt", "url": self.settings.notify_bus_url})
