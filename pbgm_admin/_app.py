@@ -109,6 +109,16 @@ def _add_error_pages(blueprint: Blueprint) -> None:
         return _error_page(status, error.name, message)
 
 
+def _only_on(blueprint: Blueprint, app: Flask, hook: Any) -> None:
+    """Run an app-wide `after_request` hook of an extension on the GUI's responses only:
+    Flask-Login's remember-me cookie, which opens the session of every response, has
+    nothing to do on the API's (each decision paid for it)."""
+    hooks = app.after_request_funcs.get(None, [])
+    if hook is not None and hook in hooks:
+        hooks.remove(hook)
+        blueprint.after_request(hook)
+
+
 def mount(app: Flask, services: Any) -> str:
     """Mount the GUI on the API's app (`pbgm.api.mounts` entry point); its blueprint name."""
     gui = Gui(services.store, services.access, services.clock, _idle_timeout())
@@ -127,6 +137,8 @@ def mount(app: Flask, services: Any) -> str:
     logins = LoginManager(app)
     logins.user_loader(lambda session_id: load_user(gui.access.store, session_id))
     logins.login_view = f"{BLUEPRINT_NAME}.sign_in"
-    app.register_blueprint(admin_gui_blueprint(gui, csrf))
+    blueprint = admin_gui_blueprint(gui, csrf)
+    _only_on(blueprint, app, getattr(logins, "_update_remember_cookie", None))
+    app.register_blueprint(blueprint)
     app.extensions["pbgm_admin"] = gui
     return BLUEPRINT_NAME

@@ -69,6 +69,8 @@ def json_object() -> dict[str, Any]:
 
 def query(allowed: Iterable[str]) -> dict[str, str]:
     """The query parameters, each known and given at most once."""
+    if not request.environ.get("QUERY_STRING"):
+        return {}  # most calls have none: nothing to parse
     names = set(allowed)
     values: dict[str, str] = {}
     for name in request.args:
