@@ -24,6 +24,7 @@ svc-metrics         metrics:read                                none
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import http.client
 import json
@@ -129,14 +130,18 @@ def http_call(
     params: Mapping[str, str] | None = None,
     body: bytes | str | None = None,
     headers: Mapping[str, str] | None = None,
+    timeout: float = 30,
 ) -> Reply:
-    """One request over a fresh connection (no client-side magic)."""
+    """One request over a fresh connection (no client-side magic). A server may answer
+    a request it refuses (too large, not allowed) before its body has arrived, and
+    close: the send then fails, and the answer is read all the same."""
     if params:
         path = f"{path}?{urlencode(params)}"
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         data = body.encode() if isinstance(body, str) else body
-        connection.request(method, path, body=data, headers=dict(headers or {}))
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused early:
+            connection.request(method, path, body=data, headers=dict(headers or {}))
         response = connection.getresponse()
         return Reply(response.status, response.headers, response.read())
     finally:

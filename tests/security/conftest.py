@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
 import json
 import os
 import signal
@@ -32,7 +31,6 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -43,7 +41,7 @@ from pbgm.model import Permission
 from pbgm.store import Grant, ServiceAccount
 from pbgm.store.sql import SqlStore
 from pbgm.store.sql.migrate import upgrade
-from tests.api.conftest import EXAMPLES, SECRET, Reply, seed
+from tests.api.conftest import EXAMPLES, SECRET, Reply, http_call, seed
 from tests.conftest import fresh_postgres_database
 
 REQUEST_TIMEOUT = 10
@@ -119,16 +117,10 @@ class Live:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Reply:
-        if params:
-            path = f"{path}?{urlencode(params)}"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
-        try:
-            data = body.encode() if isinstance(body, str) else body
-            connection.request(method, path, body=data, headers=dict(headers or {}))
-            response = connection.getresponse()
-            return Reply(response.status, response.headers, response.read())
-        finally:
-            connection.close()
+        return http_call(
+            self.port, method, path, params=params, body=body, headers=headers,
+            timeout=CLIENT_TIMEOUT,
+        )  # fmt: skip
 
     def login(
         self, client_id: str, secret: str = SECRET, *, forwarded_for: str | None = None
