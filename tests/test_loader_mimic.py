@@ -364,6 +364,42 @@ def test_a_change_notice_refreshes_the_policies_it_names_at_once(
     assert counts == {name: 2 if name in refetched else 1 for name in keys}
 
 
+def test_a_gap_in_the_notices_revisions_refreshes_every_policy(
+    mimic: Mimic, tmp_path: Path
+) -> None:
+    """Notices that follow each other refresh what they name; one whose change started
+    beyond the last revision heard (a notice lost, a change made with the CLI) refreshes
+    everything."""
+    bus = MemoryBus()
+    loader, _ = make_loader(
+        mimic.port, tmp_path, BESS, PV, bus=bus, refresh_interval_s=3600,
+        notifications={"topic": "c"},
+    )  # fmt: skip
+    keys = {"bess": "bess-01", "pv": "limits-pv-inv-01"}
+
+    def fetched() -> dict[str, int]:
+        return {name: mimic.fetches(key) for name, key in keys.items()}
+
+    def heard(revision: int, previous: int) -> None:
+        named = {"asset_ids": ["bess-01"], "previous": previous}
+        bus.publish("c", json.dumps({"revision": revision, **named}).encode())
+
+    with loader:
+        wait_until(lambda: fetched() == {"bess": 1, "pv": 1})
+        heard(7, 6)
+        wait_until(lambda: fetched()["bess"] == 2)
+        heard(8, 7)  # the next one: only what it names
+        wait_until(lambda: fetched()["bess"] == 3)
+        time.sleep(0.1)
+        assert fetched() == {"bess": 3, "pv": 1}
+        heard(12, 10)  # revisions 9 and 10 were never heard of
+        wait_until(lambda: fetched() == {"bess": 4, "pv": 2})
+        heard(11, 8)  # a late notice of an earlier change: no gap
+        wait_until(lambda: fetched()["bess"] == 5)
+        time.sleep(0.1)
+    assert fetched() == {"bess": 5, "pv": 2}
+
+
 def test_a_malformed_notice_is_counted_by_the_bus_and_the_loader_goes_on(
     mimic: Mimic, tmp_path: Path
 ) -> None:

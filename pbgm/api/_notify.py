@@ -5,10 +5,14 @@ Services running a `pbgm.loader.PolicyLoader` subscribe to the topic (default
 waiting for their next poll. The payload (JSON, QoS 1, not retained):
 
 ```json
-{"revision": 42, "change": "publish_policy",
+{"revision": 42, "previous": 41, "change": "publish_policy",
  "policy_ids": ["limits-bess-01"], "policy_groups": ["operational-limits"],
  "asset_ids": ["bess-01"]}
 ```
+
+`previous` is the revision the request started from: a loader that has seen notices up
+to a revision below it missed a change (a lost notice, a change made beside the API)
+and refreshes everything it holds (`pbgm.loader`).
 
 A change to users, groups, service accounts or grants names no policy (empty
 lists): it may change who can read what, so a loader refreshes everything it
@@ -76,14 +80,18 @@ class ChangeNotifier:
             log.warning("change notice not sent: the revision cannot be read: %s", error)
             return response
         if revision != before:
-            self.notify(_notice_of(request.endpoint or "", response), revision)
+            self.notify(_notice_of(request.endpoint or "", response), revision, before)
         return response
 
-    def notify(self, notice: dict[str, Any], revision: int | None = None) -> None:
-        """Publish `notice` with the store's revision; a bus failure never fails the change."""
+    def notify(
+        self, notice: dict[str, Any], revision: int | None = None, previous: int | None = None
+    ) -> None:
+        """Publish `notice` with the store's revision (and the one the change started
+        from, when known); a bus failure never fails the change."""
         try:
             revision = self.store.revision() if revision is None else revision
-            payload = json.dumps({"revision": revision, **notice}, sort_keys=True)
+            known = {"revision": revision} | ({} if previous is None else {"previous": previous})
+            payload = json.dumps({**known, **notice}, sort_keys=True)
             self.bus.publish(self.topic, payload.encode(), qos=self.qos, retain=False)
         except Exception as error:  # the change is committed; loaders fall back to polling
             with self._lock:

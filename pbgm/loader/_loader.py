@@ -8,7 +8,10 @@ Runs in a background thread (`start()`, `stop()`), or on demand (`refresh_now()`
 - **Push**: with a bus and a notifications topic, a change notice
   (`{"revision", "policy_ids", "policy_groups", "asset_ids"}`, published by the
   server after each administrative change) wakes the loader to refresh the
-  policies it names at once; a notice naming nothing refreshes every policy.
+  policies it names at once; a notice naming nothing refreshes every policy. A
+  notice whose `previous` revision (where its change started) is beyond the highest
+  revision of the notices heard so far shows a gap: a notice lost, or a change made
+  beside the API (the CLI), so every policy is refreshed then too.
   Polling stays as the fallback. The bus handler only records the names: no HTTP
   on the bus thread.
 - **Validate before delivering**: a new document must pass
@@ -78,6 +81,7 @@ class PolicyLoader:
         self._cycle_lock = threading.RLock()  # one refresh cycle at a time
         self._state = threading.RLock()  # the slots; held briefly, never across I/O
         self._pending: set[str] = set()
+        self._heard: int | None = None  # the highest revision of a notice heard
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -220,11 +224,30 @@ class PolicyLoader:
         if not isinstance(notice, dict):
             raise InvalidInputError("a change notice must be an object", code="malformed_payload")
         names = self._affected(notice)
+        if self._gap(notice):
+            names = set(self._slots)
         log.debug("change notice (revision %s) for %s", notice.get("revision"), sorted(names))
         if names:
             with self._pending_lock:
                 self._pending |= names
             self._wake.set()
+
+    def _gap(self, notice: Mapping[str, Any]) -> bool:
+        """Whether changes happened between the notices heard so far and this one (module
+        docstring); notices of concurrent changes may come out of order, which at worst
+        refreshes everything once more."""
+        revision, previous = _revision(notice.get("revision")), _revision(notice.get("previous"))
+        if revision is None:
+            return False
+        with self._pending_lock:
+            heard, self._heard = self._heard, max(self._heard or 0, revision)
+        if heard is None or previous is None or previous <= heard:
+            return False
+        log.info(
+            "change notices missed (revisions %d to %d): refreshing every policy",
+            heard + 1, previous,
+        )  # fmt: skip
+        return True
 
     def _affected(self, notice: Mapping[str, Any]) -> set[str]:
         named = {key: _strings(notice.get(key)) for key in ("policy_ids", "policy_groups")}
@@ -367,3 +390,10 @@ def _strings(value: Any) -> set[str]:
 
 
 __all__ = ["LoadedPolicy", "PolicyLoader", "PolicySpec", "PolicyState", "Sink"]
+
+
+def _revision(value: Any) -> int | None:
+    """A notice's revision number, or None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None

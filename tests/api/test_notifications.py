@@ -42,6 +42,7 @@ def test_an_update_and_its_publication_each_send_a_notice_naming_the_policy(
     world: World, notices: tuple[MemoryBus, list[dict[str, Any]]]
 ) -> None:
     _, received = notices
+    before = world.store.revision()
     assert edit_limits(world).status == 200
     published = world.call("POST", f"{LIMITS}/publish", caller="svc-admin", json_body={})
     assert published.status == 200
@@ -50,11 +51,13 @@ def test_an_update_and_its_publication_each_send_a_notice_naming_the_policy(
         "policy_groups": ["operational-limits"],
         "asset_ids": ["bess-01"],
     }
+    first = received[0]["revision"]
     assert received == [
-        {"revision": received[0]["revision"], "change": "update_policy", **named},
-        {"revision": world.store.revision(), "change": "publish_policy", **named},
-    ]
-    assert received[0]["revision"] < received[1]["revision"]
+        {"revision": first, "previous": before, "change": "update_policy", **named},
+        {"revision": world.store.revision(), "previous": first, "change": "publish_policy",
+         **named},
+    ]  # fmt: skip
+    assert before < first < received[1]["revision"]
 
 
 def test_a_grant_change_names_no_policy(
@@ -68,11 +71,13 @@ def test_a_grant_change_names_no_policy(
         "target": "operational-limits",
         "permission": "read",
     }
+    before = world.store.revision()
     answer = world.call("POST", "/api/v1/admin/grants", caller="svc-admin", json_body=grant)
     assert answer.status == 201, answer.body
     assert received == [
         {
             "revision": world.store.revision(),
+            "previous": before,
             "change": "create_grant",
             "policy_ids": [],
             "policy_groups": [],
