@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pbgm.bundle._format import EVERY, Bundle, BundleGroup, Phases
+from pbgm.decision.compiled import gc_paused
 from pbgm.errors import ConflictError, NotFoundError, PbgmError, Problem, ValidationError
 from pbgm.model import PolicyGroup, PolicyStatus
 from pbgm.pap import plain_json
@@ -121,7 +120,10 @@ def import_bundle(
     writing; `phases` every phase (validating, planning, writing). Each document is
     validated once: the store receives the checked documents.
     """
-    with _collector_paused():
+    # Python's cyclic garbage collector off for the import: with 100,000 documents held
+    # (some 10 million objects) its full passes took 40 % of an import's time, and an
+    # import leaves no cycles behind (the peak memory is the same either way)
+    with gc_paused():
         check_documents(bundle, phases)
         if dry_run:
             return _plan(store, bundle, publish, dry_run=True)
@@ -132,22 +134,6 @@ def import_bundle(
     return replace(plan, revision=store.revision())
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the import. With 100,000 documents
-    held (the bundle's and their plain copies, some 10 million objects), its full
-    passes took 40 % of an import's time; the import leaves no cycles behind to
-    collect (the peak memory is the same either way), and reference counting frees
-    the rest as usual. Restored as it was, whatever happens."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
     """Validate every policy of the bundle (plain JSON already: `Bundle`) and its policy
     groups; `ValidationError` lists the problems of all of them."""
@@ -155,7 +141,7 @@ def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
     seen: dict[str, str] = {}
     total = len(bundle.policies)
     for done, (doc, source) in enumerate(zip(bundle.policies, bundle.sources, strict=True)):
-        if phases is not None and done % _EVERY == 0:
+        if phases is not None and done % EVERY == 0:
             phases("validating", done, total)
         problems += _located(source, _problems_of(doc))
         policy_id = doc.get("id") if isinstance(doc, dict) else None
@@ -175,7 +161,6 @@ def check_documents(bundle: Bundle, phases: Phases | None = None) -> None:
         raise ValidationError(problems)
 
 
-_EVERY = EVERY
 _BULK = 1_000  # new policies written in one `Store.create_policies`
 
 
@@ -232,7 +217,7 @@ def _plan_policies(
     """What each policy needs; the existing ones are read in one listing, not one by one."""
     existing = {record.id: record for record in store.list_policies()} if docs else {}
     for done, doc in enumerate(docs):
-        if phases is not None and done % _EVERY == 0:
+        if phases is not None and done % EVERY == 0:
             phases("planning", done, len(docs))
         record = existing.get(doc["id"])
         if record is None:
@@ -363,7 +348,7 @@ def _apply(
     def report(done: int) -> None:
         if progress is not None:
             progress(done, total)
-        if phases is not None and (done % _EVERY == 0 or done == total):
+        if phases is not None and (done % EVERY == 0 or done == total):
             phases("writing", done, total)
 
     def write_created(done: int) -> None:

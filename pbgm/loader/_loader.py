@@ -389,11 +389,11 @@ def _strings(value: Any) -> set[str]:
     return {item for item in value if isinstance(item, str)}
 
 
-__all__ = ["LoadedPolicy", "PolicyLoader", "PolicySpec", "PolicyState", "Sink"]
-
-
 def _revision(value: Any) -> int | None:
     """A notice's revision number, or None for anything else."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     return None
+
+
+__all__ = ["LoadedPolicy", "PolicyLoader", "PolicySpec", "PolicyState", "Sink"]
