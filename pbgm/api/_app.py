@@ -17,7 +17,7 @@ from datetime import timedelta
 from importlib.metadata import entry_points
 from typing import Any, cast
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pbgm.access import AccessPoint
@@ -28,6 +28,7 @@ from pbgm.api._decisions import DecisionService, decisions_blueprint
 from pbgm.api._device_app import DeviceParts, device_parts
 from pbgm.api._enforce import Enforcer
 from pbgm.api._flexoffers import flexoffers_blueprint
+from pbgm.api._http import current_request
 from pbgm.api._limits import install_rate_limit
 from pbgm.api._metrics import Metrics
 from pbgm.api._notify import install_change_notifications
@@ -230,7 +231,7 @@ def _unless_mounted(enforcer: Enforcer, mounted: set[str]) -> Callable[[], None]
     """The API's hook for every request but those of mounted blueprints (own hook)."""
 
     def enforce() -> None:
-        if request.blueprint in mounted:
+        if current_request().blueprint in mounted:
             return None
         return enforcer()
 
@@ -247,7 +248,8 @@ def _writes_seen(reads: RevisionReads) -> Callable[[Response], Response]:
     decision), the next request of this process reads the revisions itself."""
 
     def after(response: Response) -> Response:
-        if request.method not in SAFE_METHODS and request.endpoint not in NOT_WRITING:
+        req = current_request()
+        if req.method not in SAFE_METHODS and req.endpoint not in NOT_WRITING:
             reads.wrote()
         return response
 

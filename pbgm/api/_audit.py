@@ -131,6 +131,32 @@ def bounded_entries(
     return bounded
 
 
+def _within_bounds(entries: Sequence[dict[str, Any]], max_request: int) -> str | None:
+    """The details' JSON text (as a store writes it) when every request is certainly
+    within `max_request` bytes and the call within `MAX_CALL_BYTES`, else None
+    (`bounded_entries` then measures and cuts). Each entry is encoded once, and its
+    text stands for its request's measure: a request is part of its entry, and
+    `_size`'s separators (`", "`, `": "`) add at most one character per comma or colon
+    of the compact text. The common call, a few small requests, is encoded once here
+    instead of once to measure and once to store."""
+    texts: list[str] = []
+    spent = 0
+    for entry in entries:
+        try:
+            text = _COMPACT(entry)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        bound = len(text) + text.count(",") + text.count(":")
+        spent += bound
+        if bound > max_request or spent > MAX_CALL_BYTES:
+            return None
+        texts.append(text)
+    return '{"decisions":[' + ",".join(texts) + "]}"
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 CAPACITY = 10_000
 """Calls the queue holds before new ones are dropped."""
 BATCH = 500
@@ -196,16 +222,16 @@ class DecisionLog:
         self, actor: str, requests: Sequence[Request], responses: Sequence[Response]
     ) -> AuditItem:
         """The audit entry of one call, its requests bounded (`bounded_entries`)."""
-        entries = bounded_entries(
-            [self._entry(q, r) for q, r in zip(requests, responses, strict=True)],
-            max_request=self._max_request,
-        )
+        entries = [self._entry(q, r) for q, r in zip(requests, responses, strict=True)]
+        text = _within_bounds(entries, self._max_request)
+        if text is None:
+            entries = bounded_entries(entries, max_request=self._max_request)
         first = requests[0].resource.get("id") if requests else None
         object_id = (
             first if isinstance(first, str) and 0 < len(first) <= MAX_OBJECT_ID else "request"
         )
         object_id = object_id.replace("\x00", "") or "request"
-        return AuditItem(actor, "decision", "decision", object_id, {"decisions": entries})
+        return AuditItem(actor, "decision", "decision", object_id, {"decisions": entries}, text)
 
     def write(self, calls: Sequence[Call]) -> None:
         """Write the entries of `calls` in one transaction."""

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import cast
 
+from flask import Request as FlaskRequest
 from flask import g, request
 
 from pbgm.access import AccessPoint, Principal
 from pbgm.api._cache import RevisionReads
-from pbgm.api._http import path_names
+from pbgm.api._http import current_request, path_names
 from pbgm.api._resources import resource_of
 from pbgm.api.access_policy import (
     ADMIN_ENDPOINTS,
@@ -66,44 +67,46 @@ class Enforcer:
         self._scoped: dict[tuple[str, str, tuple[str, ...]], Response] = {}
 
     def __call__(self) -> None:
-        endpoint = request.endpoint
+        req = current_request()  # read a dozen times below: looked up once
+        endpoint = req.endpoint
         if endpoint is None or endpoint in self.public:
             return  # unknown routes answer 404; public ones need no token
         self.reads.begin_request()
-        claims = self._authenticate()
-        path_names()
-        who = Principal(claims.subject, kind="service")
-        g.pbgm_claims, g.pbgm_principal = claims, who
-        decision = self.decide(claims, endpoint)
+        claims = self._authenticate(req, endpoint)
+        path_names(req)
+        here = g._get_current_object()
+        here.pbgm_claims = claims
+        here.pbgm_principal = Principal(claims.subject, kind="service")
+        decision = self.decide(claims, endpoint, req.method)
         if decision.decision is not Decision.PERMIT:
             self._refuse(claims, endpoint, decision)
 
-    def decide(self, claims: Claims, endpoint: str) -> Response:
+    def decide(self, claims: Claims, endpoint: str, method: str) -> Response:
         """The PDP's answer for this call (subject from the token).
 
         Outside administration the API policy reads only the endpoint and the
         token's scopes (`access_policy`), so its answer for a pair is remembered;
         administrative calls are decided afresh, grants and all.
         """
-        key = (endpoint, request.method, claims.scopes)
+        key = (endpoint, method, claims.scopes)
         if endpoint not in ADMIN_ENDPOINTS and key in self._scoped:
             return self._scoped[key]
         subject = {"id": claims.subject, "kind": "service", "scopes": claims.scopes}
-        action = {"id": endpoint, "method": request.method}
+        action = {"id": endpoint, "method": method}
         resource = resource_of(endpoint, cast(Store, self.reads))  # the request's memoised reads
         answer = self.pdp.decide(Request(subject=subject, resource=resource, action=action))
         if endpoint not in ADMIN_ENDPOINTS and len(self._scoped) < MAX_REMEMBERED:
             self._scoped[key] = answer
         return answer
 
-    def _authenticate(self) -> Claims:
+    def _authenticate(self, req: FlaskRequest, endpoint: str) -> Claims:
         """The bearer token's claims; an endpoint with its own credential (the device
         notification sink) is authenticated by its `authenticators` entry instead."""
-        special = self.authenticators.get(request.endpoint or "")
+        special = self.authenticators.get(endpoint)
         try:
             if special is not None:
                 return special()
-            return verify_bearer(request, self.verifier)
+            return verify_bearer(req, self.verifier)
         except AuthenticationError as error:
             self.on_auth_failure(error.code)
             raise

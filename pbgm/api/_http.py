@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Request, Response, current_app, g, jsonify, request
 
 from pbgm.access import Principal, decode_id
 from pbgm.api.errors import UnsupportedMediaTypeError
@@ -25,21 +25,34 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_PARAMETER_CHARS = 2048
 
 
+def current_request() -> Request:
+    """The request being served, looked up once: every attribute read through Flask's
+    `request` proxy looks the request up again, which the hooks that run on every call
+    read a dozen times."""
+    return request._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
 def json_body() -> Any:
     """The request body as JSON data, read once per request."""
-    if "pbgm_body" not in g:
-        if request.mimetype not in JSON_TYPES:
+    here = g._get_current_object()
+    body = here.get("pbgm_body", _UNREAD)
+    if body is _UNREAD:
+        req = current_request()
+        if req.environ.get("CONTENT_TYPE") not in JSON_TYPES and req.mimetype not in JSON_TYPES:
             raise UnsupportedMediaTypeError(
                 "send the body as `application/json`", code="unsupported_media_type"
             )
         limit = current_app.config["MAX_CONTENT_LENGTH"]
-        data = request.get_data(cache=True)
+        data = req.get_data(cache=True)
         body = load_document(data, source="request body", max_bytes=limit)
-        g.pbgm_body_escaped = b"\\" in data
-        if g.pbgm_body_escaped:
+        here.pbgm_body_escaped = escaped = b"\\" in data
+        if escaped:
             _refuse_lone_surrogates(body)
-        g.pbgm_body = body
-    return g.pbgm_body
+        here.pbgm_body = body
+    return body
+
+
+_UNREAD = object()
 
 
 def body_escaped() -> bool:
@@ -47,8 +60,10 @@ def body_escaped() -> bool:
     it escapes (a NUL, a lone surrogate): without one, strict JSON cannot carry a
     control character or a surrogate, so checks of its strings can be skipped. The
     test is on bytes, whatever the encoding (a backslash is a 0x5C byte in every UTF)."""
-    json_body()
-    return bool(g.pbgm_body_escaped)
+    here = g._get_current_object()
+    if "pbgm_body_escaped" not in here:
+        json_body()
+    return bool(here.pbgm_body_escaped)
 
 
 def _refuse_lone_surrogates(value: Any) -> None:
@@ -94,9 +109,9 @@ def refuse_control_characters(value: str, name: str) -> None:
         raise InvalidInputError(f"`{name}` holds a control character", code="invalid_parameter")
 
 
-def path_names() -> None:
+def path_names(req: Request) -> None:
     """Refuse control characters in every part of the request's path."""
-    for name, value in (request.view_args or {}).items():
+    for name, value in (req.view_args or {}).items():
         if isinstance(value, str):
             refuse_control_characters(value, name)
 
@@ -167,7 +182,11 @@ def plain_json_response(data: Any, *, headers: Mapping[str, str] | None = None) 
     of dicts, lists, strings, numbers, booleans and None only (as `pbgm.messages`
     writes); anything else goes through Flask's encoder as `json_response` does."""
     try:
-        body = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        body = _COMPACT(data)
     except (TypeError, ValueError):
         return json_response(data, headers=headers)
-    return Response(body, 200, headers, mimetype="application/json")
+    return Response(body, 200, headers, content_type="application/json")
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+"""`json.dumps` with these options, without making an encoder per call."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from pbgm.api._http import current_request
 from pbgm.api._metrics import Metrics
 from pbgm.errors import PbgmError
 from pbgm.ops.logs import HEADER, REQUEST_ID, request_id
@@ -82,23 +83,26 @@ def current_request_id() -> str | None:
 
 def _finish(metrics: Metrics) -> Any:
     def finish(response: Response) -> Response:
+        req, here = current_request(), g._get_current_object()  # one lookup each
         status = str(response.status_code)
-        endpoint = request.endpoint or "unknown"
-        route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+        endpoint = req.endpoint or "unknown"
+        rule = req.url_rule
+        route = rule.rule if rule is not None else UNMATCHED
         metrics.labelled(metrics.requests, endpoint, status).inc()
-        started = g.get("pbgm_started")
+        started = here.get("pbgm_started")
         if started is not None:
             elapsed = time.perf_counter() - started
-            duration = metrics.labelled(metrics.request_duration, route, request.method, status)
+            duration = metrics.labelled(metrics.request_duration, route, req.method, status)
             duration.observe(elapsed)
-        if endpoint == "auth.token" and response.status_code == 401:
+        if endpoint == "auth.token" and status == "401":
             metrics.authentication_failures.labels("invalid_client").inc()
-        revisions = g.get("pbgm_revisions")
+        revisions = here.get("pbgm_revisions")
         if revisions is not None and revisions.repository != metrics.worker_revision_set:
             metrics.worker_revision.set(revisions.repository)
             metrics.worker_revision_set = revisions.repository
-        if "pbgm_request_id" in g:
-            response.headers[HEADER] = g.pbgm_request_id
+        made = here.get("pbgm_request_id")
+        if made is not None:
+            response.headers[HEADER] = made
         return response
 
     return finish

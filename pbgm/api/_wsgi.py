@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import secrets
@@ -122,6 +123,11 @@ def _expire(signum: int, frame: FrameType | None) -> None:
     raise RequestTimeout
 
 
+_handler_of: Callable[[int], Any] = importlib.import_module("_signal").getsignal
+"""`signal.getsignal` without its conversion to `signal.Handlers`, which tries (and
+fails, raising and catching an error) to make an enum of a Python handler: asked on
+every request, the conversion cost more than the rest of the deadline."""
+
 StartResponse = Callable[..., Any]
 App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -134,9 +140,9 @@ class Deadline:
         self.seconds = seconds
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if threading.current_thread() is not threading.main_thread():
+        if threading.get_ident() != threading.main_thread().ident:
             return self.app(environ, start_response)  # a threaded server: no timer here
-        if signal.getsignal(signal.SIGALRM) is not _expire:  # installed once per worker
+        if _handler_of(signal.SIGALRM) is not _expire:  # installed once per worker
             signal.signal(signal.SIGALRM, _expire)
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
         try:

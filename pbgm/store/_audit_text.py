@@ -37,7 +37,9 @@ def audit_texts(items: Sequence[AuditItem]) -> list[AuditText]:
             (item.object_id, "object id"),
         ):
             common.check_id(value, what)
-        text = _text(item.details or {})
+        text = _storable(item.text) if item.text is not None else None
+        if text is None:
+            text = _text(item.details or {})
         if text is None:
             details = common.check_audit(
                 item.actor, item.action, item.object_type, item.object_id, item.details
@@ -53,6 +55,11 @@ def _text(details: Any) -> str | None:
         text = json.dumps(details, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
         return None
+    return _storable(text)
+
+
+def _storable(text: str) -> str | None:
+    """`text` when it passes the tests (module docstring), else None."""
     if not text.startswith("{") or "\\u0000" in text:
         return None
     if not text.isascii():

@@ -4,15 +4,19 @@ nothing queued is lost when the log is closed (as at a clean stop)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pbgm.api._audit import BATCH, DecisionLog
+from pbgm.api._audit import BATCH, DecisionLog, bounded_entries
 from pbgm.api._metrics import Metrics
 from pbgm.model import Decision, Request, Response
+from pbgm.store import AuditItem, MemoryStore
 from pbgm.store.sql import SqlStore
 from pbgm.store.sql.migrate import upgrade
 
@@ -95,3 +99,61 @@ def test_closing_writes_everything_queued(store, tmp_path: Path):
     assert _written(store) == 1_200 and log.writer.dropped == 0
     log.record(*_call(1_200))
     assert log.writer.dropped == 1
+
+
+# --- one encoding per entry ---------------------------------------------------------------
+
+_NEAR_BOUND = st.text(alphabet=st.sampled_from('ab,:"\\é\x01'), min_size=0, max_size=700)
+
+
+_MANY = st.dictionaries(st.text("abcdefgh", min_size=2, max_size=4), st.integers(0, 9), max_size=90)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    notes=st.lists(st.tuples(_NEAR_BOUND, _MANY), min_size=1, max_size=4),
+    bound=st.integers(64, 1400),
+)
+def test_an_entry_encoded_once_is_what_measuring_and_cutting_would_store(notes, bound):
+    """Requests near `max_request` (many attributes, whose separators the measure
+    widens; commas and colons in texts; escapes; non-ASCII): the entry keeps exactly
+    the requests `bounded_entries` keeps, and its text, when it has one, is the details
+    as a store encodes them."""
+    log = DecisionLog(MemoryStore(), max_request=bound)
+    requests = [Request({**many, "id": "u", "note": n}, {"id": "r"}) for n, many in notes]
+    item = log.item("svc", requests, [DECIDED] * len(requests))
+    entries = [log._entry(q, r) for q, r in zip(requests, [DECIDED] * len(requests), strict=True)]
+    assert item.details == {"decisions": bounded_entries(entries, max_request=bound)}
+    if item.text is not None:
+        assert item.text == json.dumps(
+            item.details, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
+
+
+def test_a_small_call_carries_its_text_and_a_large_one_is_measured():
+    log = DecisionLog(MemoryStore(), max_request=256)
+    small = log.item("svc", [Request({"id": "u"})], [DECIDED])
+    large = log.item("svc", [Request({"id": "u", "note": "x" * 300})], [DECIDED])
+    assert small.text is not None and json.loads(small.text) == small.details
+    assert large.text is None and large.details["decisions"][0]["request_truncated"] is True
+
+
+def test_a_given_text_that_is_not_storable_is_encoded_from_the_details_again():
+    store = MemoryStore()
+    details = {"decisions": [{"decision": "Permit"}]}
+    item = AuditItem("svc", "decision", "decision", "r", details, text='{"x":"\\u0000"}')
+    store.record_audit_batch([item])
+    [entry] = [e for e in store.list_audit() if e.action == "decision"]
+    assert entry.details == details
+
+
+def test_a_request_over_the_bound_only_by_its_measures_separators_is_cut():
+    """`_size` measures with `", "` and `": "`: a request of many attributes whose
+    compact entry fits the bound, but whose measure does not, is still cut."""
+    request = Request({**{f"a{i:02d}": i % 10 for i in range(80)}, "id": "u"})
+    entry = DecisionLog(MemoryStore())._entry(request, DECIDED)
+    compact = len(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+    measured = len(json.dumps(entry["request"], ensure_ascii=False))
+    assert compact < measured  # the bound below falls between the two
+    item = DecisionLog(MemoryStore(), max_request=compact).item("svc", [request], [DECIDED])
+    assert item.text is None and item.details["decisions"][0]["request_truncated"] is True

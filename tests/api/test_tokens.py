@@ -514,3 +514,28 @@ def test_after_rotation_old_tokens_stay_valid_and_the_jwks_lists_both(world: Wor
         401,
         "token_expired",
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("Bearer {t}", 200),
+        ("bearer {t}", 200),  # the scheme is case-insensitive (RFC 9110 §11.1)
+        ("BEARER {t}", 200),
+        ("Bearer  {t}", 401),  # one space, then the token
+        ("Bearer{t}", 401),
+        ("Bearer {t} ", 401),
+        ("Bearer {t}!", 401),  # outside RFC 6750's b64token
+        ("Bearer ", 401),
+        ("Basic {t}", 401),
+    ],
+)
+def test_the_authorization_header_reads_bearer_then_the_token(
+    world: World, header: str, status: int
+) -> None:
+    token = get_token(world, "svc-voltage")
+    value = header.format(t=token)
+    reply = call(world, "GET", PROTECTED, headers={"Authorization": value})
+    assert reply.status == status, value
+    if status == 401:
+        assert reply.code in {"token_invalid", "token_missing"}
