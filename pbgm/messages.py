@@ -36,13 +36,12 @@ def request_problems(data: Any, path: str = "$", *, extra: Collection[str] = ())
         return [Problem(path, "invalid_type", "a request is a JSON object")]
     problems = []
     for key, value in data.items():
-        where = f"{path}.{key}"
-        if key not in CATEGORIES and key not in extra:
-            problems.append(Problem(where, "unknown_member", f"unknown member `{key}`"))
-        elif key in CATEGORIES and not isinstance(value, Mapping):
-            problems.append(
-                Problem(where, "invalid_type", f"`{key}` maps attribute names to values")
-            )
+        if key in CATEGORIES:
+            if value.__class__ is not dict and not isinstance(value, Mapping):
+                message = f"`{key}` maps attribute names to values"
+                problems.append(Problem(f"{path}.{key}", "invalid_type", message))
+        elif key not in extra:
+            problems.append(Problem(f"{path}.{key}", "unknown_member", f"unknown member `{key}`"))
     return problems
 
 

@@ -133,8 +133,10 @@ class RevisionReads:
         return revisions.repository
 
     def revisions(self) -> Revisions:
-        if has_request_context() and "pbgm_revisions" in g:
-            return g.pbgm_revisions  # type: ignore[no-any-return]
+        if has_request_context():
+            taken: Revisions | None = g.get("pbgm_revisions")
+            if taken is not None:
+                return taken
         return self.store.revisions()
 
     def revision(self) -> int:
