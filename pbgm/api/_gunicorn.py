@@ -39,10 +39,14 @@ class PbgmLogger(Logger):  # type: ignore[misc]  # gunicorn ships no types
             return
         request_id = _response_header(resp, "x-request-id") or "-"
         if self.log_format != "json":
-            atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
-            self.access_log.info(
-                self.cfg.access_log_format, atoms, extra={"request_id": request_id}
+            fmt = self.cfg.access_log_format
+            made = (
+                text_atoms(resp, environ, request_time)
+                if fmt == TEXT_ACCESS_FORMAT
+                else self.atoms(resp, req, environ, request_time)
             )
+            atoms = self.atoms_wrapper_class(made)  # escapes the quotes a client sent
+            self.access_log.info(fmt, atoms, extra={"request_id": request_id})
             return
         status = str(getattr(resp, "status", "") or "").split(" ", 1)[0]
         fields = {
@@ -59,6 +63,30 @@ class PbgmLogger(Logger):  # type: ignore[misc]  # gunicorn ships no types
         self.access_log.info(
             "%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields
         )
+
+
+def text_atoms(resp: Any, environ: dict[str, Any], request_time: timedelta) -> dict[str, Any]:
+    """The atoms `TEXT_ACCESS_FORMAT` reads, as gunicorn's `Logger.atoms` makes them.
+    That makes every atom of every format: the time formatted, the user read from the
+    Authorization header, and one entry per request header, response header and
+    environment variable, for each access line."""
+    status = resp.status
+    if isinstance(status, str):
+        status = status.split(None, 1)[0]
+    sent = getattr(resp, "sent", None)
+    method, uri, protocol = (
+        environ["REQUEST_METHOD"],
+        environ["RAW_URI"],
+        environ["SERVER_PROTOCOL"],
+    )
+    return {
+        "h": environ.get("REMOTE_ADDR", "-"),
+        "r": f"{method} {uri} {protocol}",
+        "s": status,
+        "b": "-" if sent is None else str(sent),
+        "M": request_time.seconds * 1000 + int(request_time.microseconds / 1000),
+        "a": environ.get("HTTP_USER_AGENT", "-"),
+    }
 
 
 def _response_header(resp: Any, name: str) -> str | None:
