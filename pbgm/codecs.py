@@ -158,12 +158,13 @@ def dump_object(data: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON; `unencodable_payload` for what JSON cannot carry, NaN and
     infinities included."""
     try:
-        text = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return text.encode("utf-8")
+        return _ENCODE(dict(data)).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise _unencodable(f"cannot encode the payload as JSON: {exc}") from None
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+"""`json.dumps` with these options, without making an encoder per payload."""
 _EXACT_SCALARS = frozenset({str, int, bool, type(None)})  # what JSON decodes to, float aside
 
 

@@ -93,7 +93,11 @@ def _fetched(access: AccessPoint, values: dict[str, str]) -> tuple[bytes, str]:
 
 
 def _json_bytes(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    return _ENCODE_SORTED(data).encode()
+
+
+_ENCODE_SORTED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+"""`json.dumps` with these options, without making an encoder per answer."""
 
 
 def _conditional(body: bytes, etag: str) -> Response:
