@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pbgm.bus import BusMessage, Handler
 from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
-from pbgm.policy import json_strings, parse_datetime
+from pbgm.policy import compact_json, json_strings, parse_datetime
 
 __all__ = [
     "CODECS",
@@ -158,13 +158,11 @@ def dump_object(data: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON; `unencodable_payload` for what JSON cannot carry, NaN and
     infinities included."""
     try:
-        return _ENCODE(dict(data)).encode("utf-8")
+        return compact_json(dict(data)).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise _unencodable(f"cannot encode the payload as JSON: {exc}") from None
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-"""`json.dumps` with these options, without making an encoder per payload."""
 _EXACT_SCALARS = frozenset({str, int, bool, type(None)})  # what JSON decodes to, float aside
 
 

@@ -51,7 +51,7 @@ from typing import Any
 
 from pbgm.model import CATEGORIES, Request, Response
 from pbgm.pap import plain_json
-from pbgm.policy import thaw
+from pbgm.policy import compact_json, thaw
 from pbgm.store.base import AuditItem, Store
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _within_bounds(entries: Sequence[dict[str, Any]], max_request: int) -> str |
     spent = 0
     for entry in entries:
         try:
-            text = _COMPACT(entry)
+            text = compact_json(entry)
         except (TypeError, ValueError, RecursionError):
             return None
         bound = len(text) + text.count(",") + text.count(":")
@@ -152,9 +152,6 @@ def _within_bounds(entries: Sequence[dict[str, Any]], max_request: int) -> str |
             return None
         texts.append(text)
     return '{"decisions":[' + ",".join(texts) + "]}"
-
-
-_COMPACT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 CAPACITY = 10_000

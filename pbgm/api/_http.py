@@ -32,6 +32,9 @@ def current_request() -> Request:
     return request._get_current_object()  # type: ignore[attr-defined,no-any-return]
 
 
+_UNREAD = object()
+
+
 def json_body() -> Any:
     """The request body as JSON data, read once per request."""
     here = g._get_current_object()
@@ -50,9 +53,6 @@ def json_body() -> Any:
             _refuse_lone_surrogates(body)
         here.pbgm_body = body
     return body
-
-
-_UNREAD = object()
 
 
 def body_escaped() -> bool:

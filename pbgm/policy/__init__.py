@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from pbgm.policy.documents import canonical_json, load_document, load_file
+from pbgm.policy.documents import canonical_json, compact_json, load_document, load_file
 from pbgm.policy.schema import load_schema
 from pbgm.policy.syntax import (
     FORMAT,
@@ -41,6 +41,7 @@ from pbgm.policy.validate import (
 __all__ = [
     "FORMAT",
     "canonical_json",
+    "compact_json",
     "content_schema",
     "dump_policy",
     "format_datetime",

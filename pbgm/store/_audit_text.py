@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pbgm.policy import compact_json
 from pbgm.store import _common as common
 from pbgm.store.base import AuditItem
 
@@ -52,7 +53,7 @@ def audit_texts(items: Sequence[AuditItem]) -> list[AuditText]:
 def _text(details: Any) -> str | None:
     """The JSON text of `details` when its text passes the tests, else None."""
     try:
-        text = json.dumps(details, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = compact_json(details)
     except (TypeError, ValueError, RecursionError):
         return None
     return _storable(text)

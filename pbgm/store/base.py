@@ -162,9 +162,9 @@ class AuditItem:
     object_id: str
     details: Mapping[str, Any] | None = None
     text: str | None = None
-    """`details` as the compact JSON text a store writes (`separators=(",", ":")`,
-    `ensure_ascii=False`), when the writer has it already: `record_audit_batch` then
-    checks this text instead of encoding `details` again. It must encode `details`."""
+    """`details` as the text a store writes (`pbgm.policy.compact_json`), when the writer
+    has it already: `record_audit_batch` then checks this text instead of encoding
+    `details` again. It must encode `details`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,13 @@ class Counting(MemoryStore):
         return counted
 
 
+def _populated() -> tuple[Counting, RevisionReads]:
+    """A counting store with the test's principals and policies, read through the memo."""
+    store = Counting()
+    populate(store)
+    return store, RevisionReads(store)
+
+
 def _request(reads: RevisionReads) -> None:
     """What a protected request reads, as its first step (`begin_request`) and after."""
     reads.begin_request()
@@ -50,9 +57,7 @@ def _request(reads: RevisionReads) -> None:
 
 
 def test_a_policy_change_keeps_principals_grants_and_groups_and_rereads_policies() -> None:
-    store = Counting()
-    populate(store)
-    reads = RevisionReads(store)
+    store, reads = _populated()
     with Flask(__name__).test_request_context():
         _request(reads)
         _request(reads)
@@ -69,9 +74,7 @@ def test_a_policy_change_keeps_principals_grants_and_groups_and_rereads_policies
 
 
 def test_a_change_of_principals_or_grants_is_read_by_the_next_request() -> None:
-    store = Counting()
-    populate(store)
-    reads = RevisionReads(store)
+    store, reads = _populated()
     with Flask(__name__).test_request_context():
         _request(reads)
         store.add_group(Group("field"), actor="x")
