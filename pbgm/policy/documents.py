@@ -170,46 +170,59 @@ def _duplicate(source: str, key: str, where: str = "") -> InvalidInputError:
     )
 
 
+class _Refused(Exception):
+    """A value the JSON decoder's hooks refuse, named with its source by `_parse_json`
+    (the hooks belong to one decoder made once, which knows no source)."""
+
+    def __init__(self, kind: str, key: str = "") -> None:
+        super().__init__(kind)
+        self.kind, self.key = kind, key
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused("duplicate", key)
+        out[key] = value
+    return out
+
+
+def _constant(name: str) -> Any:
+    raise _Refused("constant", name)
+
+
+def _bounded_integer(digits: str) -> int:
+    value = int(digits)
+    if not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise _Refused("range")
+    return value
+
+
+def _finite(digits: str) -> float:
+    value = float(digits)
+    if not math.isfinite(value):  # `1e999`
+        raise _Refused("finite")
+    return value
+
+
+_DECODE = json.JSONDecoder(
+    object_pairs_hook=_pairs,
+    parse_constant=_constant,
+    parse_int=_bounded_integer,
+    parse_float=_finite,
+).decode
+"""The strict decoder, made once (`json.loads` with options makes one per call)."""
+
+
 def _parse_json(text: str, source: str) -> Any:
-    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise _duplicate(source, key)
-            out[key] = value
-        return out
-
-    def refuse_constant(name: str) -> Any:
-        raise InvalidInputError(
-            f"`{name}` in `{source}` is not a JSON number", code="malformed_document"
-        )
-
-    def bounded_integer(digits: str) -> int:
-        value = int(digits)
-        if not -MAX_INTEGER <= value <= MAX_INTEGER:
-            raise _out_of_range(source)
-        return value
-
-    def finite(digits: str) -> float:
-        value = float(digits)
-        if not math.isfinite(value):  # `1e999`
-            raise InvalidInputError(
-                f"`{source}` holds a value of a kind JSON does not have (a non-finite number)",
-                code="malformed_document",
-            )
-        return value
-
     # The scalars are checked as they are read; the tree's depth only where it can reach
     # `MAX_DEPTH` (as many brackets as that), its size never: without YAML's aliases a
     # document holds fewer values than it has bytes (`load_document`).
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=pairs_hook,
-            parse_constant=refuse_constant,
-            parse_int=bounded_integer,
-            parse_float=finite,
-        )
+        return _DECODE(text)
+    except _Refused as refused:
+        raise _refusal(refused, source) from None
     except json.JSONDecodeError as exc:
         raise _malformed(source, "JSON", exc.lineno, exc.colno, exc.msg.lower()) from None
     except RecursionError:
@@ -218,6 +231,21 @@ def _parse_json(text: str, source: str) -> Any:
         raise InvalidInputError(
             f"malformed JSON in `{source}`: {str(exc).lower()}", code="malformed_document"
         ) from None
+
+
+def _refusal(refused: _Refused, source: str) -> InvalidInputError:
+    if refused.kind == "duplicate":
+        return _duplicate(source, refused.key)
+    if refused.kind == "constant":
+        return InvalidInputError(
+            f"`{refused.key}` in `{source}` is not a JSON number", code="malformed_document"
+        )
+    if refused.kind == "range":
+        return _out_of_range(source)
+    return InvalidInputError(
+        f"`{source}` holds a value of a kind JSON does not have (a non-finite number)",
+        code="malformed_document",
+    )
 
 
 # PyYAML ships no type hints (`yaml.*` is `ignore_missing_imports`), so its base class is Any.
