@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from pbgm.errors import Problem, ValidationError
 from pbgm.model import CATEGORIES, EvaluationError, Request, Response
 from pbgm.policy import format_datetime, freeze
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 __all__ = ["json_value", "request_from_json", "request_problems", "response_to_json"]
 
@@ -54,7 +57,13 @@ def request_from_json(data: Any, path: str = "$", *, extra: Collection[str] = ()
     problems = request_problems(data, path, extra=extra)
     if problems:
         raise ValidationError(problems)
-    return Request(**{c: freeze(dict(data[c])) for c in CATEGORIES if c in data})
+    get = data.get
+    return Request(*(_frozen_bag(get(c)) for c in CATEGORIES))
+
+
+def _frozen_bag(bag: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A category's bag, frozen (`freeze` copies it: the caller's data stays its own)."""
+    return _EMPTY if bag is None else freeze(bag if bag.__class__ is dict else dict(bag))
 
 
 def response_to_json(response: Response) -> dict[str, Any]:

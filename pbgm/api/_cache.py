@@ -143,19 +143,33 @@ class RevisionReads:
         return self.revisions().repository
 
     def __getattr__(self, name: str) -> Any:
+        """The store's attribute; for a cached read, a memoising wrapper, made once and
+        kept on this view (so the next lookup is a plain attribute)."""
         attribute = getattr(self.store, name)
         if name not in CACHED_READS:
             return attribute
-        return lambda *args, **kwargs: self._read(name, attribute, args, kwargs)
+        domain = (
+            _access if name in BY_ACCESS else _decisions if name in BY_DECISIONS else _repository
+        )
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            return self._read(name, attribute, domain, args, kwargs)
+
+        setattr(self, name, read)
+        return read
 
     def access_revision(self) -> int:
         """The revision that principals, memberships and grants move."""
         return self.revisions().access
 
-    def _read(self, name: str, read: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        domain = (
-            _access if name in BY_ACCESS else _decisions if name in BY_DECISIONS else _repository
-        )
+    def _read(
+        self,
+        name: str,
+        read: Callable[..., Any],
+        domain: Callable[[Revisions], int],
+        args: Any,
+        kwargs: Any,
+    ) -> Any:
         key = (name, args, tuple(sorted(kwargs.items())) if kwargs else ())
         memo = self._memo_for(domain, domain(self.revisions()))
         if key not in memo:

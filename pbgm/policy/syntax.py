@@ -66,8 +66,16 @@ def _fail(path: str, code: str, message: str) -> ValidationError:
     return ValidationError([Problem(path, code, message)])
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """Deep-freeze JSON data: dicts become read-only mappings, lists tuples."""
+    kind = type(value)
+    if kind in _LEAVES:  # the common cases first, without the ABC checks below
+        return value
+    if kind is dict:
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, Mapping):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
