@@ -35,6 +35,7 @@ from pbgm.store.base import (
     AuditQuery,
     Revisions,
 )
+from pbgm.store.sql._bulk import copy_rows
 from pbgm.store.sql.listen import notify_decisions
 from pbgm.store.sql.mapping import audit_row, to_audit
 from pbgm.store.sql.tables import AuditRow, DecisionChangeRow, RevisionRow
@@ -45,12 +46,14 @@ _AUDIT = cast(Table, AuditRow.__table__)
 _PRUNE_EVERY = 100  # feed entries pruned once in so many changes, not on every one
 PRUNE_BATCH = 5000
 _NO_REVISION = "the policy repository has no revision row; run `pbgm db upgrade`"
+_AUDIT_COLUMNS = ("at", "actor", "action", "object_type", "object_id", "details")
 _AUDIT_INSERT = (
     "INSERT INTO audit_log (at, actor, action, object_type, object_id, details)"
     " VALUES ({m}, {m}, {m}, {m}, {m}, {m})"
 )
-"""The decision log's insert (`record_audit_batch`): the details are JSON text, which
-SQLite stores as the JSON column does and PostgreSQL casts to `jsonb`."""
+"""The decision log's insert (`record_audit_batch`, beside PostgreSQL's COPY of
+`_AUDIT_COLUMNS`): the details are JSON text, which SQLite stores as the JSON column
+does and PostgreSQL casts to `jsonb`."""
 
 
 def _audit_time(dialect: Dialect, at: datetime) -> Any:
@@ -170,13 +173,18 @@ class SqlBase:
 
     def record_audit_batch(self, items: Sequence[AuditItem]) -> int:
         """`record_audits` for many entries: their JSON texts checked
-        (`pbgm.store._audit_text`), then one prepared INSERT run once per entry by the
-        driver (`executemany`), no statement compiled or parameter processed per row."""
+        (`pbgm.store._audit_text`), then written with no statement compiled or parameter
+        processed per row: PostgreSQL's COPY (`_bulk.copy_rows`), elsewhere one
+        prepared INSERT run once per entry by the driver (`executemany`)."""
         checked = audit_texts(items)
         if not checked:
             return 0
         with self._tx(write=True) as session:
             connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                at = common.now(self._clock)
+                copy_rows(connection, "audit_log", _AUDIT_COLUMNS, ((at, *e) for e in checked))
+                return len(checked)
             at = _audit_time(connection.dialect, common.now(self._clock))
             marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
             connection.exec_driver_sql(

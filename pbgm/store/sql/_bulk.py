@@ -15,6 +15,7 @@ first version, rather than encoded again by the JSON columns' bind processing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -143,17 +144,29 @@ def _write(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> 
             written[id(value)] = (value, json.dumps(value))
         return written[id(value)][1]
 
-    names = ", ".join(column.name for column in columns)  # the names of our own tables
+    copy_rows(
+        connection,
+        table.name,
+        [column.name for column in columns],
+        (
+            [text(row[k]) if encode else row[k] for k, encode in zip(keys, as_json, strict=True)]
+            for row in rows
+        ),
+    )
+
+
+def copy_rows(
+    connection: Connection, table: str, names: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """`rows` (values in the order of `names`) into `table` with PostgreSQL's COPY, in
+    the connection's transaction: no statement per row, each row written by psycopg's
+    C code. `table` and `names` are our own tables' names, never input."""
     raw = connection.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+    columns = ", ".join(names)
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row(
-                [
-                    text(row[k]) if encode else row[k]
-                    for k, encode in zip(keys, as_json, strict=True)
-                ]
-            )
+            copy.write_row(row)
 
 
 def _audit(at: datetime, actor: str, action: str, policy_id: str, details: Any) -> dict[str, Any]:
