@@ -129,12 +129,12 @@ class RevisionReads:
             revisions = followed[2]
         else:
             revisions = self.store.revisions()
-        g.pbgm_revisions = revisions
+        g._get_current_object().pbgm_revisions = revisions
         return revisions.repository
 
     def revisions(self) -> Revisions:
         if has_request_context():
-            taken: Revisions | None = g.get("pbgm_revisions")
+            taken: Revisions | None = g._get_current_object().get("pbgm_revisions")
             if taken is not None:
                 return taken
         return self.store.revisions()

@@ -41,7 +41,6 @@ from pbgm.access import AccessPoint, Principal
 from pbgm.api._audit import DecisionLog
 from pbgm.api._cache import RevisionReads
 from pbgm.api._http import (
-    actor,
     body_escaped,
     json_body,
     json_response,
@@ -311,8 +310,9 @@ def _decide(
     group: str | None,
     kind: str,
 ) -> list[Decided]:
-    decided = service.decide(requests, group, principal())
-    log.record(actor(), requests, decided)
+    caller = principal()
+    decided = service.decide(requests, group, caller)
+    log.record(caller.id, requests, decided)
     if kind == BATCH:
         metrics.batch_size.observe(len(requests))
     for response in decided:

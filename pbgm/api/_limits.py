@@ -16,15 +16,16 @@ server.
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, g
 from flask_limiter import Limiter
 
+from pbgm.api._http import current_request
 from pbgm.api.settings import Settings
 
 
 def _caller() -> str:
-    who = g.get("pbgm_principal")
-    return f"client:{who.id}" if who is not None else f"address:{request.remote_addr}"
+    who = g._get_current_object().get("pbgm_principal")
+    return f"client:{who.id}" if who is not None else f"address:{current_request().remote_addr}"
 
 
 def install_rate_limit(app: Flask, settings: Settings, public: frozenset[str]) -> Limiter | None:
@@ -45,6 +46,7 @@ def install_rate_limit(app: Flask, settings: Settings, public: frozenset[str]) -
 
     @limiter.request_filter
     def uncounted() -> bool:
-        return request.endpoint is None or request.endpoint in public
+        endpoint = current_request().endpoint
+        return endpoint is None or endpoint in public
 
     return limiter

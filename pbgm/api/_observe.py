@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g
 
 from pbgm.api._http import current_request
 from pbgm.api._metrics import Metrics
@@ -44,7 +44,7 @@ def install_observation(app: Flask, metrics: Metrics, store: Store) -> None:
 
 
 def _begin() -> None:
-    incoming = request.environ.get(_HEADER_KEY)
+    incoming = current_request().environ.get(_HEADER_KEY)
     made = request_id(incoming) if incoming is not None else _new_id()
     here = g._get_current_object()  # one proxy lookup
     here.pbgm_request_id = made
@@ -109,7 +109,7 @@ def _finish(metrics: Metrics) -> Any:
 
 
 def _forget(_error: BaseException | None) -> None:
-    token = g.pop("pbgm_request_token", None)
+    token = g._get_current_object().pop("pbgm_request_token", None)
     if token is not None:
         REQUEST_ID.reset(token)
 
