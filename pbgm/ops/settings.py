@@ -272,7 +272,23 @@ def settings_from(values: Mapping[str, Any], problems: list[Problem] | None = No
 
 
 def validated(settings: Settings) -> Settings:
-    _raise_if(_problems(settings))
+    """`settings` with each field read as its variable would be (`0` as the rate limit
+    is no limit, `100` is `100/minute`), or `ConfigurationError` naming every bad one.
+    A `Settings` made in code is checked here (`replace`, `create_app`), as
+    `settings_from` checks what it parses: a bad value fails at start, not in every
+    request."""
+    problems: list[Problem] = []
+    parsed: dict[str, Any] = {}
+    for name, parse in _PARSERS.items():
+        value = getattr(settings, name)
+        try:
+            parsed[name] = parse(value)
+        except ValueError as error:
+            problems.append(Problem(variable(name), "invalid_setting", str(error)))
+    changed = {name: value for name, value in parsed.items() if value != getattr(settings, name)}
+    if changed:
+        settings = replace(settings, **changed)
+    _raise_if([*problems, *_problems(settings)])
     return settings
 
 
