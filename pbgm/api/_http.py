@@ -47,7 +47,8 @@ def json_body() -> Any:
             raise UnsupportedMediaTypeError(
                 "send the body as `application/json`", code="unsupported_media_type"
             )
-        limit = current_app._get_current_object().config["MAX_CONTENT_LENGTH"]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        limit = app.config["MAX_CONTENT_LENGTH"]
         data = req.get_data(cache=True)
         body = load_document(data, source="request body", max_bytes=limit)
         here.pbgm_body_escaped = escaped = b"\\" in data
