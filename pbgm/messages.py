@@ -16,14 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta
-from types import MappingProxyType
 from typing import Any
 
 from pbgm.errors import Problem, ValidationError
-from pbgm.model import CATEGORIES, EvaluationError, Request, Response
+from pbgm.model import CATEGORIES, EMPTY_BAG, EvaluationError, Request, Response
 from pbgm.policy import format_datetime, freeze
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 __all__ = ["json_value", "request_from_json", "request_problems", "response_to_json"]
 
@@ -57,13 +54,8 @@ def request_from_json(data: Any, path: str = "$", *, extra: Collection[str] = ()
     problems = request_problems(data, path, extra=extra)
     if problems:
         raise ValidationError(problems)
-    get = data.get
-    return Request(*(_frozen_bag(get(c)) for c in CATEGORIES))
-
-
-def _frozen_bag(bag: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """A category's bag, frozen (`freeze` copies it: the caller's data stays its own)."""
-    return _EMPTY if bag is None else freeze(bag if bag.__class__ is dict else dict(bag))
+    get = data.get  # `freeze` copies each bag: the caller's data stays its own
+    return Request(*(freeze(get(c, EMPTY_BAG)) for c in CATEGORIES))
 
 
 def response_to_json(response: Response) -> dict[str, Any]:

@@ -45,7 +45,8 @@ COMBINING_ALGORITHMS = (
 order, stopping at the first that overrides) and the legacy ones of XACML 1.0/1.1
 (`pbgm.decision.combining` has their meaning)."""
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+EMPTY_BAG: Mapping[str, Any] = MappingProxyType({})
+"""The empty, read-only attribute bag: a `Request` category nobody gave."""
 
 Clock = Callable[[], datetime]
 """What pbgm reads the time from: injected everywhere a time is taken (never in the PDP's
@@ -238,7 +239,7 @@ class ObligationExpression:
 
     id: str
     fulfill_on: Effect
-    attributes: Mapping[str, Expr] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, Expr] = field(default_factory=lambda: EMPTY_BAG)
     assignments: tuple[AssignmentExpression, ...] = ()
 
 
@@ -258,7 +259,7 @@ class Obligation:
     The PEP must discharge every one of them or deny."""
 
     id: str
-    attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, Any] = field(default_factory=lambda: EMPTY_BAG)
     assignments: tuple[Assignment, ...] = ()
 
 
@@ -267,7 +268,7 @@ class Advice:
     """Like an obligation, but the PEP may ignore it."""
 
     id: str
-    attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, Any] = field(default_factory=lambda: EMPTY_BAG)
     assignments: tuple[Assignment, ...] = ()
 
 
@@ -299,7 +300,7 @@ class Policy:
     valid_until: datetime | None = None
     obligations: tuple[ObligationExpression, ...] = ()
     advice: tuple[ObligationExpression, ...] = ()
-    content: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    content: Mapping[str, Any] = field(default_factory=lambda: EMPTY_BAG)
     version: int = 1
     policies: tuple[Policy, ...] = ()
     policy_combining: str | None = None
@@ -351,10 +352,10 @@ class Request:
 
     def __init__(
         self,
-        subject: Mapping[str, Any] = _EMPTY,
-        resource: Mapping[str, Any] = _EMPTY,
-        action: Mapping[str, Any] = _EMPTY,
-        environment: Mapping[str, Any] = _EMPTY,
+        subject: Mapping[str, Any] = EMPTY_BAG,
+        resource: Mapping[str, Any] = EMPTY_BAG,
+        action: Mapping[str, Any] = EMPTY_BAG,
+        environment: Mapping[str, Any] = EMPTY_BAG,
     ) -> None:
         bags = _BAG_TYPES
         if (
@@ -405,11 +406,11 @@ class ExtendedRequest(Request):
 
     def __init__(
         self,
-        subject: Mapping[str, Any] = _EMPTY,
-        resource: Mapping[str, Any] = _EMPTY,
-        action: Mapping[str, Any] = _EMPTY,
-        environment: Mapping[str, Any] = _EMPTY,
-        others: Mapping[str, Mapping[str, Any]] = _EMPTY,
+        subject: Mapping[str, Any] = EMPTY_BAG,
+        resource: Mapping[str, Any] = EMPTY_BAG,
+        action: Mapping[str, Any] = EMPTY_BAG,
+        environment: Mapping[str, Any] = EMPTY_BAG,
+        others: Mapping[str, Mapping[str, Any]] = EMPTY_BAG,
     ) -> None:
         Request.__init__(self, subject, resource, action, environment)
         _set_others(self, others)
@@ -422,8 +423,8 @@ def other_bag(request: Request, category: str) -> Mapping[str, Any]:
     """The attributes of a category beyond the four (empty for a plain `Request`)."""
     if request.__class__ is ExtendedRequest:
         others: Mapping[str, Mapping[str, Any]] = request.others
-        return others.get(category, _EMPTY)
-    return _EMPTY
+        return others.get(category, EMPTY_BAG)
+    return EMPTY_BAG
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,9 +74,7 @@ def freeze(value: Any) -> Any:
     kind = type(value)
     if kind in _LEAVES:  # the common cases first, without the ABC checks below
         return value
-    if kind is dict:
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
