@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -171,38 +172,47 @@ def _duplicate(source: str, key: str, where: str = "") -> InvalidInputError:
 
 
 class _Refused(Exception):
-    """A value the JSON decoder's hooks refuse, named with its source by `_parse_json`
-    (the hooks belong to one decoder made once, which knows no source)."""
+    """A value the JSON decoder's hooks refuse: `error(source)` is the error to raise
+    (`_parse_json` names the source; the hooks belong to one decoder made once)."""
 
-    def __init__(self, kind: str, key: str = "") -> None:
-        super().__init__(kind)
-        self.kind, self.key = kind, key
+    def __init__(self, error: Callable[[str], InvalidInputError]) -> None:
+        super().__init__()
+        self.error = error
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _Refused("duplicate", key)
+            raise _Refused(partial(_duplicate, key=key))
         out[key] = value
     return out
 
 
 def _constant(name: str) -> Any:
-    raise _Refused("constant", name)
+    raise _Refused(
+        lambda source: InvalidInputError(
+            f"`{name}` in `{source}` is not a JSON number", code="malformed_document"
+        )
+    )
 
 
 def _bounded_integer(digits: str) -> int:
     value = int(digits)
     if not -MAX_INTEGER <= value <= MAX_INTEGER:
-        raise _Refused("range")
+        raise _Refused(_out_of_range)
     return value
 
 
 def _finite(digits: str) -> float:
     value = float(digits)
     if not math.isfinite(value):  # `1e999`
-        raise _Refused("finite")
+        raise _Refused(
+            lambda source: InvalidInputError(
+                f"`{source}` holds a value of a kind JSON does not have (a non-finite number)",
+                code="malformed_document",
+            )
+        )
     return value
 
 
@@ -222,7 +232,7 @@ def _parse_json(text: str, source: str) -> Any:
     try:
         return _DECODE(text)
     except _Refused as refused:
-        raise _refusal(refused, source) from None
+        raise refused.error(source) from None
     except json.JSONDecodeError as exc:
         raise _malformed(source, "JSON", exc.lineno, exc.colno, exc.msg.lower()) from None
     except RecursionError:
@@ -231,21 +241,6 @@ def _parse_json(text: str, source: str) -> Any:
         raise InvalidInputError(
             f"malformed JSON in `{source}`: {str(exc).lower()}", code="malformed_document"
         ) from None
-
-
-def _refusal(refused: _Refused, source: str) -> InvalidInputError:
-    if refused.kind == "duplicate":
-        return _duplicate(source, refused.key)
-    if refused.kind == "constant":
-        return InvalidInputError(
-            f"`{refused.key}` in `{source}` is not a JSON number", code="malformed_document"
-        )
-    if refused.kind == "range":
-        return _out_of_range(source)
-    return InvalidInputError(
-        f"`{source}` holds a value of a kind JSON does not have (a non-finite number)",
-        code="malformed_document",
-    )
 
 
 # PyYAML ships no type hints (`yaml.*` is `ignore_missing_imports`), so its base class is Any.
