@@ -154,6 +154,9 @@ class Settings:
         return validated(replace(self, **changes))
 
 
+_DEFAULTS = Settings()
+
+
 def variable(name: str) -> str:
     """The environment variable of setting `name`: `PBGM_<NAME>`."""
     return f"{ENV_PREFIX}{name.upper()}"
@@ -255,41 +258,42 @@ def settings_from(values: Mapping[str, Any], problems: list[Problem] | None = No
     """Settings from a mapping of field names (strings are parsed as variables are)."""
     problems = list(problems or [])
     known = {field.name for field in fields(Settings)}
-    parsed: dict[str, Any] = {}
+    given: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in known:
+        if key in known:
+            given[key] = value
+        else:
             problems.append(_unknown(key))
-            continue
-        try:
-            parse: Callable[[Any], Any] = _PARSERS.get(key, _text)
-            parsed[key] = parse(value)
-        except ValueError as error:
-            problems.append(Problem(variable(key), "invalid_setting", str(error)))
-    settings = Settings(**parsed)
-    problems.extend(_problems(settings))
-    _raise_if(problems)
+    settings, found = _read(Settings(**given))
+    _raise_if([*problems, *found])
     return settings
 
 
 def validated(settings: Settings) -> Settings:
     """`settings` with each field read as its variable would be (`0` as the rate limit
     is no limit, `100` is `100/minute`), or `ConfigurationError` naming every bad one.
-    A `Settings` made in code is checked here (`replace`, `create_app`), as
-    `settings_from` checks what it parses: a bad value fails at start, not in every
-    request."""
+    A `Settings` made in code is checked here (`replace`, `create_app`) as one read
+    from variables is: a bad value fails at start, not in every request."""
+    settings, found = _read(settings)
+    _raise_if(found)
+    return settings
+
+
+def _read(settings: Settings) -> tuple[Settings, list[Problem]]:
+    """Every field parsed (`_PARSERS`, a non-empty text by default; a parser takes its
+    own output unchanged), and the problems found, the cross-field rules included. A
+    field that does not parse is checked against the others at its default."""
     problems: list[Problem] = []
     parsed: dict[str, Any] = {}
-    for name, parse in _PARSERS.items():
-        value = getattr(settings, name)
+    for field in fields(Settings):
+        parse: Callable[[Any], Any] = _PARSERS.get(field.name, _text)
         try:
-            parsed[name] = parse(value)
+            parsed[field.name] = parse(getattr(settings, field.name))
         except ValueError as error:
-            problems.append(Problem(variable(name), "invalid_setting", str(error)))
-    changed = {name: value for name, value in parsed.items() if value != getattr(settings, name)}
-    if changed:
-        settings = replace(settings, **changed)
-    _raise_if([*problems, *_problems(settings)])
-    return settings
+            problems.append(Problem(variable(field.name), "invalid_setting", str(error)))
+            parsed[field.name] = getattr(_DEFAULTS, field.name)
+    settings = replace(settings, **parsed)
+    return settings, [*problems, *_problems(settings)]
 
 
 def _raise_if(problems: list[Problem]) -> None:

@@ -44,6 +44,8 @@ def test_a_value_made_in_code_is_read_as_its_variable(field: str, given: Any, re
         ("log_format", "xml"),
         ("access_log", "perhaps"),
         ("audit_mask", ("subject",)),
+        ("database_url", ""),
+        ("bind", 8080),
     ],
 )
 def test_a_bad_value_made_in_code_is_refused_at_start(field: str, given: Any) -> None:
