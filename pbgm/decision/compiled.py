@@ -20,6 +20,8 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from immutables import Map
+
 from pbgm.decision.changes import changed_children, key_values
 from pbgm.decision.combining import (
     INDETERMINATE_D,
@@ -155,7 +157,7 @@ class CompiledPolicySet(Combining):
         own = () if self.failure is None else (self.failure,)
         self.problems = (*own, *self.problems_of(children))
         self.single: tuple[Any, ...] | None = None
-        self.leaves: dict[str, tuple[Any, ...]] | None = None
+        self.leaves: Map[str, tuple[Any, ...]] | None = None
         if specialise and isinstance(self.index, CandidateIndex) and self.combine is not None:
             self.single = self.index.single
             if self.single is not None:
@@ -249,13 +251,14 @@ class CompiledPolicySet(Combining):
         if self.single is not None:
             self._share_results(added)
             if old.leaves is not None:
-                self.leaves = dict(old.leaves)
-                for value in key_values((*gone, *added)):
-                    leaf = self.leaf_of(value)
-                    if leaf is None:
-                        self.leaves.pop(value, None)
-                    else:
-                        self.leaves[value] = leaf
+                with old.leaves.mutate() as leaves:
+                    for value in key_values((*gone, *added)):
+                        leaf = self.leaf_of(value)
+                        if leaf is None:
+                            leaves.pop(value, None)
+                        else:
+                            leaves[value] = leaf
+                    self.leaves = leaves.finish()
 
     def __len__(self) -> int:
         return len(self.children)
@@ -311,13 +314,14 @@ class CompiledPolicySet(Combining):
 
     def _learn(self, value: str, lazy: LazyPolicy) -> Any:
         """The compiled form of a lazy policy found alone by its key `value`, and its
-        leaf kept for the next decisions when it has one."""
+        leaf kept for the next decisions when it has one. (Two decisions learning at
+        once may each keep only their own leaf: the other is learnt again next time.)"""
         node = lazy.node()
         leaves = self.leaves
         if leaves is not None and isinstance(node, FlatPolicy) and value in self.single[2]:  # type: ignore[index]
             leaf = node.leaf(self._answer)
             if leaf is not None:
-                leaves[value] = leaf
+                self.leaves = leaves.set(value, leaf)
         return node
 
     def _share_results(self, children: Iterable[Any]) -> None:
@@ -347,13 +351,13 @@ class CompiledPolicySet(Combining):
             return None
         return found[0].leaf(self._answer)
 
-    def _leaves(self) -> dict[str, tuple[Any, ...]]:
+    def _leaves(self) -> Map[str, tuple[Any, ...]]:
         leaves = {}
         for value in self.single[2]:  # type: ignore[index]
             leaf = self.leaf_of(value)
             if leaf is not None:
                 leaves[value] = leaf
-        return leaves
+        return Map(leaves)
 
     @staticmethod
     def problems_of(children: Iterable[Any]) -> Iterable[EvaluationError]:

@@ -8,12 +8,19 @@ match `1`.
 
 The index maps the values of each child's most selective match (its *key*) to
 the children that match may select. When every keyed child uses the same
-attribute and few children have no key, the index is *single*: one dict from a
+attribute and few children have no key, the index is *single*: one map from a
 value straight to the ready tuple of candidates, in their original order. A
 string request value found there has matched the key of every keyed candidate
 (a string equals only strings), so those candidates need to check only the rest
 of their target (`rest_target`): the skip the specialised paths of the
 evaluator take.
+
+The tables are persistent maps (`immutables.Map`, a hash array mapped trie): a change
+makes a new table that shares all but the path to each changed entry with the old one,
+which stays whole for the decisions still using it. A change among 100,000 policies
+therefore costs microseconds, where a copy of a dict of 100,000 entries held the
+interpreter for milliseconds (every decision of the process waited for it); a lookup
+costs about 40 ns more than a dict's.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
+
+from immutables import Map
 
 from pbgm.decision.shared import shared
 from pbgm.functions import BAG_TYPES
@@ -198,7 +207,7 @@ class CandidateIndex:
                     found.append(position)
         self._always = self._pick(always)
         self._paths = tuple(tables)
-        self.single: tuple[Callable[[Request], Any], str, dict[Any, Any], tuple[Any, ...]] | None
+        self.single: tuple[Callable[[Request], Any], str, Table, tuple[Any, ...]] | None
         self.single = None
         if len(tables) == 1 and len(always) <= MAX_MERGED:
             ((category, name), table), *_ = tables.items()
@@ -214,12 +223,13 @@ class CandidateIndex:
     def _pick(self, positions: Sequence[int]) -> tuple[Any, ...]:
         return tuple(self._children[p] for p in positions)
 
-    def _entries(self, table: dict[Any, list[int]]) -> dict[Any, tuple[Any, ...]]:
+    def _entries(self, table: dict[Any, list[int]]) -> Table:
         """The table with positions turned into children (most entries hold one)."""
         children = self._children
-        return {
-            value: (children[p[0]],) if len(p) == 1 else self._pick(p) for value, p in table.items()
-        }
+        return Map(
+            (value, (children[p[0]],) if len(p) == 1 else self._pick(p))
+            for value, p in table.items()
+        )
 
     def candidates(self, request: Request) -> Sequence[Any]:
         single = self.single
@@ -230,7 +240,7 @@ class CandidateIndex:
                 return unkeyed
             if not isinstance(value, BAG_TYPES):
                 try:
-                    return table.get(value, unkeyed)  # type: ignore[no-any-return]
+                    return table.get(value, unkeyed)
                 except TypeError:  # unhashable: equals no literal
                     return unkeyed
             return self._merge(_hits(table, value), unkeyed)
@@ -322,33 +332,37 @@ class CandidateIndex:
 
 _ID = attrgetter("id")
 Change = tuple[Any, int, frozenset[Any]]
+Table = Map[Any, tuple[Any, ...]]
+"""An index table: a key value to its candidates (module docstring)."""
 
 
 def _changed(
-    table: dict[Any, tuple[Any, ...]],
+    table: Table,
     removed: Sequence[Change],
     added: Sequence[Change],
     rank: Callable[[Any], Any],
     always: tuple[Any, ...],
-) -> dict[Any, tuple[Any, ...]]:
-    """A copy of `table` without the `removed` children and with the `added` ones, each
-    entry in `rank` order; entries of a single index also hold the unkeyed `always`."""
-    table = dict(table)
-    for node, _, values in removed:
-        for value in values:
-            entry = tuple(c for c in table.get(value, ()) if c is not node)
-            if entry and entry != always:
-                table[value] = entry
-            else:
-                table.pop(value, None)
-    for node, _, values in added:
-        for value in values:
-            entry = table.get(value, always)
-            table[value] = tuple(sorted((*entry, node), key=rank)) if entry else (node,)
-    return table
+) -> Table:
+    """`table` without the `removed` children and with the `added` ones, each entry in
+    `rank` order (a new map: `table` is left as it was); entries of a single index also
+    hold the unkeyed `always`."""
+    with table.mutate() as changing:
+        for node, _, values in removed:
+            for value in values:
+                entry = tuple(c for c in changing.get(value, ()) if c is not node)
+                if entry and entry != always:
+                    changing[value] = entry
+                else:
+                    changing.pop(value, None)
+        for node, _, values in added:
+            for value in values:
+                entry = changing.get(value, always)
+                changing[value] = tuple(sorted((*entry, node), key=rank)) if entry else (node,)
+        changed: Table = changing.finish()
+    return changed
 
 
-def _hits(table: dict[Any, Any], bag: Any) -> list[Any]:
+def _hits(table: Table, bag: Any) -> list[Any]:
     """The entries of `table` for every value of a bag (or a scalar)."""
     found = []
     for item in bag if isinstance(bag, BAG_TYPES) else (bag,):
