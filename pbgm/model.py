@@ -376,6 +376,16 @@ class Request:
         bag: Mapping[str, Any] = getattr(self, category)
         return bag
 
+    def with_bag(self, category: str, bag: Mapping[str, Any]) -> Request:
+        """This request with the bag of `category` (one of the four) replaced; an
+        `ExtendedRequest` keeps its other categories."""
+        return Request(
+            bag if category == "subject" else self.subject,
+            bag if category == "resource" else self.resource,
+            bag if category == "action" else self.action,
+            bag if category == "environment" else self.environment,
+        )
+
 
 # The slots' own setters: they bypass the frozen `__setattr__`; only `__init__` uses them.
 _set_subject = vars(Request)["subject"].__set__
@@ -414,6 +424,12 @@ class ExtendedRequest(Request):
     ) -> None:
         Request.__init__(self, subject, resource, action, environment)
         _set_others(self, others)
+
+    def with_bag(self, category: str, bag: Mapping[str, Any]) -> Request:
+        plain = Request.with_bag(self, category, bag)
+        return ExtendedRequest(
+            plain.subject, plain.resource, plain.action, plain.environment, self.others
+        )
 
 
 _set_others = vars(ExtendedRequest)["others"].__set__

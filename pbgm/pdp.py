@@ -122,7 +122,7 @@ def _bag(value: Mapping[str, Any] | str) -> Mapping[str, Any]:
 
 def with_current_time(request: Request, now: datetime) -> Request:
     environment = MappingProxyType({**request.environment, "current_time": now})
-    return Request(request.subject, request.resource, request.action, environment)
+    return request.with_bag("environment", environment)
 
 
 # --- following a store -----------------------------------------------------------------

@@ -94,7 +94,15 @@ def _failure(paths: Sequence[str]) -> EvaluationError:
 
 
 def _merge(request: Request, supplied: Attributes, wants: _Wants) -> Request:
-    changes: dict[str, Mapping[str, Any]] = {}
+    """`request` with the attributes of `supplied` that `wants` allows and it lacks (an
+    `ExtendedRequest` keeps its other categories)."""
+    if wants.only is not None:  # the common case, one attribute (which it lacks): straight
+        category, name = wants.only
+        attributes = supplied.get(category)
+        if not attributes or name not in attributes:
+            return request
+        bag = MappingProxyType({**request.bag(category), name: attributes[name]})
+        return request.with_bag(category, bag)
     for category, attributes in supplied.items():
         if category not in CATEGORIES:
             continue
@@ -105,16 +113,8 @@ def _merge(request: Request, supplied: Attributes, wants: _Wants) -> Request:
             if name not in current and wants.allows(category, name)
         }
         if added:
-            changes[category] = MappingProxyType({**current, **added})
-    if not changes:
-        return request
-    get = changes.get
-    return Request(
-        get("subject", request.subject),
-        get("resource", request.resource),
-        get("action", request.action),
-        get("environment", request.environment),
-    )
+            request = request.with_bag(category, MappingProxyType({**current, **added}))
+    return request
 
 
 class GroupMembershipProvider:

@@ -8,8 +8,21 @@ from datetime import UTC, datetime
 import pytest
 
 from pbgm.errors import ConfigurationError, NotFoundError, StoreUnavailableError
-from pbgm.model import Decision, Request
-from pbgm.pdp import PolicyDecisionPoint
+from pbgm.model import (
+    Apply,
+    AttributeRef,
+    Decision,
+    Effect,
+    ExtendedRequest,
+    Literal,
+    Match,
+    Policy,
+    PolicySet,
+    Request,
+    Rule,
+    Target,
+)
+from pbgm.pdp import PolicyDecisionPoint, with_current_time
 from pbgm.pip import (
     AssetAttributeProvider,
     AttributeProvider,
@@ -163,3 +176,25 @@ def test_a_provider_must_name_category_and_attribute(path):
     provider.provides = (path,)
     with pytest.raises(ConfigurationError):
         PolicyInformationPoint([provider])
+
+
+def test_an_extended_request_keeps_its_other_categories_through_the_pip():
+    """A XACML request with a category beyond the four (here a codebase) still carries it
+    once the PIP adds `subject.groups`, and once the decision point adds the current time:
+    both used to rebuild a plain `Request` from the four bags."""
+    codebase = "urn:oasis:names:tc:xacml:3.0:attribute-category:codebase"
+    members = Apply("is-in", (Literal("operators"), AttributeRef("subject", "groups")))
+    rule = Rule("read", Effect.PERMIT, condition=members)
+    target = Target((Match(codebase, "app", frozenset({"scada"})),))
+    policy = Policy("scada-read", "data_access", "g", (rule,), "deny-unless-permit", target)
+    pdp = PolicyDecisionPoint(
+        PolicySet("s", (policy,), "deny-unless-permit"),
+        pip=PolicyInformationPoint([GroupMembershipProvider(groups_of)]),
+    )
+    request = ExtendedRequest({"id": "alice"}, others={codebase: {"app": "scada"}})
+    resolved, errors = pdp._pip.resolve(request)  # type: ignore[union-attr]
+    assert errors == [] and resolved.bag(codebase) == {"app": "scada"}
+    assert dict(resolved.subject) == {"id": "alice", "groups": ("operators",)}
+    assert pdp.decide(request, now=NOW).decision is Decision.PERMIT
+    timed = with_current_time(request, NOW)
+    assert timed.bag(codebase) == {"app": "scada"} and timed.environment["current_time"] == NOW
