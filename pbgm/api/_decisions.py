@@ -151,6 +151,13 @@ class DecisionService:
         later, for a caller that appears later, make only that caller wait)."""
         return all(pdp.ready for pdp in self._preloaded or ())
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until `ready`; whether it is."""
+        deadline = time.monotonic() + timeout
+        return all(
+            pdp.wait_ready(max(0.0, deadline - time.monotonic())) for pdp in self._preloaded or ()
+        )
+
     def settle(self, timeout: float = 5.0) -> bool:
         """Wait until the decision points are at the store's decision revision."""
         self.follower.start()
