@@ -44,8 +44,10 @@ def open_event_service(
 ) -> EventService:
     """The service `config` describes; `bus` and `store` override the configured ones.
 
-    The service is not started: call `start()` (or use it as a context manager).
+    The service is not started: call `start()` (or use it as a context manager). A bad
+    `config` is refused before anything is opened (`EventServiceConfig.checked`).
     """
+    config = config.checked()
     store = store if store is not None else open_config_store(config)
     verifier = token_verifier(config.jwt, clock) if config.jwt else None
     bus = bus if bus is not None else open_bus(config.bus)

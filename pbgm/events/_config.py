@@ -4,12 +4,18 @@ Every key is checked: an unknown key, a wrong type or an impossible value is a
 `ConfigurationError` naming the key's path, so a typo never silently changes what
 the service does. Relative paths (policy files, JWKS file, key directory) are
 resolved against the directory of the configuration file.
+
+A configuration made in code is checked by the same rules: `EventServiceConfig.checked`
+(called by `EventService` at construction) turns it back into the data its file would
+hold and reads that, so a bad value fails at start with the same error, never per
+message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from math import inf
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -88,9 +94,27 @@ class EventServiceConfig:
     ) -> EventServiceConfig:
         return _read_config(_Reader(data, "$", base_dir or Path.cwd()))
 
+    def checked(self) -> EventServiceConfig:
+        """This configuration, unchanged, if its file would be accepted; else the
+        `ConfigurationError` reading that file raises, naming the setting's path
+        (`$.rocof_window_ms`, `$.subscriptions[0].qos`).
+
+        The file's data is the fields by name (the keys of the file), nested
+        configurations as mappings, tuples as lists and paths as text; it is read as
+        `from_mapping` reads a file, so a configuration made in code meets exactly the
+        rules of one read from a file. The copy read is dropped: the service keeps the
+        object its caller made (relative paths as given, not resolved against a directory).
+        """
+        _read_config(_Reader(_plain(self), "$", Path()))
+        return self
+
 
 class _Reader:
-    """Typed access to one mapping of the configuration, with unknown keys refused."""
+    """Typed access to one mapping of the configuration, with unknown keys refused.
+
+    An absent key takes its default; `null` is accepted only for a setting whose
+    default is none (an optional one), never in place of a default value.
+    """
 
     def __init__(self, data: Any, path: str, base_dir: Path) -> None:
         if not isinstance(data, Mapping):
@@ -104,23 +128,30 @@ class _Reader:
 
     def text(self, key: str, default: str | None = None) -> Any:
         value = self.raw(key, default)
-        if value is not None and (not isinstance(value, str) or not value):
+        if value is None and default is None:
+            return None
+        if not isinstance(value, str) or not value:
             raise _error(f"{self.path}.{key}", "must be a non-empty string")
         return value
 
     def number(self, key: str, default: float | None, *, minimum: float = 0) -> Any:
         value = self.raw(key, default)
-        if value is None:
+        if value is None and default is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
-            raise _error(f"{self.path}.{key}", f"must be a number above {minimum}")
+        # written so that NaN (above nothing) and infinity are refused too
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not minimum < value < inf
+        ):
+            raise _error(f"{self.path}.{key}", f"must be a finite number above {minimum}")
         return value
 
     def integer(self, key: str, default: int | None, *, minimum: int = 1) -> Any:
         value = self.raw(key, default)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < minimum
-        ):
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise _error(f"{self.path}.{key}", f"must be an integer of at least {minimum}")
         return value
 
@@ -142,6 +173,22 @@ class _Reader:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
             raise _error(f"{self.path}.{unknown[0]}", "is not a known setting")
+
+
+def _plain(value: Any) -> Any:
+    """`value` as the data of a configuration file: a configuration as a mapping of its
+    fields, a tuple or list as a list, a mapping as a dict, a path as text, each of their
+    items the same way; anything else as it is (the reader judges it). New containers
+    are made, the values in them are not copied."""
+    if isinstance(value, EventServiceConfig | SubscriptionConfig | JwtConfig):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def _error(path: str, message: str) -> ConfigurationError:

@@ -112,6 +112,9 @@ class EventService:
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """A bad `config` (one made in code, see `EventServiceConfig.checked`) is a
+        `ConfigurationError` naming the setting, here rather than at the first message."""
+        config = config.checked()
         self.config, self.bus, self.verifier, self.clock = config, bus, verifier, clock
         self.policies = PolicyCache(
             store,
