@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -40,6 +40,7 @@ __all__ = [
     "NETWORK_ENTRY_POINT_GROUP",
     "Network",
     "NetworkConfig",
+    "NetworkConfigError",
     "NetworkError",
     "NetworkType",
     "QosAssignment",
@@ -261,6 +262,13 @@ class NetworkConfig:
     ca_file: Path | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
+    def __post_init__(self) -> None:
+        """Every rule checked on the object, however it was made: read from a file or
+        built in code (`open_network(NetworkConfig(...))`), a bad one never gets made."""
+        problems = _problems(self)
+        if problems:
+            raise NetworkConfigError(problems)
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NetworkConfig:
         path = Path(path)
@@ -288,10 +296,10 @@ class NetworkConfig:
             config = cls(**values)
         except TypeError as error:
             problems.append(Problem("$", "invalid_setting", str(error)))
-            raise _bad(problems) from None
-        problems.extend(_problems(config))
+        except NetworkConfigError as error:  # its own checks (`__post_init__`)
+            problems.extend(error.problems)
         if problems:
-            raise _bad(problems)
+            raise NetworkConfigError(problems) from None
         return config
 
     def client_secret(self) -> str:
@@ -309,12 +317,16 @@ class NetworkConfig:
         return value
 
 
-def _bad(problems: list[Problem]) -> ConfigurationError:
-    names = ", ".join(f"`{p.path}`" for p in problems)
-    return ConfigurationError(
-        f"{len(problems)} bad network setting(s): {names}",
-        problems=[p.as_dict() for p in problems],
-    )
+class NetworkConfigError(ConfigurationError):
+    """A network configuration that breaks its rules, every problem listed."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        names = ", ".join(f"`{p.path}`" for p in problems)
+        super().__init__(
+            f"{len(problems)} bad network setting(s): {names}",
+            problems=[p.as_dict() for p in problems],
+        )
+        self.problems = tuple(problems)
 
 
 def _loopback(host: str | None) -> bool:
@@ -344,32 +356,46 @@ def _problems(config: NetworkConfig) -> list[Problem]:
         found = _url_problem(name, getattr(config, name), https_only=False)
         if found:
             problems.append(found)
-    if config.sink_url is not None:
-        found = _url_problem("sink_url", config.sink_url, https_only=True)
-        if found:
-            problems.append(found)
     if not isinstance(config.client_id, str) or not config.client_id:
         problems.append(Problem("$.client_id", "invalid_setting", "must be a non-empty text"))
     if (config.client_secret_file is None) == (config.client_secret_env is None):
         message = "give exactly one of `client_secret_file` and `client_secret_env`"
         problems.append(Problem("$.client_secret_file", "invalid_setting", message))
-    for name, low, high in (
-        ("timeout_s", 0.01, 300),
-        ("connect_timeout_s", 0.01, 60),
-        ("retries", 0, 10),
-        ("concurrency", 1, 256),
-        ("sink_token_lifetime_s", 60, 31 * 86_400),
-    ):
-        value = getattr(config, name)
+    problems += _out_of_range(
+        config, (("timeout_s", 0.01, 300), ("connect_timeout_s", 0.01, 60), ("retries", 0, 10))
+    )
+    return problems + device_problems(config)
+
+
+def device_problems(settings: Any) -> list[Problem]:
+    """The rules of what a network configuration passes on to device management
+    (`pbgm.devices.DeviceSettings`, which checks itself by them too): `concurrency`,
+    `sink_url`, `sink_token_lifetime_s` and `application_server` of `settings`."""
+    problems = []
+    if settings.sink_url is not None:
+        found = _url_problem("sink_url", settings.sink_url, https_only=True)
+        if found:
+            problems.append(found)
+    problems += _out_of_range(
+        settings, (("concurrency", 1, 256), ("sink_token_lifetime_s", 60, 31 * 86_400))
+    )
+    server = settings.application_server
+    if not isinstance(server, Mapping) or not server:
+        message = "must be a CAMARA ApplicationServer (`ipv4Address` or `ipv6Address`)"
+        problems.append(Problem("$.application_server", "invalid_setting", message))
+    return problems
+
+
+def _out_of_range(settings: Any, ranges: Iterable[tuple[str, float, float]]) -> list[Problem]:
+    problems = []
+    for name, low, high in ranges:
+        value = getattr(settings, name)
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
             or not low <= value <= high
         ):
             problems.append(Problem(f"$.{name}", "invalid_setting", f"must be {low} to {high}"))
-    if not isinstance(config.application_server, Mapping) or not config.application_server:
-        message = "must be a CAMARA ApplicationServer (`ipv4Address` or `ipv6Address`)"
-        problems.append(Problem("$.application_server", "invalid_setting", message))
     return problems
 
 

@@ -11,10 +11,21 @@ from types import MappingProxyType
 from typing import Any
 
 from pbgm.devices._decide import DEFAULT_POLICY_GROUP
-from pbgm.network import Network, NetworkConfig, NetworkError, Sink, open_network
+from pbgm.errors import ConfigurationError, Problem
+from pbgm.functions import topic_prefix_problem
+from pbgm.network import (
+    Network,
+    NetworkConfig,
+    NetworkError,
+    Sink,
+    device_problems,
+    open_network,
+)
 from pbgm.store._device_rules import token_hash
 
 DEFAULT_TOPIC_PREFIX = "/pbgm/devices"
+MAX_BATCH = 10_000
+"""The most results of a group action recorded in one transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,29 @@ class DeviceSettings:
     application_server: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({"ipv4Address": "198.51.100.10"})
     )
+
+    def __post_init__(self) -> None:
+        """Checked however it was made (from a network configuration or in code): the
+        rules of what a network configuration passes on (`pbgm.network.device_problems`),
+        a topic prefix, a policy group and a batch of 1 to 10,000."""
+        problems = device_problems(self)
+        message = topic_prefix_problem(self.topic_prefix)
+        if message is not None:
+            problems.append(Problem("$.topic_prefix", "invalid_setting", message))
+        if not isinstance(self.policy_group, str) or not self.policy_group:
+            problems.append(Problem("$.policy_group", "invalid_setting", "must be a group id"))
+        if (
+            isinstance(self.batch, bool)
+            or not isinstance(self.batch, int)
+            or not 0 < self.batch <= MAX_BATCH
+        ):
+            problems.append(Problem("$.batch", "invalid_setting", f"must be 1 to {MAX_BATCH}"))
+        if problems:
+            names = ", ".join(f"`{p.path}`" for p in problems)
+            raise ConfigurationError(
+                f"{len(problems)} bad device setting(s): {names}",
+                problems=[p.as_dict() for p in problems],
+            )
 
     @classmethod
     def from_network(cls, config: NetworkConfig | None, **changes: Any) -> DeviceSettings:

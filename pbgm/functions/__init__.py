@@ -104,6 +104,7 @@ from pbgm.functions.text import (
     regex_match,
     string_test,
     topic_matches,
+    topic_prefix_problem,
 )
 from pbgm.functions.values import (
     BAG_TYPES,
@@ -147,6 +148,7 @@ __all__ = [
     "parse_topic_filter",
     "parse_weekdays",
     "safe_regex",
+    "topic_prefix_problem",
     "truth",
     "type_of",
     "zone",

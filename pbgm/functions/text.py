@@ -68,6 +68,16 @@ def parse_topic_filter(text: str) -> TopicFilter:
     return TopicFilter(text, levels)
 
 
+def topic_prefix_problem(prefix: Any) -> str | None:
+    """What is wrong with `prefix` as the start of topic names (`/pbgm/devices`): it is
+    a text that starts with `/` and holds no `+`, `#` or NUL; None when nothing is."""
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        return f"`{prefix}` is not a topic prefix such as `/pbgm/devices`"
+    if any(c in prefix for c in "+#\x00"):
+        return f"`{prefix}` holds a wildcard or NUL: it is not a topic prefix"
+    return None
+
+
 def topic_matches(topic: Any, topic_filter: Any) -> bool:
     """MQTT 3.1.1/5 matching: `+` one level, `#` the rest (and the parent level)."""
     fn = "topic-matches"

@@ -97,6 +97,7 @@ from pathlib import Path
 from typing import Any
 
 from pbgm.errors import ConfigurationError, Problem
+from pbgm.functions import topic_prefix_problem
 from pbgm.policy import load_file
 
 ENV_PREFIX = "PBGM_"
@@ -445,8 +446,7 @@ def _problems(settings: Settings) -> list[Problem]:
         path = getattr(settings, name)
         if path is not None and not Path(path).is_file():
             problems.append(Problem(variable(name), "invalid_setting", f"`{path}` is not a file"))
-    prefix = settings.device_topic_prefix
-    if not prefix.startswith("/") or any(c in prefix for c in "+#\x00"):
-        message = f"`{prefix}` is not a topic prefix such as `/pbgm/devices`"
+    message = topic_prefix_problem(settings.device_topic_prefix)
+    if message is not None:
         problems.append(Problem(variable("device_topic_prefix"), "invalid_setting", message))
     return problems
