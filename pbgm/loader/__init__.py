@@ -1,7 +1,8 @@
 """The policy loader: a control service's policies, current, validated and available offline.
 
 A service names the pbgm server, its credentials and the policies it needs in a
-config file (`load_config`, see `pbgm.loader._config` for the format); a
+config file (`load_config`, see `pbgm.loader._config` for the format), or in a
+`LoaderConfig` made in code and held to the same rules (`validated_config`); a
 `PolicyLoader` fetches them with `If-None-Match`, validates every new copy before
 handing it over, delivers it to an in-process callback or a retained bus topic,
 keeps the last good copy on disk and serves it, with its age, while pbgm cannot
@@ -23,6 +24,7 @@ from pbgm.loader._config import (
     PolicySpec,
     load_config,
     parse_config,
+    validated_config,
 )
 from pbgm.loader._loader import PolicyLoader, Sink
 from pbgm.loader._slot import LoadedPolicy, PolicyState
@@ -43,4 +45,5 @@ __all__ = [
     "Sink",
     "load_config",
     "parse_config",
+    "validated_config",
 ]

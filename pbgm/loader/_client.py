@@ -32,7 +32,7 @@ from pbgm.errors import (
     PbgmError,
     PermissionDeniedError,
 )
-from pbgm.loader._config import LoaderConfig, PolicySpec
+from pbgm.loader._config import LoaderConfig, PolicySpec, validated_config
 from pbgm.policy import load_document
 
 MAX_ANSWER_BYTES = 8 * 1_048_576
@@ -67,7 +67,10 @@ Send = Callable[[str, str, Mapping[str, str], bytes | None], Answer]
 
 
 class PolicyClient:
-    """Fetches policies from one pbgm server on behalf of one service account."""
+    """Fetches policies from one pbgm server on behalf of one service account.
+
+    The configuration is checked first (`validated_config`), as `PolicyLoader` checks it.
+    """
 
     def __init__(
         self,
@@ -77,7 +80,7 @@ class PolicyClient:
         send: Send | None = None,
         secret: Callable[[], str] | None = None,
     ) -> None:
-        self.config = config
+        self.config = config = validated_config(config)
         self._clock = clock
         self._send = send or HttpTransport(config).send
         self._secret = secret or config.read_secret

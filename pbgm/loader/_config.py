@@ -28,6 +28,12 @@ policies:
 The secret is never written in the file: it comes from an environment variable
 or a file, is read when a token is needed (so it can be rotated) and never
 logged. Relative paths are relative to the configuration file.
+
+A `LoaderConfig` made in code is held to the same rules: `validated_config` writes
+it out as the plain data of its file and reads that back with the file's reader,
+and `PolicyLoader` and `PolicyClient` call it when they are made, so a bad value
+fails at start with a `LoaderConfigError` naming its place in the file form
+(`$.backoff.initial_s` for `backoff_initial_s`), never in the polling thread.
 """
 
 from __future__ import annotations
@@ -122,7 +128,8 @@ class PolicySpec:
 
 @dataclass(frozen=True, slots=True)
 class LoaderConfig:
-    """Everything the loader reads from outside (see the module docstring)."""
+    """Everything the loader reads from outside (see the module docstring); one made
+    in code is checked by `validated_config` when a loader or client takes it."""
 
     server_url: str
     client_id: str
@@ -183,6 +190,99 @@ def parse_config(
     if config is None:
         raise LoaderConfigError(source, reader.problems)
     return config
+
+
+def validated_config(
+    config: LoaderConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+    source: str = "loader configuration",
+) -> LoaderConfig:
+    """`config` read again as its file would be, or `LoaderConfigError` listing every
+    problem by its place in the file (`$.server.url` for `server_url`,
+    `$.backoff.initial_s` for `backoff_initial_s`, `$.policies[0].deliver_to.qos`).
+
+    One copy of the rules: `config` is written out as plain data (`_file_data`) and read
+    by `parse_config`, relative paths staying relative to the working directory. The
+    checks on the outside world are made too, as `load_config` makes them, because the
+    loader needs them from its first fetch: `ca_file` and `client_secret_file` must be
+    files now, and the secret's variable must be set in `environ` (default the
+    process's, which `LoaderConfig.read_secret` reads). A configuration `parse_config`
+    made comes back equal; one made in code comes back read (text stripped, the URL
+    without its trailing `/`, numbers as floats).
+    """
+    return parse_config(_file_data(config), source=source, environ=environ)
+
+
+def _file_data(config: LoaderConfig) -> dict[str, Any]:
+    """The plain data of the file `config` would be read from: the inverse of `_Reader`.
+
+    A value of the wrong type is passed on as it is, for the reader to refuse; a value
+    that is None is left out, as the file would leave it out (the default applies).
+    """
+    server = {
+        "url": config.server_url,
+        "client_id": config.client_id,
+        "scope": config.scope,
+        "ca_file": _path_text(config.ca_file),
+        "timeout_s": config.timeout_s,
+        "client_secret_env": config.client_secret_env,
+        "client_secret_file": _path_text(config.client_secret_file),
+    }
+    backoff = {"initial_s": config.backoff_initial_s, "max_s": config.backoff_max_s}
+    policies = config.policies
+    data = {
+        "server": _present(server),
+        "refresh_interval_s": config.refresh_interval_s,
+        "jitter": config.jitter,
+        "backoff": _present(backoff),
+        "cache_dir": _path_text(config.cache_dir),
+        "notifications": _present({"topic": config.notifications_topic}) or None,
+        "bus": config.bus,
+        "policies": (
+            [_policy_data(spec) for spec in policies]
+            if isinstance(policies, list | tuple)
+            else policies
+        ),
+    }
+    return _present(data)
+
+
+def _policy_data(spec: Any) -> Any:
+    """A `PolicySpec` as its entry under `policies`."""
+    if not isinstance(spec, PolicySpec):
+        return spec
+    entry = {
+        "name": spec.name,
+        "policy_id": spec.policy_id,
+        "policy_group": spec.policy_group,
+        "asset_id": spec.asset_id,
+        "policy_type": spec.policy_type,
+        "deliver_to": _delivery_data(spec.deliver_to),
+    }
+    return _present(entry)
+
+
+def _delivery_data(delivery: Any) -> Any:
+    """A `Delivery` as its `deliver_to`: the callback's name, or the topic's mapping.
+
+    A delivery with both a callback and a topic, which no file can say, becomes the
+    mapping with a `callback` key, which the reader refuses as an unknown setting.
+    """
+    if not isinstance(delivery, Delivery):
+        return delivery
+    if delivery.callback is not None and delivery.mqtt_topic is None:
+        return delivery.callback
+    data = {"mqtt_topic": delivery.mqtt_topic, "retain": delivery.retain, "qos": delivery.qos}
+    return _present({**data, "callback": delivery.callback})
+
+
+def _path_text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _present(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if value is not None}
 
 
 class _Reader:

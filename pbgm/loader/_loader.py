@@ -47,7 +47,7 @@ from pbgm.bus import Bus, BusMessage
 from pbgm.errors import AuthenticationError, ConfigurationError, InvalidInputError, PbgmError
 from pbgm.loader._cache import DiskCache, GoodCopy
 from pbgm.loader._client import Fetched, PolicyClient, ServerUnavailableError
-from pbgm.loader._config import Delivery, LoaderConfig, PolicySpec
+from pbgm.loader._config import Delivery, LoaderConfig, PolicySpec, validated_config
 from pbgm.loader._slot import LoadedPolicy, PolicyState, Slot, accept
 from pbgm.model import Clock, utc_now
 from pbgm.policy import load_document
@@ -59,7 +59,12 @@ MAX_NOTICE_BYTES = 65_536
 
 
 class PolicyLoader:
-    """Fetches, validates, caches and delivers the policies named in a `LoaderConfig`."""
+    """Fetches, validates, caches and delivers the policies named in a `LoaderConfig`.
+
+    The configuration is checked first (`validated_config`), whether it was read from a
+    file or made in code: a bad one is a `LoaderConfigError` here, not a failure later
+    in the polling thread. `config` is the configuration as read.
+    """
 
     def __init__(
         self,
@@ -70,7 +75,7 @@ class PolicyLoader:
         clock: Clock = utc_now,
         client: PolicyClient | None = None,
     ) -> None:
-        self.config = config
+        self.config = config = validated_config(config)
         self._sinks = dict(sinks or {})
         self._bus = bus
         self._clock = clock
