@@ -72,6 +72,7 @@ class MqttBus:
     """A `pbgm.bus.Bus` on an MQTT broker; see the module docstring for its threads."""
 
     def __init__(self, settings: MqttSettings, *, client: mqtt.Client | None = None) -> None:
+        settings = settings.checked()  # made in code: refused here as its config would be
         self.settings = settings
         self._v5 = settings.protocol == "5"
         self._manual_ack = settings.ack_after_handling

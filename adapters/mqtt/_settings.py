@@ -36,7 +36,7 @@ from __future__ import annotations
 import secrets
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,6 +90,24 @@ class MqttSettings:
         if reader.problems:
             raise ValidationError(reader.problems, _summary(reader.problems))
         return settings
+
+    def checked(self) -> MqttSettings:
+        """These settings read back through `from_mapping` (the same `_Reader`, so the same
+        rules), for settings made in code: a value a config would be refused for raises
+        the same `ValidationError` naming the key (`$.port`). An empty `client_id` stays
+        empty (and a persistent session needs one). Returns `self` when the reading
+        changes nothing, as for every `from_mapping` result; else the reading (a
+        `protocol` of `5.0` is `5`, a None is the default), which is what to use."""
+        plain = {
+            name: value
+            for name in MqttSettings.__dataclass_fields__
+            if (value := getattr(self, name)) is not None
+            and not (name == "client_id" and value == "")
+        }
+        reading = MqttSettings.from_mapping(plain)
+        if self.client_id == "":
+            reading = replace(reading, client_id="")
+        return self if reading == self else reading
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client TLS context: TLS 1.2 or later, the CA (or the system's), the optional
