@@ -73,9 +73,7 @@ def from_mapping(data: Any, *, base_dir: Path) -> BrokerConfig:
         if isinstance(bus.get(key), str):
             bus[key] = str(base_dir / bus[key])
     relay = _mapping(data, "relay", required=False)
-    prefix = _text(relay, "prefix", "pbgm/relay/", "$.relay")
-    if "+" in prefix or "#" in prefix or not prefix.endswith("/"):
-        raise ConfigurationError("`$.relay.prefix` must be a topic prefix ending in `/`")
+    prefix = relay_prefix(relay.get("prefix", "pbgm/relay/"), "$.relay.prefix")
     secret = data.get("password_secret_file")
     if not isinstance(secret, str) or not secret:
         raise ConfigurationError("`$.password_secret_file` must name the broker secret")
@@ -85,9 +83,9 @@ def from_mapping(data: Any, *, base_dir: Path) -> BrokerConfig:
         password_secret_file=base_dir / secret,
         kind=str(kind),
         store=data.get("store"),
-        relay_principal=_text(relay, "principal", "pbgm-relay", "$.relay"),
+        relay_principal=relay_principal(relay.get("principal", "pbgm-relay"), "$.relay.principal"),
         relay_prefix=prefix,
-        named=_named(data.get("principals") or {}),
+        named=named_grants(data.get("principals") or {}, "$.principals"),
         refresh_s=_seconds(data, "refresh_s", 0.2),
         recheck_s=_seconds(data, "recheck_s", 60.0),
         notices_topic=notices.get("topic"),
@@ -105,10 +103,9 @@ def _mapping(
     return value
 
 
-def _text(data: Mapping[str, Any], key: str, default: str, where: str) -> str:
-    value = data.get(key, default)
+def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"`{where}.{key}` must be a non-empty string")
+        raise ConfigurationError(f"`{where}` must be a non-empty string")
     return value
 
 
@@ -119,22 +116,49 @@ def _seconds(data: Mapping[str, Any], key: str, default: float) -> float:
     return float(value)
 
 
-def _named(data: Any) -> dict[str, NamedGrants]:
+# --- the plan's settings, read here from the file and by `PlanSettings` from code -------
+
+
+def relay_principal(value: Any, where: str) -> str:
+    """The relay's principal (`$.relay.principal`)."""
+    return _text(value, where)
+
+
+def relay_prefix(value: Any, where: str) -> str:
+    """The relay's output prefix (`$.relay.prefix`): a topic prefix ending in `/`."""
+    prefix = _text(value, where)
+    if "+" in prefix or "#" in prefix or not prefix.endswith("/"):
+        raise ConfigurationError(f"`{where}` must be a topic prefix ending in `/`")
+    return prefix
+
+
+def named_grants(data: Any, where: str) -> dict[str, NamedGrants]:
+    """The grants given by name (`$.principals`): principal -> `publish` and `subscribe`
+    lists of topic filters (a `NamedGrants` is taken as its two lists)."""
     if not isinstance(data, Mapping):
-        raise ConfigurationError("`$.principals` must map principals to their grants")
+        raise ConfigurationError(f"`{where}` must map principals to their grants")
     out = {}
-    for name, grants in data.items():
-        where = f"$.principals.{name}"
+    for name, given in data.items():
+        at = f"{where}.{name}"
+        grants = _lists(given) if isinstance(given, NamedGrants) else given
         if not isinstance(grants, Mapping) or set(grants) - {"publish", "subscribe"}:
-            raise ConfigurationError(f"`{where}` may hold `publish` and `subscribe` lists")
-        try:
-            named = NamedGrants(
-                check_filters(grants.get("publish") or (), f"`{where}.publish`"),
-                check_filters(grants.get("subscribe") or (), f"`{where}.subscribe`"),
-            )
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from None
+            raise ConfigurationError(f"`{at}` may hold `publish` and `subscribe` lists")
+        named = NamedGrants(_filters(grants, "publish", at), _filters(grants, "subscribe", at))
         if any(t.startswith("$CONTROL") for t in (*named.publish, *named.subscribe)):
-            raise ConfigurationError(f"`{where}`: `$CONTROL` topics are the broker admin's")
+            raise ConfigurationError(f"`{at}`: `$CONTROL` topics are the broker admin's")
         out[str(name)] = named
     return out
+
+
+def _lists(grants: NamedGrants) -> dict[str, Any]:
+    return {"publish": grants.publish, "subscribe": grants.subscribe}
+
+
+def _filters(grants: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    topics = grants.get(key) or ()
+    if not isinstance(topics, list | tuple):  # a text would be read as one filter a letter
+        raise ConfigurationError(f"`{where}.{key}` must be a list of topic filters")
+    try:
+        return check_filters(topics, f"`{where}.{key}`")
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None

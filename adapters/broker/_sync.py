@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from adapters.broker._config import named_grants, relay_prefix, relay_principal
 from adapters.broker._control import Applied, BrokerAccessControl
 from adapters.broker._directory import read_directory
 from adapters.broker._plan import AccessPlan, NamedGrants, compile_plan
 from pbgm.bus import Bus, BusMessage
-from pbgm.errors import PbgmError
+from pbgm.errors import ConfigurationError, PbgmError
 from pbgm.model import utc_now
 from pbgm.store.base import Store
 
@@ -48,6 +49,20 @@ class PlanSettings:
     relay_principal: str = "pbgm-relay"
     relay_prefix: str = "pbgm/relay/"
     named: Mapping[str, NamedGrants] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Read as the configuration's `relay` and `principals` are (the same functions
+        of `adapters.broker._config`), so settings made in code are refused with a
+        `ConfigurationError` naming the field, here, rather than made into commands the
+        broker refuses (or grants it should not give) at every sync. `named` is kept as
+        read (principals as text, topic filters as tuples)."""
+        if not callable(self.password):
+            raise ConfigurationError("`password` must be a function of the principal's id")
+        relay_principal(self.relay_principal, "relay_principal")
+        relay_prefix(self.relay_prefix, "relay_prefix")
+        named = named_grants(self.named, "named")
+        if named != self.named:
+            object.__setattr__(self, "named", named)  # frozen: set once, here
 
 
 class BrokerSync:
