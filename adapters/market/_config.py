@@ -11,7 +11,7 @@ carries an endpoint or a secret.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -83,12 +83,7 @@ class MarketSettings:
         markets = options.get("markets")
         if not isinstance(markets, Mapping) or not markets:
             raise _invalid("markets", "a mapping of market names to endpoints")
-        endpoints = {
-            str(name): RestEndpoint.from_mapping(
-                _mapping(value, f"markets.{name}"), name=str(name), where=f"$.markets.{name}"
-            )
-            for name, value in markets.items()
-        }
+        endpoints = {str(name): _endpoint(name, value) for name, value in markets.items()}
         values: dict[str, Any] = {"markets": MappingProxyType(endpoints)}
         for name in ("policy_group", "service_id", "offered_by", "topic", "requester"):
             if name in options:
@@ -102,6 +97,18 @@ class MarketSettings:
             raise _invalid("default_market", f"one of the `markets` ({sorted(endpoints)})")
         values["default_market"] = default
         return cls(**values)
+
+    def checked(self) -> MarketSettings:
+        """These settings read back through `from_options` (the same rules), for settings
+        made in code: a value the configuration would be refused for raises the same
+        `ConfigurationError` naming the setting, when the service is made rather than at
+        every run. Returns `self` when the reading changes nothing, as for every
+        `from_options` result; else the reading (a None `default_market` is the only
+        market), which is what to use. The endpoints are taken as they are."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self)}
+        plain = {name: value for name, value in plain.items() if value is not None}
+        reading = MarketSettings.from_options(plain)
+        return self if reading == self else reading
 
     def for_run(self, parameters: Mapping[str, Any]) -> RunSettings:
         """The settings of one run: the action's parameters over these settings."""
@@ -143,6 +150,15 @@ def _numbers(values: Mapping[str, Any]) -> dict[str, Any]:
             raise _invalid(name, f"from {low} to {high}, not {value}")
         out[name] = kind(value)
     return out
+
+
+def _endpoint(name: Any, value: Any) -> RestEndpoint:
+    """A market's endpoint: its settings read by `RestEndpoint.from_mapping`; one read
+    already (`checked`) is taken as it is."""
+    if isinstance(value, RestEndpoint):
+        return value
+    where = f"markets.{name}"
+    return RestEndpoint.from_mapping(_mapping(value, where), name=str(name), where=f"$.{where}")
 
 
 def _mapping(value: Any, name: str) -> Mapping[str, Any]:

@@ -127,6 +127,7 @@ class MarketService:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        settings = settings.checked()  # made in code: refused here as its options would be
         self.bus, self.store, self.settings = bus, store, settings
         self.clock, self.monotonic, self.sleep = clock, monotonic, sleep
         self.policies = PolicyCache(store, refresh_s=0.0)
