@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from httpx_auth import OAuth2
 
 from adapters.camara import CamaraNetwork
 from pbgm.network import NetworkConfig
@@ -20,6 +21,10 @@ from tests.camara.server import CLIENT_ID, CLIENT_SECRET, CamaraServer
 
 @pytest.fixture
 def camara() -> Iterator[CamaraServer]:
+    # A new operator: tokens cached (process-wide, by httpx-auth) for an earlier one,
+    # perhaps on the same port, would be refused once and the call made again, and the
+    # tests count calls.
+    OAuth2.token_cache.clear()
     server = CamaraServer()
     try:
         yield server
