@@ -26,7 +26,7 @@ do not move the repository revision, so they are never compiled into the policie
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -117,17 +117,22 @@ class DeviceDecisions:
         return self._group
 
     def _load(self) -> PolicySet:
-        policy_set = self._pap.load_policy_set(self._group)
+        """The group's published policies, stamped with the decision revision read before
+        them (a change made meanwhile shows up as a newer one)."""
+        revision = self._store.revisions().decisions
+        policy_set = replace(self._pap.load_policy_set(self._group), revision=revision)
         self._contents = MappingProxyType(
             {p.id: thaw(p.content) for p in policy_set.policies if p.type == "device_qos"}
         )
         return policy_set
 
     def refresh(self) -> None:
-        """Recompile when the repository revision moved (once per call or group action);
-        the callers' groups are read again from then on."""
+        """Recompile when the decision revision moved (checked once per call or group
+        action): a draft, an audit entry or a change of users, groups or grants leaves
+        the compiled policies as they are. The callers' groups are read again from then on.
+        """
         self._groups_of = {}
-        self.pdp.refresh(self._store.revision())
+        self.pdp.refresh(self._store.revisions().decisions)
 
     def _subject_groups(self, principal: str) -> tuple[str, ...]:
         """A caller's groups, read once per call or group action (not once per device)."""
