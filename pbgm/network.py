@@ -50,6 +50,8 @@ __all__ = [
     "Roaming",
     "Sink",
     "StatusSubscription",
+    "device_problems",
+    "is_loopback",
     "open_network",
 ]
 
@@ -329,7 +331,9 @@ class NetworkConfigError(ConfigurationError):
         self.problems = tuple(problems)
 
 
-def _loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (a name or an address) is this machine: `localhost` or a loopback
+    address. Plain `http://` is allowed only to such a host (a lab)."""
     if host == "localhost":
         return True
     try:
@@ -344,7 +348,7 @@ def _url_problem(name: str, url: Any, *, https_only: bool) -> Problem | None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if not https_only and parts.scheme == "http" and _loopback(parts.hostname):
+    if not https_only and parts.scheme == "http" and is_loopback(parts.hostname):
         return None
     where = "https" if https_only else "https (or http on a loopback address)"
     return Problem(f"$.{name}", "invalid_setting", f"`{url}` must be an {where} URL")

@@ -22,7 +22,9 @@ auth:                                   # optional; one of the modes below
 
 A policy or a file only *names* a secret (`{env: NAME}` or `{file: PATH}`); the secret is
 read when the client is built, from the service's environment or a file, and appears in
-no log, error or repr.
+no log, error or repr. URLs are https (plain http only to a loopback address, a lab). An
+endpoint made in code is checked by the same rules when a `RestClient` takes it
+(`RestEndpoint.checked`).
 
 Calls (`RestClient.call`): `timeout_s`, connection reuse, retries of idempotent calls
 with jittered exponential back-off (tenacity) on a timeout, a refused connection, `5xx`
@@ -41,7 +43,7 @@ import os
 import ssl
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -58,6 +60,7 @@ from tenacity import (
 )
 
 from pbgm.errors import ConfigurationError, PbgmError, Problem
+from pbgm.network import is_loopback
 
 __all__ = [
     "AUTH_MODES",
@@ -226,6 +229,14 @@ class RestEndpoint:
     ca_file: Path | None = None
     name: str = "peer"
 
+    def checked(self, where: str = "$") -> RestEndpoint:
+        """This endpoint, unchanged, if its configuration would be accepted; else the
+        `ConfigurationError` reading it raises, naming the setting (`$.base_url`,
+        `$.auth.token_url`). One made in code meets the rules of one read from a file:
+        `RestClient` checks the endpoint it is given."""
+        RestEndpoint.from_mapping(_plain(self, skip={"name"}), name=self.name, where=where)
+        return self
+
     @classmethod
     def from_mapping(
         cls, values: Mapping[str, Any], *, name: str = "peer", where: str = "$"
@@ -279,6 +290,18 @@ class RestEndpoint:
         )
 
 
+def _plain(value: Any, skip: frozenset[str] | set[str] = frozenset()) -> Any:
+    """An endpoint, its `Auth` or a `SecretRef` as the data of its configuration: the
+    fields that are set, by name (`skip` left out), paths as text."""
+    if isinstance(value, RestEndpoint | Auth | SecretRef):
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in fields(value)
+            if f.name not in skip and getattr(value, f.name) is not None
+        }
+    return str(value) if isinstance(value, Path) else value
+
+
 def _invalid(path: str, expected: str) -> ConfigurationError:
     return ConfigurationError(
         f"`{path}`: {expected}",
@@ -287,9 +310,14 @@ def _invalid(path: str, expected: str) -> ConfigurationError:
 
 
 def _check_url(value: object, where: str) -> None:
+    """An https URL with a host; plain http only to a loopback address (a lab), as for the
+    operator's network API and the data-access policies: a peer's credentials and data
+    never cross a network in the clear."""
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _invalid(where, "an http:// or https:// URL with a host")
+        raise _invalid(where, "an https:// URL with a host")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise _invalid(where, "an https:// URL (plain http:// only to a loopback address)")
     if parts.username or parts.password:
         raise _invalid(where, "a URL without user or password (name a secret in `auth`)")
 
@@ -318,7 +346,7 @@ class RestClient:
     def __init__(
         self, endpoint: RestEndpoint, *, transport: httpx.BaseTransport | None = None
     ) -> None:
-        self.endpoint = endpoint
+        self.endpoint = endpoint = endpoint.checked()
         auth = endpoint.auth
         verify: ssl.SSLContext | bool = True
         if endpoint.ca_file is not None or auth.mode == "mtls":

@@ -96,11 +96,11 @@ OPTIONS = [
     ),
     (
         "two markets, no default",
-        {"markets": {"a": {"base_url": "http://a.example"}, "b": {"base_url": "http://b.example"}}},
+        {"markets": {"a": {"base_url": "https://a.example"}, "b": {"base_url": "https://b.example"}}},
     ),
     (
         "every bound",
-        {"markets": {"a": {"base_url": "http://a.example"}}, "qos": 0,
+        {"markets": {"a": {"base_url": "https://a.example"}}, "qos": 0,
          "response_timeout_s": 0.05, "poll_interval_s": 3600, "step_s": 86400,
          "accept_within_s": 0, "assign_within_s": 86400, "requester": "r" * 255},
     ),

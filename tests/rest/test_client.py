@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapters.rest import RestClient, RestEndpoint, RestError, SecretRef
+from adapters.rest import Auth, RestClient, RestEndpoint, RestError, SecretRef
 from pbgm.errors import ConfigurationError
 from tests.mqtt_broker import Pki
 from tests.rest.scripted import Answer, ScriptedServer
@@ -180,6 +180,18 @@ def test_mutual_tls(tmp_path: Path) -> None:
         ({"retries": 2.5}, "$.retries"),
         ({"base_url": "ftp://peer"}, "$.base_url"),
         ({"base_url": "https://user:pw@peer"}, "$.base_url"),
+        ({"base_url": "http://peer.example"}, "$.base_url"),  # the key would go in the clear
+        (
+            {
+                "auth": {
+                    "mode": "oauth2_client_credentials",
+                    "token_url": "http://peer.example/t",
+                    "client_id": "pbgm",
+                    "client_secret": {"env": "S"},
+                }
+            },
+            "$.auth.token_url",
+        ),
         ({"colour": "red"}, "$.colour"),
     ],
 )
@@ -195,3 +207,40 @@ def test_a_missing_secret_says_where_it_was_looked_for(monkeypatch: pytest.Monke
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     with pytest.raises(ConfigurationError, match="NOT_SET_ANYWHERE"):
         SecretRef(env="NOT_SET_ANYWHERE").read()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "path"),
+    [
+        (RestEndpoint("http://peer.example", auth=Auth("api_key", key=SecretRef(env="K"))),
+         "$.base_url"),
+        (RestEndpoint("https://peer.example", timeout_s=0), "$.timeout_s"),
+        (RestEndpoint("https://peer.example", retries=-1), "$.retries"),
+        (RestEndpoint("https://peer.example", max_response_bytes=0), "$.max_response_bytes"),
+        (RestEndpoint("https://peer.example", auth=Auth("api_key")), "$.auth.key"),
+        (RestEndpoint("https://peer.example", auth=Auth("oauth2_client_credentials",
+         token_url="http://peer.example/token", client_id="pbgm",
+         client_secret=SecretRef(env="S"))), "$.auth.token_url"),
+        (RestEndpoint("https://peer.example", auth=Auth("digest")), "$.auth.mode"),
+    ],
+)  # fmt: skip
+def test_an_endpoint_made_in_code_is_refused_by_the_client_as_its_file_would_be(
+    endpoint: RestEndpoint, path: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RestClient(endpoint)
+    assert caught.value.details["problems"][0]["path"] == path
+
+
+def test_a_good_endpoint_made_in_code_is_kept_and_plain_http_is_for_loopback_only() -> None:
+    made = RestEndpoint(
+        "https://peer.example/api", auth=Auth("api_key", key=SecretRef(env="K")), retries=0
+    )
+    assert made.checked() is made
+    read = RestEndpoint.from_mapping(
+        {"base_url": "https://peer.example/api", "auth": {"mode": "api_key", "key": {"env": "K"}},
+         "retries": 0}
+    )  # fmt: skip
+    assert read == made and read.checked() is read
+    lab = RestEndpoint("http://127.0.0.1:8080")
+    assert lab.checked() is lab
