@@ -110,9 +110,15 @@ def _text(value: Any, where: str) -> str:
 
 
 def _seconds(data: Mapping[str, Any], key: str, default: float) -> float:
-    value = data.get(key, default)
+    return seconds(data.get(key, default), f"$.{key}")
+
+
+def seconds(value: Any, where: str) -> float:
+    """A period of the sync (`refresh_s`, `recheck_s`): above 0 and at most a day, read
+    here from the file and by `BrokerSync` from code (a period of 0 would spin on the
+    repository)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
-        raise ConfigurationError(f"`$.{key}` must be a number of seconds from 0 to 86400")
+        raise ConfigurationError(f"`{where}` must be a number of seconds from 0 to 86400")
     return float(value)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapters.broker._config import named_grants, relay_prefix, relay_principal
+from adapters.broker._config import named_grants, relay_prefix, relay_principal, seconds
 from adapters.broker._control import Applied, BrokerAccessControl
 from adapters.broker._directory import read_directory
 from adapters.broker._plan import AccessPlan, NamedGrants, compile_plan
@@ -81,7 +81,11 @@ class BrokerSync:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store, self.control, self.settings = store, control, settings
-        self.refresh_s, self.recheck_s, self.clock = refresh_s, recheck_s, clock
+        self.refresh_s, self.recheck_s = (
+            seconds(refresh_s, "refresh_s"),
+            seconds(recheck_s, "recheck_s"),
+        )
+        self.clock = clock
         self._bus, self._notices_topic = bus, notices_topic
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._lock = threading.Lock()

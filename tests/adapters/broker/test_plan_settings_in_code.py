@@ -114,3 +114,27 @@ def test_one_text_for_a_list_in_the_file_is_refused() -> None:
     with pytest.raises(ConfigurationError) as raised:
         from_mapping({**base, "principals": {"gw": {"publish": "/edgeflex/#"}}}, base_dir=Path())
     assert "`$.principals.gw.publish` must be a list" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("periods", "says"),
+    [
+        ({"refresh_s": 0}, "`refresh_s`"),  # the sync would spin on the repository
+        ({"refresh_s": -1}, "`refresh_s`"),
+        ({"recheck_s": float("nan")}, "`recheck_s`"),
+        ({"recheck_s": 86_401}, "`recheck_s`"),
+        ({"refresh_s": True}, "`refresh_s`"),
+    ],
+)
+def test_a_sync_made_in_code_refuses_the_periods_its_file_would(
+    periods: dict[str, Any], says: str, tmp_path: Path
+) -> None:
+    _, settings = _from_example(tmp_path)
+    with pytest.raises(ConfigurationError) as raised:
+        BrokerSync(memory_store(), _NoBroker(), settings, **periods)
+    assert says in raised.value.message
+    with pytest.raises(ConfigurationError):  # the file's reader, the same rule
+        from_mapping(
+            {"broker": {"bus": {"host": "h"}}, "password_secret_file": "s", **periods},
+            base_dir=tmp_path,
+        )
