@@ -122,6 +122,11 @@ def test_the_secret_is_read_when_needed_and_never_shown(monkeypatch: pytest.Monk
         ("an unknown key", base(refresh=3), [("$.refresh", "unknown_setting")]),
         ("a URL of another scheme", server(url="ftp://x"), [("$.server.url", "invalid_setting")]),
         (
+            "plain http to another host (the secret in the clear)",
+            server(url="http://pbgm.example:8080"),
+            [("$.server.url", "invalid_setting")],
+        ),
+        (
             "credentials in the URL",
             server(url="https://u:p@x"),
             [("$.server.url", "invalid_setting")],

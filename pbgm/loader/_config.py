@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 
 from pbgm.errors import ConfigurationError, PbgmError, Problem
 from pbgm.model import POLICY_TYPES
+from pbgm.network import is_loopback
 from pbgm.policy import load_file
 
 DEFAULT_REFRESH_S = 30.0
@@ -370,6 +371,12 @@ class _Reader:
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problem("$.server.url", f"`{text}` is not an http(s) URL with a host")
+        elif parts.scheme == "http" and not is_loopback(parts.hostname):
+            self.problem(
+                "$.server.url",
+                f"`{text}`: use https (plain http only to a loopback address): the client "
+                "secret would cross the network in the clear",
+            )
         elif parts.username or parts.password or parts.query or parts.fragment:
             self.problem("$.server.url", "the URL must hold no credentials, query or fragment")
         return text.rstrip("/")
