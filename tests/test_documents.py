@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbgm.errors import InvalidInputError
-from pbgm.policy.documents import MAX_DEPTH, canonical_json, load_document, load_file
+from pbgm.policy.documents import (
+    MAX_DEPTH,
+    canonical_json,
+    config_data,
+    load_document,
+    load_file,
+)
 
 
 def nested(depth: int) -> str:
@@ -267,3 +276,26 @@ def test_random_bytes_give_a_value_or_an_invalid_input_error(data):
                 "duplicate_key",
                 "document_too_deep",
             }
+
+
+@dataclass(frozen=True)
+class _Inner:
+    name: str
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Outer:
+    items: tuple[_Inner, ...]
+    options: Any = field(default_factory=lambda: MappingProxyType({"a": (1, 2)}))
+    optional: str | None = None
+
+
+def test_config_data_is_what_the_file_of_a_configuration_would_hold():
+    made = _Outer((_Inner("x", Path("rel/f.pem")), _Inner("y")))
+    assert config_data(made) == {
+        "items": [{"name": "x", "file": "rel/f.pem"}, {"name": "y"}],
+        "options": {"a": [1, 2]},
+    }
+    kept = config_data(made, keep_none=True)
+    assert kept["optional"] is None and kept["items"][1] == {"name": "y", "file": None}

@@ -11,12 +11,13 @@ carries an endpoint or a secret.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from adapters.rest import RestEndpoint
 from pbgm.errors import ConfigurationError
+from pbgm.policy import config_data
 
 from ._offers import Timing
 
@@ -104,9 +105,8 @@ class MarketSettings:
         `ConfigurationError` naming the setting, when the service is made rather than at
         every run. Returns `self` when the reading changes nothing, as for every
         `from_options` result; else the reading (a None `default_market` is the only
-        market), which is what to use. The endpoints are taken as they are."""
-        plain = {f.name: getattr(self, f.name) for f in fields(self)}
-        plain = {name: value for name, value in plain.items() if value is not None}
+        market), which is what to use. Each endpoint is checked by its own rules."""
+        plain = {**config_data(self), "markets": self.markets}  # endpoints check themselves
         reading = MarketSettings.from_options(plain)
         return self if reading == self else reading
 
@@ -153,11 +153,11 @@ def _numbers(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _endpoint(name: Any, value: Any) -> RestEndpoint:
-    """A market's endpoint: its settings read by `RestEndpoint.from_mapping`; one read
-    already (`checked`) is taken as it is."""
-    if isinstance(value, RestEndpoint):
-        return value
+    """A market's endpoint: its settings read by `RestEndpoint.from_mapping`, or one made
+    already checked by the same rules (`RestEndpoint.checked`)."""
     where = f"markets.{name}"
+    if isinstance(value, RestEndpoint):
+        return value.checked(f"$.{where}")
     return RestEndpoint.from_mapping(_mapping(value, where), name=str(name), where=f"$.{where}")
 
 

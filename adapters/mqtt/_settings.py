@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pbgm.errors import ConfigurationError, Problem, ValidationError
+from pbgm.policy import config_data
 
 PROTOCOLS = {"5": "5", "5.0": "5", "3.1.1": "3.1.1", "311": "3.1.1", "4": "3.1.1"}
 QUEUE_POLICIES = ("drop_oldest", "drop_newest", "raise")
@@ -98,12 +99,9 @@ class MqttSettings:
         empty (and a persistent session needs one). Returns `self` when the reading
         changes nothing, as for every `from_mapping` result; else the reading (a
         `protocol` of `5.0` is `5`, a None is the default), which is what to use."""
-        plain = {
-            name: value
-            for name in MqttSettings.__dataclass_fields__
-            if (value := getattr(self, name)) is not None
-            and not (name == "client_id" and value == "")
-        }
+        plain = config_data(self)
+        if plain.get("client_id") == "":
+            del plain["client_id"]
         reading = MqttSettings.from_mapping(plain)
         if self.client_id == "":
             reading = replace(reading, client_id="")

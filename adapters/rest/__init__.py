@@ -43,7 +43,7 @@ import os
 import ssl
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -61,6 +61,7 @@ from tenacity import (
 
 from pbgm.errors import ConfigurationError, PbgmError, Problem
 from pbgm.network import is_loopback
+from pbgm.policy import config_data
 
 __all__ = [
     "AUTH_MODES",
@@ -234,7 +235,9 @@ class RestEndpoint:
         `ConfigurationError` reading it raises, naming the setting (`$.base_url`,
         `$.auth.token_url`). One made in code meets the rules of one read from a file:
         `RestClient` checks the endpoint it is given."""
-        RestEndpoint.from_mapping(_plain(self, skip={"name"}), name=self.name, where=where)
+        data = config_data(self)
+        del data["name"]  # the endpoint's name is its caller's, not a setting
+        RestEndpoint.from_mapping(data, name=self.name, where=where)
         return self
 
     @classmethod
@@ -288,18 +291,6 @@ class RestEndpoint:
             name=name,
             **numbers,
         )
-
-
-def _plain(value: Any, skip: frozenset[str] | set[str] = frozenset()) -> Any:
-    """An endpoint, its `Auth` or a `SecretRef` as the data of its configuration: the
-    fields that are set, by name (`skip` left out), paths as text."""
-    if isinstance(value, RestEndpoint | Auth | SecretRef):
-        return {
-            f.name: _plain(getattr(value, f.name))
-            for f in fields(value)
-            if f.name not in skip and getattr(value, f.name) is not None
-        }
-    return str(value) if isinstance(value, Path) else value
 
 
 def _invalid(path: str, expected: str) -> ConfigurationError:

@@ -14,7 +14,7 @@ message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from math import inf
 from pathlib import Path
 from types import MappingProxyType
@@ -22,7 +22,7 @@ from typing import Any
 
 from pbgm.errors import ConfigurationError
 from pbgm.functions import parse_topic_filter
-from pbgm.policy import load_file
+from pbgm.policy import config_data, load_file
 
 KINDS = ("measurement", "data_request", "grid_state")
 DEFAULT_CODECS = {"measurement": "json.edgeflex", "data_request": "json", "grid_state": "json"}
@@ -105,7 +105,7 @@ class EventServiceConfig:
         rules of one read from a file. The copy read is dropped: the service keeps the
         object its caller made (relative paths as given, not resolved against a directory).
         """
-        _read_config(_Reader(_plain(self), "$", Path()))
+        _read_config(_Reader(config_data(self, keep_none=True), "$", Path()))
         return self
 
 
@@ -173,22 +173,6 @@ class _Reader:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
             raise _error(f"{self.path}.{unknown[0]}", "is not a known setting")
-
-
-def _plain(value: Any) -> Any:
-    """`value` as the data of a configuration file: a configuration as a mapping of its
-    fields, a tuple or list as a list, a mapping as a dict, a path as text, each of their
-    items the same way; anything else as it is (the reader judges it). New containers
-    are made, the values in them are not copied."""
-    if isinstance(value, EventServiceConfig | SubscriptionConfig | JwtConfig):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _error(path: str, message: str) -> ConfigurationError:

@@ -15,7 +15,13 @@
 
 from __future__ import annotations
 
-from pbgm.policy.documents import canonical_json, compact_json, load_document, load_file
+from pbgm.policy.documents import (
+    canonical_json,
+    compact_json,
+    config_data,
+    load_document,
+    load_file,
+)
 from pbgm.policy.schema import load_schema
 from pbgm.policy.syntax import (
     FORMAT,
@@ -42,6 +48,7 @@ __all__ = [
     "FORMAT",
     "canonical_json",
     "compact_json",
+    "config_data",
     "content_schema",
     "dump_policy",
     "format_datetime",

@@ -28,10 +28,11 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from functools import partial
 from os import PathLike
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -85,6 +86,28 @@ def load_file(
             f"cannot read `{source}`: {reason.lower()}", code="unreadable_file"
         ) from None
     return load_document(data, source=source, fmt=fmt, max_bytes=max_bytes)
+
+
+def config_data(value: Any, *, keep_none: bool = False) -> Any:
+    """A configuration object as the plain data of its file, so that its reader can check
+    one made in code by the rules of one read from a file: a dataclass as a dict of its
+    fields (those that are None left out, as a file leaves them out, unless `keep_none`),
+    tuples and lists as lists, mappings as dicts, paths as text, each item the same way;
+    anything else as it is, for the reader to judge. New containers are made, the values
+    in them are not copied."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: config_data(getattr(value, f.name), keep_none=keep_none)
+            for f in fields(value)
+            if keep_none or getattr(value, f.name) is not None
+        }
+    if isinstance(value, Mapping):
+        return {key: config_data(item, keep_none=keep_none) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [config_data(item, keep_none=keep_none) for item in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
 
 
 def canonical_json(obj: Any) -> str:

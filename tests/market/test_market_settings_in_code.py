@@ -139,3 +139,12 @@ def test_one_market_made_in_code_is_the_default_as_in_the_options(
     service = service_of(MarketSettings(markets=MARKETS), made)
     assert service.settings.default_market == "goflex"
     assert service.settings.for_run({}).market == "goflex"
+
+
+def test_a_market_endpoint_made_in_code_is_checked_by_the_endpoint_rules() -> None:
+    """The endpoint, not only the settings around it: plain http to another host would
+    carry the market's credentials in the clear."""
+    remote = RestEndpoint("http://market.example/api/v1", name="goflex")
+    with pytest.raises(ConfigurationError) as raised:
+        MarketSettings(markets={"goflex": remote}, default_market="goflex").checked()
+    assert raised.value.details["problems"][0]["path"] == "$.markets.goflex.base_url"
