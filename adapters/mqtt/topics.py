@@ -29,6 +29,15 @@ class Topics:
     flex_request: str = "/edgeflex/goflex/flex_request"
     flex_result: str = "/edgeflex/goflex/flex_result"
 
+    def __post_init__(self) -> None:
+        """Every name checked, however the topics were made (`from_mapping` or in code):
+        a wildcard or an empty name would fail at every publish."""
+        for f in fields(self):
+            try:
+                check_topic(getattr(self, f.name))
+            except InvalidInputError as exc:
+                raise ConfigurationError(f"topic `{f.name}`: {exc.message}") from None
+
     @classmethod
     def from_mapping(cls, overrides: Mapping[str, Any] | None = None) -> Topics:
         """The defaults with `overrides` applied; unknown keys and bad names are refused."""
@@ -38,11 +47,6 @@ class Topics:
         if unknown:
             names = ", ".join(f"`{k}`" for k in sorted(known))
             raise ConfigurationError(f"unknown topic `{unknown[0]}`; known: {names}")
-        for key, value in overrides.items():
-            try:
-                check_topic(value)
-            except InvalidInputError as exc:
-                raise ConfigurationError(f"topic `{key}`: {exc.message}") from None
         return cls(**overrides)
 
     def as_dict(self) -> dict[str, str]:

@@ -142,6 +142,20 @@ def test_bad_topic_overrides_are_refused(case: str, overrides: dict[str, Any], s
 
 
 @pytest.mark.parametrize(
+    ("made", "says"),
+    [
+        ({"voltage": "/x/+"}, "topic `voltage`"),
+        ({"flex_request": "/edgeflex/#"}, "topic `flex_request`"),
+        ({"pv": ""}, "topic `pv`"),
+    ],
+)
+def test_topics_made_in_code_are_checked_as_overrides_are(made: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Topics(**made)  # a wildcard would fail at every publish
+    assert says in raised.value.message
+
+
+@pytest.mark.parametrize(
     ("case", "reason", "code"),
     [
         ("bad user name or password", 0x86, "mqtt_auth_failed"),
