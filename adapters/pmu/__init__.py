@@ -25,6 +25,7 @@ from adapters.pmu._frames import (
     FrameType,
     check_frame,
     crc_ccitt,
+    stream_id_problem,
 )
 from adapters.pmu._receiver import DEFAULT_PORT, PmuReceiver
 from adapters.pmu._stream import Counters, StreamDecoder, parse_frame
@@ -56,5 +57,6 @@ __all__ = [
     "parse_config",
     "parse_data",
     "parse_frame",
+    "stream_id_problem",
     "to_edgeflex",
 ]

@@ -65,11 +65,22 @@ class PmuConfig:
     cfg_count: int = 0
 
     def __post_init__(self) -> None:
+        require(0 <= self.id_code <= 0xFFFF, f"pmu idcode `{self.id_code}` is not a 16-bit word")
+        require(0 <= self.cfg_count <= 0xFFFF, f"cfg count `{self.cfg_count}` is not a 16-bit word")
         require(0 <= self.format <= 0xF, f"format word `0x{self.format:04x}`: bits 15-4 are unused")
         for unit in self.phasor_units:
             require(0 <= unit.scale <= 0xFFFFFF, f"phasor scale `{unit.scale}` out of range")
         for analog in self.analog_units:
             require(analog.kind in ANALOG_KINDS, f"analog unit type `{analog.kind}` is reserved")
+            require(
+                -0x800000 <= analog.scale <= 0x7FFFFF,
+                f"analog scale `{analog.scale}` is not a signed 24-bit number",
+            )
+        for digital in self.digital_units:
+            require(
+                all(0 <= word <= 0xFFFF for word in digital),
+                f"digital unit `{digital}`: its two masks are 16-bit words",
+            )
         require(self.nominal_frequency in (50, 60), "nominal frequency must be 50 or 60 Hz")
         require(len(self.phasor_names) == len(self.phasor_units), "phasor names and units differ")
         require(len(self.analog_names) == len(self.analog_units), "analog names and units differ")

@@ -24,10 +24,12 @@ from adapters.pmu._data import Measurement, compile_decoder
 from adapters.pmu._frames import (
     CRC_SIZE,
     HEADER_SIZE,
+    VERSIONS,
     FrameError,
     FrameType,
     check_fraction,
     check_frame,
+    stream_id_problem,
 )
 
 NAME_SIZE = 16
@@ -50,7 +52,16 @@ class Config:
     _decode: Callable[[Any], tuple[Measurement, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        """The rules of the fields a CFG-2 frame restricts, for a configuration read from
+        one (`parse_config`) and for one made in code alike."""
+        problem = stream_id_problem(self.id_code)
+        require(problem is None, str(problem))
+        require(self.version in VERSIONS, f"version `{self.version}` is neither 1 nor 2")
         require(0 < self.time_base <= 0xFFFFFF, f"time base `{self.time_base}` out of range")
+        require(
+            -0x7FFF <= self.data_rate <= 0x7FFF,
+            f"data rate `{self.data_rate}` is outside -32767..32767",
+        )
         require(len(self.pmus) > 0, "a configuration needs at least one pmu")
         layout = struct.Struct(">" + "".join(p.block_format for p in self.pmus))
         size = HEADER_SIZE + layout.size + CRC_SIZE
@@ -84,8 +95,7 @@ def parse_config(frame: bytes) -> Config:
         check_fraction(header.fraction, time_base)
     (num_pmu,) = reader.unpack(">H")
     pmus = tuple(_read_pmu(reader) for _ in range(num_pmu))
-    (data_rate,) = reader.unpack(">h")
-    require(data_rate != -0x8000, "data rate `-32768` is outside -32767..32767")
+    (data_rate,) = reader.unpack(">h")  # -32768 is refused by `Config`
     if reader.pos != reader.end:
         raise FrameError(
             "bad_config", f"{reader.end - reader.pos} unexpected bytes in configuration"

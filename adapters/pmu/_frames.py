@@ -12,6 +12,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from pbgm.errors import InvalidInputError
 
@@ -155,6 +156,15 @@ def check_header_fields(version: int, id_code: int, fracsec: int) -> None:
     quality = (fracsec >> 24) & 0x0F
     if quality in TIME_QUALITY_UNDEFINED:
         raise FrameError("bad_header", f"message time quality code `{quality}` is undefined")
+
+
+def stream_id_problem(id_code: Any) -> str | None:
+    """What is wrong with `id_code` as a stream's IDCODE (a whole number 1-65534: 0 and
+    65535 are reserved); None when nothing is. A configuration or an allowlist naming
+    another number would never match a frame."""
+    if type(id_code) is not int or not 0 < id_code < 0xFFFF:
+        return f"idcode `{id_code!r}` is not a stream id (1-65534; 0 and 65535 are reserved)"
+    return None
 
 
 def check_fraction(fraction: int, time_base: int) -> None:

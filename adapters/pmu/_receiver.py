@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import selectors
 import socket
 import threading
@@ -56,6 +57,11 @@ class PmuReceiver:
         poll_interval: float = 0.5,
         sock: socket.socket | None = None,
     ) -> None:
+        number = isinstance(poll_interval, int | float) and not isinstance(poll_interval, bool)
+        if not number or not 0 < poll_interval < math.inf:
+            raise ConfigurationError(
+                f"`poll_interval` must be a positive number of seconds, not `{poll_interval}`"
+            )
         self.decoder = StreamDecoder(configs, id_codes=id_codes, max_streams=max_streams)
         self._on_measurement = on_measurement
         self._poll_interval = poll_interval

@@ -21,7 +21,9 @@ from adapters.pmu._frames import (
     FrameError,
     FrameType,
     check_frame,
+    stream_id_problem,
 )
+from pbgm.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +110,14 @@ class StreamDecoder:
     ) -> None:
         self._configs: dict[int, Config] = {c.id_code: c for c in configs}
         self._id_codes = frozenset(id_codes) if id_codes is not None else None
+        for id_code in sorted(self._id_codes or (), key=repr):
+            problem = stream_id_problem(id_code)
+            if problem is not None:
+                raise ConfigurationError(f"`id_codes`: {problem}")
+        if type(max_streams) is not int or max_streams < 1:
+            raise ConfigurationError(
+                f"`max_streams` must be a whole number of at least 1, not `{max_streams}`"
+            )
         self._max_streams = max_streams
         self.counters = Counters()
 

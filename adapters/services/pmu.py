@@ -36,12 +36,13 @@ from adapters.pmu import (
     Measurement,
     PmuReceiver,
     parse_config,
+    stream_id_problem,
     to_edgeflex,
 )
 from adapters.services._runner import Counters, PolicySink, number, section
-from pbgm.bus import Bus, check_qos
+from pbgm.bus import Bus, check_qos, check_topic
 from pbgm.codecs import get_codec
-from pbgm.errors import ConfigurationError, PbgmError
+from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,20 @@ def topic_for(template: str, measurement: Measurement) -> str:
     """The topic of one measurement; the station name cannot add levels or wildcards."""
     station = _UNSAFE.sub("_", measurement.station) or "_"
     return template.format(station=station, id_code=measurement.pmu.id_code)
+
+
+def _template(template: Any) -> str:
+    """The `topic` setting checked: placeholders `{station}` and `{id_code}` only, and a
+    topic name to publish on once they are filled (no wildcard, not empty)."""
+    if not isinstance(template, str):
+        raise ConfigurationError("`pmu.topic` must be text such as `/edgeflex/{station}`")
+    try:
+        check_topic(template.format(station="s", id_code=1))
+    except (KeyError, IndexError, ValueError):
+        raise ConfigurationError("`pmu.topic` may use `{station}` and `{id_code}` only") from None
+    except InvalidInputError as error:
+        raise ConfigurationError(f"`pmu.topic`: {error.message}") from None
+    return template
 
 
 def _configs(paths: Any, base: Path) -> list[Any]:
@@ -75,20 +90,18 @@ class PmuService:
 
     def __init__(self, bus: Bus, config: Mapping[str, Any], *, base: Path = Path()) -> None:
         self.bus = bus
-        self.template = str(config.get("topic", TOPIC))
-        try:
-            self.template.format(station="s", id_code=1)
-        except (KeyError, IndexError, ValueError):
-            raise ConfigurationError(
-                "`pmu.topic` may use `{station}` and `{id_code}` only"
-            ) from None
+        self.template = _template(config.get("topic", TOPIC))
         self.prefix = config.get("prefix")
+        if self.prefix is not None and not isinstance(self.prefix, str):
+            raise ConfigurationError("`pmu.prefix` must be text (the signal names' prefix)")
         self.qos = check_qos(config.get("qos", 0))
         id_codes = config.get("id_codes")
-        if id_codes is not None and not (
-            isinstance(id_codes, list) and all(type(i) is int for i in id_codes)
-        ):
+        if id_codes is not None and not isinstance(id_codes, list):
             raise ConfigurationError("`pmu.id_codes` must be a list of stream ids")
+        for id_code in id_codes or ():
+            problem = stream_id_problem(id_code)
+            if problem is not None:
+                raise ConfigurationError(f"`pmu.id_codes`: {problem}")
         self.counters = Counters("published", "publish_errors")
         self.receiver = PmuReceiver(
             str(config.get("host", "127.0.0.1")),

@@ -412,6 +412,14 @@ def test_misuse_raises_the_typed_error(what, call):
     [
         ("a zero time base", {"time_base": 0}),
         ("no pmu at all", {"pmus": ()}),
+        # the rules a CFG-2 frame's reader applies, for a configuration made in code too
+        ("the reserved idcode 0", {"id_code": 0}),
+        ("the reserved idcode 65535", {"id_code": 0xFFFF}),
+        ("an idcode beyond 16 bits", {"id_code": 70_000}),
+        ("a negative idcode", {"id_code": -1}),
+        ("version 3", {"version": 3}),
+        ("data rate -32768", {"data_rate": -0x8000}),
+        ("data rate beyond 16 bits", {"data_rate": 40_000}),
     ],
 )
 def test_a_hand_built_config_is_checked(what, kwargs):
@@ -420,6 +428,45 @@ def test_a_hand_built_config_is_checked(what, kwargs):
     with pytest.raises(FrameError) as info:
         Config(**args)
     assert info.value.reason == "bad_config"
+    assert info.value.message
+
+
+@pytest.mark.parametrize(
+    ("what", "kwargs"),
+    [
+        ("a pmu idcode beyond 16 bits", {"id_code": 0x10000}),
+        ("a negative cfg count", {"cfg_count": -1}),
+        ("a cfg count beyond 16 bits", {"cfg_count": 0x10000}),
+        ("an analog scale beyond 24 bits", {"analog_units": (AnalogUnit(1, 0x800000),)}),
+        ("an analog scale below -2^23", {"analog_units": (AnalogUnit(1, -0x800001),)}),
+        ("a digital mask beyond 16 bits", {"digital_units": (DigitalUnit(0x10000, 0),)}),
+        ("a negative digital mask", {"digital_units": (DigitalUnit(0, -1),)}),
+    ],
+)
+def test_a_hand_built_pmu_block_is_checked(what, kwargs):
+    names = {
+        "analog_units": ("analog_names", ("A",)),
+        "digital_units": ("digital_names", 16 * ("D",)),
+    }
+    args = {"station": "A", "id_code": 1, "format": 0, "phasor_names": ("V",)}
+    args |= {"phasor_units": (PhasorUnit(False, 1000),)} | kwargs
+    for given, (name, value) in names.items():
+        if given in kwargs:
+            args[name] = value
+    with pytest.raises(FrameError) as info:
+        PmuConfig(**args)
+    assert info.value.reason == "bad_config" and info.value.message
+
+
+def test_a_hand_built_config_at_the_edges_of_its_fields_is_taken():
+    pmu = PmuConfig(
+        "A", 0xFFFF, 0, ("V",), (PhasorUnit(False, 0xFFFFFF),),
+        analog_names=("A", "B"), analog_units=(AnalogUnit(1, -0x800000), AnalogUnit(2, 0x7FFFFF)),
+        digital_names=16 * ("D",), digital_units=(DigitalUnit(0xFFFF, 0),), cfg_count=0xFFFF,
+    )  # fmt: skip
+    for id_code, version, rate in ((1, 1, -0x7FFF), (0xFFFE, 2, 0x7FFF)):
+        config = Config(id_code, 0xFFFFFF, (pmu,), rate, version)
+        assert (config.id_code, config.version, config.data_rate) == (id_code, version, rate)
 
 
 def test_check_frame_reads_the_common_header():

@@ -173,3 +173,20 @@ def test_a_port_in_use_is_a_configuration_error(receiver):
     with pytest.raises(ConfigurationError) as info:
         PmuReceiver(host, port)
     assert f"`{host}:{port}`" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("what", "kwargs", "says"),
+    [
+        ("a reserved stream id", {"id_codes": [0]}, "`id_codes`"),
+        ("a stream id beyond 16 bits", {"id_codes": [7734, 70_000]}, "`id_codes`"),
+        ("no stream allowed to be learnt", {"max_streams": 0}, "`max_streams`"),
+        ("a poll interval of zero (a busy loop)", {"poll_interval": 0}, "`poll_interval`"),
+        ("a negative poll interval", {"poll_interval": -1.0}, "`poll_interval`"),
+        ("an infinite poll interval", {"poll_interval": float("inf")}, "`poll_interval`"),
+    ],
+)
+def test_a_receiver_made_with_bad_settings_is_refused(what, kwargs, says):
+    with pytest.raises(ConfigurationError) as raised:
+        PmuReceiver("127.0.0.1", 0, **kwargs)
+    assert says in raised.value.message, what

@@ -124,3 +124,34 @@ def test_bad_configuration_is_reported(bus):
         PmuService(bus, {"port": 0, "topic": "/edgeflex/{nope}"})
     with pytest.raises(ConfigurationError):
         PmuService(bus, {"port": 0, "id_codes": "7734"})
+
+
+@pytest.mark.parametrize(
+    ("what", "config", "says"),
+    [
+        ("a wildcard in the topic", {"topic": "/edgeflex/+/{station}"}, "`pmu.topic`"),
+        ("a topic ending in #", {"topic": "/edgeflex/{station}/#"}, "`pmu.topic`"),
+        ("an empty topic", {"topic": ""}, "`pmu.topic`"),
+        ("a topic that is not text", {"topic": 7}, "`pmu.topic`"),
+        ("the reserved stream id 0", {"id_codes": [0]}, "`pmu.id_codes`"),
+        ("the reserved stream id 65535", {"id_codes": [65535]}, "`pmu.id_codes`"),
+        ("a stream id beyond 16 bits", {"id_codes": [70_000]}, "`pmu.id_codes`"),
+        ("a stream id that is a boolean", {"id_codes": [True]}, "`pmu.id_codes`"),
+        ("a prefix that is not text", {"prefix": ["pmu"]}, "`pmu.prefix`"),
+    ],
+)
+def test_settings_that_would_fail_or_never_match_are_refused_at_start(bus, what, config, says):
+    """The old service took these: a wildcard topic failed at every publish (counted),
+    a stream id no frame can carry refused every stream, a list prefix failed per frame."""
+    with pytest.raises(ConfigurationError) as raised:
+        PmuService(bus, {"port": 0} | config)
+    assert says in raised.value.message, what
+
+
+def test_good_settings_at_their_edges_are_taken(bus):
+    config = {"port": 0, "id_codes": [1, 65534], "topic": "/pmu/{id_code}/{station}"}
+    service = PmuService(bus, config | {"prefix": "feeder3"})
+    try:
+        assert service.template == "/pmu/{id_code}/{station}" and service.prefix == "feeder3"
+    finally:
+        service.receiver.close()
