@@ -16,7 +16,8 @@ from types import MappingProxyType
 from typing import Any
 
 from adapters.rest import RestEndpoint
-from pbgm.errors import ConfigurationError
+from pbgm.bus import check_topic
+from pbgm.errors import ConfigurationError, InvalidInputError
 from pbgm.policy import config_data
 
 from ._offers import Timing
@@ -89,6 +90,8 @@ class MarketSettings:
         for name in ("policy_group", "service_id", "offered_by", "topic", "requester"):
             if name in options:
                 values[name] = _text(options[name], name)
+        if "topic" in values:
+            values["topic"] = _topic(values["topic"])
         values.setdefault("offered_by", values.get("service_id", SERVICE_ID))
         values.update(_numbers(options))
         default = options.get("default_market")
@@ -171,6 +174,14 @@ def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 255:
         raise _invalid(name, "a non-empty text of at most 255 characters")
     return value
+
+
+def _topic(topic: str) -> str:
+    """The results' topic: a name to publish on (no wildcard), not a filter."""
+    try:
+        return check_topic(topic)
+    except InvalidInputError as error:
+        raise _invalid("topic", error.message) from None
 
 
 def _invalid(name: str, expected: str) -> ConfigurationError:

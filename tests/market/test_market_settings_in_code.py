@@ -46,6 +46,8 @@ def service_of(settings: MarketSettings, made: list[MarketService]) -> MarketSer
         ("offered_by not a text", {"offered_by": 7}, "offered_by"),
         ("empty requester", {"requester": ""}, "requester"),
         ("empty result topic", {"topic": ""}, "topic"),
+        ("a wildcard result topic", {"topic": "/edgeflex/goflex/#"}, "topic"),
+        ("a result topic with +", {"topic": "/edgeflex/+/flex_result"}, "topic"),
         ("qos 3", {"qos": 3}, "qos"),
         ("qos as a boolean", {"qos": True}, "qos"),
         ("zero response timeout", {"response_timeout_s": 0}, "response_timeout_s"),
