@@ -17,6 +17,8 @@ Keys (all optional but `host`; unknown keys are refused so a typo does not pass 
 | `ca_file`, `cert_file`, `key_file` | system CAs, none, none | PEM files |
 | `check_hostname` | true | check the broker's certificate names the host |
 | `username`, `password` / `password_file` | none | the password is never logged nor shown in repr |
+| `plaintext_password` | false | allow a password without TLS to a broker on another host |
+| | | (refused otherwise: it would cross the network in the clear) |
 | `min_delay`, `max_delay` | 1, 60 | reconnect back-off bounds, seconds (exponential, with jitter) |
 | `queue_size` | 10000 | publishes kept while disconnected |
 | `queue_policy` | `drop_oldest` | or `drop_newest`, or `raise` when the queue is full |
@@ -42,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pbgm.errors import ConfigurationError, Problem, ValidationError
+from pbgm.network import is_loopback
 from pbgm.policy import config_data
 
 PROTOCOLS = {"5": "5", "5.0": "5", "3.1.1": "3.1.1", "311": "3.1.1", "4": "3.1.1"}
@@ -68,6 +71,7 @@ class MqttSettings:
     check_hostname: bool = True
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    plaintext_password: bool = False
     min_delay: float = 1.0
     max_delay: float = 60.0
     queue_size: int = 10000
@@ -157,6 +161,7 @@ class _Reader:
             "check_hostname": self._bool("check_hostname", True),
             "username": self._text("username"),
             "password": self._password(),
+            "plaintext_password": self._bool("plaintext_password", False),
             "min_delay": self._number("min_delay", 1.0, 0.01),
             "max_delay": self._number("max_delay", 60.0, 0.01),
             "queue_size": self._int("queue_size", 10000, 1, 10_000_000),
@@ -177,6 +182,18 @@ class _Reader:
             self.fail("key_file", "`key_file` needs `cert_file`")
         if values["password"] is not None and values["username"] is None:
             self.fail("password", "a password needs a `username`")
+        elif (
+            values["password"] is not None
+            and not values["tls"]
+            and not values["plaintext_password"]
+            and not is_loopback(values["host"])
+        ):
+            self.fail(
+                "password",
+                f"the password would cross the network to `{values['host']}` in the clear:"
+                " turn `tls` on (or use `mqtts://`), or set `plaintext_password: true` for a"
+                " network you trust",
+            )
         if (values["ca_file"] or values["cert_file"]) and not values["tls"]:
             self.fail("tls", "certificates are named but `tls` is false")
 

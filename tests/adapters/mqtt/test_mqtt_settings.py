@@ -84,7 +84,7 @@ def test_the_password_comes_from_a_file_and_never_shows(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("s3cret-value\n")
     settings = MqttSettings.from_mapping(
-        {"host": "h", "username": "svc", "password_file": str(secret)}
+        {"host": "h", "username": "svc", "password_file": str(secret), "tls": True}
     )
     assert settings.password == "s3cret-value"
     assert "s3cret" not in repr(settings)
@@ -213,3 +213,41 @@ def test_the_in_flight_window_reaches_paho(
         assert client.max_inflight_messages == window
     finally:
         bus.close()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"host": "broker.feeder3.example"},
+        {"url": "mqtt://10.0.0.7:1883"},
+        {"host": "10.0.0.7", "tls": False, "plaintext_password": False},
+    ],
+)
+def test_a_password_to_another_host_without_tls_is_refused(config: dict[str, Any]) -> None:
+    """It would cross the network in the clear, as the REST peers' secrets may not."""
+    with pytest.raises(ValidationError) as raised:
+        MqttSettings.from_mapping(config | {"username": "svc", "password": "p"})
+    assert [p.path for p in raised.value.problems] == ["$.password"]
+    assert "plaintext_password" in raised.value.problems[0].message
+    host = MqttSettings.from_mapping(config).host
+    with pytest.raises(ValidationError):  # made in code: the same rule
+        MqttSettings(host=host, username="svc", password="p").checked()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"host": "127.0.0.1"},
+        {"host": "::1"},
+        {"host": "localhost"},
+        {"host": "broker.feeder3.example", "tls": True},
+        {"url": "mqtts://broker.feeder3.example"},
+        {"host": "10.0.0.7", "plaintext_password": True},
+    ],
+)
+def test_a_password_over_tls_on_this_host_or_allowed_in_the_clear_is_taken(
+    config: dict[str, Any],
+) -> None:
+    settings = MqttSettings.from_mapping(config | {"username": "svc", "password": "p"})
+    assert settings.password == "p"
+    assert settings.checked() is settings

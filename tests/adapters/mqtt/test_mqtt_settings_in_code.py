@@ -113,7 +113,7 @@ GOOD_CONFIGS = [
                      "queue_size": 1, "queue_policy": "raise", "inbound_queue_size": 1,
                      "max_inflight": 65535, "hold_unmatched_s": 3600,
                      "ack_after_handling": False}),
-    ("credentials", {"host": "h", "username": "u", "password": "p"}),
+    ("credentials", {"host": "h", "username": "u", "password": "p", "tls": True}),
 ]  # fmt: skip
 
 
@@ -142,7 +142,7 @@ def test_what_the_reader_makes_passes_unchanged(
         ("a fixed client id, persistent", {"client_id": "c", "persistent_session": True}),
         ("TLS with the system CAs", {"tls": True, "port": 8883}),
         ("TLS with a CA file", {"tls": True, "ca_file": __file__}),
-        ("credentials", {"username": "u", "password": "p"}),
+        ("credentials", {"username": "u", "password": "p", "tls": True}),
         ("3.1.1", {"protocol": "3.1.1"}),
         ("whole seconds", {"connect_timeout": 5, "min_delay": 1, "max_delay": 30}),
     ],
