@@ -14,6 +14,9 @@ to the bare endpoint is the median of the per-round ratios.
   decision's request (its POST, bearer token and JSON body) with the body parsed and the
   token verified (once, then known by its text, as pbgm remembers verified tokens),
   answering a small JSON document; the decision is also given as a share of it;
+- `floor + decision log`: the floor, and one audit row per call written off the request
+  path in batches every 50 ms through the store's batch write, as pbgm's decision log
+  does (`_FloorLog`): the least any decision endpoint with a decision log pays;
 - `healthz`: pbgm's public endpoint (framework, hooks, error mapping, metrics);
 - `policy fetch`: `GET /api/v1/policy` by base64 id with JWT verification, the
   enforcement hook's PDP decision and the Access Point's grant check;
@@ -48,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +69,10 @@ ROUNDS = 4
 TARGET = 0.60
 DECISION_TARGET = 0.60  # issue 17: the decision endpoint, decision log on
 CALLER = "svc-bench"
+FLOOR = "floor (POST, JSON, known JWT)"
+FLOOR_LOGGED = "floor + decision log"
+FETCH = "policy fetch (JWT + grant)"
+DECISION = "decision (JWT + PDP + log)"
 SCOPES = ("policies:read", "decisions:write")
 
 
@@ -89,7 +97,64 @@ def bare_app() -> Flask:
             known[token] = _floor_verifier().verify(token)
         return jsonify({"decision": "Permit", "subject": known[token].subject, "n": len(body)})
 
+    @app.post("/floor-logged")
+    def floor_logged() -> Any:
+        """The floor with a decision log: the same, and one audit row per call written by
+        a background thread in batches (`_FloorLog`), as pbgm's decision log does."""
+        body = request.get_json()
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if token not in known:
+            known[token] = _floor_verifier().verify(token)
+        subject = known[token].subject
+        _floor_log().put(subject, request.get_data(as_text=True))
+        return jsonify({"decision": "Permit", "subject": subject, "n": len(body)})
+
     return app
+
+
+class _FloorLog:
+    """The least a decision log costs: each call's body kept as its entry's text, and
+    every `LINGER_S` the calls gathered written in one transaction through the store's
+    batch write (`Store.record_audit_batch`, the write pbgm's `LogWriter` makes)."""
+
+    LINGER_S = 0.05
+
+    def __init__(self, url: str) -> None:
+        from pbgm.store.sql import SqlStore
+
+        self.store = SqlStore(url)
+        self.calls: deque[tuple[str, str]] = deque()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def put(self, actor: str, body: str) -> None:
+        self.calls.append((actor, body))
+
+    def _drain(self) -> None:
+        from pbgm.store.base import AuditItem
+
+        while True:
+            time.sleep(self.LINGER_S)
+            batch = [self.calls.popleft() for _ in range(len(self.calls))]
+            if batch:
+                items = [
+                    AuditItem(actor, "decision", "decision", "request", None, _entry_text(body))
+                    for actor, body in batch
+                ]
+                self.store.record_audit_batch(items)
+
+
+def _entry_text(body: str) -> str:
+    return '{"decisions":[{"request":' + body + ',"decision":"Permit","status":"ok"}]}'
+
+
+_FLOOR_LOG: list[_FloorLog] = []
+
+
+def _floor_log() -> _FloorLog:
+    """This worker's log (made after the fork, on the first call)."""
+    if not _FLOOR_LOG:
+        _FLOOR_LOG.append(_FloorLog(os.environ["PBGM_BENCH_LOG_URL"]))
+    return _FLOOR_LOG[0]
 
 
 def _floor_verifier() -> Any:
@@ -289,7 +354,7 @@ def _specs(pbgm_port: int, bare_port: int, token: str) -> list[dict[str, Any]]:
     return [
         spec("bare Flask (ceiling)", bare_port, "GET", "/bare"),
         spec(
-            "floor (POST, JSON, known JWT)",
+            FLOOR,
             bare_port,
             "POST",
             "/floor",
@@ -297,9 +362,17 @@ def _specs(pbgm_port: int, bare_port: int, token: str) -> list[dict[str, Any]]:
             body=json.dumps(decision),
         ),
         spec("pbgm /healthz", pbgm_port, "GET", "/healthz"),
-        spec("policy fetch (JWT + grant)", pbgm_port, "GET", fetch, headers=auth),
+        spec(FETCH, pbgm_port, "GET", fetch, headers=auth),
         spec(
-            "decision (JWT + PDP + log)",
+            FLOOR_LOGGED,
+            bare_port,
+            "POST",
+            "/floor-logged",
+            headers=json_headers,
+            body=json.dumps(decision),
+        ),
+        spec(
+            DECISION,
             pbgm_port,
             "POST",
             "/api/v1/decisions",
@@ -331,7 +404,10 @@ def _run(directory: Path, url: str, backend: str) -> dict[str, Any]:
         env,
         pbgm_port,
     )
-    bare = _start([python, "-m", "benchmarks.api", "--serve-bare", str(bare_port)], env, bare_port)
+    bare_env = {**env, "PBGM_BENCH_LOG_URL": db}
+    bare = _start(
+        [python, "-m", "benchmarks.api", "--serve-bare", str(bare_port)], bare_env, bare_port
+    )
     try:
         pids = {pbgm_port: pbgm.pid, bare_port: bare.pid}
         specs = [
@@ -345,15 +421,16 @@ def _run(directory: Path, url: str, backend: str) -> dict[str, Any]:
     for row in rows:
         ratios = [n / (b or 1) for n, b in zip(row["per_round"], rows[0]["per_round"], strict=True)]
         row["ratio_to_bare"] = round(statistics.median(ratios), 2)
-    fetch = rows[3]["ratio_to_bare"]
-    floor_ratios = [
-        n / (f or 1) for n, f in zip(rows[4]["per_round"], rows[1]["per_round"], strict=True)
-    ]
+    named = {r["endpoint"]: r for r in rows}
+    decision, floor, logged = named[DECISION], named[FLOOR], named[FLOOR_LOGGED]
+    fetch = named[FETCH]["ratio_to_bare"]
     return {
         "backend": backend,
-        "decision_ratio": rows[4]["ratio_to_bare"],
-        "floor_ratio": rows[1]["ratio_to_bare"],
-        "decision_to_floor_ratio": round(statistics.median(floor_ratios), 2),
+        "decision_ratio": decision["ratio_to_bare"],
+        "floor_ratio": floor["ratio_to_bare"],
+        "floor_logged_ratio": logged["ratio_to_bare"],
+        "decision_to_floor_ratio": _ratio_of(decision, floor),
+        "decision_to_floor_logged_ratio": _ratio_of(decision, logged),
         "decision_target_ratio": DECISION_TARGET,
         "meta": {
             "python": platform.python_version(),
@@ -372,6 +449,12 @@ def _run(directory: Path, url: str, backend: str) -> dict[str, Any]:
     }
 
 
+def _ratio_of(row: dict[str, Any], base: dict[str, Any]) -> float:
+    """The median per-round ratio of `row`'s throughput to `base`'s."""
+    pairs = zip(row["per_round"], base["per_round"], strict=True)
+    return round(float(statistics.median(n / (b or 1) for n, b in pairs)), 2)
+
+
 def report(result: dict[str, Any]) -> None:
     print(
         f"{'endpoint':<30} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
@@ -387,6 +470,10 @@ def report(result: dict[str, Any]) -> None:
     print(
         f"floor (a bare POST with the decision's body and token) at {result['floor_ratio']:.0%}"
         f" of the bare endpoint; the decision at {result['decision_to_floor_ratio']:.0%} of it"
+    )
+    print(
+        f"floor with a decision log at {result['floor_logged_ratio']:.0%} of the bare endpoint;"
+        f" the decision at {result['decision_to_floor_logged_ratio']:.0%} of it"
     )
     print(
         f"decision (decision log on) at {decision:.0%} of the bare endpoint: "
