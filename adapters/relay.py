@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pbgm.bus import Bus, BusMessage, check_topic
+from pbgm.bus import Bus, BusMessage, check_qos, check_topic
 from pbgm.codecs import Codec, get_codec
 from pbgm.errors import ConfigurationError, InvalidInputError
 from pbgm.events import (
@@ -85,9 +85,12 @@ class Route:
 
     def check(self) -> Route:
         try:
+            if not isinstance(self.source, str):
+                raise ValueError("`source` must be a topic filter")
             parse_topic_filter(self.source)
             check_topic(self.destination)
             get_codec(self.codec)
+            check_qos(self.qos)
         except (ValueError, InvalidInputError) as error:
             raise ConfigurationError(f"relay route `{self.source}`: {error}") from None
         if not self.subject:

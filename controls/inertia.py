@@ -334,14 +334,26 @@ class _Event:
     rocof_se: float
 
 
+def base_power(s_base_mw: Any) -> float:
+    """The system base power `s_base_mw`, a finite number of MW above 0 (H is per unit of
+    it); the estimator's rule, public for the settings that hold one before an estimator."""
+    return setting(s_base_mw, "s_base_mw", "MW", above=0.0)
+
+
+def nominal_frequency(f0_hz: Any) -> float:
+    """The nominal frequency `f0_hz`, a finite number of Hz above 0; the estimator's rule,
+    public for the settings that hold one before an estimator."""
+    return setting(f0_hz, "f0_hz", "Hz", above=0.0)
+
+
 class InertiaEstimator(LimitsSlot[InertiaLimits]):
     """Finds RoCoF events in a record and estimates H for each (or says why not)."""
 
     def __init__(
         self, s_base_mw: float, f0_hz: float = 50.0, limits: InertiaLimits = InertiaLimits()
     ) -> None:
-        self.s_base_mw = setting(s_base_mw, "s_base_mw", "MW", above=0.0)
-        self.f0_hz = setting(f0_hz, "f0_hz", "Hz", above=0.0)
+        self.s_base_mw = base_power(s_base_mw)
+        self.f0_hz = nominal_frequency(f0_hz)
         super().__init__(limits)
 
     def _check(self, limits: InertiaLimits) -> None:

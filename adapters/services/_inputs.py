@@ -63,15 +63,22 @@ class Timing:
     max_age_s: float = MAX_AGE_S
     max_skew_s: float = MAX_SKEW_S
 
+    def __post_init__(self) -> None:
+        """Checked by the file's rule however the timing was made (`from_config` or in
+        code): a bound of 0 or below would refuse every sample, a NaN none."""
+        object.__setattr__(self, "max_age_s", _seconds(self.max_age_s, "max_age_s"))
+        object.__setattr__(self, "max_skew_s", _seconds(self.max_skew_s, "max_skew_s"))
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Timing:
-        age = _seconds(config, "max_input_age_s", MAX_AGE_S)
-        skew = _seconds(config, "max_clock_skew_s", MAX_SKEW_S)
+        age = _seconds(config.get("max_input_age_s", MAX_AGE_S), "max_input_age_s")
+        skew = _seconds(config.get("max_clock_skew_s", MAX_SKEW_S), "max_clock_skew_s")
         return cls(age, skew)
 
 
-def _seconds(config: Mapping[str, Any], key: str, default: float) -> float:
-    value = config.get(key, default)
+def _seconds(value: Any, key: str) -> float:
+    """A bound on a sample's time (`max_input_age_s`, `max_clock_skew_s`): above 0 and at
+    most a day."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
         raise ConfigurationError(f"`{key}` must be a number of seconds from 0 to 86400")
     return float(value)

@@ -40,6 +40,7 @@ __all__ = [
     "Plausible",
     "Source",
     "assets_from_config",
+    "envelope_from_config",
     "feeder_from_config",
     "input_section",
     "node_readings",
@@ -99,6 +100,21 @@ def assets_from_config(data: Any) -> tuple[Asset, ...]:
             raise ConfigurationError(f"asset `{asset_id}` needs an integer `node`, `kind` dg|ess")
         assets.append(Asset(str(asset_id), node, kind, bool(spec.get("curtailable", False))))
     return tuple(assets)
+
+
+def envelope_from_config(data: Any) -> tuple[float, float]:
+    """`voltage.envelope_pu`: `[low, high]`, finite, 0 < low < high; an inverted or NaN
+    envelope would refuse every band policy, and the service would never act."""
+    if (
+        not isinstance(data, list | tuple)
+        or len(data) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int | float) for v in data)
+        or not 0 < data[0] < data[1] < math.inf
+    ):
+        raise ConfigurationError(
+            f"`voltage.envelope_pu` must be `[low, high]` in pu, 0 < low < high, not `{data}`"
+        )
+    return float(data[0]), float(data[1])
 
 
 # --- policies -> controller limits -----------------------------------------------------

@@ -80,8 +80,10 @@ from adapters.services._runner import (
     PolicySink,
     find_policy,
     number,
+    publish_topic,
     refuse,
     section,
+    subscribe_topic,
 )
 from controls import (
     AutomaticGenerationControl,
@@ -128,6 +130,15 @@ class Signal:
     signal: str
     scale: float = 1.0
 
+    def __post_init__(self) -> None:
+        """Checked however the signal was made (`signal_from_config` or in code): a topic
+        the bus cannot subscribe to would stop the service at start, a name that is no
+        text or a scale that is no finite number would refuse every sample."""
+        subscribe_topic(self.topic, "topic")
+        if not isinstance(self.signal, str) or not self.signal:
+            raise ConfigurationError("`signal` must be the name of a number, such as `value`")
+        object.__setattr__(self, "scale", number({"scale": self.scale}, "scale", 1.0, -1e9, 1e9))
+
     def read(self, message: Mapping[str, Any]) -> float:
         """The signal's value times the scale; `Refusal("malformed")` without a number."""
         value = message.get(self.signal)
@@ -140,10 +151,13 @@ class Signal:
 
 
 def signal_from_config(data: Any, where: str) -> Signal:
-    if not isinstance(data, Mapping) or not isinstance(data.get("topic"), str):
+    """The signal at `where`, checked by `Signal` itself; its errors name `where`."""
+    if not isinstance(data, Mapping) or "topic" not in data:
         raise ConfigurationError(f"`{where}` needs `topic` and `signal`")
-    scale = number(data, "scale", 1.0, -1e9, 1e9)
-    return Signal(data["topic"], str(data.get("signal", "value")), scale)
+    try:
+        return Signal(data["topic"], data.get("signal", "value"), data.get("scale", 1.0))
+    except ConfigurationError as error:
+        raise ConfigurationError(f"`{where}`: {error.message}") from None
 
 
 def ffr_product(config: Mapping[str, Any], kind: str) -> TriggeredFfr | None:
@@ -260,7 +274,9 @@ class FrequencyService(LoopService):
         if not self.units:
             raise ConfigurationError("`frequency.inputs.units` lists no unit")
         self.vpp = config.get("vpp")
-        self.output_topic = str(config.get("output_topic", OUTPUT_TOPIC))
+        self.output_topic = publish_topic(
+            config.get("output_topic", OUTPUT_TOPIC), "frequency.output_topic"
+        )
         self.timeout_s = number(config, "input_timeout_s", 2.0, 0.01, 3600)
         super().__init__(bus, number(config, "loop_period_s", 0.2, 0.01, 3600))
         self.controller: (

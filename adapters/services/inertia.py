@@ -42,8 +42,16 @@ from typing import Any
 
 import numpy as np
 
+from adapters.services._runner import publish_topic, qos_setting
 from controls import ControlError
-from controls.inertia import EventRejected, InertiaEstimate, InertiaEstimator, InertiaLimits
+from controls.inertia import (
+    EventRejected,
+    InertiaEstimate,
+    InertiaEstimator,
+    InertiaLimits,
+    base_power,
+    nominal_frequency,
+)
 from pbgm.bus import Bus
 from pbgm.codecs import get_codec
 from pbgm.errors import ConfigurationError, InvalidInputError
@@ -60,7 +68,12 @@ JSON = get_codec("json")
 
 
 class InertiaService:
-    """Estimates H from a service run's window and publishes the outcome."""
+    """Estimates H from a service run's window and publishes the outcome.
+
+    Its settings are checked here, whether from `create_service`'s options or given in
+    code: a bad topic or QoS would fail every publish, a bad `f0_hz`, `s_base_mw` or
+    `limits` would reject every run (`invalid_parameters`).
+    """
 
     def __init__(
         self,
@@ -75,8 +88,16 @@ class InertiaService:
     ) -> None:
         if method not in METHODS:
             raise ConfigurationError(f"inertia `method` must be one of {', '.join(METHODS)}")
-        self.bus, self.topic, self.qos = bus, topic, qos
-        self.s_base_mw, self.f0_hz, self.method = s_base_mw, f0_hz, method
+        if limits is not None and not isinstance(limits, InertiaLimits):
+            raise ConfigurationError("inertia `limits` must be an `InertiaLimits`")
+        try:
+            self.s_base_mw = None if s_base_mw is None else base_power(s_base_mw)
+            self.f0_hz = nominal_frequency(f0_hz)
+        except ControlError as error:
+            raise ConfigurationError(f"inertia service: {error.message}") from None
+        self.bus, self.method = bus, method
+        self.topic = publish_topic(topic, f"{SERVICE_NAME}.topic")
+        self.qos = qos_setting(qos, f"{SERVICE_NAME}.qos")
         self.limits = limits or InertiaLimits()
         self.results: deque[dict[str, Any]] = deque(maxlen=MAX_RESULTS)
         self._lock = threading.Lock()
@@ -176,19 +197,21 @@ def create_service(bus: Bus, options: Mapping[str, Any]) -> InertiaService:
     unknown = sorted(set(options) - known)
     if unknown:
         raise ConfigurationError(f"unknown inertia service option `{unknown[0]}`")
-    limits = dict(options.get("limits") or {})
+    limits = options.get("limits") or {}
+    if not isinstance(limits, Mapping):
+        raise ConfigurationError("inertia `limits` must map limit names to values")
     bad = sorted(set(limits) - LIMIT_FIELDS)
     if bad:
         raise ConfigurationError(f"unknown inertia limit `{bad[0]}`")
     try:
         return InertiaService(
             bus,
-            topic=str(options.get("topic", OUTPUT_TOPIC)),
+            topic=options.get("topic", OUTPUT_TOPIC),
             s_base_mw=options.get("s_base_mw"),
-            f0_hz=float(options.get("f0_hz", 50.0)),
+            f0_hz=options.get("f0_hz", 50.0),
             limits=InertiaLimits(**limits),
             method=str(options.get("method", "least_squares")),
-            qos=int(options.get("qos", 1)),
+            qos=options.get("qos", 1),
         )
     except ControlError as error:
         raise ConfigurationError(f"inertia service: {error}") from None

@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.services._inputs import TIMED_FORMATS, SampleGate, Taken, Timing
-from adapters.services._runner import LoopService, PolicySink, number, section
+from adapters.services._runner import LoopService, PolicySink, number, publish_topic, section
 from adapters.services._voltage_config import (
     DEFAULT_SOURCE,
     ENVELOPE_PU,
@@ -73,6 +73,7 @@ from adapters.services._voltage_config import (
     Plausible,
     Source,
     assets_from_config,
+    envelope_from_config,
     feeder_from_config,
     input_section,
     node_readings,
@@ -93,7 +94,7 @@ from controls import (
 from controls.voltage import PV_KEY, VOLTAGE_KEY
 from pbgm.bus import Bus, BusMessage
 from pbgm.codecs import get_codec
-from pbgm.errors import InvalidInputError
+from pbgm.errors import ConfigurationError, InvalidInputError
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -134,10 +135,15 @@ class VoltageService(LoopService):
         self.model = feeder.sensitivities()
         self.nodes = frozenset(feeder.nodes)
         self.assets = assets_from_config(config.get("assets", {}))
-        self.band_from = str(config.get("band_from", ""))
-        envelope = config.get("envelope_pu", ENVELOPE_PU)
-        self.envelope = (float(envelope[0]), float(envelope[1]))
-        self.status_topic = config.get("status_topic", STATUS_TOPIC)
+        band_from = config.get("band_from")
+        if not isinstance(band_from, str) or not band_from:
+            raise ConfigurationError("`voltage.band_from` must name the band policy")
+        self.band_from = band_from
+        self.envelope = envelope_from_config(config.get("envelope_pu", ENVELOPE_PU))
+        status_topic = config.get("status_topic", STATUS_TOPIC)
+        self.status_topic = (
+            None if status_topic is None else publish_topic(status_topic, "voltage.status_topic")
+        )
         self.margin_pu = number(config, "margin_pu", 0.002, 0.0, 0.05)
         self.plausible_margin_pu = number(
             config, "plausible_margin_pu", PLAUSIBLE_MARGIN_PU, 0.0, 1.0

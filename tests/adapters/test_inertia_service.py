@@ -125,3 +125,59 @@ def test_the_service_is_built_by_the_event_services_registry_from_its_options() 
 def test_bad_options_are_configuration_errors(what: str, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         create_service(MemoryBus(), options)
+
+
+@pytest.mark.parametrize(
+    ("what", "settings", "says"),
+    [
+        ("a wildcard topic", {"topic": "/pbgm/services/#"}, "`inertia-estimation.topic`"),
+        ("an empty topic", {"topic": ""}, "`inertia-estimation.topic`"),
+        ("a topic that is no text", {"topic": 7}, "`inertia-estimation.topic`"),
+        ("a QoS of 3", {"qos": 3}, "`inertia-estimation.qos`"),
+        ("a QoS as a boolean", {"qos": True}, "`inertia-estimation.qos`"),
+        ("a nominal frequency of 0", {"f0_hz": 0}, "`f0_hz`"),
+        ("a NaN nominal frequency", {"f0_hz": float("nan")}, "`f0_hz`"),
+        ("a negative base power", {"s_base_mw": -10.0}, "`s_base_mw`"),
+        ("an infinite base power", {"s_base_mw": float("inf")}, "`s_base_mw`"),
+        ("a base power as text", {"s_base_mw": "10"}, "`s_base_mw`"),
+        ("limits as a mapping", {"limits": {"min_r2": 0.5}}, "`limits`"),
+    ],
+)
+def test_bad_settings_made_in_code_are_refused_at_construction(
+    what: str, settings: dict[str, Any], says: str
+) -> None:
+    """Accepted before, each failed every publish or rejected every run."""
+    with pytest.raises(ConfigurationError) as raised:
+        InertiaService(MemoryBus(), **settings)
+    assert says in raised.value.message, what
+
+
+@pytest.mark.parametrize(
+    ("what", "options", "says"),
+    [
+        ("a wildcard topic", {"topic": "/pbgm/+/inertia"}, "`inertia-estimation.topic`"),
+        ("a null topic (it was the topic `None`)", {"topic": None}, "`inertia-estimation.topic`"),
+        ("a QoS of 5", {"qos": 5}, "`inertia-estimation.qos`"),
+        ("a QoS that is no number", {"qos": "high"}, "`inertia-estimation.qos`"),
+        ("a nominal frequency as a word", {"f0_hz": "fifty"}, "`f0_hz`"),
+        ("a nominal frequency below 0", {"f0_hz": -50}, "`f0_hz`"),
+        ("a base power of 0", {"s_base_mw": 0}, "`s_base_mw`"),
+        ("limits that are no mapping", {"limits": 5}, "`limits`"),
+    ],
+)
+def test_bad_options_name_the_setting(what: str, options: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        create_service(MemoryBus(), options)
+    assert says in raised.value.message, what
+
+
+def test_good_settings_are_taken_in_code_and_from_options() -> None:
+    bus = MemoryBus()
+    out = published(bus)
+    made = InertiaService(bus, topic=TOPIC, qos=0, f0_hz=60, s_base_mw=10)
+    assert (made.topic, made.qos, made.f0_hz, made.s_base_mw) == (TOPIC, 0, 60.0, 10.0)
+    options = {"topic": TOPIC, "qos": 2, "f0_hz": 50.0, "s_base_mw": 10, "limits": {}}
+    service = create_service(bus, options)
+    assert (service.qos, service.f0_hz, service.s_base_mw) == (2, 50.0, 10.0)
+    assert service(run_for(4.0))["status"] == "estimate"
+    assert out[0]["status"] == "estimate"

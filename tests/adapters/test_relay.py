@@ -198,6 +198,35 @@ def test_bad_routes_are_refused_at_construction(what: str, route: Route) -> None
         Relay(MemoryBus(), decision_point(store, "data-sharing"), [route], store=store)
 
 
+@pytest.mark.parametrize(
+    ("what", "routes", "says"),
+    [
+        ("a QoS of 3", [Route("/a/#", "s", "/d", qos=3)], "qos `3`"),
+        # beside a route of QoS 1 on the same source, the subscription took 1 and every
+        # forward of the other failed to publish
+        ("a QoS of -1 beside one of 1",
+         [Route("/a/#", "s", "/d"), Route("/a/#", "t", "/e", qos=-1)], "qos `-1`"),
+        ("a QoS as text", [Route("/a/#", "s", "/d", qos="1")], "qos `1`"),  # type: ignore[arg-type]
+        ("a source that is no text", [Route(7, "s", "/d")], "`source`"),  # type: ignore[arg-type]
+    ],
+)  # fmt: skip
+def test_a_bad_qos_or_source_is_refused_at_construction_naming_it(
+    what: str, routes: list[Route], says: str
+) -> None:
+    store = memory_store(EXAMPLES)
+    with pytest.raises(ConfigurationError) as raised:
+        Relay(MemoryBus(), decision_point(store, "data-sharing"), routes, store=store)
+    assert says in raised.value.message, what
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_each_qos_is_taken(qos: int) -> None:
+    store = memory_store(EXAMPLES)
+    route = Route("/a/#", "s", "/d", qos=qos)
+    relay = Relay(MemoryBus(), decision_point(store, "data-sharing"), [route], store=store)
+    assert relay.routes == (route,)
+
+
 def test_a_policy_change_reaches_the_running_relay(clock: FrozenClock) -> None:
     store = memory_store(EXAMPLES, clock=clock)
     bus = MemoryBus()

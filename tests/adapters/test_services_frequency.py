@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.services.frequency import FrequencyService, frequency_limits
+from adapters.services.frequency import FrequencyService, Signal, frequency_limits
 from pbgm.bus import MemoryBus
 from pbgm.errors import ConfigurationError, InvalidInputError
 from pbgm.policy.documents import load_file
@@ -357,3 +357,62 @@ def test_an_activation_level_at_the_nominal_frequency_is_refused_with_the_limits
         service.apply_limits(PV_DOC)
     assert service.controller is None
     assert service.counters["limits_refused"] == 1
+
+
+@pytest.mark.parametrize(
+    ("what", "change", "says"),
+    [
+        ("a frequency topic that is no filter", {"frequency": {"topic": "/edgeflex/#/ch1"}},
+         ("`frequency.inputs.frequency`", "`topic`")),
+        ("an empty unit topic", {"units": {"bess-01": {"topic": ""}}},
+         ("`frequency.inputs.units.bess-01`", "`topic`")),
+        ("a topic that is no text", {"frequency": {"topic": 7}},
+         ("`frequency.inputs.frequency`", "`topic`")),
+        ("a signal name that is no text (it was read as `None`)",
+         {"frequency": {"topic": FREQUENCY_TOPIC, "signal": None}},
+         ("`frequency.inputs.frequency`", "`signal`")),
+        ("an empty signal name", {"units": {"bess-01": {"topic": "/b", "signal": ""}}},
+         ("`frequency.inputs.units.bess-01`", "`signal`")),
+        ("a NaN scale", {"units": {"bess-01": {"topic": "/b", "scale": float("nan")}}},
+         ("`frequency.inputs.units.bess-01`", "`scale`")),
+    ],
+)  # fmt: skip
+def test_a_bad_input_signal_is_refused_naming_it(bus, what, change, says):
+    inputs = {**INPUTS, **change}
+    if "units" in change:
+        inputs["units"] = {**INPUTS["units"], **change["units"]}
+    with pytest.raises(ConfigurationError) as refused:
+        FrequencyService(bus, {"inputs": inputs})
+    for named in says:
+        assert named in refused.value.message, what
+
+
+@pytest.mark.parametrize("topic", ["/vpp/+/active_power", "", None, 42])
+def test_a_bad_output_topic_is_refused_at_start(bus, topic):
+    """It was taken as `str(...)`: every step failed to publish (`step_errors`)."""
+    with pytest.raises(ConfigurationError) as refused:
+        FrequencyService(bus, {"inputs": INPUTS, "output_topic": topic})
+    assert "`frequency.output_topic`" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("made", "says"),
+    [
+        ({"topic": "/a/#/b", "signal": "value"}, "`topic`"),
+        ({"topic": "/a", "signal": 3}, "`signal`"),
+        ({"topic": "/a", "signal": "value", "scale": float("inf")}, "`scale`"),
+        ({"topic": "/a", "signal": "value", "scale": "2"}, "`scale`"),
+    ],
+)
+def test_a_signal_made_in_code_is_checked_as_the_file_s(made, says):
+    with pytest.raises(ConfigurationError) as refused:
+        Signal(**made)
+    assert says in refused.value.message
+
+
+def test_a_topic_filter_and_good_signals_are_taken(bus):
+    inputs = {**INPUTS, "frequency": {"topic": "/edgeflex/+/ch1", "signal": "edgePMU3 frequency"}}
+    service = FrequencyService(bus, {"inputs": inputs, "output_topic": "/vpp/out"})
+    assert service.frequency == Signal("/edgeflex/+/ch1", "edgePMU3 frequency", 1.0)
+    assert service.units["pv-inv-01"].scale == 1000.0
+    assert service.output_topic == "/vpp/out"

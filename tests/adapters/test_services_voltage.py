@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.services._inputs import Timing
 from adapters.services.voltage import (
     Asset,
     VoltageService,
@@ -405,6 +406,50 @@ def test_bad_local_configuration_is_reported():
         VoltageService(MemoryBus(), {"feeder": {"lines": [[0, 1]]}})
     with pytest.raises(ConfigurationError):
         VoltageService(MemoryBus(), {"feeder": {"lines": LINES}, "assets": {"x": {"node": 1}}})
+
+
+@pytest.mark.parametrize(
+    ("what", "config", "says"),
+    [
+        ("a wildcard status topic", {"status_topic": "/voltage_control/#"},
+         "`voltage.status_topic`"),
+        ("an empty status topic (null is none)", {"status_topic": ""}, "`voltage.status_topic`"),
+        ("a status topic that is no text", {"status_topic": 1}, "`voltage.status_topic`"),
+        ("an inverted envelope", {"envelope_pu": [1.15, 0.85]}, "`voltage.envelope_pu`"),
+        ("a NaN envelope", {"envelope_pu": [float("nan"), 1.1]}, "`voltage.envelope_pu`"),
+        ("an envelope of words", {"envelope_pu": ["low", "high"]}, "`voltage.envelope_pu`"),
+        ("an envelope of one bound", {"envelope_pu": [0.9]}, "`voltage.envelope_pu`"),
+        ("no band policy named", {"band_from": None}, "`voltage.band_from`"),
+        ("an empty band policy name", {"band_from": ""}, "`voltage.band_from`"),
+        ("a zero sample age", {"max_input_age_s": 0}, "`max_input_age_s`"),
+        ("a NaN clock skew", {"max_clock_skew_s": float("nan")}, "`max_clock_skew_s`"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_refused_at_start_naming_it(bus, what, config, says):
+    """Taken before, each failed every status publish or refused every band policy."""
+    section = {"feeder": {"v_nominal_v": 400, "lines": LINES}, "band_from": "feeder-3", **config}
+    with pytest.raises(ConfigurationError) as refused:
+        VoltageService(bus, section)
+    assert says in refused.value.message, what
+
+
+@pytest.mark.parametrize(
+    ("made", "says"),
+    [({"max_age_s": 0}, "`max_age_s`"), ({"max_skew_s": float("nan")}, "`max_skew_s`")],
+)
+def test_a_timing_made_in_code_is_checked_by_the_file_s_rule(made, says):
+    with pytest.raises(ConfigurationError) as refused:
+        Timing(**made)
+    assert says in refused.value.message
+
+
+def test_good_settings_are_taken_and_a_null_status_topic_publishes_none(bus):
+    service = make_service(
+        bus, status_topic="/feeder-3/status", envelope_pu=[0.9, 1.1], max_input_age_s=30
+    )
+    assert (service.status_topic, service.envelope) == ("/feeder-3/status", (0.9, 1.1))
+    assert service.gate.timing == Timing(30.0, 5.0)
+    assert make_service(bus, status_topic=None).status_topic is None
 
 
 def _wait(condition, timeout: float = 5.0) -> None:
