@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.rest import RestEndpoint
-from pbgm.errors import ConfigurationError
+from pbgm.bus import check_topic
+from pbgm.errors import ConfigurationError, InvalidInputError
 from pbgm.policy.data_access import point_endpoint
 
 __all__ = ["DEFAULT_STATUS_TOPIC", "EndpointPlan", "Plan", "Point", "rest_settings"]
@@ -46,6 +47,12 @@ class Point:
     signal: str
     sogno: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """The topic checked however the point was made (`Plan.from_document` or in code):
+        the poller publishes each reading on it (after the delivery's renames), so a
+        wildcard or an empty name would fail every publish."""
+        _topic(self.topic, f"data point `{self.name}`: `topic`")
+
     @property
     def resource_path(self) -> str:
         return self.path.replace("{id}", self.id)
@@ -59,6 +66,16 @@ class EndpointPlan:
     settings: Mapping[str, Any]
     requests_per_minute: int | None
     burst: int | None
+
+    def __post_init__(self) -> None:
+        """The rate limit checked however the plan was made: a count below 1 or not an
+        integer would refuse (or fail) every read of the endpoint."""
+        for key in ("requests_per_minute", "burst"):
+            value = getattr(self, key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise _refuse(f"endpoint `{self.name}`: `rate_limit.{key}` must be an integer >= 1")
 
     def endpoint(self) -> RestEndpoint:
         return RestEndpoint.from_mapping(
@@ -77,6 +94,14 @@ class Plan:
     endpoints: Mapping[str, EndpointPlan]
     points: tuple[Point, ...]
     status_topic: str
+
+    def __post_init__(self) -> None:
+        """Checked however the plan was made (`from_document` or in code): a period that
+        is no finite number or a negative jitter would spin the poller's thread, a bad
+        status topic fail every status publish."""
+        object.__setattr__(self, "interval_s", _seconds(self.interval_s, "polling.interval_s"))
+        object.__setattr__(self, "jitter_s", _seconds(self.jitter_s, "polling.jitter_s", zero=True))
+        _topic(self.status_topic, "`status_topic`")
 
     @classmethod
     def from_document(
@@ -107,17 +132,14 @@ class Plan:
                 rate.get("requests_per_minute"),
                 rate.get("burst"),
             )
-        interval = float(polling["interval_s"])
-        if not 0 < interval < math.inf:
-            raise _refuse("`polling.interval_s` must be a positive number of seconds")
         plan = cls(
             policy_id=str(document.get("id", "")),
             version=document.get("version"),
-            interval_s=interval,
-            jitter_s=float(polling.get("jitter_s", 0.0)),
+            interval_s=polling["interval_s"],
+            jitter_s=polling.get("jitter_s", 0.0),
             endpoints=endpoints,
             points=points,
-            status_topic=str(content.get("status_topic") or DEFAULT_STATUS_TOPIC),
+            status_topic=content.get("status_topic") or DEFAULT_STATUS_TOPIC,
         )
         for endpoint in endpoints.values():
             endpoint.endpoint()  # every setting checked now, not at the first read
@@ -132,7 +154,7 @@ def _point(name: str, spec: Mapping[str, Any], content: Mapping[str, Any]) -> Po
     endpoint = point_endpoint(content, spec)
     if endpoint is None:
         raise _refuse(f"data point `{name}` names no endpoint", "missing_endpoint")
-    if not isinstance(spec.get("path"), str) or not isinstance(spec.get("topic"), str):
+    if not isinstance(spec.get("path"), str) or "topic" not in spec:
         raise _refuse(f"data point `{name}` needs a `path` and a `topic`")
     fmt = str(spec.get("format", "time_value"))
     sogno = dict(spec.get("sogno") or {})
@@ -190,6 +212,28 @@ def _secret(ref: Any, secrets_dir: Path) -> Any:
     if isinstance(ref, str):
         return {"file": str(secrets_dir / ref)}
     return ref
+
+
+def _topic(value: Any, where: str) -> str:
+    """A topic the poller publishes on, by the bus's rule (`pbgm.bus.check_topic`)."""
+    try:
+        return check_topic(value)
+    except InvalidInputError as error:
+        raise _refuse(f"{where}: {error.message}") from None
+
+
+def _seconds(value: Any, where: str, *, zero: bool = False) -> float:
+    """A time of the plan: a finite number of seconds above 0 (from 0 with `zero`)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero)
+    ):
+        bound = "from 0" if zero else "above 0"
+        raise _refuse(f"`{where}` must be a finite number of seconds {bound}")
+    return float(value)
 
 
 def _refuse(message: str, code: str = "invalid_plan") -> ConfigurationError:

@@ -5,6 +5,7 @@ changes do to it, denials and obligations, failures, staleness and recovery."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 
@@ -320,3 +321,76 @@ def test_the_plan_reads_a_secret_name_from_the_secrets_directory(kibernet, tmp_p
         "key": {"file": str(tmp_path / "kibernet" / "api-key")},
         "header": "X-API-Key",
     }
+
+
+PEER = "http://127.0.0.1:9"  # never called: plans are only read here
+
+
+def _changed(path: tuple[str, ...], value: object) -> dict:
+    document = data_access(PEER)
+    *parents, key = path
+    at = document["content"]
+    for name in parents:
+        at = at[name]
+    if value is None:
+        del at[key]
+    else:
+        at[key] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "value", "says"),
+    [
+        ("a wildcard data point topic", ("data_points", "n3", "topic"), "/kib/#",
+         "data point `n3`: `topic`"),
+        ("an empty data point topic", ("data_points", "meter", "topic"), "",
+         "data point `meter`: `topic`"),
+        ("a data point topic with NUL", ("data_points", "n4", "topic"), "/kib/\0v",
+         "data point `n4`: `topic`"),
+        ("a wildcard status topic", ("status_topic",), "/kib/+/status", "`status_topic`"),
+        ("a NaN polling interval", ("polling", "interval_s"), float("nan"),
+         "`polling.interval_s`"),
+        ("a polling interval as text", ("polling", "interval_s"), "1", "`polling.interval_s`"),
+        ("a negative jitter", ("polling", "jitter_s"), -1, "`polling.jitter_s`"),
+        ("a NaN jitter", ("polling", "jitter_s"), float("nan"), "`polling.jitter_s`"),
+        ("no reads a minute", ("rate_limit",), {"requests_per_minute": 0},
+         "`rate_limit.requests_per_minute`"),
+        ("a negative burst", ("rate_limit",), {"requests_per_minute": 60, "burst": -5},
+         "`rate_limit.burst`"),
+    ],
+)  # fmt: skip
+def test_a_plan_setting_the_poller_would_fail_on_is_refused_naming_it(what, path, value, says):
+    """Taken before, each failed every publish or read, or spun the poller's thread."""
+    with pytest.raises(ConfigurationError) as caught:
+        Plan.from_document(_changed(path, value))
+    assert says in caught.value.message, what
+    assert caught.value.code == "invalid_plan"
+
+
+def test_a_plan_made_in_code_is_checked_as_a_policy_s():
+    plan = Plan.from_document(data_access(PEER))
+    point = plan.points[0]
+    with pytest.raises(ConfigurationError, match="data point `n3`: `topic`"):
+        dataclasses.replace(point, topic="/kib/+")
+    with pytest.raises(ConfigurationError, match="`status_topic`"):
+        dataclasses.replace(plan, status_topic="")
+    with pytest.raises(ConfigurationError, match=r"`polling\.interval_s`"):
+        dataclasses.replace(plan, interval_s=0)
+    with pytest.raises(ConfigurationError, match=r"`rate_limit\.burst`"):
+        dataclasses.replace(plan.endpoints["kibernet"], burst=0)
+
+
+def test_good_plan_settings_are_taken():
+    document = _changed(("polling",), {"endpoint": "kibernet", "interval_s": 2, "jitter_s": 0.5})
+    document["content"]["rate_limit"] = {"requests_per_minute": 120, "burst": 5}
+    plan = Plan.from_document(document)
+    assert (plan.interval_s, plan.jitter_s, plan.status_topic) == (2.0, 0.5, "/kib/status")
+    assert (plan.endpoints["kibernet"].requests_per_minute, plan.endpoints["kibernet"].burst) == (
+        120,
+        5,
+    )
+    assert {p.topic for p in plan.points} == {"/kib/voltage", "/kib/meter"}
+    assert Plan.from_document(_changed(("status_topic",), None)).status_topic == (
+        "/pbgm/kibernet/status"
+    )
