@@ -78,6 +78,8 @@ def from_mapping(data: Any, *, base_dir: Path) -> BrokerConfig:
     if not isinstance(secret, str) or not secret:
         raise ConfigurationError("`$.password_secret_file` must name the broker secret")
     notices = _mapping(data, "notifications", required=False)
+    if set(notices) - {"topic"}:
+        raise ConfigurationError("`$.notifications` may hold `topic` only")
     return BrokerConfig(
         bus=bus,
         password_secret_file=base_dir / secret,
@@ -88,7 +90,7 @@ def from_mapping(data: Any, *, base_dir: Path) -> BrokerConfig:
         named=named_grants(data.get("principals") or {}, "$.principals"),
         refresh_s=_seconds(data, "refresh_s", 0.2),
         recheck_s=_seconds(data, "recheck_s", 60.0),
-        notices_topic=notices.get("topic"),
+        notices_topic=notices_filter(notices.get("topic"), "$.notifications.topic"),
     )
 
 
@@ -120,6 +122,18 @@ def seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
         raise ConfigurationError(f"`{where}` must be a number of seconds from 0 to 86400")
     return float(value)
+
+
+def notices_filter(value: Any, where: str) -> str | None:
+    """The topic of the change notices (`$.notifications.topic`), read here from the file
+    and by `BrokerSync` from code: None (no notices) or what the bus's subscribe takes, a
+    topic name or filter; anything else would be refused only when the sync starts."""
+    if value is None:
+        return None
+    try:
+        return check_filters([value], f"`{where}`")[0]
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 # --- the plan's settings, read here from the file and by `PlanSettings` from code -------

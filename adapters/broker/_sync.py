@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapters.broker._config import named_grants, relay_prefix, relay_principal, seconds
+from adapters.broker._config import (
+    named_grants,
+    notices_filter,
+    relay_prefix,
+    relay_principal,
+    seconds,
+)
 from adapters.broker._control import Applied, BrokerAccessControl
 from adapters.broker._directory import read_directory
 from adapters.broker._plan import AccessPlan, NamedGrants, compile_plan
@@ -86,7 +92,8 @@ class BrokerSync:
             seconds(recheck_s, "recheck_s"),
         )
         self.clock = clock
-        self._bus, self._notices_topic = bus, notices_topic
+        self._bus = bus
+        self._notices_topic = notices_filter(notices_topic, "notices_topic")
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._lock = threading.Lock()
         self._wake = threading.Event()

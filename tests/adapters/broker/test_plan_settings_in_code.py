@@ -138,3 +138,53 @@ def test_a_sync_made_in_code_refuses_the_periods_its_file_would(
             {"broker": {"bus": {"host": "h"}}, "password_secret_file": "s", **periods},
             base_dir=tmp_path,
         )
+
+
+@pytest.mark.parametrize(
+    ("topic", "says"),
+    [
+        ("", "a topic filter must be a non-empty string"),
+        ("pbgm/#/changes", "`#` must be a whole level"),
+        ("pbgm/chan+ges", "`+` must be a whole level"),
+        (7, "a topic filter must be a non-empty string"),
+    ],
+)
+def test_a_bad_notices_topic_is_refused_in_code_and_in_the_file(
+    topic: Any, says: str, tmp_path: Path
+) -> None:
+    """Subscribed only when the sync starts (or, empty, silently no notices at all)."""
+    _, settings = _from_example(tmp_path)
+    with pytest.raises(ConfigurationError) as raised:
+        BrokerSync(memory_store(), _NoBroker(), settings, notices_topic=topic)
+    assert "`notices_topic`" in raised.value.message
+    assert says in raised.value.message
+    with pytest.raises(ConfigurationError) as raised:
+        from_mapping(
+            {"broker": {"bus": {"host": "h"}}, "password_secret_file": "s",
+             "notifications": {"topic": topic}},
+            base_dir=tmp_path,
+        )  # fmt: skip
+    assert "`$.notifications.topic`" in raised.value.message
+
+
+def test_an_unknown_key_of_the_notifications_is_refused() -> None:
+    """`notifications: {topc: ...}` gave no notices, and said nothing."""
+    with pytest.raises(ConfigurationError) as raised:
+        from_mapping(
+            {"broker": {"bus": {"host": "h"}}, "password_secret_file": "s",
+             "notifications": {"topc": "pbgm/changes"}},
+            base_dir=Path(),
+        )  # fmt: skip
+    assert "`$.notifications`" in raised.value.message
+
+
+@pytest.mark.parametrize("topic", [None, "pbgm/changes", "pbgm/+/changes", "$share/sync/pbgm/#"])
+def test_a_notices_topic_or_filter_is_taken(topic: str | None, tmp_path: Path) -> None:
+    _, settings = _from_example(tmp_path)
+    BrokerSync(memory_store(), _NoBroker(), settings, notices_topic=topic)
+    notices = {} if topic is None else {"notifications": {"topic": topic}}
+    config = from_mapping(
+        {"broker": {"bus": {"host": "h"}}, "password_secret_file": "s", **notices},
+        base_dir=tmp_path,
+    )
+    assert config.notices_topic == topic
