@@ -36,8 +36,9 @@ Bounds come live from `operational_limits` policies (sink `limits`), mapped by
 from the policy whose `asset_id` (or id) is the unit id; the nominal frequency, the
 deadband (half the width of `deadband_low_hz`-`deadband_high_hz`) and the gains
 (`control_gains`: `k_p`, `k_i`, `ffr_gain_per_hz`, `agc_bias_kw_per_hz`) from the
-policy named by `vpp`, else the controller defaults. The controller starts once every
-unit has limits; a mapping that is invalid keeps the last good bounds.
+policy named by `vpp` (the controller waits for it, as for a unit's), else the controller
+defaults. The controller starts once every unit has limits; a mapping that is invalid
+keeps the last good bounds.
 
 Local config section `frequency`:
 
@@ -239,9 +240,11 @@ def frequency_limits(
     missing = [u for u in units if find_policy(policies, u) is None]
     if missing:
         raise refuse(f"no limits policy for unit `{missing[0]}` yet", "limits_incomplete")
+    vpp_content = find_policy(policies, vpp) if vpp else None
+    if vpp and vpp_content is None:  # the controller waits for the gains it was told to use
+        raise refuse(f"no policy `{vpp}` (the vpp's deadband and gains) yet", "limits_incomplete")
     try:
         limits = {u: _unit(u, find_policy(policies, u) or {}) for u in units}
-        vpp_content = find_policy(policies, vpp) if vpp else None
         return FrequencyLimits(limits, **_vpp_parameters(vpp_content))
     except ControlError as error:
         raise refuse(error.message) from None
@@ -274,6 +277,10 @@ class FrequencyService(LoopService):
         if not self.units:
             raise ConfigurationError("`frequency.inputs.units` lists no unit")
         self.vpp = config.get("vpp")
+        if self.vpp is not None and (not isinstance(self.vpp, str) or not self.vpp):
+            raise ConfigurationError(
+                "`frequency.vpp` must name the policy (id or asset id) of the vpp's gains"
+            )
         self.output_topic = publish_topic(
             config.get("output_topic", OUTPUT_TOPIC), "frequency.output_topic"
         )
@@ -395,7 +402,10 @@ class FrequencyService(LoopService):
             return []
         with self._policy_lock:
             policies = dict(self._policies)
-        return [u for u in sorted(self.units) if find_policy(policies, u) is None] or ["vpp"]
+        missing = [u for u in sorted(self.units) if find_policy(policies, u) is None]
+        if self.vpp and find_policy(policies, self.vpp) is None:
+            missing.append(self.vpp)
+        return missing or ["vpp"]
 
     def state(self) -> Mapping[str, Any]:
         units = sorted(self.controller.limits.units) if self.controller else []

@@ -416,3 +416,30 @@ def test_a_topic_filter_and_good_signals_are_taken(bus):
     assert service.frequency == Signal("/edgeflex/+/ch1", "edgePMU3 frequency", 1.0)
     assert service.units["pv-inv-01"].scale == 1000.0
     assert service.output_topic == "/vpp/out"
+
+
+def test_bounds_wait_for_the_named_vpp_policy():
+    """The old code started on the controller's default gains, the named policy ignored."""
+    with pytest.raises(InvalidInputError) as caught:
+        frequency_limits({"b": BESS, "p": PV}, ("bess-01", "pv-inv-01"), "vpp-wunsiedel")
+    assert caught.value.code == "limits_incomplete"
+    assert "vpp-wunsiedel" in caught.value.message
+
+
+@pytest.mark.parametrize("vpp", ["", 7, ["vpp-wunsiedel"]])
+def test_a_vpp_that_names_no_policy_is_refused_at_start(bus, vpp):
+    with pytest.raises(ConfigurationError) as raised:
+        FrequencyService(bus, {"inputs": INPUTS, "vpp": vpp})
+    assert "`frequency.vpp`" in raised.value.message
+
+
+def test_the_controller_waits_for_the_named_vpp_policy_and_says_so(bus):
+    service = FrequencyService(bus, {"inputs": INPUTS, "vpp": "vpp-wunsiedel"})
+    service.apply_limits(BESS_DOC)
+    service.apply_limits(PV_DOC)
+    assert service.controller is None
+    assert service.missing_policies() == ["vpp-wunsiedel"]
+    vpp = {**BESS_DOC, "id": "vpp-wunsiedel", "asset_id": None,
+           "content": {**BESS_DOC["content"], "asset_id": "vpp-wunsiedel"}}  # fmt: skip
+    service.apply_limits(vpp)
+    assert service.controller is not None and service.missing_policies() == []
