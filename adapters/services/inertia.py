@@ -45,6 +45,7 @@ import numpy as np
 from adapters.services._runner import publish_topic, qos_setting
 from controls import ControlError
 from controls.inertia import (
+    METHODS,
     EventRejected,
     InertiaEstimate,
     InertiaEstimator,
@@ -61,7 +62,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "inertia-estimation"
 OUTPUT_TOPIC = "/pbgm/services/inertia-estimation"
-METHODS = ("least_squares", "swing")
 LIMIT_FIELDS = frozenset(f.name for f in dataclasses.fields(InertiaLimits))
 MAX_RESULTS = 100
 JSON = get_codec("json")
