@@ -131,16 +131,22 @@ def _check(history: dict, requests_: list[Request], threshold: int, lazy: random
     requests_=st.lists(requests(), min_size=1, max_size=4),
     threshold=st.sampled_from([0, 8]),
     merged=st.booleans(),
+    chunked=st.booleans(),
 )
-def test_a_changed_set_decides_as_one_compiled_from_scratch(history, requests_, threshold, merged):
+def test_a_changed_set_decides_as_one_compiled_from_scratch(
+    history, requests_, threshold, merged, chunked
+):
     """`merged`: every batch goes through the path of a large change (one merge), not the
-    splice of each change that a small batch takes."""
-    spliced_at_most = changes.SPLICED_AT_MOST
-    changes.SPLICED_AT_MOST = 0 if merged else spliced_at_most
+    splice of each change that a small batch takes. `chunked`: an ordered set of two or
+    more is held in chunks of two once changed (`changes.Children`), as a large one is."""
+    saved = changes.SPLICED_AT_MOST, changes.CHUNK, changes.CHUNKED_FROM
+    changes.SPLICED_AT_MOST = 0 if merged else saved[0]
+    if chunked:
+        changes.CHUNK, changes.CHUNKED_FROM = 2, 2
     try:
         _check(history, requests_, threshold, lazy=None)
     finally:
-        changes.SPLICED_AT_MOST = spliced_at_most
+        changes.SPLICED_AT_MOST, changes.CHUNK, changes.CHUNKED_FROM = saved
 
 
 @SETTINGS
@@ -214,6 +220,58 @@ def test_decisions_in_threads_never_see_half_a_change():
     assert {Decision.PERMIT, Decision.DENY} >= set().union(*seen)
 
 
+@SETTINGS
+@given(
+    initial=st.lists(st.sampled_from(POOL), unique=True),
+    batches=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(POOL), unique=True, max_size=4),
+            st.lists(st.sampled_from(POOL), unique=True, max_size=3),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    chunk=st.sampled_from([1, 2, 3]),
+)
+def test_chunked_children_change_as_a_sorted_list_does(initial, batches, chunk):
+    """`Children.changed` against a sorted list: ids replaced in place, new ones where id
+    order puts them, removed ones gone (and returned), chunks split and dropped as they
+    grow and empty; the sequence changed from stays as it was."""
+    saved = changes.CHUNK
+    changes.CHUNK = chunk
+    try:
+        model = {i: ("v0", i) for i in initial}
+        children = changes.Children.of([_Child(i, "v0") for i in sorted(initial)])
+        for version, (upserted, dropped) in enumerate(batches, start=1):
+            replacing = {i: _Child(i, f"v{version}") for i in upserted}
+            dropping = set(dropped) - replacing.keys()
+            before = [(c.id, c.tag) for c in children]
+            changed, gone = children.changed(replacing, dropping)
+            assert [(c.id, c.tag) for c in children] == before  # left whole
+            expected_gone = sorted(i for i in (*replacing, *dropping) if i in model)
+            assert sorted(c.id for c in gone) == expected_gone
+            for i in dropping:
+                model.pop(i, None)
+            model.update((i, (f"v{version}", i)) for i in replacing)
+            want = [(i, model[i][0]) for i in sorted(model)]
+            assert [(c.id, c.tag) for c in changed] == want
+            assert len(changed) == len(want)
+            assert [(c.id, c.tag) for c in changed[:]] == want
+            if want:
+                assert (changed[-1].id, changed[0].id) == (want[-1][0], want[0][0])
+            assert all(0 < len(part) <= 2 * chunk for part in changed._chunks)
+            children = changed
+    finally:
+        changes.CHUNK = saved
+
+
+class _Child:
+    __slots__ = ("id", "tag")
+
+    def __init__(self, id_: str, tag: str) -> None:
+        self.id, self.tag = id_, tag
+
+
 def test_a_change_among_many_policies_copies_no_index_table():
     """One policy changed among 20,000 allocates the new children (a list and a tuple of
     20,000 pointers) and the paths to the changed entries of the persistent index table
@@ -233,6 +291,19 @@ def test_a_change_among_many_policies_copies_no_index_table():
     moved = Request({"groups": ("b",)}, {"id": "r7"}, {"id": "read"})
     assert evaluate(changed, moved, NOW).decision == Decision.PERMIT
     assert evaluate(compiled, moved, NOW).decision == Decision.DENY
+    # the changed set holds its children in chunks: the next change copies one chunk and
+    # the tuple of chunks, not the 20,000 children (a tuple of them is 160 kB)
+    assert isinstance(changed.children, changes.Children)
+    tracemalloc.start()
+    try:
+        again = changed.updated([_grant(11, "b")], removed=["p00013"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * size / 4
+    assert [c.id for c in again.children] == sorted(
+        {p.id for p in policies_} - {"p00009", "p00013"}
+    )
 
 
 # --- what a change keeps up to date -----------------------------------------------------------

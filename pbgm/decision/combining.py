@@ -416,7 +416,7 @@ class Combining:
     root: bool = False
     id: str
     owner: str | None
-    children: tuple[Any, ...]
+    children: Sequence[Any]
 
     def setup(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -131,7 +131,7 @@ class CompiledPolicySet(Combining):
     def assemble(
         self,
         header: PolicySet,
-        children: tuple[Any, ...],
+        children: Sequence[Any],
         index_threshold: int,
         specialise: bool,
         index: Any = _BUILD,
@@ -228,7 +228,7 @@ class CompiledPolicySet(Combining):
         self,
         old: CompiledPolicySet,
         header: PolicySet,
-        children: tuple[Any, ...],
+        children: Sequence[Any],
         index: CandidateIndex,
         gone: list[Any],
         added: list[Any],
@@ -372,7 +372,7 @@ class CompiledPolicySet(Combining):
                 yield from (rule.failure for rule in policy.children if rule.failure is not None)
 
 
-def _increasing(children: tuple[Any, ...]) -> bool:
+def _increasing(children: Sequence[Any]) -> bool:
     """Whether the children are in strictly increasing order of their ids."""
     return all(a.id < b.id for a, b in pairwise(children))
 

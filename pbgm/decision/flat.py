@@ -22,7 +22,7 @@ the naive reference PDP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,7 +78,7 @@ class FlatPolicy(CompiledPolicy):
     @staticmethod
     def specialise(node: CompiledPolicy, algorithm: str) -> None:
         """Turn `node` into a flat policy when it has the shape; leave it alone otherwise."""
-        rules: tuple[CompiledRule, ...] = node.children
+        rules: Sequence[CompiledRule] = node.children
         outcomes = _outcomes(node, algorithm)
         keys = [index_key(rule.target_matches) for rule in rules]
         paths = {(key.category, key.name) for key in keys if key is not None}
@@ -193,7 +193,7 @@ def _layout(bag: Any, name: str, slots: dict[str, int]) -> tuple[Any, str, dict[
 
 
 def _table(
-    rules: tuple[CompiledRule, ...], keys: list[Any]
+    rules: Sequence[CompiledRule], keys: list[Any]
 ) -> tuple[dict[str, int], tuple[tuple[CompiledRule, ...], ...]]:
     """(slot of each string key value, the rules each slot selects in their original
     order, unkeyed rules included); the slots dict is shared by equal layouts."""

@@ -186,7 +186,7 @@ class CandidateIndex:
         *,
         ordered: bool = False,
     ) -> None:
-        self._children = tuple(children)
+        self._children: Sequence[Any] = tuple(children)
         self._order: dict[int, int] | None = None
         self.ordered = ordered
         always: list[int] = []
@@ -286,7 +286,10 @@ class CandidateIndex:
         if gone is None or new is None:
             return None
         index = object.__new__(CandidateIndex)
-        index._children, index._order, index.ordered = tuple(children), None, ordered
+        # in id order the candidates are ranked by id: the children are not read again,
+        # so a chunked sequence (`pbgm.decision.changes.Children`) is kept as it is
+        index._children = children if ordered else tuple(children)
+        index._order, index.ordered = None, ordered
         index._always, index._paths = self._always, self._paths
         rank = index._rank()
         if self.single is not None:
