@@ -22,7 +22,7 @@ from pbgm.auth.keys import KeyRing
 from pbgm.auth.secrets import hash_secret
 from pbgm.auth.tokens import TokenIssuer, TokenVerifier
 from pbgm.bus import BusMessage, MemoryBus
-from pbgm.errors import NotFoundError
+from pbgm.errors import InvalidInputError, NotFoundError
 from pbgm.events import EventService, EventServiceConfig
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.store.base import ServiceAccount, Store
@@ -596,3 +596,24 @@ def test_a_trigger_can_revoke_the_grants_of_a_principal(
     assert (entry.object_type, entry.object_id) == ("grant", str(grant.id))
     assert entry.details["event"]["trigger"] == "revoke-on-rocof"
     assert entry.details["event"]["device"] == "edgepmu3"
+
+
+@pytest.mark.parametrize("window", [-1, "10", float("nan"), 86_401, True])
+def test_a_run_service_window_that_is_no_number_of_seconds_is_refused(
+    service: EventService, window: object
+) -> None:
+    """The service_trigger schema bounds `parameters.window_s` now; an obligation made
+    another way is refused too, naming it, rather than giving the service no samples (a
+    negative window) or failing with a bare ValueError (a text)."""
+    from pbgm.events._handlers import Event
+    from pbgm.model import Obligation, Request
+
+    obligation = Obligation(
+        "run_service",
+        {"service": "inertia-estimation", "parameters": {"window_s": window}},
+    )
+    message = BusMessage(topic=FIELD_TOPIC, payload=b"{}")
+    event = Event("measurement", FIELD_TOPIC, message, Request(), START.timestamp())
+    with pytest.raises(InvalidInputError) as raised:
+        service.obligations.run_service(obligation, event)
+    assert "`parameters.window_s`" in raised.value.message

@@ -636,6 +636,18 @@ CONTENT_MISTAKES = [
         put("actions.1.kind", "reboot_grid"),
         {("$.content.actions[1].kind", "enum")},
     ),
+    (  # the event service's own run parameter: a negative one gave the service no samples
+        "a negative window for the service",
+        "inertia-on-rocof",
+        put("actions.0.parameters", {"window_s": -1}),
+        {("$.content.actions[0].parameters.window_s", "out_of_range")},
+    ),
+    (  # and a text one failed every run
+        "a window for the service given as text",
+        "inertia-on-rocof",
+        put("actions.0.parameters", {"window_s": "10"}),
+        {("$.content.actions[0].parameters.window_s", "type")},
+    ),
     (
         "a band condition without its band",
         "inertia-on-rocof",

@@ -57,6 +57,8 @@ from ._transform import TRANSFORMS, Delivery
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_WINDOW_S = 10.0
+MAX_SERVICE_WINDOW_S = 86400.0
+"""The longest `parameters.window_s` (the service_trigger schema's bound)."""
 
 
 @dataclass(slots=True)
@@ -232,7 +234,14 @@ class Obligations:
             raise InvalidInputError("`run_service` needs a `service`")
         service = self.registry.get(name)
         parameters = dict(attributes.get("parameters") or {})
-        window_s = float(parameters.get("window_s", DEFAULT_SERVICE_WINDOW_S))
+        window_s = parameters.get("window_s", DEFAULT_SERVICE_WINDOW_S)
+        if isinstance(window_s, bool) or not isinstance(window_s, int | float):
+            window_s = -1.0  # refused below, as a negative one
+        if not 0 <= window_s <= MAX_SERVICE_WINDOW_S:  # NaN too
+            raise InvalidInputError(
+                f"`run_service`: `parameters.window_s` must be seconds from 0 to"
+                f" {MAX_SERVICE_WINDOW_S:g}, not `{parameters.get('window_s')}`"
+            )
         found = self.samples(lambda topic: topic == event.topic, event.t - window_s)
         window = tuple(found.get(event.topic, ()))
         timeout = attributes.get("timeout_s")
