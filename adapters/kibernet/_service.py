@@ -29,7 +29,7 @@ from typing import Any
 
 from adapters.kibernet._plan import DEFAULT_SECRETS_DIR
 from adapters.kibernet._poller import KibernetPoller
-from adapters.services._runner import PolicySink, section
+from adapters.services._runner import PolicySink, number, section
 from pbgm.bus import Bus
 from pbgm.errors import ConfigurationError
 from pbgm.pap import PolicyAdministrationPoint
@@ -51,6 +51,7 @@ class KibernetService:
         groups = config.get("groups", [])
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise ConfigurationError("`kibernet.groups` must be a list of group names")
+        audit_interval_s = number(config, "audit_interval_s", 60.0, 0.0, 86400.0)
         self.store = open_store(str(url))
         source = PolicyAdministrationPoint(self.store).policy_source(str(group))
         self.poller = KibernetPoller(
@@ -60,7 +61,7 @@ class KibernetService:
             groups=groups,
             store=self.store,
             secrets_dir=base / str(config.get("secrets_dir", DEFAULT_SECRETS_DIR)),
-            audit_interval_s=float(config.get("audit_interval_s", 60.0)),
+            audit_interval_s=audit_interval_s,
         )
         self._stopped = threading.Event()
 

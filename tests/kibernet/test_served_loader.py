@@ -18,6 +18,7 @@ from adapters.services._runner import start_loader
 from pbgm.access import encode_id
 from pbgm.auth.keys import KeyRing
 from pbgm.bus import MemoryBus
+from pbgm.errors import ConfigurationError
 from pbgm.pap import PolicyAdministrationPoint
 from pbgm.store.base import Grant, Permission
 from pbgm.testing import FrozenClock
@@ -96,3 +97,17 @@ def test_the_served_loader_drives_the_poller_and_a_rest_change_reconfigures_it(
     finally:
         loader.stop()
         service.close()
+
+
+@pytest.mark.parametrize("interval", [-1, "60", float("nan"), 1e9, True])
+def test_an_audit_interval_that_is_no_number_of_seconds_is_refused_at_start(
+    interval: object, tmp_path: Path
+) -> None:
+    """The old service took `float()` of it: a text failed with a bare ValueError, a
+    negative or NaN interval wrote an audit entry for every reading."""
+    config = {"store": f"sqlite:///{tmp_path / 'never-opened.db'}", "policy_group": GROUP,
+              "subject": SUBJECT, "audit_interval_s": interval}  # fmt: skip
+    with pytest.raises(ConfigurationError) as raised:
+        KibernetService(MemoryBus(), config)
+    assert "`audit_interval_s`" in raised.value.message
+    assert not (tmp_path / "never-opened.db").exists()  # refused before the store opens
