@@ -112,21 +112,13 @@ class Children(Sequence[Any]):
         if not self._chunks:
             return Children.of(sorted(replacing.values(), key=_ID)), []
         edited: dict[int, list[Any]] = {}
-        gone = []
+        gone: list[Any] = []
         for policy_id in sorted(replacing.keys() | dropping):
             k = max(bisect_right(self._firsts, policy_id) - 1, 0)
             chunk = edited.get(k)
             if chunk is None:
                 chunk = edited[k] = list(self._chunks[k])
-            i = bisect_left(chunk, policy_id, key=_ID)
-            if i < len(chunk) and chunk[i].id == policy_id:
-                gone.append(chunk[i])
-                if policy_id in replacing:
-                    chunk[i] = replacing[policy_id]
-                else:
-                    del chunk[i]
-            elif policy_id in replacing:
-                chunk.insert(i, replacing[policy_id])
+            _put(chunk, policy_id, replacing, gone)
         chunks: list[tuple[Any, ...]] = []
         for k, chunk_ in enumerate(self._chunks):
             changed = edited.get(k)
@@ -153,18 +145,25 @@ def _spliced(
     moves only what comes after it, which is done): the copy and the tuple made of it are
     the whole cost at 100,000 policies, no slice or id tuple copied besides."""
     new = list(children)
-    gone = []
+    gone: list[Any] = []
     for policy_id in sorted(replacing.keys() | dropping, reverse=True):
-        i = bisect_left(new, policy_id, key=_ID)
-        if i < len(new) and new[i].id == policy_id:
-            gone.append(new[i])
-            if policy_id in replacing:
-                new[i] = replacing[policy_id]
-            else:
-                del new[i]
-        elif policy_id in replacing:
-            new.insert(i, replacing[policy_id])
+        _put(new, policy_id, replacing, gone)
     return tuple(new), gone
+
+
+def _put(children: list[Any], policy_id: str, replacing: dict[str, Any], gone: list[Any]) -> None:
+    """In `children` (a list in id order): the policy `policy_id` of `replacing` in place
+    of the child with that id or where id order puts it, or that child taken out when
+    `replacing` has none; the child that left goes to `gone`."""
+    i = bisect_left(children, policy_id, key=_ID)
+    if i < len(children) and children[i].id == policy_id:
+        gone.append(children[i])
+        if policy_id in replacing:
+            children[i] = replacing[policy_id]
+        else:
+            del children[i]
+    elif policy_id in replacing:
+        children.insert(i, replacing[policy_id])
 
 
 def _merged(
@@ -185,7 +184,7 @@ def _rebuilt(
     if len(positions) != len(children):
         raise ValueError("a policy set with repeated policy ids cannot be changed in place")
     new: list[Any] = list(children)
-    gone = []
+    gone: list[Any] = []
     for policy_id in replacing.keys() | dropping:
         i = positions.get(policy_id)
         if i is not None:
