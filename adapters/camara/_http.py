@@ -10,8 +10,9 @@
 - **Retries** only for idempotent operations (reads, deletes, the `retrieve`
   operations): on a timeout, a refused connection, `5xx` and `429` (honouring
   `Retry-After` up to `MAX_RETRY_AFTER_S`), at most `retries` times with jittered
-  exponential back-off (tenacity). A create or an extend is never repeated: a
-  timeout there leaves it unknown whether the operator acted, and the error says so.
+  exponential back-off: the REST peers' policy (`adapters.rest.retries`). A create or
+  an extend is never repeated: a timeout there leaves it unknown whether the operator
+  acted, and the error says so.
 """
 
 from __future__ import annotations
@@ -24,22 +25,15 @@ from typing import Any
 
 import httpx
 from httpx_auth import OAuth2, OAuth2ClientCredentials
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from adapters.camara._errors import error_of, transport_error
+from adapters.rest.retries import Retries
 from pbgm.network import NetworkConfig, NetworkError
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_S = 5
 RETRYABLE = frozenset({"network_unavailable", "network_timeout", "network_busy"})
-_BACKOFF = wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.1)
 
 
 def _retryable(error: BaseException) -> bool:
@@ -48,12 +42,11 @@ def _retryable(error: BaseException) -> bool:
     return error.retry_after is None or error.retry_after <= MAX_RETRY_AFTER_S
 
 
-def _wait(state: RetryCallState) -> float:
-    """`Retry-After` when the operator gave one, else jittered exponential back-off."""
-    error = state.outcome.exception() if state.outcome is not None else None
+def _asked(error: BaseException) -> float | None:
+    """The wait the operator asked for (`Retry-After`), carried by its error."""
     if isinstance(error, NetworkError) and error.retry_after is not None:
         return float(error.retry_after)
-    return float(_BACKOFF(state))
+    return None
 
 
 class CamaraHttp:
@@ -89,6 +82,8 @@ class CamaraHttp:
             headers={"Accept": "application/json"},
         )
 
+        self._retries = Retries(config.retries, _retryable, _asked)
+
     def close(self) -> None:
         self.client.close()
         self._token_client.close()
@@ -106,17 +101,10 @@ class CamaraHttp:
         """The answer of a successful call (its status in `ok`), else `NetworkError`."""
         correlator = str(uuid.uuid4())
         expected = frozenset(ok)
-        attempts = 1 + (self.config.retries if idempotent else 0)
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=_wait,
-            retry=retry_if_exception(_retryable),
-            reraise=True,
+        return self._retries.run(
+            lambda: self._once(method, path, body, expected, correlator, assignment),
+            idempotent=idempotent,
         )
-        for attempt in retrying:
-            with attempt:
-                return self._once(method, path, body, expected, correlator, assignment)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _once(
         self,

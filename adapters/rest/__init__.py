@@ -36,12 +36,10 @@ a `401` drops a cached OAuth2 token and the call is sent once more. Bodies are r
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
 import ssl
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,14 +49,8 @@ from urllib.parse import urlsplit
 
 import httpx
 from httpx_auth import HeaderApiKey, OAuth2, OAuth2ClientCredentials
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
+from adapters.rest.retries import Retries, retry_after_s
 from pbgm.errors import ConfigurationError, PbgmError, Problem
 from pbgm.network import is_loopback
 from pbgm.policy import config_data
@@ -313,24 +305,6 @@ def _check_url(value: object, where: str) -> None:
         raise _invalid(where, "a URL without user or password (name a secret in `auth`)")
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """`Retry-After` in seconds (delay-seconds or an HTTP date), or None."""
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, when.timestamp() - time.time())
-
-
-_BACKOFF = wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.1)
-
-
 class RestClient:
     """The shared, thread-safe HTTP client of one peer endpoint."""
 
@@ -364,15 +338,7 @@ class RestClient:
         elif auth.mode == "api_key":
             assert auth.key is not None
             self._auth = HeaderApiKey(auth.key.read(), header_name=auth.header)
-        # The retries after a first attempt that failed: built once (tenacity keeps the
-        # state of a loop per thread, so one `Retrying` serves every call), and entered
-        # only on a failure: a call that succeeds at once costs no retry machinery.
-        self._retries = Retrying(
-            stop=stop_after_attempt(endpoint.retries),
-            wait=self._wait,
-            retry=retry_if_exception(self._retryable),
-            reraise=True,
-        )
+        self._retries = Retries(endpoint.retries, self._retryable, _asked)
         self.client = httpx.Client(
             base_url=endpoint.base_url,
             auth=self._auth,
@@ -409,16 +375,9 @@ class RestClient:
         if idempotent is None:
             idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
         expected = frozenset(ok)
-        try:
-            return self._once(method, path, params, json_body, expected)
-        except RestError as error:
-            if not (idempotent and self.endpoint.retries and self._retryable(error)):
-                raise
-            time.sleep(self._pause(error, 1))  # then the retries, each after its pause
-        for attempt in self._retries:
-            with attempt:
-                return self._once(method, path, params, json_body, expected)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
+        return self._retries.run(
+            lambda: self._once(method, path, params, json_body, expected), idempotent=idempotent
+        )
 
     def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         """The decoded JSON body of a GET (`peer_bad_response` when it is not JSON)."""
@@ -436,20 +395,6 @@ class RestClient:
             return False
         return error.retry_after is None or error.retry_after <= self.endpoint.max_retry_after_s
 
-    def _wait(self, state: RetryCallState) -> float:
-        """The pause after the `n`th retry failed (the first attempt came before the loop)."""
-        error = state.outcome.exception() if state.outcome is not None else None
-        return self._pause(error, state.attempt_number + 1)
-
-    def _pause(self, error: BaseException | None, failed: int) -> float:
-        """`Retry-After` when the peer said it, else the jittered back-off after `failed`
-        attempts."""
-        if isinstance(error, RestError) and error.retry_after is not None:
-            return error.retry_after
-        state = RetryCallState(self._retries, fn=None, args=(), kwargs={})
-        state.attempt_number = failed
-        return float(_BACKOFF(state))
-
     def _once(
         self,
         method: str,
@@ -465,7 +410,7 @@ class RestClient:
         if status in ok:
             return status, body, headers
         code, text = _failure(status)
-        retry_after = _retry_after(headers) if status in (429, 503) else None
+        retry_after = retry_after_s(headers) if status in (429, 503) else None
         log.info("%s %s %s answered %s", self.endpoint.name, method, path, status)
         raise self._error(code, f"{method} {path}: {text}", status=status, retry_after=retry_after)
 
@@ -518,6 +463,11 @@ class RestClient:
             status=status,
             retry_after=retry_after,
         )
+
+
+def _asked(error: BaseException) -> float | None:
+    """The wait a peer asked for (`Retry-After`), carried by its error."""
+    return error.retry_after if isinstance(error, RestError) else None
 
 
 def _failure(status: int) -> tuple[str, str]:
