@@ -8,10 +8,12 @@ its `code` is kept as `upstream_code`, with the HTTP status and the call's
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import httpx
 
+from adapters.rest.retries import retry_after_s
 from pbgm.network import NetworkError
 
 _BY_CODE: dict[tuple[int, str], tuple[str, str]] = {
@@ -85,9 +87,10 @@ def _error_info(response: httpx.Response) -> dict[str, Any]:
 
 
 def retry_after(response: httpx.Response, default: int = 1) -> int:
-    """`Retry-After` in whole seconds (RFC 9110: seconds; a date counts as `default`)."""
-    text = response.headers.get("Retry-After", "")
-    return int(text) if text.isdigit() else default
+    """`Retry-After` in whole seconds, rounded up (RFC 9110: delay-seconds or an HTTP
+    date, read as the REST peers' is); `default` when it is absent or unreadable."""
+    seconds = retry_after_s(response.headers)
+    return default if seconds is None else math.ceil(seconds)
 
 
 def error_of(

@@ -82,7 +82,7 @@ class Fault:
     code: str
     times: int | None
     match: Callable[[Any], bool] | None = None
-    retry_after: int | None = None
+    retry_after: int | str | None = None
 
 
 @dataclass
@@ -208,7 +208,7 @@ class CamaraServer:
         *,
         times: int | None = None,
         device: Any = None,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
     ) -> None:
         """Answer `status` `code` to `operation` (for `device` only, if given) the next
         `times` times (always without `times`)."""

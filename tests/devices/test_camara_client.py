@@ -4,7 +4,9 @@ errors that say what to do."""
 
 from __future__ import annotations
 
+import email.utils
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,17 @@ def test_429_on_a_create_tells_when_to_retry(camara: CamaraServer, network):
         start(network)
     assert raised.value.code == "network_busy" and raised.value.retry_after == 30
     assert "30 s" in raised.value.message
+
+
+def test_retry_after_as_an_http_date_is_read_as_the_seconds_until_it(camara: CamaraServer, network):
+    """RFC 9110 allows a date; it counted as 1 s, the REST peers' reader read it right:
+    both read it with `adapters.rest.retries.retry_after_s` now."""
+    at = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    camara.fail("createSession", 429, "QUOTA_EXCEEDED", times=1, retry_after=at)
+    with pytest.raises(NetworkError) as raised:
+        start(network)
+    assert raised.value.code == "network_busy"
+    assert 28 <= raised.value.retry_after <= 30
 
 
 def test_a_slow_operator_times_out_and_reads_are_retried(camara: CamaraServer, tmp_path: Path):
