@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters._rules import seconds
 from adapters.broker._plan import NamedGrants, check_filters
 from pbgm.errors import ConfigurationError
 from pbgm.policy import load_file
@@ -113,15 +114,6 @@ def _text(value: Any, where: str) -> str:
 
 def _seconds(data: Mapping[str, Any], key: str, default: float) -> float:
     return seconds(data.get(key, default), f"$.{key}")
-
-
-def seconds(value: Any, where: str) -> float:
-    """A period of the sync (`refresh_s`, `recheck_s`): above 0 and at most a day, read
-    here from the file and by `BrokerSync` from code (a period of 0 would spin on the
-    repository)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
-        raise ConfigurationError(f"`{where}` must be a number of seconds from 0 to 86400")
-    return float(value)
 
 
 def notices_filter(value: Any, where: str) -> str | None:

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from adapters._rules import seconds
 from adapters.broker._config import (
     named_grants,
     notices_filter,
     relay_prefix,
     relay_principal,
-    seconds,
 )
 from adapters.broker._control import Applied, BrokerAccessControl
 from adapters.broker._directory import read_directory

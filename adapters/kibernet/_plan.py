@@ -13,12 +13,12 @@ endpoint's client is built, never logged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters._rules import seconds
 from adapters.rest import RestEndpoint
 from pbgm.bus import check_topic
 from pbgm.errors import ConfigurationError, InvalidInputError
@@ -223,17 +223,12 @@ def _topic(value: Any, where: str) -> str:
 
 
 def _seconds(value: Any, where: str, *, zero: bool = False) -> float:
-    """A time of the plan: a finite number of seconds above 0 (from 0 with `zero`)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        bound = "from 0" if zero else "above 0"
-        raise _refuse(f"`{where}` must be a finite number of seconds {bound}")
-    return float(value)
+    """A time of the plan: a finite number of seconds above 0 (from 0 with `zero`), by the
+    adapters' rule (`adapters._rules.seconds`), refused as the plan's."""
+    try:
+        return seconds(value, where, zero=zero, most=None)
+    except ConfigurationError as error:
+        raise _refuse(error.message) from None
 
 
 def _refuse(message: str, code: str = "invalid_plan") -> ConfigurationError:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pbgm.errors import ConfigurationError
+from adapters._rules import seconds
 
 log = logging.getLogger("adapters.services")
 
@@ -66,22 +66,14 @@ class Timing:
     def __post_init__(self) -> None:
         """Checked by the file's rule however the timing was made (`from_config` or in
         code): a bound of 0 or below would refuse every sample, a NaN none."""
-        object.__setattr__(self, "max_age_s", _seconds(self.max_age_s, "max_age_s"))
-        object.__setattr__(self, "max_skew_s", _seconds(self.max_skew_s, "max_skew_s"))
+        object.__setattr__(self, "max_age_s", seconds(self.max_age_s, "max_age_s"))
+        object.__setattr__(self, "max_skew_s", seconds(self.max_skew_s, "max_skew_s"))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Timing:
-        age = _seconds(config.get("max_input_age_s", MAX_AGE_S), "max_input_age_s")
-        skew = _seconds(config.get("max_clock_skew_s", MAX_SKEW_S), "max_clock_skew_s")
+        age = seconds(config.get("max_input_age_s", MAX_AGE_S), "max_input_age_s")
+        skew = seconds(config.get("max_clock_skew_s", MAX_SKEW_S), "max_clock_skew_s")
         return cls(age, skew)
-
-
-def _seconds(value: Any, key: str) -> float:
-    """A bound on a sample's time (`max_input_age_s`, `max_clock_skew_s`): above 0 and at
-    most a day."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
-        raise ConfigurationError(f"`{key}` must be a number of seconds from 0 to 86400")
-    return float(value)
 
 
 @dataclass(frozen=True, slots=True)

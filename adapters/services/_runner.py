@@ -45,9 +45,8 @@ from types import FrameType
 from typing import Any, Protocol
 
 from adapters.services._inputs import REASONS, WARN_EVERY_S
-from pbgm.bus import Bus, BusMessage, check_qos, check_topic, open_bus
+from pbgm.bus import Bus, BusMessage, open_bus
 from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
-from pbgm.functions import parse_topic_filter
 from pbgm.policy import load_file
 
 log = logging.getLogger("adapters.services")
@@ -291,38 +290,6 @@ def number(config: Mapping[str, Any], key: str, default: float, low: float, high
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ConfigurationError(f"`{key}` must be a number from {low} to {high}, not `{value}`")
     return float(value)
-
-
-def publish_topic(value: Any, where: str) -> str:
-    """A topic the service publishes on, by the bus's rule (`pbgm.bus.check_topic`), or a
-    `ConfigurationError` naming the setting: a wildcard or an empty name would fail at
-    every publish."""
-    try:
-        return check_topic(value)
-    except InvalidInputError as error:
-        raise ConfigurationError(f"`{where}`: {error.message}") from None
-
-
-def subscribe_topic(value: Any, where: str) -> str:
-    """A topic name or filter the service subscribes to, by the rule the bus's subscribe
-    applies (`pbgm.functions.parse_topic_filter`), or a `ConfigurationError` naming the
-    setting: the subscription would be refused only once the service runs."""
-    if not isinstance(value, str):
-        raise ConfigurationError(f"`{where}` must be a topic such as `/edgeflex/edgepmu3/ch1`")
-    try:
-        parse_topic_filter(value)
-    except ValueError as error:
-        raise ConfigurationError(f"`{where}`: {error}") from None
-    return value
-
-
-def qos_setting(value: Any, where: str) -> int:
-    """An MQTT QoS by the bus's rule (`pbgm.bus.check_qos`), or a `ConfigurationError`
-    naming the setting: a bad one would fail at every publish."""
-    try:
-        return check_qos(value)
-    except InvalidInputError as error:
-        raise ConfigurationError(f"`{where}`: {error.message}") from None
 
 
 def open_service_bus(config: Mapping[str, Any]) -> Bus:

@@ -75,16 +75,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters._rules import publish_topic, subscribe_topic
 from adapters.services._inputs import Refusal, SampleGate, Taken, Timing, plausible
 from adapters.services._runner import (
     LoopService,
     PolicySink,
     find_policy,
     number,
-    publish_topic,
     refuse,
     section,
-    subscribe_topic,
 )
 from controls import (
     AutomaticGenerationControl,

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.services._runner import publish_topic, qos_setting
+from adapters._rules import publish_topic, qos_setting
 from controls import ControlError
 from controls.inertia import (
     METHODS,

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from adapters._rules import publish_topic, qos_setting
 from adapters.pmu import (
     DEFAULT_PORT,
     FrameError,
@@ -40,9 +41,9 @@ from adapters.pmu import (
     to_edgeflex,
 )
 from adapters.services._runner import Counters, PolicySink, number, section
-from pbgm.bus import Bus, check_qos, check_topic
+from pbgm.bus import Bus
 from pbgm.codecs import get_codec
-from pbgm.errors import ConfigurationError, InvalidInputError, PbgmError
+from pbgm.errors import ConfigurationError, PbgmError
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,10 @@ def _template(template: Any) -> str:
     if not isinstance(template, str):
         raise ConfigurationError("`pmu.topic` must be text such as `/edgeflex/{station}`")
     try:
-        check_topic(template.format(station="s", id_code=1))
+        filled = template.format(station="s", id_code=1)
     except (KeyError, IndexError, ValueError):
         raise ConfigurationError("`pmu.topic` may use `{station}` and `{id_code}` only") from None
-    except InvalidInputError as error:
-        raise ConfigurationError(f"`pmu.topic`: {error.message}") from None
+    publish_topic(filled, "pmu.topic")
     return template
 
 
@@ -94,7 +94,7 @@ class PmuService:
         self.prefix = config.get("prefix")
         if self.prefix is not None and not isinstance(self.prefix, str):
             raise ConfigurationError("`pmu.prefix` must be text (the signal names' prefix)")
-        self.qos = check_qos(config.get("qos", 0))
+        self.qos = qos_setting(config.get("qos", 0), "pmu.qos")
         id_codes = config.get("id_codes")
         if id_codes is not None and not isinstance(id_codes, list):
             raise ConfigurationError("`pmu.id_codes` must be a list of stream ids")

@@ -62,8 +62,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from adapters._rules import publish_topic
 from adapters.services._inputs import TIMED_FORMATS, SampleGate, Taken, Timing
-from adapters.services._runner import LoopService, PolicySink, number, publish_topic, section
+from adapters.services._runner import LoopService, PolicySink, number, section
 from adapters.services._voltage_config import (
     DEFAULT_SOURCE,
     ENVELOPE_PU,

@@ -138,6 +138,7 @@ def test_bad_configuration_is_reported(bus):
         ("a stream id beyond 16 bits", {"id_codes": [70_000]}, "`pmu.id_codes`"),
         ("a stream id that is a boolean", {"id_codes": [True]}, "`pmu.id_codes`"),
         ("a prefix that is not text", {"prefix": ["pmu"]}, "`pmu.prefix`"),
+        ("qos 3", {"qos": 3}, "`pmu.qos`"),
     ],
 )
 def test_settings_that_would_fail_or_never_match_are_refused_at_start(bus, what, config, says):
